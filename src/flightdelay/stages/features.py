@@ -1,0 +1,348 @@
+"""Stage `features`: the one module that knows the flights data set.
+
+Joins origin weather and aircraft facts to each flight, derives features known at scheduling time, labels
+the target and splits by month into data/processed/{train,test}/<YYYY-MM>.parquet.
+
+Only facts known when the flight is scheduled are features: never dep_delay, dep_time, arr_time or air_time
+(see LEAKY). Statistics learned from outcomes (the `history` group) come from training months only; a
+training row's history excludes its own month, so no row ever sees its own label.
+
+To use another data set, rewrite this module's `build_frame` and FEATURE_GROUPS; train, predict and
+evaluate read data/processed/feature_spec.json and need no change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import holidays
+import numpy as np
+import pandas as pd
+
+from flightdelay.config import FeatureParams, Params, Schema
+from flightdelay.errors import DataError
+from flightdelay.io import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
+
+log = logging.getLogger(__name__)
+
+# Columns that are only known once the flight has left: a feature built from them leaks the answer.
+LEAKY = frozenset({"dep_delay", "dep_time", "arr_time", "air_time", "arr_delay", "late"})
+TARGETS = {"classification": "late", "regression": "arr_delay"}
+LATE_MINUTES = 15
+WEATHER = [
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+]
+
+FEATURE_GROUPS: dict[str, list[str]] = {
+    "schedule": ["month", "day_of_week", "dep_hour", "dep_minute_of_day", "arr_hour", "overnight"],
+    "route": ["carrier", "origin", "dest", "distance"],
+    "weather": WEATHER,
+    "weather_trend": [
+        "precip_trend_sum",
+        "precip_day_so_far",
+        "visib_trend_min",
+        "wind_trend_max",
+        "pressure_trend_change",
+    ],
+    "aircraft": ["plane_age", "seats", "engines", "plane_type", "engine_type", "manufacturer"],
+    "congestion": [
+        "origin_hour_departures",
+        "origin_day_departures",
+        "carrier_origin_day_departures",
+        "dest_day_flights",
+        "tail_leg_of_day",
+        "tail_minutes_since_prev",
+    ],
+    "calendar": ["day_of_month", "is_weekend", "days_to_next_holiday", "days_since_prev_holiday"],
+    "history": ["hist_route", "hist_carrier_hour", "hist_dest", "hist_flight", "hist_tail"],
+}
+CATEGORICAL = frozenset({"carrier", "origin", "dest", "plane_type", "engine_type", "manufacturer"})
+# Carried beside the features for slicing and lineage; never given to the model.
+ID_COLUMNS = ["year", "month", "day", "carrier", "flight", "tailnum", "origin", "dest"]
+# history feature -> the columns whose past outcomes it averages
+HISTORY_KEYS: dict[str, list[str]] = {
+    "hist_route": ["origin", "dest"],
+    "hist_carrier_hour": ["carrier", "dep_hour"],
+    "hist_dest": ["dest"],
+    "hist_flight": ["carrier", "flight"],
+    "hist_tail": ["tailnum"],
+}
+
+
+# ------------------------------------------------------------------------------------------------ pure logic
+
+
+def label(flights: pd.DataFrame, missing_target: str) -> tuple[pd.DataFrame, int]:
+    """Add `late` (arr_delay > 15 min). Flights with no arr_delay (cancelled or diverted) are dropped, or
+    labelled late with `missing_target: late`. Returns (labelled rows, rows dropped)."""
+    missing = flights["arr_delay"].isna()
+    out = flights.copy()
+    out["late"] = (out["arr_delay"] > LATE_MINUTES).fillna(False).astype("int8")
+    if missing_target == "late":
+        out.loc[missing, "late"] = 1
+        return out, 0
+    return out[~missing].reset_index(drop=True), int(missing.sum())
+
+
+def schedule_features(flights: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=flights.index)
+    date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
+    out["month"] = flights["month"].astype("int16")
+    out["day_of_week"] = date.dt.dayofweek.astype("int16")
+    out["dep_hour"] = (flights["sched_dep_time"] // 100).astype("int16")
+    out["dep_minute_of_day"] = (out["dep_hour"] * 60 + flights["sched_dep_time"] % 100).astype("int16")
+    out["arr_hour"] = (flights["sched_arr_time"] // 100).astype("int16")
+    out["overnight"] = (flights["sched_arr_time"] < flights["sched_dep_time"]).astype("int8")
+    out["day_of_month"] = flights["day"].astype("int16")
+    out["is_weekend"] = (out["day_of_week"] >= 5).astype("int8")
+    return out
+
+
+def holiday_features(dates: pd.Series, country: str) -> pd.DataFrame:
+    """Days to the next and since the previous public holiday, capped at 60."""
+    years = range(int(dates.dt.year.min()) - 1, int(dates.dt.year.max()) + 2)
+    days = np.array(sorted(holidays.country_holidays(country, years=years)), dtype="datetime64[D]")
+    values = dates.to_numpy().astype("datetime64[D]")
+    nxt = np.searchsorted(days, values, side="left")
+    prv = np.searchsorted(days, values, side="right") - 1
+    to_next = (days[np.minimum(nxt, len(days) - 1)] - values).astype(int)
+    since_prev = (values - days[np.maximum(prv, 0)]).astype(int)
+    return pd.DataFrame(
+        {
+            "days_to_next_holiday": np.clip(to_next, 0, 60).astype("int16"),
+            "days_since_prev_holiday": np.clip(since_prev, 0, 60).astype("int16"),
+        },
+        index=dates.index,
+    )
+
+
+def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
+    """Counts from the schedule itself (all flights of the partition, known in advance, no outcomes)."""
+    day = [flights["year"], flights["month"], flights["day"]]
+    hour = flights["sched_dep_time"] // 100
+    minute = hour * 60 + flights["sched_dep_time"] % 100
+    out = pd.DataFrame(index=flights.index)
+    out["origin_hour_departures"] = flights.groupby([*day, flights["origin"], hour])["origin"].transform("size")
+    out["origin_day_departures"] = flights.groupby([*day, flights["origin"]])["origin"].transform("size")
+    out["carrier_origin_day_departures"] = flights.groupby([*day, flights["origin"], flights["carrier"]])[
+        "origin"
+    ].transform("size")
+    out["dest_day_flights"] = flights.groupby([*day, flights["dest"]])["dest"].transform("size")
+    # The same aircraft's earlier departures that day: later legs inherit earlier delays.
+    keyed = pd.DataFrame({"y": day[0], "m": day[1], "d": day[2], "tail": flights["tailnum"], "minute": minute})
+    known = keyed["tail"].notna()
+    order = keyed[known].sort_values(["y", "m", "d", "tail", "minute"], kind="stable")
+    grouped = order.groupby(["y", "m", "d", "tail"], sort=False)["minute"]
+    out["tail_leg_of_day"] = pd.Series(np.nan, index=flights.index)
+    out["tail_minutes_since_prev"] = pd.Series(np.nan, index=flights.index)
+    out.loc[order.index, "tail_leg_of_day"] = grouped.cumcount().to_numpy() + 1
+    out.loc[order.index, "tail_minutes_since_prev"] = grouped.diff().to_numpy()
+    return out.astype("float64")
+
+
+def weather_table(weather: pd.DataFrame, trend_hours: int) -> pd.DataFrame:
+    """Hourly origin weather on a complete hourly grid, with trailing-window trend features."""
+    frames = []
+    for origin, group in weather.sort_values(["origin", "time_hour"], kind="stable").groupby("origin", sort=True):
+        group = group.drop_duplicates("time_hour").set_index("time_hour")
+        grid = pd.date_range(group.index.min(), group.index.max(), freq="h", name="time_hour")
+        hourly = group[WEATHER].reindex(grid)
+        window = hourly.rolling(trend_hours + 1, min_periods=1)
+        hourly["precip_trend_sum"] = window["precip"].sum()
+        hourly["visib_trend_min"] = window["visib"].min()
+        hourly["wind_trend_max"] = window["wind_speed"].max()
+        hourly["pressure_trend_change"] = hourly["pressure"] - hourly["pressure"].shift(trend_hours)
+        local_day = grid.tz_convert("America/New_York").date
+        hourly["precip_day_so_far"] = hourly["precip"].fillna(0).groupby(local_day).cumsum()
+        hourly["origin"] = origin
+        frames.append(hourly.reset_index())
+    if not frames:
+        return pd.DataFrame(columns=["origin", "time_hour", *WEATHER])
+    return pd.concat(frames, ignore_index=True)
+
+
+def aircraft_table(planes: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "tailnum": planes["tailnum"],
+            "plane_year": planes["year"].astype("float64"),
+            "seats": planes["seats"].astype("float64"),
+            "engines": planes["engines"].astype("float64"),
+            "plane_type": planes["type"],
+            "engine_type": planes["engine"],
+            "manufacturer": planes["manufacturer"],
+        }
+    )
+    return out.drop_duplicates("tailnum")
+
+
+def build_frame(
+    flights: pd.DataFrame, weather: pd.DataFrame, aircraft: pd.DataFrame, params: FeatureParams
+) -> tuple[pd.DataFrame, int]:
+    """Every feature except `history`, for one partition of flights. Returns (frame, rows dropped)."""
+    flights, dropped = label(flights, params.missing_target)
+    date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
+    parts = [
+        flights[ID_COLUMNS].astype({"month": "int16"}),
+        flights[["distance", "arr_delay", "late"]],
+        schedule_features(flights).drop(columns=["month"]),
+        holiday_features(date, params.holiday_country),
+        congestion_features(flights),
+    ]
+    frame = pd.concat(parts, axis=1)
+    frame["time_hour"] = flights["time_hour"]
+    frame = frame.merge(weather, on=["origin", "time_hour"], how="left", validate="many_to_one")
+    frame = frame.merge(aircraft, on="tailnum", how="left", validate="many_to_one")
+    frame["plane_age"] = frame["year"].astype("float64") - frame.pop("plane_year")
+    frame = frame.drop(columns=["time_hour"])
+    for column in CATEGORICAL:
+        frame[column] = frame[column].astype("string")
+    return frame, dropped
+
+
+@dataclass(frozen=True)
+class History:
+    """Outcome sums and counts per key and training month, from which history features are computed."""
+
+    target: str
+    per_month: dict[str, pd.DataFrame]  # feature -> rows (key columns..., month, sum, count)
+    overall: pd.DataFrame  # month, sum, count
+
+    @staticmethod
+    def collect(frames: list[pd.DataFrame], target: str) -> History:
+        per_month: dict[str, pd.DataFrame] = {}
+        for feature, keys in HISTORY_KEYS.items():
+            parts = [
+                f.groupby([*keys, "month"], dropna=True, observed=True)[target].agg(["sum", "count"]).reset_index()
+                for f in frames
+            ]
+            per_month[feature] = pd.concat(parts, ignore_index=True)
+        overall = pd.concat(
+            [f.groupby("month")[target].agg(["sum", "count"]).reset_index() for f in frames],
+            ignore_index=True,
+        )
+        return History(target, per_month, overall)
+
+    def apply(self, frame: pd.DataFrame, smoothing: float, exclude_month: int | None) -> pd.DataFrame:
+        """Smoothed mean outcome per key over training months, leaving out `exclude_month` (a training
+        row's own month) so no row's feature contains its own label."""
+        out = frame.copy()
+        overall = self.overall[self.overall["month"] != exclude_month]
+        prior = float(overall["sum"].sum() / max(overall["count"].sum(), 1))
+        for feature, keys in HISTORY_KEYS.items():
+            table = self.per_month[feature]
+            table = table[table["month"] != exclude_month]
+            stats = table.groupby(keys, observed=True)[["sum", "count"]].sum().reset_index()
+            stats[feature] = (stats["sum"] + smoothing * prior) / (stats["count"] + smoothing)
+            out = out.merge(stats[[*keys, feature]], on=keys, how="left", validate="many_to_one")
+            out[feature] = out[feature].fillna(prior).astype("float64")
+        return out
+
+
+def feature_spec(groups: dict[str, list[str]], task_targets: dict[str, str]) -> dict[str, Any]:
+    return {
+        "groups": groups,
+        "categorical": sorted(c for cols in groups.values() for c in cols if c in CATEGORICAL),
+        "targets": task_targets,
+        "id_columns": ID_COLUMNS,
+        "leaky_columns": sorted(LEAKY),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def _load_weather(in_dir: Path, trend_hours: int) -> pd.DataFrame:
+    files = partition_files(in_dir / "weather")
+    if not files:
+        raise DataError(f"{in_dir / 'weather'}: no weather partitions; run the validate stage first")
+    weather = pd.concat([read_parquet(f) for f in files], ignore_index=True)
+    return weather_table(weather, trend_hours)
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    in_dir: str = "data/validated",
+    out_dir: str = "data/processed",
+) -> None:
+    fp = params.features
+    source = Path(in_dir)
+    weather = _load_weather(source, fp.weather_trend_hours)
+    aircraft = aircraft_table(read_parquet(source / "planes.parquet"))
+    files = partition_files(source / "flights")
+    by_month = {int(f.stem[5:]): f for f in files}
+    unknown = [m for m in (*fp.train_months, *fp.test_months) if m not in by_month]
+    if unknown:
+        raise DataError(
+            f"features: months {unknown} of features.train_months/test_months are not in {source / 'flights'} "
+            f"(it has {sorted(by_month)}); widen ingest.window or change the split"
+        )
+    target = TARGETS[params.train.task]
+    if target == "arr_delay" and fp.missing_target == "late":
+        raise DataError("features.missing_target: 'late' is for classification; use 'drop' for regression")
+
+    counts = {
+        "rows_in": 0,
+        "rows_dropped_no_arrival": 0,
+        "rows_unused_months": 0,
+        "train": 0,
+        "test": 0,
+    }
+    with atomic_dir(out_dir) as tmp:
+        # Pass 1: outcome sums per key from training months only.
+        train_frames: dict[int, pd.DataFrame] = {}
+        for month in fp.train_months:
+            start = time.perf_counter()
+            flights = read_parquet(by_month[month])
+            frame, dropped = build_frame(flights, weather, aircraft, fp)
+            train_frames[month] = frame
+            counts["rows_in"] += len(flights)
+            counts["rows_dropped_no_arrival"] += dropped
+            log.info(
+                "features: %s %7d flights -> %7d rows (%.2fs)",
+                by_month[month].name,
+                len(flights),
+                len(frame),
+                time.perf_counter() - start,
+            )
+        history = History.collect(list(train_frames.values()), target)
+        # Pass 2: attach history and write each month to its split.
+        for month in sorted(by_month):
+            split = "train" if month in fp.train_months else "test" if month in fp.test_months else None
+            if split is None:
+                n = len(read_parquet(by_month[month], columns=["month"]))
+                counts["rows_in"] += n
+                counts["rows_unused_months"] += n
+                log.info(
+                    "features: %s not in train_months or test_months, %d rows unused",
+                    by_month[month].name,
+                    n,
+                )
+                continue
+            if split == "train":
+                frame = train_frames.pop(month)
+            else:
+                flights = read_parquet(by_month[month])
+                frame, dropped = build_frame(flights, weather, aircraft, fp)
+                counts["rows_in"] += len(flights)
+                counts["rows_dropped_no_arrival"] += dropped
+            frame = history.apply(frame, fp.history_smoothing, month if split == "train" else None)
+            write_parquet_into(frame, tmp / split / by_month[month].name)
+            counts[split] += len(frame)
+            log.info("features: %s -> %s, %d rows", by_month[month].name, split, len(frame))
+        write_json(tmp / "feature_spec.json", feature_spec(FEATURE_GROUPS, TARGETS))
+        write_json(tmp / "counts.json", counts)
+    log.info("features: %s", counts)

@@ -1,0 +1,226 @@
+"""Stage `ingest`: read raw partitions inside the date window, give every column its schema type, write Parquet.
+
+Sources: files under `data.raw_dir` (or a table's own `path`), local or any fsspec URL (s3://, gcs://, ...),
+or a SQL query through SQLAlchemy. Partitioned tables are read, typed and written one month at a time, so
+memory follows the largest month. A value that cannot be read as its column's type sends its row to
+data/quarantine/ingest.parquet with the file, row number, column and value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+
+from flightdelay import quarantine
+from flightdelay.config import ColumnSpec, Params, Schema, Source, TableSpec, Window
+from flightdelay.errors import DataError
+from flightdelay.io import atomic_dir, write_json, write_parquet, write_parquet_into
+
+log = logging.getLogger(__name__)
+
+PARTITION_FILE = re.compile(r"^(?P<period>\d{4}-\d{2})\.(?P<ext>csv|csv\.gz|parquet)$")
+TABLE_FILE = re.compile(r"^(?P<table>[^/]+)\.(?P<ext>csv|csv\.gz|parquet)$")
+LINEAGE = ["_source", "_row"]
+
+
+# ------------------------------------------------------------------------------------------------ pure logic
+
+
+def coerce_column(values: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
+    """Cast `values` to the column's type. Returns (typed values, mask of values that could not be cast)."""
+    present = values.notna()
+    if spec.dtype in ("int", "float"):
+        number = pd.to_numeric(values, errors="coerce")
+        bad = present & number.isna()
+        if spec.dtype == "int":
+            bad |= number.notna() & (number % 1 != 0)
+            return number.where(~bad).astype("Int64"), bad
+        return number.where(~bad).astype("float64"), bad
+    if spec.dtype == "datetime":
+        stamp = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        return stamp.astype("datetime64[ns, UTC]"), present & stamp.isna()
+    text = values.astype("string")
+    return text, pd.Series(False, index=values.index)
+
+
+def coerce_frame(frame: pd.DataFrame, spec: TableSpec, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Type every schema column of `frame` (raw values, `_source`/`_row` attached).
+
+    Returns (rows that typed cleanly, quarantine records for the rest). A row with several bad values
+    gets one record per value.
+    """
+    missing = [c for c in spec.columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing column(s) {missing} of table {spec.name!r}; "
+            f"found {[c for c in frame.columns if c not in LINEAGE]}. "
+            "Fix the extract or update the schema file (params: data.schema)."
+        )
+    typed: dict[str, pd.Series] = {}
+    bad_any = pd.Series(False, index=frame.index)
+    problems = []
+    for name, col in spec.columns.items():
+        values, bad = coerce_column(frame[name], col)
+        typed[name] = values
+        if bad.any():
+            problems.append(quarantine.records(spec.name, frame[bad], name, f"dtype:{col.dtype}", frame.loc[bad, name]))
+            bad_any |= bad
+    out = pd.DataFrame(typed, index=frame.index)
+    out["_source"] = frame["_source"].astype("string")
+    out["_row"] = frame["_row"].astype("int64")
+    return out[~bad_any].reset_index(drop=True), quarantine.concat(problems)
+
+
+def with_lineage(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Attach the source name and the 1-based data row number (the header is row 0)."""
+    out = frame.copy()
+    out["_source"] = source
+    out["_row"] = range(1, len(frame) + 1)
+    return out
+
+
+def select_partitions(names: list[str], window: Window) -> dict[str, str]:
+    """Map period -> file name for the partition files inside the window (one file per period)."""
+    months = set(window.months())
+    chosen: dict[str, str] = {}
+    for name in sorted(names):
+        match = PARTITION_FILE.match(name)
+        if not match or match["period"] not in months:
+            continue
+        period = match["period"]
+        if period in chosen:
+            raise DataError(f"two files for month {period}: {chosen[period]} and {name}; keep exactly one")
+        chosen[period] = name
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def read_file(fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
+    """Read one raw file with every value as text (CSV) or as stored (Parquet)."""
+    if path.endswith(".parquet"):
+        with fs.open(path, "rb") as fh:
+            return pd.read_parquet(fh)
+    compression = "gzip" if path.endswith(".gz") else None
+    with fs.open(path, "rb") as fh:
+        return pd.read_csv(fh, dtype=str, compression=compression)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of input: a month of a partitioned table (period set) or a whole reference table."""
+
+    source: str
+    frame: pd.DataFrame
+    period: str | None = None
+
+
+def iter_files(root: str, spec: TableSpec, window: Window) -> Iterator[Chunk]:
+    fs, base = fsspec.core.url_to_fs(root)
+    if spec.partitioned:
+        if not fs.isdir(base):
+            raise DataError(f"{root}: no such directory for partitioned table {spec.name!r}")
+        names = [Path(p).name for p in fs.ls(base, detail=False)]
+        chosen = select_partitions(names, window)
+        absent = [m for m in window.months() if m not in chosen]
+        if absent:
+            log.warning(
+                "ingest: %s has no file for %d month(s) of the window: %s",
+                spec.name,
+                len(absent),
+                absent,
+            )
+        for period, name in sorted(chosen.items()):
+            yield Chunk(f"{spec.name}/{name}", read_file(fs, f"{base}/{name}"), period)
+        return
+    for ext in ("csv", "csv.gz", "parquet"):
+        candidate = base if base.endswith(f".{ext}") else f"{base}.{ext}"
+        if fs.exists(candidate):
+            yield Chunk(Path(candidate).name, read_file(fs, candidate))
+            return
+    raise DataError(f"{root}: no file for table {spec.name!r} (looked for .csv, .csv.gz, .parquet)")
+
+
+def iter_sql(source: Source, spec: TableSpec, window: Window) -> Iterator[Chunk]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(str(source.url))
+    try:
+        with engine.connect() as conn:
+            if not spec.partitioned:
+                yield Chunk(f"sql:{spec.name}", pd.read_sql(sa.text(str(source.query)), conn))
+                return
+            for period in window.months():
+                bind = {"year": int(period[:4]), "month": int(period[5:])}
+                frame = pd.read_sql(sa.text(str(source.query)), conn, params=bind)
+                yield Chunk(f"sql:{spec.name}/{period}", frame, period)
+    finally:
+        engine.dispose()
+
+
+def iter_chunks(name: str, source: Source, spec: TableSpec, raw_dir: str, window: Window) -> Iterator[Chunk]:
+    if source.kind == "sql":
+        return iter_sql(source, spec, window)
+    return iter_files(source.path or f"{raw_dir.rstrip('/')}/{name}", spec, window)
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    out_dir: str = "data/ingested",
+    quarantine_file: str = "data/quarantine/ingest.parquet",
+) -> None:
+    window = params.ingest.window
+    counts: dict[str, dict[str, int]] = {}
+    held: list[pd.DataFrame] = []
+    with atomic_dir(out_dir) as tmp:
+        for name, spec in schema.tables.items():
+            source = params.ingest.sources.get(name, Source())
+            totals = {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0}
+            for chunk in iter_chunks(name, source, spec, params.data.raw_dir, window):
+                start = time.perf_counter()
+                extra = sorted(set(chunk.frame.columns) - set(spec.columns))
+                if extra:
+                    log.warning(
+                        "ingest: %s has column(s) not in the schema, dropped: %s",
+                        chunk.source,
+                        extra,
+                    )
+                typed, bad = coerce_frame(with_lineage(chunk.frame, chunk.source), spec, chunk.source)
+                target = tmp / name / f"{chunk.period}.parquet" if chunk.period else tmp / f"{name}.parquet"
+                write_parquet_into(typed, target)
+                held.append(bad)
+                n_bad = len(chunk.frame) - len(typed)
+                totals["partitions"] += 1
+                totals["rows_in"] += len(chunk.frame)
+                totals["rows_passed"] += len(typed)
+                totals["rows_quarantined"] += n_bad
+                log.info(
+                    "ingest: %-24s %7d rows in, %7d passed, %4d quarantined (%.2fs)",
+                    chunk.source,
+                    len(chunk.frame),
+                    len(typed),
+                    n_bad,
+                    time.perf_counter() - start,
+                )
+            if totals["partitions"] == 0:
+                raise DataError(
+                    f"ingest: table {name!r} has no data in the window {window.start}..{window.end}; "
+                    "check data.raw_dir and ingest.window"
+                )
+            counts[name] = totals
+        write_json(tmp / "counts.json", counts)
+    write_parquet(quarantine.concat(held), quarantine_file)
+    for name, totals in counts.items():
+        log.info("ingest: %s total %s", name, totals)

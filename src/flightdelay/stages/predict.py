@@ -1,0 +1,79 @@
+"""Stage `predict`: score the test months with the trained model and measure permutation importance.
+
+Kept apart from `evaluate` because it is the expensive part: its outputs are DVC-cached, so the run-cache
+can restore them, while `evaluate` turns them into small git-tracked metrics and plot files.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+
+from flightdelay.config import Params, Schema
+from flightdelay.io import read_json, write_json, write_parquet
+from flightdelay.model import load_model, prepare
+from flightdelay.stages.train import read_split
+
+log = logging.getLogger(__name__)
+
+
+def predictions(model: Any, frame: pd.DataFrame, summary: dict[str, Any], id_columns: list[str]) -> pd.DataFrame:
+    """ID columns, the target and the model's prediction (probability of late, or minutes) per row."""
+    X = prepare(frame, summary["numeric"], summary["categorical"])
+    if summary["task"] == "classification":
+        pred = model.predict_proba(X)[:, 1]
+    else:
+        pred = model.predict(X)
+    out = frame[[c for c in id_columns if c in frame.columns]].copy()
+    out[summary["target"]] = frame[summary["target"]].to_numpy()
+    out["prediction"] = np.asarray(pred, dtype="float64")
+    return out
+
+
+def importance(
+    model: Any, frame: pd.DataFrame, summary: dict[str, Any], sample: int, repeats: int, seed: int
+) -> list[dict[str, Any]]:
+    """Permutation importance on a fixed-seed sample of rows, largest first."""
+    rows = frame.sample(n=min(sample, len(frame)), random_state=seed).sort_index()
+    X = prepare(rows, summary["numeric"], summary["categorical"])
+    y = rows[summary["target"]].to_numpy()
+    scoring = "roc_auc" if summary["task"] == "classification" else "neg_mean_absolute_error"
+    if summary["task"] == "classification" and len(np.unique(y)) < 2:
+        scoring = "neg_log_loss"
+    result = permutation_importance(model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1)
+    table = [
+        {"feature": name, "importance": float(m), "std": float(s)}
+        for name, m, s in zip(X.columns, result.importances_mean, result.importances_std, strict=True)
+    ]
+    return sorted(table, key=lambda r: (-r["importance"], r["feature"]))
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    in_dir: str = "data/processed",
+    model_file: str = "models/model.skops",
+    summary_file: str = "models/train_summary.json",
+    out_dir: str = "data/predictions",
+) -> None:
+    spec = read_json(Path(in_dir) / "feature_spec.json")
+    summary = read_json(summary_file)
+    model = load_model(model_file)
+    test = read_split(Path(in_dir) / "test")
+    scored = predictions(model, test, summary, spec["id_columns"])
+    log.info("predict: scored %d test rows", len(scored))
+    ep = params.evaluate
+    table = importance(model, test, summary, ep.importance_sample, ep.importance_repeats, params.train.seed)
+    log.info(
+        "predict: permutation importance on %d rows x %d repeats; top: %s",
+        min(ep.importance_sample, len(test)),
+        ep.importance_repeats,
+        [r["feature"] for r in table[:5]],
+    )
+    write_parquet(scored, Path(out_dir) / "test.parquet")
+    write_json(Path(out_dir) / "importance.json", table)
