@@ -34,6 +34,14 @@ def score(scored: pd.DataFrame, summary: dict[str, Any], ep: EvaluateParams) -> 
     return {**model, "baseline": baseline}
 
 
+PLOT_FILES = (
+    "roc.json",
+    "precision_recall.json",
+    "calibration.json",
+    "confusion.json",
+    "importance.json",
+    "residuals.json",
+)
 HEADLINE = {
     "classification": (
         ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "accuracy"],
@@ -75,10 +83,12 @@ def plot_data(
     ep: EvaluateParams,
     seed: int,
 ) -> dict[str, Any]:
-    """File name -> rows, for the plots declared in dvc.yaml."""
+    """File name -> rows, for the plots declared in dvc.yaml. Plots that do not apply to the task get an
+    empty list, so `dvc plots show` and `dvc plots diff` find every declared file for either task."""
     y = scored[summary["target"]].to_numpy()
     pred = scored["prediction"].to_numpy()
-    files: dict[str, Any] = {"importance.json": importance}
+    files: dict[str, Any] = dict.fromkeys(PLOT_FILES, [])
+    files["importance.json"] = importance
     if summary["task"] == "classification":
         files["roc.json"] = metrics.roc_points(y, pred, ep.curve_points)
         files["precision_recall.json"] = metrics.pr_points(y, pred, ep.curve_points)

@@ -1,0 +1,48 @@
+"""Shared test helpers: running the real pipeline in a temporary clone of this repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def pipeline_env() -> dict[str, str]:
+    """The environment stage commands run in: this interpreter first on PATH, a git identity, no analytics."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GIT_AUTHOR_NAME", "flightdelay tests")
+    env.setdefault("GIT_AUTHOR_EMAIL", "tests@flightdelay.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", "flightdelay tests")
+    env.setdefault("GIT_COMMITTER_EMAIL", "tests@flightdelay.invalid")
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run a command, failing the test with its output when it fails."""
+    proc = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "dvc"), *args], cwd=cwd, check=check, timeout=timeout)
+
+
+def stages_ran(output: str) -> list[str]:
+    """Stage names from `dvc repro` / `dvc exp run` output lines like "Running stage 'train':"."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def clone(dest: Path) -> Path:
+    """A fresh clone of the committed repository (what CI and a new user get), with an empty DVC cache."""
+    run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest)], cwd=dest.parent)
+    return dest

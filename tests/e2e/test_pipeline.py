@@ -1,0 +1,167 @@
+"""The real pipeline, run with `dvc` in a temporary clone on a short date window (Jan-Mar 2013).
+
+Covers incremental reruns (which stages run after which change), experiments (`dvc exp run`, the queue,
+`dvc exp show`), the regression task and row accounting.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import clone, dvc, run, stages_ran
+
+pytestmark = pytest.mark.slow
+
+SHORT = {
+    ("ingest", "window"): {"start": "2013-01", "end": "2013-03"},
+    ("features", "train_months"): [1, 2],
+    ("features", "test_months"): [3],
+    ("evaluate", "importance_sample"): 500,
+    ("evaluate", "importance_repeats"): 1,
+}
+
+
+def set_params(repo: Path, changes: dict[tuple[str, ...], object]) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for keys, value in changes.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def repro(repo: Path) -> list[str]:
+    return stages_ran(dvc("repro", cwd=repo).stdout)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A clone with the short window committed and the pipeline run once."""
+    path = clone(tmp_path_factory.mktemp("short") / "repo")
+    set_params(path, {**SHORT, ("train", "hist_gradient_boosting", "max_iter"): 60})
+    assert repro(path) == ["raw", "ingest", "validate", "features", "train", "predict", "evaluate"]
+    run(["git", "add", "-A"], cwd=path)
+    run(["git", "commit", "-qm", "short window"], cwd=path)
+    return path
+
+
+def test_outputs_and_metrics(repo):
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert set(metrics) >= {"roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "accuracy", "baseline"}
+    assert 0.5 < metrics["roc_auc"] <= 1.0
+    assert metrics["baseline"]["roc_auc"] == 0.5
+    slices = json.loads((repo / "reports" / "slices.json").read_text())
+    assert set(slices) == {"carrier", "origin", "month"}
+    assert set(slices["origin"]) == {"EWR", "JFK", "LGA"}
+    assert set(slices["month"]) == {"3"}
+    for name in ("roc", "precision_recall", "calibration", "confusion", "importance"):
+        assert json.loads((repo / "reports" / "plots" / f"{name}.json").read_text()), name
+    assert (repo / "models" / "model.skops").stat().st_size > 0
+    profile = json.loads((repo / "reports" / "data_profile.json").read_text())
+    assert profile["tables"]["flights"]["arr_delay"]["nulls"] > 0
+    assert "| flights |" in (repo / "reports" / "validation_summary.md").read_text()
+
+
+def test_every_row_is_accounted_for(repo):
+    rows = json.loads((repo / "reports" / "rows.json").read_text())["rows"]
+    assert rows["in"] == 27004 + 24951 + 28834  # flights in Jan, Feb, Mar 2013
+    assert rows["in"] == rows["quarantined"] + rows["no_arrival"] + rows["unused_months"] + rows["train"] + rows["test"]
+    assert rows["no_arrival"] > 0
+
+
+def test_nothing_changed_nothing_reruns(repo):
+    assert repro(repo) == []
+
+
+def test_train_param_reruns_only_train_and_downstream(repo):
+    set_params(repo, {("train", "seed"): 7})
+    try:
+        assert repro(repo) == ["train", "predict", "evaluate"]
+    finally:
+        run(["git", "checkout", "--", "params.yaml"], cwd=repo)
+        assert repro(repo) == [], "the run-cache should restore the committed outputs without rerunning"
+
+
+def test_test_window_change_does_not_reingest(repo):
+    set_params(repo, {("features", "train_months"): [1], ("features", "test_months"): [2, 3]})
+    try:
+        ran = repro(repo)
+        assert "ingest" not in ran and "validate" not in ran and "raw" not in ran
+        assert ran[0] == "features"
+    finally:
+        run(["git", "checkout", "--", "params.yaml"], cwd=repo)
+        dvc("repro", cwd=repo)
+
+
+def test_plots_render(repo):
+    out = dvc("plots", "show", "--json", cwd=repo)
+    shown = json.loads(out.stdout)
+    assert not shown.get("errors"), shown["errors"]
+    assert {"ROC", "Precision-recall", "Calibration", "Confusion matrix", "Feature importance"} <= set(shown["data"])
+    assert shown["data"]["ROC"][0]["content"]["data"]["values"], "the ROC plot has no points"
+
+
+def test_experiment_runs_and_shows_metrics(repo):
+    dvc("exp", "run", "-n", "seed7", "-S", "train.seed=7", cwd=repo)
+    table = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
+    found = [
+        exp
+        for commit in table
+        for exp in (commit.get("experiments") or [])
+        for rev in exp.get("revs", [])
+        if rev.get("name") == "seed7"
+    ]
+    assert found, f"seed7 not listed by dvc exp show: {json.dumps(table)[:2000]}"
+    data = found[0]["revs"][0]["data"]
+    metrics = data["metrics"]["reports/metrics.json"]["data"]
+    assert 0.5 < metrics["roc_auc"] <= 1.0
+    assert data["params"]["params.yaml"]["data"]["train"]["seed"] == 7
+    dvc("exp", "apply", "seed7", cwd=repo)  # the workspace now holds the experiment...
+    run(["git", "checkout", "--", "."], cwd=repo)  # ...and back to the committed state
+    dvc("checkout", cwd=repo)
+
+
+def test_queued_experiments(repo):
+    dvc("exp", "run", "--queue", "-n", "logreg", "-S", "train.model=logistic_regression", cwd=repo)
+    dvc("exp", "run", "--queue", "-n", "const", "-S", "train.model=constant", cwd=repo)
+    dvc("queue", "start", "--jobs", "1", cwd=repo)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = dvc("queue", "status", cwd=repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"queued experiments did not finish:\n{status}")
+    assert "Failed" not in status, status
+    names = {
+        rev.get("name"): rev["data"]["metrics"]["reports/metrics.json"]["data"]
+        for commit in json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
+        for exp in (commit.get("experiments") or [])
+        for rev in exp.get("revs", [])
+        if rev.get("data", {}).get("metrics")
+    }
+    assert {"logreg", "const"} <= set(names), status
+    assert names["const"]["roc_auc"] == 0.5
+    assert names["logreg"]["roc_auc"] > 0.55
+    dvc("queue", "stop", cwd=repo, check=False)
+
+
+def test_regression_task(repo):
+    dvc("exp", "run", "-n", "regr", "-S", "train.task=regression", cwd=repo)
+    try:
+        metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+        assert set(metrics) >= {"mae", "rmse", "r2", "baseline"}
+        assert metrics["mae"] < metrics["baseline"]["mae"]
+        assert json.loads((repo / "reports" / "plots" / "residuals.json").read_text())
+        assert json.loads((repo / "reports" / "plots" / "roc.json").read_text()) == []
+    finally:
+        run(["git", "checkout", "--", "."], cwd=repo)
+        dvc("checkout", cwd=repo)
