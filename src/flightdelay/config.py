@@ -36,6 +36,13 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+    required = [
+        n
+        for n, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in raw
+    ]
+    if required:
+        raise ConfigError(f"{where}: missing key(s) {required}")
     kwargs: dict[str, Any] = {}
     for name, value in raw.items():
         sub = _NESTED.get((cls.__name__, name))

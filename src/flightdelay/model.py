@@ -34,7 +34,7 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _IDS = re.compile(r'"(\d+)\.npy"|"__id__": (\d+)')
 
 # Everything a model file written by `build_pipeline` may contain. Loading refuses any other type.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.", "scipy.")
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 TRUSTED_EXACT = frozenset({"functools.partial"})  # scikit-learn's losses hold partials of its own functions
 
 
@@ -162,6 +162,8 @@ def _trusted(data: bytes) -> list[str]:
 def load_model(path: str | Path) -> Any:
     """Load a skops model file, refusing any type not from scikit-learn, numpy or scipy."""
     data = Path(path).read_bytes()
+    if not data:
+        raise PipelineError(f"{path}: not a readable skops model file (it is empty); rerun the train stage")
     try:
         return sio.loads(data, trusted=_trusted(data))
     except (zipfile.BadZipFile, json.JSONDecodeError, KeyError) as exc:

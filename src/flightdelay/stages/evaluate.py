@@ -87,7 +87,7 @@ def plot_data(
     empty list, so `dvc plots show` and `dvc plots diff` find every declared file for either task."""
     y = scored[summary["target"]].to_numpy()
     pred = scored["prediction"].to_numpy()
-    files: dict[str, Any] = dict.fromkeys(PLOT_FILES, [])
+    files: dict[str, Any] = {name: [] for name in PLOT_FILES}
     files["importance.json"] = importance
     if summary["task"] == "classification":
         files["roc.json"] = metrics.roc_points(y, pred, ep.curve_points)

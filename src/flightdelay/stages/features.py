@@ -100,7 +100,7 @@ def schedule_features(flights: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=flights.index)
     date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
     out["month"] = flights["month"].astype("int16")
-    out["day_of_week"] = date.dt.dayofweek.astype("int16")
+    out["day_of_week"] = date.dt.day_of_week.astype("int16")
     out["dep_hour"] = (flights["sched_dep_time"] // 100).astype("int16")
     out["dep_minute_of_day"] = (out["dep_hour"] * 60 + flights["sched_dep_time"] % 100).astype("int16")
     out["arr_hour"] = (flights["sched_arr_time"] // 100).astype("int16")
@@ -191,15 +191,20 @@ def aircraft_table(planes: pd.DataFrame) -> pd.DataFrame:
 def build_frame(
     flights: pd.DataFrame, weather: pd.DataFrame, aircraft: pd.DataFrame, params: FeatureParams
 ) -> tuple[pd.DataFrame, int]:
-    """Every feature except `history`, for one partition of flights. Returns (frame, rows dropped)."""
-    flights, dropped = label(flights, params.missing_target)
+    """Every feature except `history`, for one partition of flights. Returns (frame, rows dropped).
+
+    Congestion is counted on the whole schedule before flights without an arrival are dropped: whether a
+    flight was later cancelled is an outcome, and must not change its neighbours' features.
+    """
+    congestion = congestion_features(flights)
+    flights, dropped = label(pd.concat([flights, congestion], axis=1), params.missing_target)
     date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
     parts = [
         flights[ID_COLUMNS].astype({"month": "int16"}),
         flights[["distance", "arr_delay", "late"]],
         schedule_features(flights).drop(columns=["month"]),
         holiday_features(date, params.holiday_country),
-        congestion_features(flights),
+        flights[list(congestion.columns)],
     ]
     frame = pd.concat(parts, axis=1)
     frame["time_hour"] = flights["time_hour"]

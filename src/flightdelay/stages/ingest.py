@@ -40,7 +40,7 @@ def coerce_column(values: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Se
         number = pd.to_numeric(values, errors="coerce")
         bad = present & number.isna()
         if spec.dtype == "int":
-            bad |= number.notna() & (number % 1 != 0)
+            bad |= number.notna() & ((number % 1 != 0) | (number.abs() >= 2**63))
             return number.where(~bad).astype("Int64"), bad
         return number.where(~bad).astype("float64"), bad
     if spec.dtype == "datetime":

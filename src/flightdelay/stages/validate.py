@@ -93,15 +93,21 @@ def check_partition(
         column_level = cases[cases["index"].isna()]
         if not column_level.empty:
             first = column_level.iloc[0]
+            if first["check"] == "column_in_dataframe":
+                raise DataError(
+                    f"{source}: missing column {first['failure_case']!r} of table {spec.name!r}; "
+                    "fix the extract or the schema file"
+                ) from None
             raise DataError(
                 f"{source}: column {first['column']!r} fails {first['check']} "
                 f"(found {first['failure_case']}); fix the extract or the schema file"
             ) from None
+        # pandera reports a duplicate key once per key column: one record per row is enough.
+        unique = cases["check"] == "multiple_fields_uniqueness"
+        cases = pd.concat([cases[~unique], cases[unique].drop_duplicates("index").assign(column=",".join(spec.key))])
         for (column, check), group in cases.groupby(["column", "check"], sort=True):
             index = pd.Index(group["index"].astype("int64").unique())
-            rule = "not_nullable" if check == "not_nullable" else str(check)
-            if check == "multiple_fields_uniqueness":
-                rule, column = "unique_key", ",".join(spec.key)
+            rule = "unique_key" if check == "multiple_fields_uniqueness" else str(check)
             rows = frame.loc[index]
             values = rows[column] if column in rows else None
             problems.append(quarantine.records(spec.name, rows, str(column), rule, values))
