@@ -137,7 +137,7 @@ def test_missing_required_key_is_a_config_error():
 def test_section_that_is_not_a_mapping_is_rejected():
     raw = minimal()
     raw["train"] = ["task", "model"]
-    with pytest.raises(ConfigError, match="params.train: expected a mapping"):
+    with pytest.raises(ConfigError, match=r"params\.train: expected a mapping"):
         parse_params(raw)
 
 
@@ -206,7 +206,7 @@ def test_bad_window_is_rejected(start, end, message):
 def test_bad_window_in_params_is_rejected():
     raw = minimal()
     raw["ingest"]["window"]["start"] = "2014-13"
-    with pytest.raises(ConfigError, match="ingest.window.start"):
+    with pytest.raises(ConfigError, match=r"ingest\.window\.start"):
         parse_params(raw)
 
 

@@ -9,12 +9,6 @@ import pytest
 from flightdelay.config import FeatureParams
 from flightdelay.stages import features as F
 
-# schedule_features calls Series.dt.dayofweek, which pandas 3 deprecates (Pandas4Warning) in favour of
-# dt.day_of_week. The value is still right; the src fix is a one-word rename (reported, not done here).
-DAYOFWEEK_DEPRECATED = pytest.mark.filterwarnings(
-    "ignore:Series.dt.dayofweek is deprecated:pandas.errors.Pandas4Warning"
-)
-
 
 def I(values) -> pd.arrays.IntegerArray:  # noqa: E743 - short helpers keep the inline frames readable
     return pd.array(values, dtype="Int64")
@@ -57,7 +51,6 @@ def test_label_late_keeps_rows_without_arrival_as_late():
 # ------------------------------------------------------------------------------------------------ schedule
 
 
-@DAYOFWEEK_DEPRECATED
 def test_schedule_features():
     flights = pd.DataFrame(
         {
@@ -389,7 +382,6 @@ def test_aircraft_table_one_row_per_tail():
 PARAMS = FeatureParams(train_months=(1,), test_months=(2,))
 
 
-@DAYOFWEEK_DEPRECATED
 def test_build_frame_has_every_non_history_feature_and_no_leaky_column():
     weather = F.weather_table(weather_rows(), 3)
     frame, dropped = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
@@ -405,7 +397,6 @@ def test_build_frame_has_every_non_history_feature_and_no_leaky_column():
         assert str(frame[column].dtype) == "string", column
 
 
-@DAYOFWEEK_DEPRECATED
 def test_build_frame_joins_weather_and_aircraft():
     weather = F.weather_table(weather_rows(), 3)
     frame, _ = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
@@ -418,7 +409,6 @@ def test_build_frame_joins_weather_and_aircraft():
     assert frame["late"].tolist() == [1, 0, 0]
 
 
-@DAYOFWEEK_DEPRECATED
 def test_build_frame_with_history_has_every_feature():
     weather = F.weather_table(weather_rows(), 3)
     frame, _ = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
@@ -429,7 +419,6 @@ def test_build_frame_with_history_has_every_feature():
     assert out[list(F.HISTORY_KEYS)].notna().all().all()
 
 
-@DAYOFWEEK_DEPRECATED
 def test_build_frame_late_keeps_cancelled_flights():
     weather = F.weather_table(weather_rows(), 3)
     params = FeatureParams(train_months=(1,), test_months=(2,), missing_target="late")
@@ -439,11 +428,6 @@ def test_build_frame_late_keeps_cancelled_flights():
     assert frame["origin_day_departures"].tolist() == [3, 1, 3, 3]
 
 
-@DAYOFWEEK_DEPRECATED
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build_frame counts congestion after dropping cancelled flights, so counts leak the outcome",
-)
 def test_build_frame_congestion_counts_the_whole_schedule():
     weather = F.weather_table(weather_rows(), 3)
     frame, _ = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)

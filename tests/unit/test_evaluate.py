@@ -1,0 +1,70 @@
+"""flightdelay.stages.evaluate: the headline metrics and where every row went."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flightdelay import metrics
+from flightdelay.config import EvaluateParams
+from flightdelay.stages.evaluate import headline, row_counts, score
+
+
+def test_headline_classification():
+    y, p = np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9])
+    result = {**metrics.classification(y, p, 0.5, 2), "baseline": metrics.classification(y, np.full(4, 0.5), 0.5, 2)}
+    out = headline(result, "classification")
+    assert list(out) == ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "accuracy", "baseline"]
+    assert list(out["baseline"]) == ["roc_auc", "pr_auc", "log_loss", "brier"]
+    assert out["roc_auc"] == result["roc_auc"]
+    assert out["baseline"]["brier"] == pytest.approx(0.25)
+
+
+def test_headline_regression():
+    y = np.array([1.0, 2.0, 3.0])
+    result = {**metrics.regression(y, y + 1), "baseline": metrics.regression(y, np.full(3, 2.0))}
+    out = headline(result, "regression")
+    assert out == {
+        "mae": 1.0,
+        "rmse": 1.0,
+        "r2": pytest.approx(-0.5),
+        "baseline": {"mae": pytest.approx(2 / 3), "rmse": pytest.approx(np.sqrt(2 / 3)), "r2": 0.0},
+    }
+
+
+def test_score_adds_a_constant_baseline():
+    scored = pd.DataFrame({"late": [0, 0, 1, 1], "prediction": [0.1, 0.6, 0.4, 0.9]})
+    summary = {"task": "classification", "target": "late", "target_mean": 0.3}
+    result = score(scored, summary, EvaluateParams(threshold=0.5, calibration_bins=2))
+    assert result["roc_auc"] == pytest.approx(0.75)
+    assert result["baseline"]["roc_auc"] == 0.5  # a constant ranks nothing
+    assert result["baseline"]["mean_prediction"] == pytest.approx(0.3)
+    assert result["baseline"]["recall"] == 0.0  # 0.3 is below the threshold
+
+
+def test_row_counts_account_for_every_row():
+    ingest = {"flights": {"rows_in": 1000, "rows_quarantined": 7}, "planes": {"rows_in": 5, "rows_quarantined": 1}}
+    validate = {"flights": {"rows_in": 993, "rows_quarantined": 13}}
+    features = {"rows_dropped_no_arrival": 30, "rows_unused_months": 100, "train": 700, "test": 150}
+    out = row_counts(ingest, validate, features)
+    assert out == {
+        "rows": {
+            "in": 1000,
+            "quarantined": 20,
+            "no_arrival": 30,
+            "unused_months": 100,
+            "train": 700,
+            "test": 150,
+        }
+    }
+    rows = out["rows"]
+    assert rows["in"] == sum(v for k, v in rows.items() if k != "in")
+
+
+def test_row_counts_of_another_table():
+    counts = {"planes": {"rows_in": 5, "rows_quarantined": 1}}
+    features = {"rows_dropped_no_arrival": 0, "rows_unused_months": 0, "train": 2, "test": 1}
+    out = row_counts(counts, {"planes": {"rows_quarantined": 1}}, features, table="planes")
+    assert out["rows"]["in"] == 5
+    assert out["rows"]["quarantined"] == 2

@@ -1,0 +1,210 @@
+"""flightdelay.model: every model x task fits on strings and NaNs; model files are canonical and safe."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from flightdelay.errors import PipelineError
+from flightdelay.model import build_pipeline, dumps_canonical, load_model, prepare, save_model
+
+NUMERIC = ["distance", "temp"]
+CATEGORICAL = ["carrier", "origin"]
+TARGETS = {"classification": "late", "regression": "arr_delay"}
+PARAMS = {
+    "hist_gradient_boosting": {"max_iter": 5},
+    "logistic_regression": {"max_iter": 200},
+    "constant": {},
+}
+
+
+def synthetic(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    carrier = rng.choice(["UA", "AA", "DL", "B6"], n).astype(object)
+    carrier[rng.random(n) < 0.15] = None
+    temp = rng.normal(50, 10, n)
+    temp[rng.random(n) < 0.2] = np.nan
+    distance = rng.uniform(100, 2000, n)
+    late = ((carrier == "UA") | (distance > 1500)).astype("int8")
+    late[:2] = [0, 1]  # both classes even for unlucky seeds
+    return pd.DataFrame(
+        {
+            "carrier": pd.array(carrier, dtype="string"),
+            "origin": pd.array(rng.choice(["EWR", "JFK", "LGA"], n), dtype="string"),
+            "distance": distance,
+            "temp": temp,
+            "late": late,
+            "arr_delay": distance / 50 + rng.normal(0, 5, n),
+        }
+    )
+
+
+def fit(task: str, model: str, frame: pd.DataFrame, seed: int = 0) -> Pipeline:
+    pipeline = build_pipeline(task, model, NUMERIC, CATEGORICAL, PARAMS[model], seed)
+    return pipeline.fit(prepare(frame, NUMERIC, CATEGORICAL), frame[TARGETS[task]].to_numpy())
+
+
+def predict(pipeline: Pipeline, task: str, frame: pd.DataFrame) -> np.ndarray:
+    X = prepare(frame, NUMERIC, CATEGORICAL)
+    return pipeline.predict_proba(X)[:, 1] if task == "classification" else pipeline.predict(X)
+
+
+def test_prepare_types():
+    frame = synthetic(10)
+    frame["temp"] = frame["temp"].astype(object)
+    X = prepare(frame, NUMERIC, CATEGORICAL)
+    assert list(X.columns) == CATEGORICAL + NUMERIC
+    assert X["carrier"].dtype == object
+    assert X["distance"].dtype == "float64"
+    assert X["temp"].dtype == "float64"
+    missing = frame["carrier"].isna().to_numpy()
+    assert X["carrier"][missing].map(lambda v: isinstance(v, float) and np.isnan(v)).all()
+    assert X.loc[~missing, "carrier"].map(type).eq(str).all()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("model", ["hist_gradient_boosting", "logistic_regression", "constant"])
+def test_every_model_fits_every_task(model, task):
+    frame = synthetic()
+    pipeline = fit(task, model, frame)
+    pred = predict(pipeline, task, frame)
+    assert pred.shape == (len(frame),)
+    assert np.isfinite(pred).all()
+    # unseen categories and missing values at prediction time are handled too
+    new = frame.head(3).assign(carrier=pd.array(["ZZ", None, "UA"], dtype="string"), temp=np.nan)
+    assert np.isfinite(predict(pipeline, task, new)).all()
+    if task == "classification":
+        assert ((pred >= 0) & (pred <= 1)).all()
+        assert list(pipeline.classes_) == [0, 1]
+    if model == "constant":
+        expected = frame[TARGETS[task]].mean()
+        assert pred == pytest.approx(np.full(len(frame), expected))
+    else:
+        assert np.ptp(pred) > 0  # the model uses its inputs
+
+
+def test_unknown_model_is_an_error():
+    with pytest.raises(PipelineError, match="unknown model 'xgboost'"):
+        build_pipeline("classification", "xgboost", NUMERIC, CATEGORICAL, {}, 0)
+
+
+def test_seed_reaches_the_estimator():
+    pipeline = build_pipeline("classification", "hist_gradient_boosting", NUMERIC, CATEGORICAL, {"max_iter": 5}, 11)
+    assert pipeline[-1].random_state == 11
+    assert pipeline[-1].max_iter == 5
+    assert list(pipeline[-1].categorical_features) == [True, True, False, False]
+
+
+@pytest.mark.parametrize("model", ["hist_gradient_boosting", "logistic_regression"])
+def test_dumps_canonical_same_bytes_for_identical_models(model):
+    frame = synthetic()
+    first = fit("classification", model, frame)
+    second = fit("classification", model, frame)
+    assert dumps_canonical(first) == dumps_canonical(second)
+    other = fit("classification", model, synthetic(seed=1))
+    assert dumps_canonical(first) != dumps_canonical(other)
+
+
+def test_dumps_canonical_is_a_readable_skops_file():
+    pipeline = fit("regression", "hist_gradient_boosting", synthetic())
+    data = dumps_canonical(pipeline)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert "schema.json" in archive.namelist()
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    loaded = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    frame = synthetic(20, seed=5)
+    assert np.array_equal(predict(loaded, "regression", frame), predict(pipeline, "regression", frame))
+
+
+@pytest.mark.parametrize(
+    ("task", "model"),
+    [
+        ("classification", "hist_gradient_boosting"),
+        ("regression", "logistic_regression"),
+        ("classification", "constant"),
+    ],
+)
+def test_save_load_round_trip_gives_identical_predictions(tmp_path, task, model):
+    pipeline = fit(task, model, synthetic())
+    path = tmp_path / "models" / "model.skops"
+    save_model(pipeline, path)
+    loaded = load_model(path)
+    assert type(loaded) is Pipeline
+    frame = synthetic(30, seed=9)
+    assert np.array_equal(predict(loaded, task, frame), predict(pipeline, task, frame))
+    assert [p.name for p in path.parent.iterdir()] == ["model.skops"]  # no temporary files left
+
+
+def test_save_model_twice_gives_the_same_file(tmp_path):
+    save_model(fit("classification", "hist_gradient_boosting", synthetic()), tmp_path / "a.skops")
+    save_model(fit("classification", "hist_gradient_boosting", synthetic()), tmp_path / "b.skops")
+    assert (tmp_path / "a.skops").read_bytes() == (tmp_path / "b.skops").read_bytes()
+
+
+class Foreign:
+    """A type that is not from scikit-learn, numpy or scipy."""
+
+    def __init__(self) -> None:
+        self.value = 1
+
+
+def test_load_model_refuses_a_foreign_type(tmp_path):
+    path = tmp_path / "foreign.skops"
+    path.write_bytes(sio.dumps(Foreign()))
+    with pytest.raises(PipelineError, match=r"types outside scikit-learn.*Foreign"):
+        load_model(path)
+
+
+def test_load_model_refuses_a_foreign_type_inside_a_pipeline(tmp_path):
+    path = tmp_path / "foreign.skops"
+    path.write_bytes(sio.dumps(Pipeline([("step", FunctionTransformer(kw_args={"x": Foreign()}))])))
+    with pytest.raises(PipelineError, match="Foreign"):
+        load_model(path)
+
+
+def test_load_model_refuses_builtin_exec(tmp_path):
+    path = tmp_path / "exec.skops"
+    path.write_bytes(sio.dumps(Pipeline([("step", FunctionTransformer(func=exec))])))
+    with pytest.raises(PipelineError):
+        load_model(path)
+
+
+def test_save_model_refuses_a_foreign_type_and_writes_nothing(tmp_path):
+    with pytest.raises(PipelineError, match="Foreign"):
+        save_model(Foreign(), tmp_path / "m.skops")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"not a zip file at all",
+        lambda data: data[: len(data) // 2],
+        pytest.param(
+            lambda data: b"",
+        ),
+    ],
+    ids=["garbage", "truncated", "empty"],
+)
+def test_load_model_corrupt_file_is_a_pipeline_error(tmp_path, damage):
+    good = tmp_path / "good.skops"
+    save_model(fit("classification", "constant", synthetic()), good)
+    bad = tmp_path / "bad.skops"
+    bad.write_bytes(damage(good.read_bytes()))
+    with pytest.raises(PipelineError, match="not a readable skops model file"):
+        load_model(bad)
+
+
+def test_load_model_zip_without_a_schema_is_a_pipeline_error(tmp_path):
+    path = tmp_path / "other.skops"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "not a model")
+    with pytest.raises(PipelineError, match="not a readable skops model file"):
+        load_model(path)
