@@ -6,11 +6,17 @@ dvc.yaml calls these; people normally run `dvc repro`, which calls only the stag
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from flightdelay import logs
 from flightdelay.config import ConfigError, load_params, load_schema
@@ -42,20 +48,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tuple[list[str], list[str]]:
+    """The stage's dependency and output paths as dvc.yaml declares them, `${...}` resolved from params."""
+    try:
+        stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
+        params = yaml.safe_load(Path(params_file).read_text())
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return [], []
+    spec = stages.get(stage) or {}
+
+    def resolve(text: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            node: Any = params
+            for key in match.group(1).split("."):
+                node = node[key]
+            return str(node)
+
+        return re.sub(r"\$\{([^}]+)\}", value, text)
+
+    def names(entries: list[Any]) -> list[str]:
+        return [resolve(next(iter(e)) if isinstance(e, dict) else str(e)) for e in entries or []]
+
+    deps = names(spec.get("deps", []))
+    outs = names(spec.get("outs", [])) + names(spec.get("metrics", [])) + names(spec.get("plots", []))
+    return deps, outs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_file = logs.configure(args.stage, verbose=args.verbose)
+    started = dt.datetime.now(dt.UTC)
     start = time.perf_counter()
+    deps, outs = stage_paths(args.stage, args.params)
+    log.debug(
+        "%s started",
+        args.stage,
+        extra={
+            "event": {"event": "stage_start", "stage": args.stage, "inputs": {p: logs.path_sha256(p) for p in deps}}
+        },
+    )
     try:
         params = load_params(args.params)
         schema = load_schema(params.data.schema)
         module = importlib.import_module(f"flightdelay.stages.{args.stage}")
-        module.run(params, schema)
+        rows = module.run(params, schema) or {}
     except (PipelineError, ConfigError) as exc:
-        log.error("%s failed: %s", args.stage, exc)
+        log.error("%s failed: %s", args.stage, exc, extra={"event": {"event": "stage_failed", "stage": args.stage}})
         log.error("full log: %s", log_file)
         return 1
-    log.info("%s finished in %.1fs (log: %s)", args.stage, time.perf_counter() - start, log_file)
+    except Exception as exc:  # an unforeseen error: one clear line on the console, the traceback in the log
+        log.debug("traceback", exc_info=True)
+        log.error("%s failed unexpectedly: %s: %s", args.stage, type(exc).__name__, exc)
+        log.error("this is a bug or an unhandled input; the traceback is in %s", log_file)
+        return 2
+    seconds = time.perf_counter() - start
+    event = {
+        "event": "stage_end",
+        "stage": args.stage,
+        "started": started.isoformat(timespec="milliseconds"),
+        "ended": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "seconds": round(seconds, 3),
+        **rows,
+        "inputs": {p: logs.path_sha256(p) for p in deps},
+        "outputs": {p: logs.path_sha256(p) for p in outs},
+    }
+    counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rows.items())
+    log.info(
+        "%s finished in %.1fs%s (log: %s)",
+        args.stage,
+        seconds,
+        f": {counts}" if counts else "",
+        log_file,
+        extra={"event": event},
+    )
     return 0
 
 

@@ -102,9 +102,30 @@ class Source:
 
 
 @dataclass(frozen=True)
+class RetryParams:
+    """Bounded retries of transient read errors: `attempts` in all, waits growing from `initial_wait` seconds
+    (exponential, with jitter) up to `max_wait`."""
+
+    attempts: int = 4
+    initial_wait: float = 0.5
+    max_wait: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError("ingest.retry.attempts: must be at least 1")
+
+
+@dataclass(frozen=True)
 class IngestParams:
     window: Window
     sources: dict[str, Source]
+    max_invalid_share: float = 0.01
+    extra_columns: Literal["drop", "error"] = "drop"
+    retry: RetryParams = field(default_factory=RetryParams)
+
+    def __post_init__(self) -> None:
+        if self.extra_columns not in ("drop", "error"):
+            raise ConfigError(f"ingest.extra_columns: {self.extra_columns!r} is not 'drop' or 'error'")
 
 
 @dataclass(frozen=True)
@@ -138,6 +159,8 @@ class TrainParams:
     model: str
     seed: int
     feature_groups: tuple[str, ...]
+    # Seed of the one retry when a fit does not converge.
+    fallback_seed: int = 20130101
     hist_gradient_boosting: dict[str, Any] = field(default_factory=dict)
     logistic_regression: dict[str, Any] = field(default_factory=dict)
 
@@ -182,6 +205,7 @@ _NESTED: dict[tuple[str, str], type] = {
     ("Params", "train"): TrainParams,
     ("Params", "evaluate"): EvaluateParams,
     ("IngestParams", "window"): Window,
+    ("IngestParams", "retry"): RetryParams,
 }
 
 
@@ -228,10 +252,14 @@ class ColumnSpec:
     min: float | None = None
     max: float | None = None
     allowed: tuple[Any, ...] | None = None
+    # Largest share of missing values one partition may have before the stage fails (nullable columns).
+    max_null_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ConfigError(f"schema: dtype {self.dtype!r} is not one of {list(DTYPES)}")
+        if self.max_null_rate is not None and not 0 <= self.max_null_rate <= 1:
+            raise ConfigError(f"schema: max_null_rate {self.max_null_rate} is not between 0 and 1")
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,25 @@ import numpy as np
 import pandas as pd
 
 
+def remove_leftovers(path: Path) -> None:
+    """Remove temporary siblings of `path` left by a run that was killed before it could clean up.
+
+    Safe because stages run one at a time under DVC's repository lock.
+    """
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(f".{path.name}.old"), ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success move it onto `path`, on error remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -42,6 +56,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it replaces `path` whole, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

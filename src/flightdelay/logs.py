@@ -1,42 +1,78 @@
-"""Logging for stage entry points: a console line per event and the same lines in logs/<stage>.log.
+"""Logging for stage entry points: readable lines on the console, JSON lines in logs/<stage>.log.
 
-Logs are not pipeline outputs (logs/ is git-ignored and not declared in dvc.yaml), so timings in them never
-change an output hash.
+Logs are not pipeline outputs (logs/ is git-ignored and not declared in dvc.yaml), so the times and hashes in
+them never change an output hash.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import logging
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+CONSOLE = "%(levelname)s %(message)s"
+VERBOSE = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record; fields passed as `extra={"event": {...}}` are merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "event", {}) or {})
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def configure(stage: str, log_dir: str | Path = "logs", verbose: bool = False) -> Path:
-    """Send log records to stderr and to `log_dir/<stage>.log` (appended). Returns the log file path."""
+    """Send records to stderr (readable) and to `log_dir/<stage>.log` (JSON lines, appended)."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{stage}.log"
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        handler.close()
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(levelname)s %(message)s" if not verbose else FORMAT))
+    console.setFormatter(logging.Formatter(VERBOSE if verbose else CONSOLE))
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
     file_handler = logging.FileHandler(log_file, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter(FORMAT))
+    file_handler.setFormatter(JsonLines())
+    file_handler.setLevel(logging.DEBUG)
     root.addHandler(console)
     root.addHandler(file_handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(logging.DEBUG)
+    for noisy in ("fsspec", "asyncio", "botocore", "s3fs", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return log_file
 
 
-@contextmanager
-def timed(logger: logging.Logger, what: str) -> Iterator[None]:
-    """Log how long the block took."""
-    start = time.perf_counter()
-    yield
-    logger.info("%s in %.1fs", what, time.perf_counter() - start)
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def path_sha256(path: str | Path) -> str | None:
+    """SHA-256 of a file, or of a directory's sorted (relative path, file hash) list; None if absent."""
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
+        return digest.hexdigest()
+    return None

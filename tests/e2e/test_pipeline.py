@@ -70,10 +70,15 @@ def test_outputs_and_metrics(repo):
 
 
 def test_every_row_is_accounted_for(repo):
-    rows = json.loads((repo / "reports" / "rows.json").read_text())["rows"]
-    assert rows["in"] == 27004 + 24951 + 28834  # flights in Jan, Feb, Mar 2013
-    assert rows["in"] == rows["quarantined"] + rows["no_arrival"] + rows["unused_months"] + rows["train"] + rows["test"]
-    assert rows["no_arrival"] > 0
+    rows = json.loads((repo / "reports" / "rows.json").read_text())
+    assert rows["ingest"]["in"] == 27004 + 24951 + 28834  # flights in Jan, Feb, Mar 2013
+    for stage in ("ingest", "validate"):
+        assert rows[stage]["in"] == rows[stage]["passed"] + rows[stage]["quarantined"], stage
+    assert rows["validate"]["in"] == rows["ingest"]["passed"]
+    assert rows["features"]["in"] == rows["validate"]["passed"]
+    features = rows["features"]
+    assert features["in"] == features["no_arrival"] + features["unused_months"] + features["train"] + features["test"]
+    assert features["no_arrival"] > 0
 
 
 def test_nothing_changed_nothing_reruns(repo):

@@ -233,7 +233,7 @@ def test_repository_schema_loads():
     assert flights.partitioned
     assert flights.period == {"year": "year", "month": "month"}
     assert flights.key == ("year", "month", "day", "carrier", "flight", "origin")
-    assert flights.columns["dep_delay"] == ColumnSpec("float", nullable=True, min=-120, max=2000)
+    assert flights.columns["dep_delay"] == ColumnSpec("float", nullable=True, min=-120, max=2000, max_null_rate=0.15)
     assert flights.columns["time_hour"].dtype == "datetime"
     assert flights.columns["origin"].allowed == ("EWR", "JFK", "LGA")
     assert "9E" in flights.columns["carrier"].allowed

@@ -43,28 +43,24 @@ def test_score_adds_a_constant_baseline():
     assert result["baseline"]["recall"] == 0.0  # 0.3 is below the threshold
 
 
+def counts(table: str = "flights"):
+    ingest = {table: {"rows_in": 1000, "rows_passed": 993, "rows_quarantined": 7}, "other": {}}
+    validate = {table: {"rows_in": 993, "rows_passed": 980, "rows_quarantined": 13}}
+    features = {"rows_in": 980, "rows_dropped_no_arrival": 30, "rows_unused_months": 100, "train": 700, "test": 150}
+    return ingest, validate, features
+
+
 def test_row_counts_account_for_every_row():
-    ingest = {"flights": {"rows_in": 1000, "rows_quarantined": 7}, "planes": {"rows_in": 5, "rows_quarantined": 1}}
-    validate = {"flights": {"rows_in": 993, "rows_quarantined": 13}}
-    features = {"rows_dropped_no_arrival": 30, "rows_unused_months": 100, "train": 700, "test": 150}
-    out = row_counts(ingest, validate, features)
-    assert out == {
-        "rows": {
-            "in": 1000,
-            "quarantined": 20,
-            "no_arrival": 30,
-            "unused_months": 100,
-            "train": 700,
-            "test": 150,
-        }
-    }
-    rows = out["rows"]
-    assert rows["in"] == sum(v for k, v in rows.items() if k != "in")
+    out = row_counts(*counts())
+    assert out["ingest"] == {"in": 1000, "passed": 993, "quarantined": 7}
+    assert out["validate"] == {"in": 993, "passed": 980, "quarantined": 13}
+    assert out["features"] == {"in": 980, "no_arrival": 30, "unused_months": 100, "train": 700, "test": 150}
+    for stage in ("ingest", "validate"):
+        assert out[stage]["in"] == out[stage]["passed"] + out[stage]["quarantined"]
+    assert out["features"]["in"] == sum(v for k, v in out["features"].items() if k != "in")
 
 
 def test_row_counts_of_another_table():
-    counts = {"planes": {"rows_in": 5, "rows_quarantined": 1}}
-    features = {"rows_dropped_no_arrival": 0, "rows_unused_months": 0, "train": 2, "test": 1}
-    out = row_counts(counts, {"planes": {"rows_quarantined": 1}}, features, table="planes")
-    assert out["rows"]["in"] == 5
-    assert out["rows"]["quarantined"] == 2
+    out = row_counts(*counts("planes"), table="planes")
+    assert out["ingest"]["in"] == 1000
+    assert out["validate"]["quarantined"] == 13

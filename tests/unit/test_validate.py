@@ -185,7 +185,7 @@ def test_missing_column_is_a_data_error():
 
 
 def test_missing_column_message_names_the_column():
-    with pytest.raises(DataError, match="column 'distance'"):
+    with pytest.raises(DataError, match=r"missing column\(s\) \['distance'\]"):
         check_partition(partition().drop(columns=["distance"]), SPEC, SOURCE, "2013-01")
 
 

@@ -100,22 +100,28 @@ def plot_data(
 
 
 def row_counts(
-    ingest: dict[str, Any],
-    validate: dict[str, Any],
-    features: dict[str, Any],
-    table: str = "flights",
+    ingest: dict[str, Any], validate: dict[str, Any], features: dict[str, Any], table: str = "flights"
 ) -> dict[str, Any]:
-    """Where every input row of the main table went: in = quarantined + dropped + unused + train + test."""
-    quarantined = ingest[table]["rows_quarantined"] + validate[table]["rows_quarantined"]
+    """Where every row of the main table went, stage by stage. For each stage, in = passed + quarantined
+    (+ rows removed by a documented rule: flights with no arrival, months in neither split)."""
     return {
-        "rows": {
+        "ingest": {
             "in": ingest[table]["rows_in"],
-            "quarantined": quarantined,
+            "passed": ingest[table]["rows_passed"],
+            "quarantined": ingest[table]["rows_quarantined"],
+        },
+        "validate": {
+            "in": validate[table]["rows_in"],
+            "passed": validate[table]["rows_passed"],
+            "quarantined": validate[table]["rows_quarantined"],
+        },
+        "features": {
+            "in": features["rows_in"],
             "no_arrival": features["rows_dropped_no_arrival"],
             "unused_months": features["rows_unused_months"],
             "train": features["train"],
             "test": features["test"],
-        }
+        },
     }
 
 
@@ -129,7 +135,7 @@ def run(
     slices_file: str = "reports/slices.json",
     rows_file: str = "reports/rows.json",
     plots_dir: str = "reports/plots",
-) -> None:
+) -> dict[str, int]:
     ep = params.evaluate
     summary = read_json(summary_file)
     scored = read_parquet(Path(predictions_dir) / "test.parquet")
@@ -162,3 +168,4 @@ def run(
     log.info(
         "evaluate: %s %.4f (baseline %.4f) on %d test rows", key, result[key], result["baseline"][key], len(scored)
     )
+    return {"rows_in": len(scored)}

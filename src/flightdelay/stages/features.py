@@ -282,7 +282,7 @@ def run(
     schema: Schema,
     in_dir: str = "data/validated",
     out_dir: str = "data/processed",
-) -> None:
+) -> dict[str, int]:
     fp = params.features
     source = Path(in_dir)
     weather = _load_weather(source, fp.weather_trend_hours)
@@ -351,3 +351,8 @@ def run(
         write_json(tmp / "feature_spec.json", feature_spec(FEATURE_GROUPS, TARGETS))
         write_json(tmp / "counts.json", counts)
     log.info("features: %s", counts)
+    return {
+        "rows_in": counts["rows_in"],
+        "rows_out": counts["train"] + counts["test"],
+        "rows_dropped": counts["rows_dropped_no_arrival"] + counts["rows_unused_months"],
+    }

@@ -19,15 +19,20 @@ import fsspec
 import pandas as pd
 
 from flightdelay import quarantine
-from flightdelay.config import ColumnSpec, Params, Schema, Source, TableSpec, Window
+from flightdelay.config import ColumnSpec, IngestParams, Params, RetryParams, Schema, Source, TableSpec, Window
 from flightdelay.errors import DataError
 from flightdelay.io import atomic_dir, write_json, write_parquet, write_parquet_into
+from flightdelay.readers import read_bytes, repeated_headers
+from flightdelay.retry import with_retry
+from flightdelay.schema_checks import column_drift
 
 log = logging.getLogger(__name__)
 
 PARTITION_FILE = re.compile(r"^(?P<period>\d{4}-\d{2})\.(?P<ext>csv|csv\.gz|parquet)$")
 TABLE_FILE = re.compile(r"^(?P<table>[^/]+)\.(?P<ext>csv|csv\.gz|parquet)$")
 LINEAGE = ["_source", "_row"]
+# A column whose values mostly fail to convert has changed type: stop rather than quarantine every row.
+CHANGED_TYPE_SHARE = 0.5
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -56,19 +61,20 @@ def coerce_frame(frame: pd.DataFrame, spec: TableSpec, source: str) -> tuple[pd.
     Returns (rows that typed cleanly, quarantine records for the rest). A row with several bad values
     gets one record per value.
     """
-    missing = [c for c in spec.columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing column(s) {missing} of table {spec.name!r}; "
-            f"found {[c for c in frame.columns if c not in LINEAGE]}. "
-            "Fix the extract or update the schema file (params: data.schema)."
-        )
+    column_drift(list(frame.columns), spec, source)
     typed: dict[str, pd.Series] = {}
     bad_any = pd.Series(False, index=frame.index)
     problems = []
     for name, col in spec.columns.items():
         values, bad = coerce_column(frame[name], col)
         typed[name] = values
+        present = int(frame[name].notna().sum())
+        if bad.any() and bad.sum() >= 5 and bad.sum() > CHANGED_TYPE_SHARE * present:
+            example = frame.loc[bad, name].iloc[0]
+            raise DataError(
+                f"{source}: column {name!r}: {int(bad.sum())} of {present} values are not {col.dtype} "
+                f"(e.g. {example!r}); did the column's type change? Fix the extract or the schema file."
+            )
         if bad.any():
             problems.append(quarantine.records(spec.name, frame[bad], name, f"dtype:{col.dtype}", frame.loc[bad, name]))
             bad_any |= bad
@@ -104,14 +110,14 @@ def select_partitions(names: list[str], window: Window) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------ reading
 
 
-def read_file(fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
-    """Read one raw file with every value as text (CSV) or as stored (Parquet)."""
-    if path.endswith(".parquet"):
+def read_file(fs: fsspec.AbstractFileSystem, path: str, source: str, retry: RetryParams) -> pd.DataFrame:
+    """Read one raw file, retrying transient errors; CSV values as text, Parquet as stored."""
+
+    def fetch() -> bytes:
         with fs.open(path, "rb") as fh:
-            return pd.read_parquet(fh)
-    compression = "gzip" if path.endswith(".gz") else None
-    with fs.open(path, "rb") as fh:
-        return pd.read_csv(fh, dtype=str, compression=compression)
+            return fh.read()
+
+    return read_bytes(with_retry(f"reading {source}", fetch, retry), path, source)
 
 
 @dataclass(frozen=True)
@@ -123,12 +129,12 @@ class Chunk:
     period: str | None = None
 
 
-def iter_files(root: str, spec: TableSpec, window: Window) -> Iterator[Chunk]:
+def iter_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -> Iterator[Chunk]:
     fs, base = fsspec.core.url_to_fs(root)
     if spec.partitioned:
-        if not fs.isdir(base):
+        if not with_retry(f"listing {root}", lambda: fs.isdir(base), retry):
             raise DataError(f"{root}: no such directory for partitioned table {spec.name!r}")
-        names = [Path(p).name for p in fs.ls(base, detail=False)]
+        names = [Path(p).name for p in with_retry(f"listing {root}", lambda: fs.ls(base, detail=False), retry)]
         chosen = select_partitions(names, window)
         absent = [m for m in window.months() if m not in chosen]
         if absent:
@@ -139,40 +145,84 @@ def iter_files(root: str, spec: TableSpec, window: Window) -> Iterator[Chunk]:
                 absent,
             )
         for period, name in sorted(chosen.items()):
-            yield Chunk(f"{spec.name}/{name}", read_file(fs, f"{base}/{name}"), period)
+            source = f"{spec.name}/{name}"
+            yield Chunk(source, read_file(fs, f"{base}/{name}", source, retry), period)
         return
     for ext in ("csv", "csv.gz", "parquet"):
         candidate = base if base.endswith(f".{ext}") else f"{base}.{ext}"
-        if fs.exists(candidate):
-            yield Chunk(Path(candidate).name, read_file(fs, candidate))
+        if with_retry(f"looking for {candidate}", lambda c=candidate: fs.exists(c), retry):
+            source = Path(candidate).name
+            yield Chunk(source, read_file(fs, candidate, source, retry))
             return
     raise DataError(f"{root}: no file for table {spec.name!r} (looked for .csv, .csv.gz, .parquet)")
 
 
-def iter_sql(source: Source, spec: TableSpec, window: Window) -> Iterator[Chunk]:
+def iter_sql(source: Source, spec: TableSpec, window: Window, retry: RetryParams) -> Iterator[Chunk]:
+    """Run the table's query (once per month for a partitioned table), each run retried on its own."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(str(source.url))
-    try:
+
+    def query(bind: dict[str, int] | None) -> pd.DataFrame:
         with engine.connect() as conn:
-            if not spec.partitioned:
-                yield Chunk(f"sql:{spec.name}", pd.read_sql(sa.text(str(source.query)), conn))
-                return
-            for period in window.months():
-                bind = {"year": int(period[:4]), "month": int(period[5:])}
-                frame = pd.read_sql(sa.text(str(source.query)), conn, params=bind)
-                yield Chunk(f"sql:{spec.name}/{period}", frame, period)
+            return pd.read_sql(sa.text(str(source.query)), conn, params=bind)
+
+    try:
+        if not spec.partitioned:
+            name = f"sql:{spec.name}"
+            yield Chunk(name, with_retry(f"querying {name}", lambda: query(None), retry))
+            return
+        for period in window.months():
+            bind = {"year": int(period[:4]), "month": int(period[5:])}
+            name = f"sql:{spec.name}/{period}"
+            yield Chunk(name, with_retry(f"querying {name}", lambda b=bind: query(b), retry), period)
     finally:
         engine.dispose()
 
 
-def iter_chunks(name: str, source: Source, spec: TableSpec, raw_dir: str, window: Window) -> Iterator[Chunk]:
+def iter_chunks(name: str, source: Source, spec: TableSpec, raw_dir: str, ip: IngestParams) -> Iterator[Chunk]:
     if source.kind == "sql":
-        return iter_sql(source, spec, window)
-    return iter_files(source.path or f"{raw_dir.rstrip('/')}/{name}", spec, window)
+        return iter_sql(source, spec, ip.window, ip.retry)
+    return iter_files(source.path or f"{raw_dir.rstrip('/')}/{name}", spec, ip.window, ip.retry)
+
+
+def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check, type and quarantine one chunk. Returns (typed rows, quarantine records)."""
+    extra = column_drift(list(chunk.frame.columns), spec, chunk.source, ip.extra_columns)
+    if extra:
+        log.warning("ingest: %s has column(s) not in the schema, dropped: %s", chunk.source, extra)
+    frame = with_lineage(chunk.frame, chunk.source)
+    headers = repeated_headers(chunk.frame)
+    held = []
+    if headers.any():
+        held.append(quarantine.records(spec.name, frame[headers], "*", "repeated_header"))
+        frame = frame[~headers.to_numpy()]
+    typed, bad = coerce_frame(frame, spec, chunk.source)
+    held.append(bad)
+    n_in = len(chunk.frame)
+    n_bad = n_in - len(typed)
+    if n_in and n_bad / n_in > ip.max_invalid_share:
+        records = quarantine.concat(held)
+        first = records.iloc[0]
+        raise DataError(
+            f"{chunk.source}: {n_bad} of {n_in} rows ({n_bad / n_in:.1%}) cannot be read as their schema types, "
+            f"over ingest.max_invalid_share={ip.max_invalid_share:.1%}; e.g. row {first['row']} column "
+            f"{first['column']!r} value {first['value']!r} ({first['rule']}). Fix the extract, or raise the "
+            "threshold if this is expected."
+        )
+    return typed, quarantine.concat(held)
 
 
 # ------------------------------------------------------------------------------------------------ entry point
+
+
+def total_rows(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Rows in, passed on and quarantined over all tables (for the stage's log)."""
+    return {
+        "rows_in": sum(c["rows_in"] for c in counts.values()),
+        "rows_out": sum(c["rows_passed"] for c in counts.values()),
+        "rows_quarantined": sum(c["rows_quarantined"] for c in counts.values()),
+    }
 
 
 def run(
@@ -180,7 +230,7 @@ def run(
     schema: Schema,
     out_dir: str = "data/ingested",
     quarantine_file: str = "data/quarantine/ingest.parquet",
-) -> None:
+) -> dict[str, int]:
     window = params.ingest.window
     counts: dict[str, dict[str, int]] = {}
     held: list[pd.DataFrame] = []
@@ -188,16 +238,9 @@ def run(
         for name, spec in schema.tables.items():
             source = params.ingest.sources.get(name, Source())
             totals = {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0}
-            for chunk in iter_chunks(name, source, spec, params.data.raw_dir, window):
+            for chunk in iter_chunks(name, source, spec, params.data.raw_dir, params.ingest):
                 start = time.perf_counter()
-                extra = sorted(set(chunk.frame.columns) - set(spec.columns))
-                if extra:
-                    log.warning(
-                        "ingest: %s has column(s) not in the schema, dropped: %s",
-                        chunk.source,
-                        extra,
-                    )
-                typed, bad = coerce_frame(with_lineage(chunk.frame, chunk.source), spec, chunk.source)
+                typed, bad = ingest_chunk(chunk, spec, params.ingest)
                 target = tmp / name / f"{chunk.period}.parquet" if chunk.period else tmp / f"{name}.parquet"
                 write_parquet_into(typed, target)
                 held.append(bad)
@@ -224,3 +267,4 @@ def run(
     write_parquet(quarantine.concat(held), quarantine_file)
     for name, totals in counts.items():
         log.info("ingest: %s total %s", name, totals)
+    return total_rows(counts)

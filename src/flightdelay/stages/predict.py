@@ -60,7 +60,7 @@ def run(
     model_file: str = "models/model.skops",
     summary_file: str = "models/train_summary.json",
     out_dir: str = "data/predictions",
-) -> None:
+) -> dict[str, int]:
     spec = read_json(Path(in_dir) / "feature_spec.json")
     summary = read_json(summary_file)
     model = load_model(model_file)
@@ -77,3 +77,4 @@ def run(
     )
     write_parquet(scored, Path(out_dir) / "test.parquet")
     write_json(Path(out_dir) / "importance.json", table)
+    return {"rows_in": len(test), "rows_out": len(scored)}

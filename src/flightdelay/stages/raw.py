@@ -55,11 +55,13 @@ def to_csv_text(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def run(params: Params, schema: Schema) -> None:
+def run(params: Params, schema: Schema) -> dict[str, int]:
     out = Path(params.data.raw_dir)
+    total = 0
     with atomic_dir(out) as tmp:
         for name, spec in schema.tables.items():
             frame = read_bundled(params.raw.dataset, name)
+            total += len(frame)
             if spec.partitioned:
                 (tmp / name).mkdir()
                 months = 0
@@ -71,3 +73,4 @@ def run(params: Params, schema: Schema) -> None:
                 (tmp / f"{name}.csv").write_text(to_csv_text(frame), encoding="utf-8")
                 log.info("raw: %s -> %d rows", name, len(frame))
     log.info("raw: wrote %s", out)
+    return {"rows_out": total}

@@ -8,7 +8,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss, mean_squared_error
 
 from flightdelay.config import Params, Schema, TrainParams
 from flightdelay.errors import PipelineError
@@ -47,30 +50,88 @@ def iterations(estimator: Any) -> int:
     return int(max(n_iter)) if hasattr(n_iter, "__len__") else int(n_iter)
 
 
+class NotConverged(PipelineError):
+    """The fit did not converge with either seed; `diagnostics` says what was seen."""
+
+    def __init__(self, message: str, diagnostics: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+def training_loss(pipeline: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> float:
+    """Log loss (classification) or mean squared error (regression) on the training rows."""
+    if task == "classification":
+        return float(log_loss(y, pipeline.predict_proba(X), labels=pipeline.classes_))
+    return float(mean_squared_error(y, pipeline.predict(X)))
+
+
+def fit_once(X: pd.DataFrame, y: np.ndarray, tp: TrainParams, numeric: list[str], categorical: list[str], seed: int):
+    """One fit. Returns (pipeline, problems, training loss); problems name why it did not converge."""
+    pipeline = build_pipeline(tp.task, tp.model, numeric, categorical, tp.estimator_params(), seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline.fit(X, y)
+    problems = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            log.warning("train: %s: %s", w.category.__name__, w.message)
+    loss = training_loss(pipeline, X, y, tp.task)
+    if not np.isfinite(loss):
+        problems.append(f"training loss is not finite ({loss})")
+    return pipeline, problems, loss
+
+
+def diagnostics(X: pd.DataFrame, y: np.ndarray, tp: TrainParams, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a person needs to see why a fit failed: data shape, target balance, each attempt's last loss."""
+    if tp.task == "classification":
+        values, counts = np.unique(y, return_counts=True)
+        balance: dict[str, Any] = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    else:
+        balance = {"mean": float(np.mean(y)), "std": float(np.std(y)), "min": float(np.min(y)), "max": float(np.max(y))}
+    return {
+        "model": tp.model,
+        "task": tp.task,
+        "rows": int(X.shape[0]),
+        "features": int(X.shape[1]),
+        "target_balance": balance,
+        "missing_share_by_feature": {c: float(X[c].isna().mean()) for c in X.columns if X[c].isna().any()},
+        "attempts": attempts,
+    }
+
+
 def fit(frame: pd.DataFrame, spec: dict[str, Any], tp: TrainParams) -> tuple[Any, dict[str, Any]]:
-    """Fit the configured pipeline. Returns (fitted pipeline, summary of what was fitted)."""
+    """Fit the configured pipeline; a fit that does not converge is retried once with `tp.fallback_seed`.
+
+    Returns (fitted pipeline, summary of what was fitted). Raises NotConverged after two failures.
+    """
     numeric, categorical = select_features(spec, tp.feature_groups)
     target = spec["targets"][tp.task]
     X = prepare(frame, numeric, categorical)
     y = frame[target].to_numpy()
-    pipeline = build_pipeline(tp.task, tp.model, numeric, categorical, tp.estimator_params(), tp.seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        pipeline.fit(X, y)
-    for w in caught:
-        log.warning("train: %s: %s", w.category.__name__, w.message)
-    estimator = pipeline[-1]
+    attempts: list[dict[str, Any]] = []
+    for seed in (tp.seed, tp.fallback_seed):
+        pipeline, problems, loss = fit_once(X, y, tp, numeric, categorical, seed)
+        attempts.append({"seed": seed, "problems": problems, "last_loss": loss})
+        if not problems:
+            break
+        log.warning("train: fit with seed %d did not converge: %s", seed, "; ".join(problems))
+    else:
+        raise NotConverged(
+            f"the {tp.model} fit did not converge with seed {tp.seed} nor fallback seed {tp.fallback_seed}",
+            diagnostics(X, y, tp, attempts),
+        )
     summary: dict[str, Any] = {
         "task": tp.task,
         "model": tp.model,
-        "seed": tp.seed,
+        "seed": attempts[-1]["seed"],
+        "fallback_used": len(attempts) > 1,
         "target": target,
         "numeric": numeric,
         "categorical": categorical,
         "rows": len(frame),
         "target_mean": float(y.mean()),
-        "iterations": iterations(estimator),
-        "converged": not any("Convergence" in w.category.__name__ for w in caught),
+        "iterations": iterations(pipeline[-1]),
+        "training_loss": loss,
     }
     return pipeline, summary
 
@@ -81,7 +142,8 @@ def run(
     in_dir: str = "data/processed",
     model_file: str = "models/model.skops",
     summary_file: str = "models/train_summary.json",
-) -> None:
+    diagnostics_file: str = "logs/train_diagnostics.json",
+) -> dict[str, int]:
     spec = read_json(Path(in_dir) / "feature_spec.json")
     frame = read_split(Path(in_dir) / "train")
     log.info(
@@ -92,7 +154,11 @@ def run(
         params.train.seed,
     )
     start = time.perf_counter()
-    pipeline, summary = fit(frame, spec, params.train)
+    try:
+        pipeline, summary = fit(frame, spec, params.train)
+    except NotConverged as exc:
+        write_json(diagnostics_file, exc.diagnostics)
+        raise PipelineError(f"{exc}; diagnostics in {diagnostics_file}") from None
     log.info(
         "train: fitted %d features in %.1fs (%d iterations)",
         len(summary["numeric"]) + len(summary["categorical"]),
@@ -102,3 +168,4 @@ def run(
     save_model(pipeline, model_file)
     write_json(summary_file, summary)
     log.info("train: wrote %s", model_file)
+    return {"rows_in": len(frame)}

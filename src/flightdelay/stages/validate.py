@@ -29,6 +29,8 @@ from flightdelay.io import (
     write_parquet_into,
     write_text,
 )
+from flightdelay.schema_checks import column_drift, null_spikes
+from flightdelay.stages.ingest import total_rows
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ def check_partition(
     Raises DataError for failures that concern a whole column rather than rows.
     """
     frame = frame.reset_index(drop=True)
+    column_drift(list(frame.columns), spec, source, extra_columns="drop")
+    null_spikes(frame, spec, source)
     problems: list[pd.DataFrame] = []
     bad = pd.Series(False, index=frame.index)
     try:
@@ -193,7 +197,7 @@ def run(
     quarantine_file: str = "data/quarantine/validate.parquet",
     profile_file: str = "reports/data_profile.json",
     summary_file: str = "reports/validation_summary.md",
-) -> None:
+) -> dict[str, int]:
     source_dir = Path(in_dir)
     limit = params.validate.max_invalid_share
     counts: dict[str, dict[str, int]] = {}
@@ -244,6 +248,7 @@ def run(
     write_text(summary_file, summary_markdown(counts, bad_rows))
     for name, totals in counts.items():
         log.info("validate: %s total %s", name, totals)
+    return total_rows(counts)
 
 
 def profile_table(files: list[Path], spec: TableSpec, quantiles: tuple[float, ...]) -> dict[str, Any]:
