@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,19 +227,22 @@ class History:
     overall: pd.DataFrame  # month, sum, count
 
     @staticmethod
-    def collect(frames: list[pd.DataFrame], target: str) -> History:
-        per_month: dict[str, pd.DataFrame] = {}
-        for feature, keys in HISTORY_KEYS.items():
-            parts = [
-                f.groupby([*keys, "month"], dropna=True, observed=True)[target].agg(["sum", "count"]).reset_index()
-                for f in frames
-            ]
-            per_month[feature] = pd.concat(parts, ignore_index=True)
-        overall = pd.concat(
-            [f.groupby("month")[target].agg(["sum", "count"]).reset_index() for f in frames],
-            ignore_index=True,
+    def collect(frames: Iterable[pd.DataFrame], target: str) -> History:
+        """Sums and counts from training frames, taken one at a time (a generator keeps one month in memory)."""
+        parts: dict[str, list[pd.DataFrame]] = {feature: [] for feature in HISTORY_KEYS}
+        overall: list[pd.DataFrame] = []
+        for frame in frames:
+            for feature, keys in HISTORY_KEYS.items():
+                sums = frame.groupby([*keys, "month"], dropna=True, observed=True)[target].agg(["sum", "count"])
+                parts[feature].append(sums.reset_index())
+            overall.append(frame.groupby("month")[target].agg(["sum", "count"]).reset_index())
+        if not overall:
+            raise DataError("features: no training rows to learn history features from")
+        return History(
+            target,
+            {feature: pd.concat(p, ignore_index=True) for feature, p in parts.items()},
+            pd.concat(overall, ignore_index=True),
         )
-        return History(target, per_month, overall)
 
     def apply(self, frame: pd.DataFrame, smoothing: float, exclude_month: int | None) -> pd.DataFrame:
         """Smoothed mean outcome per key over training months, leaving out `exclude_month` (a training
@@ -307,41 +311,36 @@ def run(
         "test": 0,
     }
     with atomic_dir(out_dir) as tmp:
-        # Pass 1: outcome sums per key from training months only.
-        train_frames: dict[int, pd.DataFrame] = {}
-        for month in fp.train_months:
-            start = time.perf_counter()
-            flights = read_parquet(by_month[month])
-            frame, dropped = build_frame(flights, weather, aircraft, fp)
-            train_frames[month] = frame
-            counts["rows_in"] += len(flights)
-            counts["rows_dropped_no_arrival"] += dropped
-            log.info(
-                "features: %s %7d flights -> %7d rows (%.2fs)",
-                by_month[month].name,
-                len(flights),
-                len(frame),
-                time.perf_counter() - start,
-            )
-        history = History.collect(list(train_frames.values()), target)
-        # Pass 2: attach history and write each month to its split.
+        # Pass 1: outcome sums per key from training months only, one month in memory at a time.
+        def training_frames() -> Iterator[pd.DataFrame]:
+            for month in fp.train_months:
+                start = time.perf_counter()
+                flights = read_parquet(by_month[month])
+                frame, dropped = build_frame(flights, weather, aircraft, fp)
+                counts["rows_in"] += len(flights)
+                counts["rows_dropped_no_arrival"] += dropped
+                log.info(
+                    "features: %s %7d flights -> %7d rows (%.2fs)",
+                    by_month[month].name,
+                    len(flights),
+                    len(frame),
+                    time.perf_counter() - start,
+                )
+                yield frame
+
+        history = History.collect(training_frames(), target)
+        # Pass 2: build each month again (cheaper than holding them all), attach history, write to its split.
         for month in sorted(by_month):
             split = "train" if month in fp.train_months else "test" if month in fp.test_months else None
             if split is None:
                 n = len(read_parquet(by_month[month], columns=["month"]))
                 counts["rows_in"] += n
                 counts["rows_unused_months"] += n
-                log.info(
-                    "features: %s not in train_months or test_months, %d rows unused",
-                    by_month[month].name,
-                    n,
-                )
+                log.info("features: %s not in train_months or test_months, %d rows unused", by_month[month].name, n)
                 continue
-            if split == "train":
-                frame = train_frames.pop(month)
-            else:
-                flights = read_parquet(by_month[month])
-                frame, dropped = build_frame(flights, weather, aircraft, fp)
+            flights = read_parquet(by_month[month])
+            frame, dropped = build_frame(flights, weather, aircraft, fp)
+            if split == "test":
                 counts["rows_in"] += len(flights)
                 counts["rows_dropped_no_arrival"] += dropped
             frame = history.apply(frame, fp.history_smoothing, month if split == "train" else None)
