@@ -1,6 +1,7 @@
 """Command line: `flightdelay <stage>` (or `python -m flightdelay <stage>`) runs one pipeline stage.
 
 dvc.yaml calls these; people normally run `dvc repro`, which calls only the stages that are out of date.
+`flightdelay pr-report --base REV` is a tool, not a stage: it builds the pull-request comment (see pr_report).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from flightdelay import logs
+from flightdelay import logs, pr_report
 from flightdelay.config import ConfigError, load_params, load_schema
 from flightdelay.errors import PipelineError
 
@@ -34,6 +35,11 @@ STAGES = {
     "evaluate": "write metrics, slice metrics and plot data",
 }
 
+# Commands that are not pipeline stages (dvc.yaml does not call them): tools run by people and CI.
+TOOLS = {
+    "pr-report": "build the pull-request comment: gate, params, metrics, slices and plots against a base revision",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -45,7 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=help_text, description=help_text)
         stage.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
         stage.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
+    pr_report.add_arguments(sub.add_parser("pr-report", help=TOOLS["pr-report"], description=TOOLS["pr-report"]))
     return parser
+
+
+def run_tool(args: argparse.Namespace) -> int:
+    """Run a command that is not a stage; it prints what it wrote on stdout."""
+    log_file = logs.configure(args.stage, verbose=args.verbose)
+    try:
+        written = pr_report.run(args)
+    except PipelineError as exc:
+        log.error("%s failed: %s", args.stage, exc)
+        log.error("full log: %s", log_file)
+        return 1
+    sys.stdout.write(f"{written}\n")
+    return 0
 
 
 def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tuple[list[str], list[str]]:
@@ -76,6 +96,8 @@ def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tup
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.stage in TOOLS:
+        return run_tool(args)
     log_file = logs.configure(args.stage, verbose=args.verbose)
     started = dt.datetime.now(dt.UTC)
     start = time.perf_counter()
