@@ -12,123 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import clone, dvc, run, stages_ran
-from tests.e2e.test_pipeline import SHORT, set_params
+from tests.conftest import dvc, run, stages_ran
+from tests.e2e.s3 import URL, VARIANT, aws_env, bucket_keys, delete_key, free_port, stop, wait_for_port
+from tests.e2e.test_pipeline import set_params
 
 pytestmark = pytest.mark.slow
-
-BUCKET = "flightdelay-test"
-URL = f"s3://{BUCKET}/cache"
-# A param another run already tried (it reruns only predict and evaluate, so the fixture stays cheap).
-VARIANT = ("evaluate", "importance_repeats")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited with {proc.returncode} before listening on {port}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not listen on {port} within {seconds}s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover - only when the server ignores SIGTERM
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> Iterator[str]:
-    """moto's S3 server on a free local port, with an empty bucket. Yields the endpoint URL."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc, "moto.server")
-        endpoint = f"http://127.0.0.1:{port}"
-        s3_call(endpoint, "create_bucket", Bucket=BUCKET)
-        yield endpoint
-    finally:
-        stop(proc)
-        log.close()
-
-
-S3_CALL = """
-import json, sys
-import boto3
-endpoint, op, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-if op == "keys":
-    pages = client.get_paginator("list_objects_v2").paginate(**kwargs)
-    print(json.dumps([item["Key"] for page in pages for item in page.get("Contents", [])]))
-else:
-    getattr(client, op)(**kwargs)
-"""
-
-
-def s3_call(endpoint: str, op: str, **kwargs: str) -> str:
-    """One S3 call with boto3, in a subprocess (the test process stays free of boto's warnings)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", S3_CALL, endpoint, op, json.dumps(kwargs)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def bucket_keys(endpoint: str, prefix: str = "") -> list[str]:
-    return json.loads(s3_call(endpoint, "keys", Bucket=BUCKET, Prefix=prefix))
-
-
-def delete_key(endpoint: str, key: str) -> None:
-    s3_call(endpoint, "delete_object", Bucket=BUCKET, Key=key)
-
-
-def aws_env(tmp: Path, endpoint: str | None = None, attempts: int = 5) -> dict[str, str | None]:
-    """Fake credentials and nothing from the user's ~/.aws; the endpoint from the environment when given."""
-    return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": None,
-        "AWS_PROFILE": None,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_MAX_ATTEMPTS": str(attempts),
-        "AWS_ENDPOINT_URL": endpoint,
-    }
 
 
 def locked_md5(repo: Path, stage: str, path: str) -> str:
@@ -142,33 +38,6 @@ def md5(path: Path) -> str:
 
 def cache_file(repo: Path, digest: str) -> Path:
     return repo / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
-
-
-@pytest.fixture(scope="module")
-def origin(tmp_path_factory, s3) -> Path:
-    """A clone that ran the short pipeline (and one variant, seed 7, for the run-cache) and pushed everything.
-
-    Its endpoint is in .dvc/config.local (`dvc remote modify --local`); the fresh clones below use the
-    AWS_ENDPOINT_URL variable instead, so both documented ways are exercised.
-    """
-    tmp = tmp_path_factory.mktemp("origin")
-    repo = clone(tmp / "repo")
-    env = aws_env(tmp)
-    dvc("remote", "modify", "--local", "storage", "url", URL, cwd=repo)
-    dvc("remote", "modify", "--local", "storage", "endpointurl", s3, cwd=repo)
-    # The variant first, pushed like CI pushes every run it makes: `dvc push --run-cache` uploads the workspace's
-    # outputs and the run records, not the outputs of earlier runs, so each run pushes its own outputs.
-    set_params(repo, {**SHORT, ("train", "hist_gradient_boosting", "max_iter"): 60, VARIANT: 2})
-    dvc("repro", cwd=repo, env=env)
-    dvc("push", "--run-cache", cwd=repo, env=env)
-    set_params(repo, {VARIANT: 1})
-    assert stages_ran(dvc("repro", cwd=repo, env=env).stdout) == ["predict", "evaluate"]
-    run(["git", "add", "-A"], cwd=repo)
-    run(["git", "commit", "-qm", "short window"], cwd=repo)
-
-    pushed = dvc("push", "--run-cache", cwd=repo, env=env)
-    assert "pushed" in pushed.stdout
-    return repo
 
 
 def test_push_sends_data_models_and_the_run_cache(origin, s3, tmp_path):
