@@ -10,6 +10,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, dvc, run, stages_ran
 
 AWS_VARS = (
@@ -47,9 +49,9 @@ def test_local_config_with_credentials_is_git_ignored():
     assert "/config.local" in (REPO / ".dvc" / ".gitignore").read_text().split()
 
 
-def test_repro_status_and_experiments_need_no_remote(tmp_path):
-    """With the project's remote config, no credentials and an endpoint where nothing listens, the everyday
-    commands still work: they never contact the remote (any attempt would fail for want of credentials)."""
+def offline_repo(tmp_path: Path) -> tuple[Path, dict[str, str | None]]:
+    """A tiny DVC repo with the project's remote config, and an environment with no credentials and an endpoint
+    where nothing listens: any attempt to reach the remote fails."""
     repo = tmp_path / "repo"
     repo.mkdir()
     run(["git", "init", "-q"], cwd=repo)
@@ -71,11 +73,18 @@ def test_repro_status_and_experiments_need_no_remote(tmp_path):
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    start = time.monotonic()
     assert stages_ran(dvc("repro", cwd=repo, env=offline).stdout) == ["count"]
-    assert (repo / "out.txt").read_text() == "[0, 1, 2]"
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "commit", "-qm", "count"], cwd=repo)
+    return repo, offline
+
+
+def test_repro_status_and_experiments_need_no_remote(tmp_path):
+    """The everyday commands never contact the remote: with the project's default remote, no credentials and a
+    dead endpoint they still work (any attempt would fail for want of credentials)."""
+    start = time.monotonic()
+    repo, offline = offline_repo(tmp_path)
+    assert (repo / "out.txt").read_text() == "[0, 1, 2]"
     assert dvc("status", cwd=repo, env=offline).stdout.strip() == "Data and pipelines are up to date."
     dvc("exp", "run", "-n", "five", "-S", "n=5", cwd=repo, env=offline)
     assert (repo / "out.txt").read_text() == "[0, 1, 2, 3, 4]"
@@ -86,6 +95,23 @@ def test_repro_status_and_experiments_need_no_remote(tmp_path):
     pushed = dvc("push", cwd=repo, env=offline, check=False, timeout=120)
     assert pushed.returncode != 0
     assert "credentials" in (pushed.stderr + pushed.stdout).lower()
+
+
+@pytest.mark.slow
+def test_queued_experiments_need_no_remote(tmp_path):
+    """The queue (what the experiment-grid workflow uses) too: its workers run in temporary copies."""
+    repo, offline = offline_repo(tmp_path)
+    dvc("exp", "run", "--queue", "-n", "four", "-S", "n=4", cwd=repo, env=offline)
+    dvc("queue", "start", cwd=repo, env=offline)
+    try:
+        deadline = time.monotonic() + 90
+        while "Queued" in (status := dvc("queue", "status", cwd=repo, env=offline).stdout) or "Running" in status:
+            assert time.monotonic() < deadline, status
+            time.sleep(1)
+    finally:
+        dvc("queue", "stop", cwd=repo, env=offline, check=False)
+    assert "Success" in status, status
+    assert "four" in dvc("exp", "show", "--no-pager", "--md", cwd=repo, env=offline).stdout
 
 
 def test_readme_explains_the_remote():
