@@ -24,6 +24,8 @@ def configure(stage: str, log_dir: str | Path = "logs", verbose: bool = False) -
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):  # a previous configure's log file: release it
+            handler.close()
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s" if not verbose else FORMAT))
     file_handler = logging.FileHandler(log_file, encoding="utf-8")
