@@ -203,6 +203,12 @@ def _verify_workspace_package(repo: Path, package: dict[str, Any]) -> None:
     verify_package(path)
 
 
+def _check_gate(repo: Path, commit: str, label: str) -> None:
+    gate = show_json(repo, commit, GATE_FILE) or {}
+    if gate.get("decision") not in ("pass", "overridden"):
+        raise RegistryError(f"the gate did not pass at {label} ({GATE_FILE}): a failed model is never promoted")
+
+
 def _find_version_of(repo: Path, raw: list[dict[str, Any]], package_name: str) -> str | None:
     for version, commit in sorted(registered(raw).items(), key=lambda kv: _semver(kv[0])):
         found = show_json(repo, commit, PACKAGE_POINTER)
@@ -243,9 +249,7 @@ def promote(repo: str | Path, stage: str, version: str | None = None, reason: st
     if version is None:
         head = _git(repo, "rev-parse", "HEAD").strip()
         package = _package_at(repo, head)
-        gate = show_json(repo, head, GATE_FILE) or {}
-        if gate.get("decision") not in ("pass", "overridden"):
-            raise RegistryError(f"the gate did not pass at HEAD ({GATE_FILE}): a failed model is never promoted")
+        _check_gate(repo, head, "HEAD")
         _verify_workspace_package(repo, package)
         version = _find_version_of(repo, raw, package["name"])
         if version is None:
@@ -259,6 +263,9 @@ def promote(repo: str | Path, stage: str, version: str | None = None, reason: st
         raise RegistryError(f"{ARTIFACT} has no version {version}; registered: {sorted(versions, key=_semver)}")
     commit = versions[version]
     package = _package_at(repo, commit)
+    _check_gate(repo, commit, version)
+    if (repo / PACKAGE_PARENT / package["name"]).is_dir():  # a version's files are verified whenever present
+        _verify_workspace_package(repo, package)
     current = stack(events_of(raw, stage))
     if current and current[-1] == version:
         raise RegistryError(f"{version} ({package['name']}) is already in {stage}")
