@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def pipeline_env() -> dict[str, str]:
-    """The environment stage commands run in: this interpreter first on PATH, a git identity, no analytics."""
+def pipeline_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment stage commands run in: this interpreter first on PATH, a git identity, no analytics.
+
+    `extra` sets variables on top (a None value removes one).
+    """
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("GIT_AUTHOR_NAME", "flightdelay tests")
@@ -22,19 +26,32 @@ def pipeline_env() -> dict[str, str]:
     env.setdefault("GIT_COMMITTER_NAME", "flightdelay tests")
     env.setdefault("GIT_COMMITTER_EMAIL", "tests@flightdelay.invalid")
     env["DVC_NO_ANALYTICS"] = "1"
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str],
+    cwd: Path,
+    check: bool = True,
+    timeout: float = 900,
+    env: Mapping[str, str | None] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a command, failing the test with its output when it fails."""
-    proc = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=pipeline_env(env), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
     return proc
 
 
-def dvc(*args: str, cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return run([str(BIN / "dvc"), *args], cwd=cwd, check=check, timeout=timeout)
+def dvc(
+    *args: str, cwd: Path, check: bool = True, timeout: float = 900, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "dvc"), *args], cwd=cwd, check=check, timeout=timeout, env=env)
 
 
 def stages_ran(output: str) -> list[str]:

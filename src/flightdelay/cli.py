@@ -3,6 +3,7 @@
 dvc.yaml calls these; people normally run `dvc repro`, which calls only the stages that are out of date.
 A few commands are human steps outside the pipeline: `verify` checks a model package, `promote`, `rollback`
 and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.registry).
+`flightdelay pr-report --base REV` is a tool, not a stage: it builds the pull-request comment (see pr_report).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from flightdelay import logs
+from flightdelay import logs, pr_report
 from flightdelay.config import ConfigError, load_params, load_schema
 from flightdelay.errors import PipelineError
 
@@ -45,6 +46,11 @@ COMMANDS = {
     "promote": "assign a stage (staging, prod) to the package committed at HEAD, or to a registered version",
     "rollback": "withdraw the version in a stage and give the stage back to the version before it",
     "history": "list a stage's promotions and rollbacks: when, who, which version and package hash",
+}
+
+# Commands that are not pipeline stages (dvc.yaml does not call them): tools run by people and CI.
+TOOLS = {
+    "pr-report": "build the pull-request comment: gate, params, metrics, slices and plots against a base revision",
 }
 
 
@@ -73,7 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "history":
             command.add_argument("--json", action="store_true", help="machine-readable output")
         command.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
+    pr_report.add_arguments(sub.add_parser("pr-report", help=TOOLS["pr-report"], description=TOOLS["pr-report"]))
     return parser
+
+
+def run_tool(args: argparse.Namespace) -> int:
+    """Run a command that is not a stage; it prints what it wrote on stdout."""
+    log_file = logs.configure(args.stage, verbose=args.verbose)
+    try:
+        written = pr_report.run(args)
+    except PipelineError as exc:
+        log.error("%s failed: %s", args.stage, exc)
+        log.error("full log: %s", log_file)
+        return 1
+    sys.stdout.write(f"{written}\n")
+    return 0
 
 
 def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tuple[list[str], list[str]]:
@@ -130,6 +150,8 @@ def _command(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.stage in TOOLS:
+        return run_tool(args)
     log_file = logs.configure(args.stage, verbose=args.verbose)
     started = dt.datetime.now(dt.UTC)
     start = time.perf_counter()
