@@ -1,8 +1,8 @@
 """Peak memory of the partition-at-a-time stages against the size of the date window.
 
-Runs `raw`, then `ingest`, `validate` and `features` on a 1-month, 3-month and 12-month window in a scratch
+Runs `raw`, then `ingest`, `validate` and `features` on a 2-month, 4-month and 12-month window in a scratch
 copy of the repository, each stage in its own process, and reports the median peak RSS over --repeats runs.
-If a stage works one month at a time, its peak stays close to the 1-month figure as the window grows.
+If a stage works one month at a time, its peak stays close to the 2-month figure as the window grows.
 
     python benchmarks/stage_memory.py --repeats 3
 """
@@ -21,8 +21,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOWS = {
-    "1 month": ("2013-01", "2013-01", [1], [1]),
-    "3 months": ("2013-01", "2013-03", [1, 2], [3]),
+    "2 months": ("2013-01", "2013-02", [1], [2]),
+    "4 months": ("2013-01", "2013-04", [1, 2, 3], [4]),
     "12 months": ("2013-01", "2013-12", list(range(1, 11)), [11, 12]),
 }
 STAGES = ["ingest", "validate", "features"]
@@ -32,10 +32,13 @@ def peak_rss_mib(cmd: list[str], cwd: Path) -> tuple[float, float]:
     """Run `cmd` in a fresh process; return (peak RSS in MiB, seconds)."""
     script = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
-        "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "p.returncode and sys.exit(p.stderr); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t)"
     )
-    out = subprocess.run([sys.executable, "-c", script, *cmd], cwd=cwd, check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", script, *cmd], cwd=cwd, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
     kib, seconds = out.stdout.split()
     return int(kib) / 1024, float(seconds)
 

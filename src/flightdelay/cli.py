@@ -1,6 +1,8 @@
 """Command line: `flightdelay <stage>` (or `python -m flightdelay <stage>`) runs one pipeline stage.
 
 dvc.yaml calls these; people normally run `dvc repro`, which calls only the stages that are out of date.
+A few commands are human steps outside the pipeline: `verify` checks a model package, `promote`, `rollback`
+and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.registry).
 `flightdelay pr-report --base REV` is a tool, not a stage: it builds the pull-request comment (see pr_report).
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import json
 import logging
 import re
 import sys
@@ -31,8 +34,18 @@ STAGES = {
     "validate": "check the ingested data against the schema, quarantine bad rows, profile the columns",
     "features": "join weather and aircraft, build features, split train/test months",
     "train": "fit the scikit-learn pipeline and save it as a skops file",
-    "predict": "score the test months and compute permutation importance",
+    "predict": "score the test (and training) months and compute permutation importance",
     "evaluate": "write metrics, slice metrics and plot data",
+    "drift": "compare every feature and the predictions between training rows and the evaluation window",
+    "gate": "decide whether the model may be packaged; a failed gate stops `dvc repro` and writes an alert",
+    "package": "write the gated model as a content-addressed package with manifest and checksums",
+    "report": "write reports/report.md, a model card draft, with PNG figures",
+}
+COMMANDS = {
+    "verify": "verify a model package's checksums and manifest (and that its model file loads safely)",
+    "promote": "assign a stage (staging, prod) to the package committed at HEAD, or to a registered version",
+    "rollback": "withdraw the version in a stage and give the stage back to the version before it",
+    "history": "list a stage's promotions and rollbacks: when, who, which version and package hash",
 }
 
 # Commands that are not pipeline stages (dvc.yaml does not call them): tools run by people and CI.
@@ -44,13 +57,28 @@ TOOLS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flightdelay",
-        description="Run one stage of the flight-delay pipeline. Use `dvc repro` to run what is out of date.",
+        description="Run one stage of the flight-delay pipeline (use `dvc repro` to run what is out of date), "
+        "or manage released model packages.",
     )
-    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="COMMAND")
     for name, help_text in STAGES.items():
         stage = sub.add_parser(name, help=help_text, description=help_text)
         stage.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
         stage.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
+    verify = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
+    verify.add_argument("path", help="a package directory, e.g. models/package/model-<hash>")
+    verify.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
+    for name in ("promote", "rollback", "history"):
+        command = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
+        command.add_argument("target", metavar="STAGE", help="staging or prod")
+        command.add_argument("--repo", default=".", help="the git repository (default: %(default)s)")
+        if name == "promote":
+            command.add_argument("--version", help="a registered version (default: the package committed at HEAD)")
+        if name in ("promote", "rollback"):
+            command.add_argument("--reason", default="", help="why; kept in the git tag's message")
+        if name == "history":
+            command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
     pr_report.add_arguments(sub.add_parser("pr-report", help=TOOLS["pr-report"], description=TOOLS["pr-report"]))
     return parser
 
@@ -94,6 +122,32 @@ def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tup
     return deps, outs
 
 
+def _command(args: argparse.Namespace) -> None:
+    """The human commands; their results go to stdout."""
+    from flightdelay import registry
+
+    if args.stage == "verify":
+        from flightdelay.packaging import load_package
+
+        package = load_package(args.path)
+        m = package.manifest
+        sys.stdout.write(
+            f"{package.path}: OK ({m['model']['kind']} {m['model']['task']}, gate {m['gate']['decision']}, "
+            f"hash {m['hash']})\n"
+        )
+    elif args.stage == "promote":
+        record = registry.promote(args.repo, args.target, version=args.version, reason=args.reason)
+        p = record["promoted"]
+        sys.stdout.write(f"{args.target}: {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
+    elif args.stage == "rollback":
+        record = registry.rollback(args.repo, args.target, reason=args.reason)
+        p = record["promoted"]
+        sys.stdout.write(f"{args.target}: rolled back to {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
+    elif args.stage == "history":
+        rows = registry.history(args.repo, args.target)
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n" if args.json else registry.render_history(args.target, rows))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.stage in TOOLS:
@@ -101,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_file = logs.configure(args.stage, verbose=args.verbose)
     started = dt.datetime.now(dt.UTC)
     start = time.perf_counter()
-    deps, outs = stage_paths(args.stage, args.params)
+    deps, outs = ([], []) if args.stage in COMMANDS else stage_paths(args.stage, args.params)
     log.debug(
         "%s started",
         args.stage,
@@ -110,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     try:
+        if args.stage in COMMANDS:
+            _command(args)
+            return 0
         params = load_params(args.params)
         schema = load_schema(params.data.schema)
         module = importlib.import_module(f"flightdelay.stages.{args.stage}")

@@ -19,6 +19,20 @@ T = TypeVar("T")
 TASKS = ("classification", "regression")
 MODELS = ("hist_gradient_boosting", "logistic_regression", "constant")
 DTYPES = ("int", "float", "str", "datetime")
+# Headline metrics (reports/metrics.json) the gate may test, and which way is better.
+GATE_METRICS = {
+    "roc_auc": "higher",
+    "pr_auc": "higher",
+    "f1": "higher",
+    "accuracy": "higher",
+    "r2": "higher",
+    "log_loss": "lower",
+    "brier": "lower",
+    "ece": "lower",
+    "mae": "lower",
+    "rmse": "lower",
+}
+_HEX = re.compile(r"^[0-9a-f]+$")
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -46,6 +60,8 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
     kwargs: dict[str, Any] = {}
     for name, value in raw.items():
         sub = _NESTED.get((cls.__name__, name))
+        if sub and value is None and (cls.__name__, name) in _OPTIONAL:
+            sub = None
         kwargs[name] = _build(sub, value, f"{where}.{name}") if sub else value
     try:
         return cls(**kwargs)
@@ -186,6 +202,80 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class DriftParams:
+    bins: int = 10
+    max_categories: int = 30
+    psi_threshold: float = 0.2
+    p_value: float = 0.01
+    expected: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.bins < 2:
+            raise ConfigError(f"drift.bins: {self.bins} is too few; use 2 or more")
+        if self.max_categories < 1:
+            raise ConfigError(f"drift.max_categories: {self.max_categories} must be at least 1")
+        if not 0 < self.p_value < 1:
+            raise ConfigError(f"drift.p_value: {self.p_value} is not between 0 and 1")
+
+
+@dataclass(frozen=True)
+class Override:
+    """A human's signed acceptance of named failed gate rules for one model file."""
+
+    approved_by: str
+    reason: str
+    rules: tuple[str, ...]
+    model_sha256: str
+
+    def __post_init__(self) -> None:
+        for name in ("approved_by", "reason"):
+            if not str(getattr(self, name) or "").strip():
+                raise ConfigError(f"gate.override.{name}: must name who approved and why (a non-empty text)")
+        if not self.rules or not all(isinstance(r, str) and r for r in self.rules):
+            raise ConfigError("gate.override.rules: list the failed rules you accept, e.g. [min_metrics.roc_auc]")
+        sha = str(self.model_sha256).lower()
+        if len(sha) < 12 or not _HEX.match(sha):
+            raise ConfigError(
+                f"gate.override.model_sha256: {self.model_sha256!r} is not the first 12 or more hex digits of the "
+                "model file's SHA-256 (reports/gate.json: candidate.model_sha256)"
+            )
+
+
+@dataclass(frozen=True)
+class GateParams:
+    min_metrics: dict[str, float] = field(default_factory=dict)
+    max_metrics: dict[str, float] = field(default_factory=dict)
+    max_drifted_features: int | None = None
+    max_prediction_psi: float | None = None
+    max_drop_vs_promoted: dict[str, float] = field(default_factory=dict)
+    override: Override | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_metrics", "max_metrics", "max_drop_vs_promoted"):
+            rules = getattr(self, name)
+            if not isinstance(rules, dict):
+                raise ConfigError(f"gate.{name}: expected a mapping of metric name to number")
+            for metric, value in rules.items():
+                if metric not in GATE_METRICS:
+                    raise ConfigError(f"gate.{name}.{metric}: unknown metric; use one of {sorted(GATE_METRICS)}")
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"gate.{name}.{metric}: {value!r} is not a number")
+                if name == "max_drop_vs_promoted" and value < 0:
+                    raise ConfigError(f"gate.max_drop_vs_promoted.{metric}: {value} must be 0 or more")
+
+
+@dataclass(frozen=True)
+class PackageParams:
+    example_rows: int = 5
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    dpi: int = 100
+    top_features: int = 15
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     raw: RawParams
@@ -194,6 +284,10 @@ class Params:
     features: FeatureParams
     train: TrainParams
     evaluate: EvaluateParams
+    drift: DriftParams
+    gate: GateParams
+    package: PackageParams
+    report: ReportParams
 
 
 _NESTED: dict[tuple[str, str], type] = {
@@ -204,9 +298,16 @@ _NESTED: dict[tuple[str, str], type] = {
     ("Params", "features"): FeatureParams,
     ("Params", "train"): TrainParams,
     ("Params", "evaluate"): EvaluateParams,
+    ("Params", "drift"): DriftParams,
+    ("Params", "gate"): GateParams,
+    ("Params", "package"): PackageParams,
+    ("Params", "report"): ReportParams,
     ("IngestParams", "window"): Window,
     ("IngestParams", "retry"): RetryParams,
+    ("GateParams", "override"): Override,
 }
+# Nested sections that may be null (absent).
+_OPTIONAL = frozenset({("GateParams", "override")})
 
 
 def _tuples(raw: Any) -> Any:

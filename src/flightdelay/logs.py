@@ -42,7 +42,8 @@ def configure(stage: str, log_dir: str | Path = "logs", verbose: bool = False) -
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-        handler.close()
+        if isinstance(handler, logging.FileHandler):  # a previous configure's log file: release it
+            handler.close()
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter(VERBOSE if verbose else CONSOLE))
     console.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 from flightdelay.config import (
+    GATE_METRICS,
     ColumnSpec,
     ConfigError,
     FeatureParams,
+    Override,
     Source,
     Window,
     load_params,
@@ -44,6 +46,10 @@ MINIMAL: dict[str, Any] = {
         "logistic_regression": {"C": 0.5, "max_iter": 50},
     },
     "evaluate": {"threshold": 0.4, "slices": ["carrier"]},
+    "drift": {"psi_threshold": 0.25, "expected": ["month"]},
+    "gate": {"min_metrics": {"roc_auc": 0.6}, "max_metrics": {"ece": 0.1}, "override": None},
+    "package": {},
+    "report": {"dpi": 80},
 }
 
 
@@ -73,6 +79,81 @@ def test_parse_params_minimal_dict_gives_typed_values_and_defaults():
     assert params.evaluate.calibration_bins == 10
     assert params.train.hist_gradient_boosting == {}
     assert params.train.estimator_params() == {"C": 0.5, "max_iter": 50}
+
+
+def test_new_sections_parse_with_defaults():
+    params = parse_params(minimal())
+    assert params.drift.psi_threshold == 0.25
+    assert params.drift.bins == 10
+    assert params.drift.expected == ("month",)
+    assert params.gate.min_metrics == {"roc_auc": 0.6}
+    assert params.gate.override is None
+    assert params.gate.max_drop_vs_promoted == {}
+    assert params.package.example_rows == 5
+    assert params.report.dpi == 80
+
+
+OVERRIDE = {
+    "approved_by": "Ada",
+    "reason": "reviewed",
+    "rules": ["min_metrics.roc_auc"],
+    "model_sha256": "0123456789ab",
+}
+
+
+def test_gate_override_parses_into_a_typed_record():
+    raw = minimal()
+    raw["gate"]["override"] = dict(OVERRIDE)
+    override = parse_params(raw).gate.override
+    assert override == Override("Ada", "reviewed", ("min_metrics.roc_auc",), "0123456789ab")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"approved_by": " "}, "gate.override.approved_by"),
+        ({"reason": ""}, "gate.override.reason"),
+        ({"rules": []}, "gate.override.rules"),
+        ({"model_sha256": "abc"}, "gate.override.model_sha256"),
+        ({"model_sha256": "zzzzzzzzzzzzzz"}, "gate.override.model_sha256"),
+        ({"signed": True}, r"params.gate.override: unknown key\(s\) \['signed'\]"),
+    ],
+)
+def test_bad_override_is_rejected(change, message):
+    raw = minimal()
+    raw["gate"]["override"] = {**OVERRIDE, **change}
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("min_metrics", {"roc_acu": 0.6}, "gate.min_metrics.roc_acu: unknown metric"),
+        ("max_metrics", {"ece": "low"}, "gate.max_metrics.ece: 'low' is not a number"),
+        ("max_drop_vs_promoted", {"roc_auc": -0.1}, "must be 0 or more"),
+        ("min_metrics", [0.6], "expected a mapping"),
+    ],
+)
+def test_bad_gate_rule_is_rejected(key, value, message):
+    raw = minimal()
+    raw["gate"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw)
+
+
+def test_gate_metrics_are_the_headline_metrics():
+    from flightdelay.stages.evaluate import HEADLINE
+
+    assert set(GATE_METRICS) == {k for model_keys, _ in HEADLINE.values() for k in model_keys}
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [("bins", 1, "drift.bins"), ("p_value", 1.5, "drift.p_value")])
+def test_bad_drift_params_are_rejected(key, value, message):
+    raw = minimal()
+    raw["drift"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw)
 
 
 def test_parse_params_result_is_frozen():

@@ -1,7 +1,9 @@
 """Stage `predict`: score the test months with the trained model and measure permutation importance.
 
-Kept apart from `evaluate` because it is the expensive part: its outputs are DVC-cached, so the run-cache
-can restore them, while `evaluate` turns them into small git-tracked metrics and plot files.
+The training months are scored too: their predictions are the reference the `drift` stage compares the test
+predictions with. Kept apart from `evaluate` and `drift` because it is the expensive part: its outputs are
+DVC-cached, so the run-cache can restore them, while the cheap stages after it turn them into small
+git-tracked reports.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def run(
         ep.importance_repeats,
         [r["feature"] for r in table[:5]],
     )
+    train = read_split(Path(in_dir) / "train")
+    reference = predictions(model, train, summary, [])[["prediction"]]
+    log.info("predict: scored %d training rows (the reference for prediction drift)", len(reference))
     write_parquet(scored, Path(out_dir) / "test.parquet")
+    write_parquet(reference, Path(out_dir) / "train.parquet")
     write_json(Path(out_dir) / "importance.json", table)
     return {"rows_in": len(test), "rows_out": len(scored)}

@@ -1,0 +1,363 @@
+"""Promotion and rollback of model packages, recorded in git with GTO tags.
+
+dvc.yaml's `artifacts:` section declares the artifact (`flight-delay`, the `models/package` directory);
+versions and stages are annotated git tags written by GTO, which DVC itself reads
+(`dvc artifacts get . flight-delay --stage prod`):
+
+- `flight-delay@v0.0.3`    registers the commit that holds a package as a version;
+- `flight-delay#prod#7`    assigns the stage `prod` to a version (a promotion);
+- `flight-delay#prod!#8`   withdraws a version from a stage (the first half of a rollback).
+
+Each tag records who (the git identity of the person who ran the command) and when. Exactly one version holds
+a stage at a time, so `gto show`, `dvc artifacts get --stage` and `python -m flightdelay history` agree.
+
+Rollback withdraws the current version and assigns the stage again to the version before it. Promotions
+stack up and rollbacks pop them: after v1, v2, v3 and two rollbacks, prod is v1 (never the withdrawn v3).
+
+The gate compares new models with the one in prod. Tags are not files, so DVC cannot see them change: each
+promotion and rollback also writes `registry/<stage>.json` (the version, its commit and the package summary
+from `reports/package.json` at that commit) and commits it. That file is the gate stage's dependency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flightdelay.errors import PipelineError
+from flightdelay.io import read_json, to_json
+
+log = logging.getLogger(__name__)
+
+ARTIFACT = "flight-delay"
+STAGES = ("staging", "prod")  # also in .gto, which makes GTO refuse any other stage name
+RECORD_DIR = "registry"
+PACKAGE_POINTER = "reports/package.json"
+GATE_FILE = "reports/gate.json"
+PACKAGE_PARENT = "models/package"
+_COUNTER = re.compile(r"#(\d+)$")
+
+
+class RegistryError(PipelineError):
+    """A promotion or rollback that cannot be done; the message says why and what to do."""
+
+
+@contextlib.contextmanager
+def _gto_errors() -> Iterator[None]:
+    """GTO's own errors (unknown stage, tag exists, ...) as a message rather than a traceback."""
+    from gto.exceptions import GTOException
+
+    try:
+        yield
+    except GTOException as exc:
+        raise RegistryError(f"gto: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------------------ record files
+
+
+def record_file(stage: str, root: str | Path = ".") -> Path:
+    return Path(root) / RECORD_DIR / f"{stage}.json"
+
+
+def empty_record(stage: str) -> dict[str, Any]:
+    return {"artifact": ARTIFACT, "stage": stage, "promoted": None}
+
+
+def make_record(stage: str, version: str, commit: str, tag: str, package: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "artifact": ARTIFACT,
+        "stage": stage,
+        "promoted": {"stage": stage, "version": version, "commit": commit, "tag": tag, "package": package},
+    }
+
+
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """The promoted version of registry/<stage>.json, or None when nothing is promoted."""
+    path = Path(path)
+    if not path.exists():
+        raise RegistryError(f"{path}: missing; restore it with `git checkout -- {path}` (it says what is promoted)")
+    record = read_json(path)
+    if not isinstance(record, dict) or set(record) != {"artifact", "stage", "promoted"}:
+        raise RegistryError(f"{path}: not a registry record (keys artifact, stage, promoted)")
+    return record["promoted"]
+
+
+# ------------------------------------------------------------------------------------------------ git
+
+
+def _git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RegistryError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def show_json(repo: Path, commit: str, path: str) -> dict[str, Any] | None:
+    """A JSON file as committed at `commit`, or None when it is not there."""
+    proc = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, text=True, check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+# ------------------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True)
+class Event:
+    """One GTO stage tag: an assignment (promotion) or an unassignment (withdrawal)."""
+
+    number: int
+    tag: str
+    kind: str  # "assignment" | "unassignment"
+    stage: str
+    version: str
+    commit: str
+    author: str
+    author_email: str
+    timestamp: str
+    message: str
+
+
+def _gto_events(repo: Path) -> list[dict[str, Any]]:
+    from gto import api
+
+    with _gto_errors():
+        return list(api.history(str(repo), ARTIFACT))
+
+
+def events_of(raw: list[dict[str, Any]], stage: str) -> list[Event]:
+    """The stage's assignments and unassignments, oldest first (by the tag's counter, which GTO increments)."""
+    out = []
+    for e in raw:
+        if e["event"] not in ("assignment", "unassignment") or e["stage"] != stage:
+            continue
+        match = _COUNTER.search(e["ref"])
+        if not match:
+            continue
+        out.append(
+            Event(
+                number=int(match.group(1)),
+                tag=e["ref"],
+                kind=e["event"],
+                stage=stage,
+                version=e["version"],
+                commit=e["commit"],
+                author=e["author"] or "",
+                author_email=e["author_email"] or "",
+                timestamp=e["timestamp"].isoformat(),
+                message=(e["message"] or "").strip(),
+            )
+        )
+    return sorted(out, key=lambda ev: ev.number)
+
+
+def stack(events: list[Event]) -> list[str]:
+    """Versions that held the stage, oldest first; the last is current. A promotion pushes, a withdrawal
+    removes the withdrawn version, so rolling back never returns to a version that was rolled back."""
+    versions: list[str] = []
+    for ev in events:
+        if ev.kind == "assignment":
+            if not versions or versions[-1] != ev.version:
+                versions.append(ev.version)
+        elif ev.version in versions:
+            del versions[len(versions) - 1 - versions[::-1].index(ev.version)]
+    return versions
+
+
+def _semver(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version))
+
+
+def registered(raw: list[dict[str, Any]]) -> dict[str, str]:
+    """Registered version -> commit."""
+    return {e["version"]: e["commit"] for e in raw if e["event"] == "registration"}
+
+
+# ------------------------------------------------------------------------------------------------ operations
+
+
+def _package_at(repo: Path, commit: str) -> dict[str, Any]:
+    package = show_json(repo, commit, PACKAGE_POINTER)
+    if package is None:
+        raise RegistryError(f"commit {commit[:12]} has no {PACKAGE_POINTER}: it holds no model package")
+    return package
+
+
+def _verify_workspace_package(repo: Path, package: dict[str, Any]) -> None:
+    from flightdelay.packaging import verify_package
+
+    path = repo / PACKAGE_PARENT / package["name"]
+    if not path.is_dir():
+        raise RegistryError(
+            f"{path}: the package named in {PACKAGE_POINTER} is not in the workspace; run `dvc checkout` "
+            "(or `dvc pull`) first, so it can be verified before promotion"
+        )
+    verify_package(path)
+
+
+def _check_gate(repo: Path, commit: str, label: str) -> None:
+    gate = show_json(repo, commit, GATE_FILE) or {}
+    if gate.get("decision") not in ("pass", "overridden"):
+        raise RegistryError(f"the gate did not pass at {label} ({GATE_FILE}): a failed model is never promoted")
+
+
+def _find_version_of(repo: Path, raw: list[dict[str, Any]], package_name: str) -> str | None:
+    for version, commit in sorted(registered(raw).items(), key=lambda kv: _semver(kv[0])):
+        found = show_json(repo, commit, PACKAGE_POINTER)
+        if found is not None and found.get("name") == package_name:
+            return version
+    return None
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise RegistryError(f"unknown stage {stage!r}; the stages are {list(STAGES)} (.gto)")
+
+
+def _write_and_commit(repo: Path, record: dict[str, Any], subject: str) -> None:
+    path = record_file(record["stage"], repo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(record), encoding="utf-8")
+    rel = str(path.relative_to(repo))
+    _git(repo, "add", "--", rel)
+    _git(repo, "commit", "--quiet", "-m", subject, "--", rel)
+
+
+def _next_second() -> None:
+    """Tag times have one-second resolution and DVC orders a stage's tags by time: make the next tag later."""
+    time.sleep(1.0 - (time.time() % 1.0) + 0.01)
+
+
+def promote(repo: str | Path, stage: str, version: str | None = None, reason: str = "") -> dict[str, Any]:
+    """Assign `stage` to a version: the package committed at HEAD (registered as a new version if needed),
+    or an already registered `version`. Returns the registry record written and committed."""
+    from gto import api
+
+    repo = Path(repo)
+    _check_stage(stage)
+    if _git(repo, "status", "--porcelain", "--untracked-files=no").strip():
+        raise RegistryError("the working tree has uncommitted changes: commit them first (a version is a commit)")
+    raw = _gto_events(repo)
+    if version is None:
+        head = _git(repo, "rev-parse", "HEAD").strip()
+        package = _package_at(repo, head)
+        _check_gate(repo, head, "HEAD")
+        _verify_workspace_package(repo, package)
+        version = _find_version_of(repo, raw, package["name"])
+        if version is None:
+            message = f"register {ARTIFACT} {package['name']} (gate: {package['gate']['decision']})"
+            with _gto_errors():
+                version = api.register(str(repo), ARTIFACT, "HEAD", message=message).version
+            raw = _gto_events(repo)
+            log.info("registered %s as %s at %s", package["name"], version, head[:12])
+    versions = registered(raw)
+    if version not in versions:
+        raise RegistryError(f"{ARTIFACT} has no version {version}; registered: {sorted(versions, key=_semver)}")
+    commit = versions[version]
+    package = _package_at(repo, commit)
+    _check_gate(repo, commit, version)
+    if (repo / PACKAGE_PARENT / package["name"]).is_dir():  # a version's files are verified whenever present
+        _verify_workspace_package(repo, package)
+    current = stack(events_of(raw, stage))
+    if current and current[-1] == version:
+        raise RegistryError(f"{version} ({package['name']}) is already in {stage}")
+    if current and _semver(version) < _semver(current[-1]):
+        raise RegistryError(
+            f"{version} is older than {current[-1]}, which is in {stage}: use `python -m flightdelay rollback {stage}`"
+        )
+    text = f"promote {ARTIFACT} {version} ({package['name']}) to {stage}" + (f": {reason}" if reason else "")
+    with _gto_errors():
+        api.assign(str(repo), ARTIFACT, stage, version=version, message=text, force=True)
+    tag = _latest_tag(repo, stage, version)
+    record = make_record(stage, version, commit, tag, package)
+    _write_and_commit(repo, record, text)
+    log.info("%s (%s) is now in %s (tag %s)", version, package["name"], stage, tag)
+    return record
+
+
+def _latest_tag(repo: Path, stage: str, version: str) -> str:
+    events = [e for e in events_of(_gto_events(repo), stage) if e.kind == "assignment" and e.version == version]
+    return events[-1].tag
+
+
+def rollback(repo: str | Path, stage: str, reason: str = "") -> dict[str, Any]:
+    """Withdraw the version in `stage` and assign the stage again to the version before it."""
+    from gto import api
+
+    repo = Path(repo)
+    _check_stage(stage)
+    if _git(repo, "status", "--porcelain", "--untracked-files=no").strip():
+        raise RegistryError("the working tree has uncommitted changes: commit them first")
+    raw = _gto_events(repo)
+    current = stack(events_of(raw, stage))
+    if len(current) < 2:
+        what = f"only {current[-1]} has been" if current else "nothing has been"
+        raise RegistryError(f"nothing to roll back to: {what} promoted to {stage}")
+    bad, target = current[-1], current[-2]
+    commit = registered(raw)[target]
+    package = _package_at(repo, commit)
+    why = f": {reason}" if reason else ""
+    text = f"rollback {ARTIFACT} {stage} from {bad} to {target} ({package['name']}){why}"
+    with _gto_errors():
+        api.unassign(str(repo), ARTIFACT, stage=stage, version=bad, message=f"rollback {stage}: withdraw {bad}{why}")
+        _next_second()
+        api.assign(str(repo), ARTIFACT, stage, version=target, message=text, force=True)
+    record = make_record(stage, target, commit, _latest_tag(repo, stage, target), package)
+    _write_and_commit(repo, record, text)
+    log.info("%s rolled back from %s to %s (%s)", stage, bad, target, package["name"])
+    return record
+
+
+def history(repo: str | Path, stage: str) -> list[dict[str, Any]]:
+    """Every promotion, rollback and withdrawal of `stage`, newest first: when, who, what and which package."""
+    repo = Path(repo)
+    _check_stage(stage)
+    events = events_of(_gto_events(repo), stage)
+    current = stack(events)
+    rows = []
+    for ev in reversed(events):
+        package = show_json(repo, ev.commit, PACKAGE_POINTER) or {}
+        if ev.kind == "unassignment":
+            action = "withdraw"
+        else:
+            action = "rollback" if ev.message.startswith("rollback") else "promote"
+        rows.append(
+            {
+                "when": ev.timestamp,
+                "who": f"{ev.author} <{ev.author_email}>",
+                "action": action,
+                "version": ev.version,
+                "package": package.get("name"),
+                "package_hash": package.get("hash"),
+                "commit": ev.commit,
+                "tag": ev.tag,
+                "message": ev.message,
+            }
+        )
+    if rows and current:
+        for row in rows:
+            if row["action"] != "withdraw" and row["version"] == current[-1]:
+                row["current"] = True
+                break
+    return rows
+
+
+def render_history(stage: str, rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return f"nothing has been promoted to {stage}\n"
+    lines = [f"{ARTIFACT} {stage} history, newest first:"]
+    for r in rows:
+        mark = "  <- current" if r.get("current") else ""
+        lines.append(
+            f"  {r['when']}  {r['action']:<8}  {r['version']:<8}  {r['package'] or '?'}  commit {r['commit'][:12]}  "
+            f"by {r['who']}{mark}"
+        )
+    return "\n".join(lines) + "\n"

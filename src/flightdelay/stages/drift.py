@@ -1,0 +1,321 @@
+"""Stage `drift`: how far the evaluation window has moved from the training rows, feature by feature.
+
+Every model input and the model's prediction is compared between the training rows (the reference) and the
+evaluation window (the current data):
+
+- numeric: population stability index (PSI) over quantile bins whose edges are fixed from the training rows,
+  plus a two-sample Kolmogorov-Smirnov test on the raw values;
+- categorical: PSI over the most frequent training categories (the rest pooled as `other`), plus a
+  chi-squared test of the same counts.
+
+Missing values get a bin of their own. A feature is over threshold when its PSI is at least
+`drift.psi_threshold` *and* its test rejects "same distribution" at `drift.p_value` (with tens of thousands of
+rows every test rejects, so PSI decides; on a few rows the test keeps noise from counting).
+
+The reference bins and frequencies written here are also the training reference distributions in the model
+package, for monitoring the model in service.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from flightdelay.config import DriftParams, Params, Schema
+from flightdelay.errors import PipelineError
+from flightdelay.io import partition_files, read_json, read_parquet, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+# Shares below this count as this much in PSI, so an empty bin on one side gives a large, finite number.
+PSI_FLOOR = 1e-4
+# Edges are kept to the precision JSON keeps (see flightdelay.io.to_json), so monitoring code that bins with
+# the stored edges puts every value where this stage did.
+EDGE_DIGITS = 6
+PREDICTION = "prediction"
+
+
+# ------------------------------------------------------------------------------------------------ pure logic
+
+
+def psi(reference: np.ndarray, current: np.ndarray, floor: float = PSI_FLOOR) -> float:
+    """Population stability index of two share vectors over the same bins: sum((c - r) * ln(c / r))."""
+    r = np.maximum(np.asarray(reference, dtype=float), floor)
+    c = np.maximum(np.asarray(current, dtype=float), floor)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else np.zeros(len(counts))
+
+
+def quantile_edges(values: np.ndarray, bins: int) -> list[float]:
+    """Inner bin edges at the training quantiles (duplicates removed), so bins hold similar shares of rows."""
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:
+        return []
+    inner = np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    return [float(e) for e in np.unique(np.round(inner, EDGE_DIGITS))]
+
+
+def numeric_counts(values: np.ndarray, edges: list[float]) -> tuple[np.ndarray, int]:
+    """Counts per bin: bin 0 is below edges[0], bin i is [edges[i-1], edges[i]), the last is edges[-1] and up.
+    Returns (counts per value bin, missing count)."""
+    missing = np.isnan(values)
+    which = np.searchsorted(np.asarray(edges, dtype=float), values[~missing], side="right")
+    return np.bincount(which, minlength=len(edges) + 1), int(missing.sum())
+
+
+def top_categories(values: pd.Series, max_categories: int) -> list[str]:
+    """The most frequent training categories (ties by name), in that order."""
+    counts = values.dropna().astype(str).value_counts()
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [name for name, _ in ordered[:max_categories]]
+
+
+def categorical_counts(values: pd.Series, categories: list[str]) -> tuple[np.ndarray, int, int]:
+    """Counts per known category, then (other, missing)."""
+    missing = values.isna()
+    present = values[~missing].astype(str)
+    counts = present.value_counts()
+    known = np.array([int(counts.get(c, 0)) for c in categories], dtype=int)
+    return known, int(len(present) - known.sum()), int(missing.sum())
+
+
+def _ks(reference: np.ndarray, current: np.ndarray) -> tuple[float | None, float | None]:
+    a, b = reference[~np.isnan(reference)], current[~np.isnan(current)]
+    if a.size == 0 or b.size == 0:
+        return None, None
+    result = stats.ks_2samp(a, b, method="asymp")
+    return float(result.statistic), float(result.pvalue)
+
+
+def _chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float | None, float | None]:
+    table = np.vstack([reference, current])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return None, None
+    result = stats.chi2_contingency(table, correction=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def _record(
+    name: str,
+    kind: str,
+    value: float,
+    test: str,
+    statistic: float | None,
+    p_value: float | None,
+    reference: dict[str, Any],
+    current: dict[str, Any],
+    dp: DriftParams,
+) -> dict[str, Any]:
+    over = value >= dp.psi_threshold and p_value is not None and p_value < dp.p_value
+    return {
+        "feature": name,
+        "kind": kind,
+        "psi": value,
+        "test": test,
+        "statistic": statistic,
+        "p_value": p_value,
+        "over_threshold": bool(over),
+        "expected": name in dp.expected,
+        "reference": reference,
+        "current": current,
+    }
+
+
+def compare_numeric(name: str, reference: np.ndarray, current: np.ndarray, dp: DriftParams) -> dict[str, Any]:
+    reference = np.asarray(reference, dtype=float)
+    current = np.asarray(current, dtype=float)
+    edges = quantile_edges(reference, dp.bins)
+    ref_counts, ref_missing = numeric_counts(reference, edges)
+    cur_counts, cur_missing = numeric_counts(current, edges)
+    ref_shares = shares(np.append(ref_counts, ref_missing))
+    cur_shares = shares(np.append(cur_counts, cur_missing))
+    statistic, p_value = _ks(reference, current)
+    return _record(
+        name,
+        "numeric",
+        psi(ref_shares, cur_shares),
+        "ks",
+        statistic,
+        p_value,
+        {"edges": edges, "frequencies": ref_shares[:-1].tolist(), "missing": float(ref_shares[-1])},
+        {"frequencies": cur_shares[:-1].tolist(), "missing": float(cur_shares[-1])},
+        dp,
+    )
+
+
+def compare_categorical(name: str, reference: pd.Series, current: pd.Series, dp: DriftParams) -> dict[str, Any]:
+    categories = top_categories(reference, dp.max_categories)
+    ref_known, ref_other, ref_missing = categorical_counts(reference, categories)
+    cur_known, cur_other, cur_missing = categorical_counts(current, categories)
+    ref_all = np.append(ref_known, [ref_other, ref_missing])
+    cur_all = np.append(cur_known, [cur_other, cur_missing])
+    ref_shares, cur_shares = shares(ref_all), shares(cur_all)
+    statistic, p_value = _chi2(ref_all, cur_all)
+    return _record(
+        name,
+        "categorical",
+        psi(ref_shares, cur_shares),
+        "chi2",
+        statistic,
+        p_value,
+        {
+            "categories": categories,
+            "frequencies": ref_shares[:-2].tolist(),
+            "other": float(ref_shares[-2]),
+            "missing": float(ref_shares[-1]),
+        },
+        {"frequencies": cur_shares[:-2].tolist(), "other": float(cur_shares[-2]), "missing": float(cur_shares[-1])},
+        dp,
+    )
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _order(record: dict[str, Any]) -> tuple[int, float, str]:
+    return (0 if record["over_threshold"] else 1, -record["psi"], record["feature"])
+
+
+def compare(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    reference_prediction: np.ndarray,
+    current_prediction: np.ndarray,
+    dp: DriftParams,
+) -> dict[str, Any]:
+    """Drift of every feature and of the prediction; features over threshold first, then by PSI."""
+    features = [compare_numeric(c, _floats(reference[c]), _floats(current[c]), dp) for c in numeric]
+    features += [compare_categorical(c, reference[c], current[c], dp) for c in categorical]
+    features.sort(key=_order)
+    prediction = compare_numeric(PREDICTION, reference_prediction, current_prediction, dp)
+    over = [f["feature"] for f in features if f["over_threshold"]]
+    counted = [f["feature"] for f in features if f["over_threshold"] and not f["expected"]]
+    return {
+        "thresholds": {"psi": dp.psi_threshold, "p_value": dp.p_value, "bins": dp.bins},
+        "rows": {"reference": len(reference), "current": len(current)},
+        "summary": {
+            "features": len(features),
+            "over_threshold": over,
+            "counted": counted,
+            "expected": sorted(set(dp.expected) & {f["feature"] for f in features}),
+            "max_psi": max((f["psi"] for f in features if not f["expected"]), default=0.0),
+            "prediction_psi": prediction["psi"],
+            "prediction_over_threshold": prediction["over_threshold"],
+        },
+        "prediction": prediction,
+        "features": features,
+    }
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """A readable drift report: the prediction first, then features over threshold, then the rest."""
+    t, rows, summary = result["thresholds"], result["rows"], result["summary"]
+    pred = result["prediction"]
+    lines = [
+        "# Drift: training rows vs the evaluation window",
+        "",
+        f"Reference: {rows['reference']:,} training rows. Current: {rows['current']:,} rows of the evaluation window.",
+        "",
+        f"A feature is **over threshold** when its PSI is at least {t['psi']} and its test (Kolmogorov-Smirnov for "
+        f"numeric features, chi-squared for categorical ones) gives p < {t['p_value']}. Numeric features are "
+        f"cut into {t['bins']} quantile bins of the training rows (edges fixed from training) plus a bin for missing "
+        "values. Features listed in `drift.expected` differ by design of the time split; they are reported but the "
+        "gate does not count them.",
+        "",
+        f"**Model predictions:** PSI {_num(pred['psi'])}, KS {_num(pred['statistic'])} (p {_p(pred['p_value'])}): "
+        + ("**over threshold**." if pred["over_threshold"] else "within threshold."),
+        "",
+    ]
+    over, counted = summary["over_threshold"], summary["counted"]
+    if over:
+        lines.append(
+            f"**{len(over)} of {summary['features']} features over threshold** ({len(counted)} counted by the gate): "
+            + ", ".join(f"`{name}`" for name in over)
+            + "."
+        )
+    else:
+        lines.append(f"No feature of {summary['features']} is over threshold.")
+    lines += [
+        "",
+        "| feature | kind | PSI | test | statistic | p-value | over threshold |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
+    for f in result["features"]:
+        flag = "**yes**" if f["over_threshold"] else "no"
+        if f["expected"]:
+            flag += " (expected)"
+        lines.append(
+            f"| {f['feature']} | {f['kind']} | {_num(f['psi'])} | {f['test']} | {_num(f['statistic'])} "
+            f"| {_p(f['p_value'])} | {flag} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def read_columns(directory: str | Path, columns: list[str]) -> pd.DataFrame:
+    files = partition_files(directory)
+    if not files:
+        raise PipelineError(f"{directory}: no partitions; run the features stage first")
+    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    processed_dir: str = "data/processed",
+    predictions_dir: str = "data/predictions",
+    summary_file: str = "models/train_summary.json",
+    drift_file: str = "reports/drift.json",
+    report_file: str = "reports/drift_report.md",
+) -> None:
+    dp = params.drift
+    summary = read_json(summary_file)
+    numeric, categorical = summary["numeric"], summary["categorical"]
+    unknown = sorted(set(dp.expected) - set(numeric) - set(categorical))
+    if unknown:
+        log.warning("drift: drift.expected names %s, which the model does not use", unknown)
+    columns = numeric + categorical
+    reference = read_columns(Path(processed_dir) / "train", columns)
+    current = read_columns(Path(processed_dir) / "test", columns)
+    ref_pred = read_parquet(Path(predictions_dir) / "train.parquet")["prediction"].to_numpy(dtype=float)
+    cur_pred = read_parquet(Path(predictions_dir) / "test.parquet")["prediction"].to_numpy(dtype=float)
+    result = compare(reference, current, numeric, categorical, ref_pred, cur_pred, dp)
+    write_json(drift_file, result)
+    write_text(report_file, render_markdown(result))
+    s = result["summary"]
+    log.info(
+        "drift: %d of %d features over threshold (%d counted by the gate: %s); prediction PSI %.3f",
+        len(s["over_threshold"]),
+        s["features"],
+        len(s["counted"]),
+        s["counted"],
+        s["prediction_psi"],
+    )

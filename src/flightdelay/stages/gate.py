@@ -1,0 +1,285 @@
+"""Stage `gate`: decide whether the trained model may be packaged (a "blessing").
+
+Rules come from `params.yaml: gate`:
+
+- `min_metrics` / `max_metrics`: bounds on the headline metrics in reports/metrics.json (e.g. ROC AUC at
+  least 0.65, expected calibration error at most 0.08). A rule on a metric of the other task is skipped;
+- `max_drifted_features`: features over the drift thresholds (reports/drift.json), `drift.expected` not counted;
+- `max_prediction_psi`: PSI of the model's predictions, training rows vs the evaluation window;
+- `max_drop_vs_promoted`: no worse than the model promoted to prod by more than this, per metric. The
+  baseline is registry/prod.json, written by `python -m flightdelay promote`; with no promoted model the
+  rule is skipped and gate.json says so.
+
+Every rule's value, threshold and outcome go to reports/gate.json. A failed gate writes an alert naming the
+failed rules to reports/alerts/ and exits non-zero, so `dvc repro` stops before `package`. A human who has
+reviewed the failure can accept named rules for one model file with `gate.override` (see the alert for the
+exact snippet); the decision is then `overridden` and the package manifest records who and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from flightdelay.config import GATE_METRICS, GateParams, Override, Params, Schema
+from flightdelay.errors import PipelineError
+from flightdelay.io import read_json, write_json, write_text
+from flightdelay.registry import read_record
+
+log = logging.getLogger(__name__)
+
+PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+
+
+class GateFailed(PipelineError):
+    """The gate refused the model; the message names the failed rules and the alert file."""
+
+
+# ------------------------------------------------------------------------------------------------ pure logic
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def rule(name: str, value: Any, comparison: str, threshold: Any, outcome: str, note: str = "") -> dict[str, Any]:
+    return {
+        "rule": name,
+        "value": value,
+        "comparison": comparison,
+        "threshold": threshold,
+        "outcome": outcome,
+        "note": note,
+    }
+
+
+def _bound(name: str, value: Any, comparison: str, threshold: float) -> dict[str, Any]:
+    if _missing(value):
+        return rule(name, None, comparison, threshold, FAIL, "the value is missing (NaN): cannot show the rule holds")
+    ok = value >= threshold if comparison == ">=" else value <= threshold
+    return rule(name, value, comparison, threshold, PASS if ok else FAIL)
+
+
+def metric_rules(metrics: dict[str, Any], task: str, gp: GateParams) -> list[dict[str, Any]]:
+    """`min_metrics` and `max_metrics` against the headline metrics of this run."""
+    out = []
+    for section, comparison, rules in (("min_metrics", ">=", gp.min_metrics), ("max_metrics", "<=", gp.max_metrics)):
+        for metric, threshold in rules.items():
+            name = f"{section}.{metric}"
+            if metric not in metrics:
+                out.append(rule(name, None, comparison, threshold, SKIPPED, f"not a metric of the {task} task"))
+            else:
+                out.append(_bound(name, metrics[metric], comparison, threshold))
+    return out
+
+
+def drift_rules(drift: dict[str, Any], gp: GateParams) -> list[dict[str, Any]]:
+    summary = drift["summary"]
+    out = []
+    if gp.max_drifted_features is not None:
+        counted = summary["counted"]
+        r = _bound("max_drifted_features", len(counted), "<=", gp.max_drifted_features)
+        r["note"] = "over threshold: " + (", ".join(counted) if counted else "none")
+        out.append(r)
+    if gp.max_prediction_psi is not None:
+        out.append(_bound("max_prediction_psi", summary["prediction_psi"], "<=", gp.max_prediction_psi))
+    return out
+
+
+def promoted_rules(
+    metrics: dict[str, Any], task: str, promoted: dict[str, Any] | None, gp: GateParams
+) -> list[dict[str, Any]]:
+    """No worse than the promoted model by more than the tolerance, per metric (absolute difference)."""
+    out = []
+    for metric, tolerance in gp.max_drop_vs_promoted.items():
+        name = f"max_drop_vs_promoted.{metric}"
+        if promoted is None:
+            out.append(rule(name, None, "<=", tolerance, SKIPPED, "no model is promoted to prod: nothing to compare"))
+            continue
+        package = promoted["package"]
+        theirs = package.get("metrics", {}).get(metric)
+        label = f"{promoted['version']} ({package['name']})"
+        if package.get("task") != task or _missing(theirs) or metric not in metrics:
+            out.append(
+                rule(name, None, "<=", tolerance, SKIPPED, f"{metric} is not comparable with the promoted {label}")
+            )
+            continue
+        ours = metrics[metric]
+        if _missing(ours):
+            out.append(rule(name, None, "<=", tolerance, FAIL, f"{metric} is missing (NaN) for this model"))
+            continue
+        drop = theirs - ours if GATE_METRICS[metric] == "higher" else ours - theirs
+        r = _bound(name, drop, "<=", tolerance)
+        r["note"] = f"this model {ours:.4f}, promoted {label} {theirs:.4f}"
+        out.append(r)
+    return out
+
+
+def apply_override(
+    failed: list[str], override: Override | None, model_sha256: str
+) -> tuple[str, dict[str, Any] | None]:
+    """(decision, override record). An override applies only to the model file it names and only when it
+    accepts every failed rule; otherwise the gate still fails and the record says why."""
+    if override is None:
+        return (FAIL if failed else PASS), None
+    record: dict[str, Any] = {
+        "approved_by": override.approved_by,
+        "reason": override.reason,
+        "rules": list(override.rules),
+        "model_sha256": override.model_sha256,
+        "applied": False,
+    }
+    if not failed:
+        record["note"] = "not needed: every rule passed"
+        return PASS, record
+    if not model_sha256.startswith(override.model_sha256.lower()):
+        record["note"] = f"written for model {override.model_sha256}, not this model {model_sha256[:12]}"
+        return FAIL, record
+    uncovered = [r for r in failed if r not in override.rules]
+    if uncovered:
+        record["note"] = f"does not accept the failed rule(s) {uncovered}"
+        return FAIL, record
+    record["applied"] = True
+    record["note"] = f"accepts the failed rule(s) {failed}"
+    return "overridden", record
+
+
+def decide(
+    metrics: dict[str, Any],
+    drift: dict[str, Any],
+    promoted: dict[str, Any] | None,
+    candidate: dict[str, Any],
+    gp: GateParams,
+) -> dict[str, Any]:
+    """The gate decision with every rule's value, threshold and outcome."""
+    task = candidate["task"]
+    rules = metric_rules(metrics, task, gp) + drift_rules(drift, gp) + promoted_rules(metrics, task, promoted, gp)
+    failed = [r["rule"] for r in rules if r["outcome"] == FAIL]
+    decision, override = apply_override(failed, gp.override, candidate["model_sha256"])
+    baseline = None
+    if promoted is not None:
+        baseline = {
+            "stage": "prod",
+            "version": promoted["version"],
+            "package": promoted["package"]["name"],
+            "commit": promoted["commit"],
+        }
+    return {
+        "decision": decision,
+        "candidate": candidate,
+        "baseline": baseline,
+        "failed": failed,
+        "skipped": [r["rule"] for r in rules if r["outcome"] == SKIPPED],
+        "override": override,
+        "rules": rules,
+    }
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def render_alert(gate: dict[str, Any]) -> str:
+    """The alert a human reads after a failed (or overridden) gate, with the override snippet to accept it."""
+    c = gate["candidate"]
+    sha = c["model_sha256"][:12]
+    title = "FAILED" if gate["decision"] == FAIL else "OVERRIDDEN"
+    lines = [
+        f"# Gate {title}: model {sha} ({c['model']}, {c['task']})",
+        "",
+        "No package is built from a failed gate." if gate["decision"] == FAIL else "The package was built anyway.",
+        "",
+        "| failed rule | value | threshold | note |",
+        "|---|---:|---:|---|",
+    ]
+    for r in gate["rules"]:
+        if r["outcome"] == FAIL:
+            lines.append(
+                f"| {r['rule']} | {_show(r['value'])} | {r['comparison']} {_show(r['threshold'])} | {r['note']} |"
+            )
+    override = gate["override"]
+    if override is not None:
+        lines += [
+            "",
+            f"Override by {override['approved_by']}: {override['reason']} "
+            f"({'applied' if override['applied'] else 'not applied'}: {override['note']}).",
+        ]
+    if gate["decision"] == FAIL:
+        rules = ", ".join(gate["failed"])
+        lines += [
+            "",
+            "## What to do",
+            "",
+            "Fix the cause and run `dvc repro` again. Or, after reviewing the failure, accept exactly these rules "
+            "for exactly this model file in `params.yaml` and run `dvc repro`; the override is recorded in the "
+            "package manifest:",
+            "",
+            "```yaml",
+            "gate:",
+            "  override:",
+            '    approved_by: "<your name>"',
+            '    reason: "<why this model may ship anyway>"',
+            f"    rules: [{rules}]",
+            f'    model_sha256: "{sha}"',
+            "```",
+        ]
+    lines += ["", "Every rule, passed or not: `reports/gate.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def alert_path(alerts_dir: str | Path, model_sha256: str) -> Path:
+    """One alert file per model file; its name holds no time, so a rerun replaces it."""
+    return Path(alerts_dir) / f"gate-{model_sha256[:12]}.md"
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    metrics_file: str = "reports/metrics.json",
+    drift_file: str = "reports/drift.json",
+    summary_file: str = "models/train_summary.json",
+    model_file: str = "models/model.skops",
+    promoted_file: str = "registry/prod.json",
+    gate_file: str = "reports/gate.json",
+    alerts_dir: str = "reports/alerts",
+) -> None:
+    summary = read_json(summary_file)
+    candidate = {"model_sha256": file_sha256(model_file), "model": summary["model"], "task": summary["task"]}
+    gate = decide(read_json(metrics_file), read_json(drift_file), read_record(promoted_file), candidate, params.gate)
+    write_json(gate_file, gate)
+    for r in gate["rules"]:
+        log.info(
+            "gate: %-34s %-7s %s %s %s", r["rule"], r["outcome"], _show(r["value"]), r["comparison"], r["threshold"]
+        )
+    if gate["decision"] == PASS:
+        log.info("gate: pass")
+        return
+    alert = alert_path(alerts_dir, candidate["model_sha256"])
+    write_text(alert, render_alert(gate))
+    if gate["decision"] == FAIL:
+        for line in render_alert(gate).splitlines():
+            if line.startswith("| ") and not line.startswith("| failed rule"):
+                log.error("gate alert: %s", line)
+        raise GateFailed(
+            f"the model may not be packaged; failed rule(s): {', '.join(gate['failed'])}. Alert: {alert} "
+            "(it shows how to override after review)"
+        )
+    log.warning("gate: OVERRIDDEN by %s: %s (alert: %s)", gate["override"]["approved_by"], gate["failed"], alert)

@@ -1,0 +1,281 @@
+"""Stage `package`: the gated model as a self-describing, content-addressed, checksummed directory.
+
+Writes `models/package/model-<hash>/` (see flightdelay.packaging) and `reports/package.json`, a small
+git-tracked pointer (name, hash, metrics, gate decision, data hashes) that promotion and the report read
+from any commit without the DVC cache.
+
+The manifest holds: name and hash; the model (file, SHA-256, kind, task, target, features); the params;
+the metrics; the gate decision (with any override); lineage (the dvc.lock hashes of the data and code the
+model was trained from); Python and library versions; the input schema (columns, types, allowed values or
+ranges); the training reference distributions from the drift stage (bin edges and frequencies per feature
+and for the prediction, for monitoring); and a few example input rows.
+
+Lineage comes from dvc.lock, which `dvc repro` updates after each stage, so when this stage runs it holds
+the `train` entry of the model being packaged. The stage checks that entry's MD5 against the model file and
+refuses a stale lock. The git commit is not in the manifest: a file cannot hold the hash of the commit that
+contains it, and an output that changed with every commit would break `dvc repro` reproducibility. The
+commit is recorded at promotion, in the GTO tag and registry/<stage>.json (see flightdelay.registry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from flightdelay import __version__
+from flightdelay.config import Params, Schema
+from flightdelay.errors import PipelineError
+from flightdelay.io import atomic_dir, partition_files, read_json, read_parquet, write_json
+from flightdelay.packaging import package_hash, package_name, sha256_bytes, write_package_files
+
+log = logging.getLogger(__name__)
+
+# The params sections recorded in the manifest and hashed into the name: everything that shaped the model,
+# its evaluation and its gate (dvc.yaml lists the same sections for this stage).
+SECTIONS = ("data", "raw", "ingest", "validate", "features", "train", "evaluate", "drift", "gate", "package")
+LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "skops")
+FORMAT = 1
+
+
+# ------------------------------------------------------------------------------------------------ pure logic
+
+
+def lock_hash(entry: dict[str, Any]) -> str | None:
+    """The hash dvc.lock records for a dep or out (md5 for local files, etag/checksum for remote ones)."""
+    for key in ("md5", "etag", "checksum", "version_id"):
+        if key in entry:
+            return str(entry[key])
+    return None
+
+
+def lineage(lock: dict[str, Any], stage: str = "train") -> dict[str, Any]:
+    """Hashes of everything `stage` was built from, following dvc.lock back through the stages whose outputs
+    it reads: `data` (every non-code dependency) and `code` (the Python files), plus the stages followed."""
+    stages = lock.get("stages") or {}
+    if stage not in stages:
+        raise PipelineError(f"dvc.lock has no '{stage}' entry; run `dvc repro` (not a stage alone)")
+    producers = {out["path"]: name for name, entry in stages.items() for out in entry.get("outs", [])}
+    seen: set[str] = set()
+    todo = [stage]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [producers[d["path"]] for d in stages[name].get("deps", []) if d["path"] in producers]
+    data: dict[str, str | None] = {}
+    code: dict[str, str | None] = {}
+    for name in sorted(seen):
+        for dep in stages[name].get("deps", []):
+            (code if dep["path"].endswith(".py") else data)[dep["path"]] = lock_hash(dep)
+    return {
+        "stages": sorted(seen),
+        "data": dict(sorted(data.items())),
+        "code": dict(sorted(code.items())),
+    }
+
+
+def lock_out_hash(lock: dict[str, Any], stage: str, path: str) -> str | None:
+    for out in (lock.get("stages") or {}).get(stage, {}).get("outs", []):
+        if out["path"] == path:
+            return lock_hash(out)
+    return None
+
+
+def input_schema(train: pd.DataFrame, numeric: list[str], categorical: list[str]) -> list[dict[str, Any]]:
+    """The model's input columns as seen in training: type, nulls, range or allowed values."""
+    columns = []
+    for name in categorical:
+        values = train[name]
+        columns.append(
+            {
+                "name": name,
+                "role": "categorical",
+                "dtype": "string",
+                "nullable": bool(values.isna().any()),
+                "allowed": sorted(values.dropna().astype(str).unique().tolist()),
+            }
+        )
+    for name in numeric:
+        values = pd.to_numeric(train[name], errors="coerce")
+        columns.append(
+            {
+                "name": name,
+                "role": "numeric",
+                "dtype": "float64",
+                "nullable": bool(values.isna().any()),
+                "min": float(values.min()) if values.notna().any() else None,
+                "max": float(values.max()) if values.notna().any() else None,
+            }
+        )
+    return columns
+
+
+def example_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str], n: int) -> list[dict[str, Any]]:
+    """The first `n` rows as the model takes them (categorical as text, numeric as numbers, missing as null)."""
+    rows = []
+    for _, row in frame.head(n).iterrows():
+        out: dict[str, Any] = {}
+        for name in categorical:
+            out[name] = None if pd.isna(row[name]) else str(row[name])
+        for name in numeric:
+            value = pd.to_numeric(row[name], errors="coerce")
+            out[name] = None if pd.isna(value) else float(value)
+        rows.append(out)
+    return rows
+
+
+def reference_distributions(drift: dict[str, Any]) -> dict[str, Any]:
+    """Training bin edges (or categories) and frequencies per feature and for the prediction."""
+    out = {f["feature"]: {"kind": f["kind"], **f["reference"]} for f in drift["features"]}
+    pred = drift["prediction"]
+    return {
+        "rows": drift["rows"]["reference"],
+        "features": dict(sorted(out.items())),
+        "prediction": {"kind": pred["kind"], **pred["reference"]},
+    }
+
+
+def params_record(params: Params) -> dict[str, Any]:
+    return {name: dataclasses.asdict(getattr(params, name)) for name in SECTIONS}
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "flightdelay": __version__,
+        "libraries": {name: importlib.metadata.version(name) for name in LIBRARIES},
+    }
+
+
+def build_manifest(
+    *,
+    model_sha256: str,
+    summary: dict[str, Any],
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    gate: dict[str, Any],
+    lineage_record: dict[str, Any],
+    env: dict[str, Any],
+    schema_columns: list[dict[str, Any]],
+    reference: dict[str, Any],
+    examples: list[dict[str, Any]],
+) -> dict[str, Any]:
+    full_hash = package_hash(model_sha256, params, lineage_record["data"])
+    return {
+        "format": FORMAT,
+        "name": package_name(full_hash),
+        "hash": full_hash,
+        "model": {
+            "file": "model.skops",
+            "format": "skops",
+            "sha256": model_sha256,
+            "kind": summary["model"],
+            "task": summary["task"],
+            "target": summary["target"],
+            "train_rows": summary["rows"],
+            "iterations": summary.get("iterations"),
+            "features": {"numeric": summary["numeric"], "categorical": summary["categorical"]},
+        },
+        "params": params,
+        "metrics": metrics,
+        "gate": gate,
+        "lineage": {
+            **lineage_record,
+            "git_commit": None,
+            "git_commit_recorded_at": "promotion: the GTO version tag and registry/<stage>.json name the commit",
+        },
+        "environment": env,
+        "input_schema": {"columns": schema_columns},
+        "reference": reference,
+        "examples": examples,
+    }
+
+
+def pointer(manifest: dict[str, Any], parent: str) -> dict[str, Any]:
+    """The git-tracked summary of a package (reports/package.json)."""
+    return {
+        "name": manifest["name"],
+        "hash": manifest["hash"],
+        "path": f"{parent}/{manifest['name']}",
+        "model_sha256": manifest["model"]["sha256"],
+        "model": manifest["model"]["kind"],
+        "task": manifest["model"]["task"],
+        "metrics": manifest["metrics"],
+        "gate": {
+            "decision": manifest["gate"]["decision"],
+            "override": manifest["gate"]["override"],
+        },
+        "data": manifest["lineage"]["data"],
+    }
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def _read_split(directory: Path, columns: list[str]) -> pd.DataFrame:
+    files = partition_files(directory)
+    if not files:
+        raise PipelineError(f"{directory}: no partitions; run the features stage first")
+    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    model_file: str = "models/model.skops",
+    summary_file: str = "models/train_summary.json",
+    processed_dir: str = "data/processed",
+    metrics_file: str = "reports/metrics.json",
+    gate_file: str = "reports/gate.json",
+    drift_file: str = "reports/drift.json",
+    lock_file: str = "dvc.lock",
+    out_dir: str = "models/package",
+    pointer_file: str = "reports/package.json",
+) -> None:
+    model_bytes = Path(model_file).read_bytes()
+    model_sha = sha256_bytes(model_bytes)
+    gate = read_json(gate_file)
+    if gate["decision"] not in ("pass", "overridden"):
+        raise PipelineError(f"{gate_file}: the gate decision is {gate['decision']!r}; no package from a failed gate")
+    if gate["candidate"]["model_sha256"] != model_sha:
+        raise PipelineError(f"{gate_file} judged another model file than {model_file}; run `dvc repro`")
+    lock = yaml.safe_load(Path(lock_file).read_text()) if Path(lock_file).exists() else {}
+    locked = lock_out_hash(lock, "train", model_file)
+    if locked != hashlib.md5(model_bytes).hexdigest():
+        raise PipelineError(
+            f"{lock_file}: its train entry does not match {model_file}, so it cannot tell what the model was trained "
+            "on; run `dvc repro` (it updates the lock after each stage)"
+        )
+    summary = read_json(summary_file)
+    numeric, categorical = summary["numeric"], summary["categorical"]
+    columns = numeric + categorical
+    train = _read_split(Path(processed_dir) / "train", columns)
+    test_files = partition_files(Path(processed_dir) / "test")
+    examples_from = read_parquet(test_files[0], columns=columns) if test_files else train
+    manifest = build_manifest(
+        model_sha256=model_sha,
+        summary=summary,
+        params=params_record(params),
+        metrics=read_json(metrics_file),
+        gate=gate,
+        lineage_record=lineage(lock, "train"),
+        env=environment(),
+        schema_columns=input_schema(train, numeric, categorical),
+        reference=reference_distributions(read_json(drift_file)),
+        examples=example_rows(examples_from, numeric, categorical, params.package.example_rows),
+    )
+    with atomic_dir(out_dir) as tmp:
+        write_package_files(tmp / manifest["name"], model_bytes, manifest)
+    write_json(pointer_file, pointer(manifest, out_dir))
+    log.info("package: %s/%s (gate: %s)", out_dir, manifest["name"], gate["decision"])
+    if gate["decision"] == "overridden":
+        log.warning("package: built under a gate override by %s", gate["override"]["approved_by"])

@@ -1,0 +1,407 @@
+"""Stage `report`: reports/report.md, a model card draft for a human to polish, with PNG figures.
+
+Reads only the pipeline's small outputs (metrics, rows, slices, drift, gate, the package pointer, plot data,
+the promoted model's registry record), so it is cheap and its outputs are git-tracked. The figures are drawn
+with matplotlib's Agg renderer in its default style, with no metadata that changes between runs, so the same
+inputs give the same PNG bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flightdelay.config import Params, Schema
+from flightdelay.io import atomic_dir, read_json, to_json, write_text
+from flightdelay.registry import read_record
+
+log = logging.getLogger(__name__)
+
+# Metrics shown in the model card, in this order, with a label.
+METRIC_LABELS = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC (average precision)",
+    "log_loss": "log loss",
+    "brier": "Brier score",
+    "ece": "expected calibration error",
+    "f1": "F1 at the threshold",
+    "accuracy": "accuracy at the threshold",
+    "mae": "mean absolute error (minutes)",
+    "rmse": "root mean squared error (minutes)",
+    "r2": "R²",
+}
+FIGURE_TITLES = {
+    "roc.png": "ROC curve",
+    "precision_recall.png": "Precision-recall curve",
+    "calibration.png": "Calibration",
+    "importance.png": "Permutation importance",
+    "drift.png": "Drift (PSI per feature)",
+    "residuals.png": "Residuals",
+}
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+
+def _figure(width: float = 6.0, height: float = 4.5) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" (matplotlib's version) or any other text chunk: identical inputs give identical bytes.
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _curve(points: list[dict[str, float]], x: str, y: str, title: str, xlabel: str, ylabel: str, dpi: int) -> bytes:
+    fig = _figure()
+    ax = fig.add_subplot()
+    marker = "o" if x == "mean_predicted" else None  # calibration bins are points, curves are lines
+    ax.plot([p[x] for p in points], [p[y] for p in points], color="tab:blue", marker=marker, label="model")
+    if x in ("fpr", "mean_predicted"):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance" if x == "fpr" else "ideal")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig, dpi)
+
+
+def _bars(
+    labels: list[str],
+    values: list[float],
+    title: str,
+    xlabel: str,
+    dpi: int,
+    line: float | None = None,
+    colors: list[str] | None = None,
+) -> bytes:
+    fig = _figure(7.0, max(2.5, 0.3 * len(labels) + 1.2))
+    ax = fig.add_subplot()
+    positions = list(range(len(labels)))[::-1]  # largest on top
+    ax.barh(positions, values, color=colors or "tab:blue")
+    ax.set_yticks(positions, labels)
+    if line is not None:
+        ax.axvline(line, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {line}")
+        ax.legend(loc="lower right")
+    ax.set(title=title, xlabel=xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig, dpi)
+
+
+def figures(plots: dict[str, Any], drift: dict[str, Any], task: str, top: int, dpi: int) -> dict[str, bytes]:
+    """File name -> PNG bytes. Curves that do not apply to the task (or have no points) are left out."""
+    out: dict[str, bytes] = {}
+    if task == "classification":
+        if plots.get("roc.json"):
+            out["roc.png"] = _curve(
+                plots["roc.json"],
+                "fpr",
+                "tpr",
+                "ROC curve (evaluation months)",
+                "false positive rate",
+                "true positive rate",
+                dpi,
+            )
+        if plots.get("precision_recall.json"):
+            out["precision_recall.png"] = _curve(
+                plots["precision_recall.json"],
+                "recall",
+                "precision",
+                "Precision-recall (evaluation months)",
+                "recall",
+                "precision",
+                dpi,
+            )
+        if plots.get("calibration.json"):
+            out["calibration.png"] = _curve(
+                plots["calibration.json"],
+                "mean_predicted",
+                "fraction_late",
+                "Calibration (evaluation months)",
+                "mean predicted probability of late",
+                "observed share late",
+                dpi,
+            )
+    elif plots.get("residuals.json"):
+        fig = _figure()
+        ax = fig.add_subplot()
+        rows = plots["residuals.json"]
+        ax.scatter([r["predicted"] for r in rows], [r["residual"] for r in rows], s=4, alpha=0.4)
+        ax.axhline(0, color="grey", linewidth=1)
+        ax.set(title="Residuals (evaluation months)", xlabel="predicted minutes late", ylabel="actual - predicted")
+        fig.tight_layout()
+        out["residuals.png"] = _png(fig, dpi)
+    importance = (plots.get("importance.json") or [])[:top]
+    if importance:
+        out["importance.png"] = _bars(
+            [r["feature"] for r in importance],
+            [r["importance"] for r in importance],
+            "Permutation importance (top features)",
+            "drop in test score when the feature is shuffled",
+            dpi,
+        )
+    ranked = sorted(drift["features"], key=lambda f: (-f["psi"], f["feature"]))[:top]
+    if ranked:
+        out["drift.png"] = _bars(
+            [f["feature"] + (" (expected)" if f["expected"] else "") for f in ranked],
+            [f["psi"] for f in ranked],
+            "Drift: PSI, training rows vs evaluation window",
+            "population stability index",
+            dpi,
+            line=drift["thresholds"]["psi"],
+            colors=[
+                "tab:red" if f["over_threshold"] and not f["expected"] else "tab:grey" if f["expected"] else "tab:blue"
+                for f in ranked
+            ],
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ markdown
+
+
+def _plain(value: Any) -> Any:
+    """Dataclass dicts with tuples -> plain JSON types (lists), as YAML and Markdown want them."""
+    return json.loads(to_json(value))
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _pvalue(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> list[str]:
+    """A Markdown table; the first `left` columns are text (left-aligned), the rest numbers (right-aligned)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def render(ctx: dict[str, Any]) -> str:
+    """The model card draft from the pipeline's outputs (see `run` for the keys of `ctx`)."""
+    package, summary, gate, drift = ctx["package"], ctx["summary"], ctx["gate"], ctx["drift"]
+    metrics, rows, promoted = ctx["metrics"], ctx["rows"], ctx["promoted"]
+    window = ctx["window"]
+    task = summary["task"]
+    n_num, n_cat = len(summary["numeric"]), len(summary["categorical"])
+    lines = [
+        f"# Model card (draft): flight delay, {summary['model']}",
+        "",
+        "> Draft written by the `report` stage from the pipeline's outputs. A human polishes the prose (intended "
+        "use, limitations) before publishing; the numbers come from `reports/*.json` of the same commit.",
+        "",
+        "## Model",
+        "",
+        *_table(
+            ["property", "value"],
+            left=2,
+            rows=[
+                ["package", f"`{package['name']}` (`{package['path']}/`)"],
+                ["package hash", f"`{package['hash']}`"],
+                ["model file SHA-256", f"`{package['model_sha256']}`"],
+                ["model", f"{summary['model']}, {task} of `{summary['target']}`"],
+                ["features", f"{n_num + n_cat} ({n_num} numeric, {n_cat} categorical)"],
+                ["feature groups", ", ".join(ctx["params"]["train"]["feature_groups"])],
+                ["training rows", summary["rows"]],
+                ["iterations", summary.get("iterations")],
+            ],
+        ),
+        "",
+        "## Intended use and limitations",
+        "",
+        "Predicts, when a flight is scheduled, whether it will arrive more than 15 minutes late"
+        if task == "classification"
+        else "Predicts, when a flight is scheduled, how many minutes late it will arrive",
+        "(only facts known at scheduling time are features). *To be completed by the model owner: who uses the "
+        "predictions, for what decision, and where the model must not be used.*",
+        "",
+        "## Data",
+        "",
+        f"Window {window['start']} to {window['end']}; training months {ctx['params']['features']['train_months']}, "
+        f"evaluation months {ctx['params']['features']['test_months']}.",
+        "",
+        *_table(
+            ["flights", "rows"],
+            [
+                ["read", rows["ingest"]["in"]],
+                ["quarantined by ingest (unreadable values)", rows["ingest"]["quarantined"]],
+                ["quarantined by validate (schema rules)", rows["validate"]["quarantined"]],
+                ["passed validation", rows["validate"]["passed"]],
+                ["no arrival (cancelled or diverted)", rows["features"]["no_arrival"]],
+                ["outside the training and evaluation months", rows["features"]["unused_months"]],
+                ["training", rows["features"]["train"]],
+                ["evaluation", rows["features"]["test"]],
+            ],
+        ),
+        "",
+        "## Params",
+        "",
+        "```yaml",
+        yaml.safe_dump(
+            {"features": ctx["params"]["features"], "train": ctx["params"]["train"]},
+            sort_keys=False,
+            default_flow_style=None,
+            width=110,
+        ).rstrip(),
+        "```",
+        "",
+        "## Metrics",
+        "",
+    ]
+    baseline = metrics.get("baseline", {})
+    theirs = promoted["package"]["metrics"] if promoted else {}
+    promoted_label = (
+        f"promoted ({promoted['stage']} {promoted['version']}, `{promoted['package']['name']}`)"
+        if promoted
+        else "promoted"
+    )
+    lines += _table(
+        ["metric (evaluation months)", "this model", "constant baseline", promoted_label],
+        [[METRIC_LABELS.get(k, k), metrics[k], baseline.get(k), theirs.get(k)] for k in METRIC_LABELS if k in metrics],
+    )
+    lines += [
+        "",
+        (
+            f"The promoted model is {promoted['version']} at commit `{promoted['commit'][:12]}`."
+            if promoted
+            else "No model is promoted to prod yet, so there is nothing to compare with."
+        ),
+        "",
+        "## Slice metrics",
+        "",
+    ]
+    for column, table in ctx["slices"].items():
+        keys = (
+            ["rows", "positive_rate", "roc_auc", "pr_auc", "brier"]
+            if task == "classification"
+            else ["rows", "mae", "rmse", "r2"]
+        )
+        lines += [f"By `{column}`:", ""]
+        lines += _table([column, *keys], [[value, *[m.get(k) for k in keys]] for value, m in table.items()])
+        lines.append("")
+    s = drift["summary"]
+    counted = s["counted"]
+    lines += [
+        "## Drift",
+        "",
+        f"Prediction PSI {_fmt(s['prediction_psi'], 3)} (training rows vs evaluation window). "
+        f"{len(s['over_threshold'])} of {s['features']} features over threshold"
+        + (f": {', '.join(s['over_threshold'])}" if s["over_threshold"] else "")
+        + f"; {len(counted)} counted by the gate (not in `drift.expected`). Full table: "
+        "[drift_report.md](drift_report.md).",
+        "",
+    ]
+    top = sorted(drift["features"], key=lambda f: (not f["over_threshold"], -f["psi"], f["feature"]))
+    lines += _table(
+        ["feature", "kind", "over threshold", "PSI", "test p-value"],
+        [
+            [
+                f["feature"],
+                f["kind"],
+                ("yes" if f["over_threshold"] else "no") + (" (expected)" if f["expected"] else ""),
+                f["psi"],
+                _pvalue(f["p_value"]),
+            ]
+            for f in top[: ctx["top"]]
+        ],
+        left=3,
+    )
+    lines += ["", "## Gate", "", f"Decision: **{gate['decision']}**."]
+    if gate["baseline"]:
+        b = gate["baseline"]
+        lines.append(f"Compared with the promoted {b['stage']} model {b['version']} (`{b['package']}`).")
+    lines.append("")
+    lines += _table(
+        ["rule", "outcome", "note", "value", "threshold"],
+        [
+            [r["rule"], r["outcome"], r["note"], r["value"], f"{r['comparison']} {r['threshold']}"]
+            for r in gate["rules"]
+        ],
+        left=3,
+    )
+    if gate["override"]:
+        o = gate["override"]
+        lines += [
+            "",
+            f"Override by **{o['approved_by']}** ({'applied' if o['applied'] else 'not applied'}): {o['reason']} "
+            f"— accepts {', '.join(o['rules'])}.",
+        ]
+    lines += [
+        "",
+        "## Lineage",
+        "",
+        "- Git commit: the commit that holds this file and `dvc.lock`. A file cannot name the commit that "
+        "contains it, so the commit of a released model is recorded when it is promoted: in its GTO tag and "
+        "`registry/<stage>.json` (`python -m flightdelay history prod`).",
+        f"- Package `{package['name']}`, hash `{package['hash']}`.",
+        "- Data and config it was trained from (hashes from `dvc.lock`):",
+        "",
+    ]
+    lines += _table(["path", "hash"], [[f"`{p}`", f"`{h}`"] for p, h in package["data"].items()], left=2)
+    lines += ["", "## Figures", ""]
+    for name in ctx["figures"]:
+        lines += [f"![{FIGURE_TITLES.get(name, name)}](figures/{name})", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def run(
+    params: Params,
+    schema: Schema,
+    reports_dir: str = "reports",
+    summary_file: str = "models/train_summary.json",
+    promoted_file: str = "registry/prod.json",
+    report_file: str = "reports/report.md",
+    figures_dir: str = "reports/figures",
+) -> None:
+    reports = Path(reports_dir)
+    summary = read_json(summary_file)
+    plots = {p.name: read_json(p) for p in sorted((reports / "plots").glob("*.json"))}
+    drift = read_json(reports / "drift.json")
+    pictures = figures(plots, drift, summary["task"], params.report.top_features, params.report.dpi)
+    ctx = {
+        "package": read_json(reports / "package.json"),
+        "summary": summary,
+        "gate": read_json(reports / "gate.json"),
+        "drift": drift,
+        "metrics": read_json(reports / "metrics.json"),
+        "rows": read_json(reports / "rows.json"),
+        "slices": read_json(reports / "slices.json"),
+        "promoted": read_record(promoted_file),
+        "window": dataclasses.asdict(params.ingest.window),
+        "params": _plain({"features": dataclasses.asdict(params.features), "train": dataclasses.asdict(params.train)}),
+        "top": params.report.top_features,
+        "figures": sorted(pictures),
+    }
+    with atomic_dir(figures_dir) as tmp:
+        for name, data in pictures.items():
+            (tmp / name).write_bytes(data)
+    write_text(report_file, render(ctx))
+    log.info("report: %s with %d figures in %s", report_file, len(pictures), figures_dir)

@@ -1,0 +1,158 @@
+"""flightdelay.stages.drift: PSI, fixed training bins, KS and chi-squared, ordering and the readable report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flightdelay.config import DriftParams
+from flightdelay.stages.drift import (
+    categorical_counts,
+    compare,
+    compare_categorical,
+    compare_numeric,
+    numeric_counts,
+    psi,
+    quantile_edges,
+    render_markdown,
+    top_categories,
+)
+
+DP = DriftParams(bins=4, max_categories=2, psi_threshold=0.2, p_value=0.01, expected=("month",))
+
+
+def test_psi_of_identical_shares_is_zero():
+    assert psi(np.array([0.25, 0.25, 0.5]), np.array([0.25, 0.25, 0.5])) == 0.0
+
+
+def test_psi_matches_the_formula():
+    r, c = np.array([0.5, 0.5]), np.array([0.2, 0.8])
+    expected = (0.2 - 0.5) * np.log(0.2 / 0.5) + (0.8 - 0.5) * np.log(0.8 / 0.5)
+    assert psi(r, c) == pytest.approx(expected)
+    assert psi(r, c) == pytest.approx(psi(c, r))  # symmetric
+
+
+def test_psi_of_an_empty_bin_is_large_but_finite():
+    value = psi(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    assert np.isfinite(value)
+    assert value > 10
+
+
+def test_quantile_edges_are_fixed_from_training_and_deduplicated():
+    assert quantile_edges(np.arange(1.0, 101.0), 4) == pytest.approx([25.75, 50.5, 75.25])
+    # a binary feature collapses to its distinct values
+    assert quantile_edges(np.array([0.0, 0.0, 0.0, 1.0, 1.0]), 4) == [0.0, 1.0]
+    assert quantile_edges(np.array([np.nan, np.nan]), 4) == []
+
+
+def test_numeric_counts_bins_are_left_closed_with_a_missing_bin():
+    counts, missing = numeric_counts(np.array([-1.0, 0.0, 0.5, 1.0, 7.0, np.nan]), [0.0, 1.0])
+    # below 0 | [0, 1) | 1 and up
+    assert counts.tolist() == [1, 2, 2]
+    assert missing == 1
+
+
+def test_top_categories_by_count_then_name():
+    values = pd.Series(["b", "a", "c", "c", "b", None, "d"], dtype="string")
+    assert top_categories(values, 2) == ["b", "c"]
+    assert top_categories(values, 10) == ["b", "c", "a", "d"]
+
+
+def test_categorical_counts_pool_unknown_and_missing():
+    known, other, missing = categorical_counts(pd.Series(["a", "x", "a", None, "y"], dtype="string"), ["a", "b"])
+    assert known.tolist() == [2, 0]
+    assert (other, missing) == (2, 1)
+
+
+def test_a_shifted_numeric_feature_is_over_threshold():
+    rng = np.random.default_rng(0)
+    record = compare_numeric("temp", rng.normal(0, 1, 2000), rng.normal(1.5, 1, 2000), DP)
+    assert record["over_threshold"]
+    assert record["test"] == "ks"
+    assert record["statistic"] > 0.4
+    assert record["p_value"] < 1e-6
+    assert len(record["reference"]["edges"]) == 3
+    assert sum(record["reference"]["frequencies"]) + record["reference"]["missing"] == pytest.approx(1.0)
+
+
+def test_the_same_distribution_is_not_over_threshold():
+    rng = np.random.default_rng(1)
+    record = compare_numeric("temp", rng.normal(0, 1, 2000), rng.normal(0, 1, 2000), DP)
+    assert not record["over_threshold"]
+    assert record["psi"] < 0.05
+
+
+def test_a_few_noisy_rows_do_not_count_even_with_a_large_psi():
+    # Three rows cannot show a shift: PSI is large, the test does not reject, so it is not over threshold.
+    record = compare_numeric("x", np.arange(100.0), np.array([5.0, 95.0, 96.0]), DP)
+    assert record["psi"] >= DP.psi_threshold
+    assert record["p_value"] > DP.p_value
+    assert not record["over_threshold"]
+
+
+def test_missing_values_shift_counts_as_drift():
+    reference = np.arange(1000.0)
+    current = np.where(np.arange(1000) % 2 == 0, np.nan, np.arange(1000.0))
+    record = compare_numeric("x", reference, current, DP)
+    assert record["current"]["missing"] == pytest.approx(0.5)
+    assert record["reference"]["missing"] == 0.0
+    assert record["psi"] > 1
+
+
+def test_categorical_feature_with_a_new_category_is_over_threshold():
+    reference = pd.Series(["UA"] * 500 + ["AA"] * 400 + ["DL"] * 100, dtype="string")
+    current = pd.Series(["UA"] * 300 + ["ZZ"] * 700, dtype="string")
+    record = compare_categorical("carrier", reference, current, DP)
+    assert record["reference"]["categories"] == ["UA", "AA"]  # max_categories=2; DL pooled as other
+    assert record["reference"]["other"] == pytest.approx(0.1)
+    assert record["current"]["other"] == pytest.approx(0.7)
+    assert record["test"] == "chi2"
+    assert record["over_threshold"]
+
+
+def test_compare_orders_features_and_excludes_expected_ones_from_the_count():
+    rng = np.random.default_rng(2)
+    n = 1500
+    reference = pd.DataFrame(
+        {
+            "month": rng.integers(1, 11, n),
+            "temp": rng.normal(60, 10, n),
+            "dist": rng.normal(1000, 100, n),
+            "carrier": pd.array(rng.choice(["UA", "AA"], n), dtype="string"),
+        }
+    )
+    current = pd.DataFrame(
+        {
+            "month": np.full(n, 12),
+            "temp": rng.normal(30, 10, n),
+            "dist": rng.normal(1000, 100, n),
+            "carrier": pd.array(rng.choice(["UA", "AA"], n), dtype="string"),
+        }
+    )
+    pred_ref, pred_cur = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    result = compare(reference, current, ["month", "temp", "dist"], ["carrier"], pred_ref, pred_cur, DP)
+    names = [f["feature"] for f in result["features"]]
+    assert names[:2] == ["month", "temp"]  # over threshold first, by PSI
+    assert set(names[2:]) == {"dist", "carrier"}
+    assert result["summary"]["over_threshold"] == ["month", "temp"]
+    assert result["summary"]["counted"] == ["temp"]  # month is expected
+    assert result["summary"]["expected"] == ["month"]
+    assert result["prediction"]["feature"] == "prediction"
+    assert not result["summary"]["prediction_over_threshold"]
+    assert result["rows"] == {"reference": n, "current": n}
+
+
+def test_render_markdown_lists_features_over_threshold_first():
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"a": rng.normal(0, 1, 500), "b": rng.normal(0, 1, 500)})
+    current = pd.DataFrame({"a": rng.normal(0, 1, 500), "b": rng.normal(3, 1, 500)})
+    result = compare(reference, current, ["a", "b"], [], rng.uniform(size=500), rng.uniform(size=500), DP)
+    text = render_markdown(result)
+    assert text.startswith("# Drift")
+    assert "**1 of 2 features over threshold** (1 counted by the gate): `b`." in text
+    rows = [line for line in text.splitlines() if line.startswith("| a ") or line.startswith("| b ")]
+    assert rows[0].startswith("| b | numeric |")
+    assert rows[0].endswith("| **yes** |")
+    assert rows[1].endswith("| no |")
+    assert "**Model predictions:** PSI" in text

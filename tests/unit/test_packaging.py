@@ -1,0 +1,329 @@
+"""flightdelay.packaging and stages.package: content hash, manifest, checksums, verification before loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flightdelay.cli import main
+from flightdelay.errors import PipelineError
+from flightdelay.model import build_pipeline, dumps_canonical, prepare
+from flightdelay.packaging import (
+    CHECKSUM_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PackageError,
+    find_package,
+    load_package,
+    package_hash,
+    parse_checksums,
+    render_checksums,
+    sha256_bytes,
+    verify_package,
+    write_package_files,
+)
+from flightdelay.stages.package import (
+    build_manifest,
+    example_rows,
+    input_schema,
+    lineage,
+    lock_out_hash,
+    pointer,
+    reference_distributions,
+)
+
+NUMERIC, CATEGORICAL = ["distance"], ["carrier"]
+
+
+def tiny_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "carrier": pd.array(["UA", "AA", None, "UA", "DL", "AA"], dtype="string"),
+            "distance": [100.0, np.nan, 300.0, 400.0, 500.0, 600.0],
+            "late": [0, 1, 0, 1, 0, 1],
+        }
+    )
+
+
+def tiny_model_bytes() -> bytes:
+    frame = tiny_frame()
+    pipeline = build_pipeline("classification", "logistic_regression", NUMERIC, CATEGORICAL, {"max_iter": 50}, 0)
+    pipeline.fit(prepare(frame, NUMERIC, CATEGORICAL), frame["late"].to_numpy())
+    return dumps_canonical(pipeline)
+
+
+LOCK = {
+    "schema": "2.0",
+    "stages": {
+        "raw": {
+            "deps": [{"path": "src/flightdelay/stages/raw.py", "md5": "r1"}],
+            "outs": [{"path": "data/raw/x", "md5": "raw.dir"}],
+        },
+        "features": {
+            "deps": [
+                {"path": "data/raw/x", "md5": "raw.dir"},
+                {"path": "src/flightdelay/stages/features.py", "md5": "f1"},
+            ],
+            "outs": [{"path": "data/processed", "md5": "proc.dir"}],
+        },
+        "train": {
+            "deps": [
+                {"path": "data/processed", "md5": "proc.dir"},
+                {"path": "src/flightdelay/stages/train.py", "md5": "t1"},
+            ],
+            "outs": [{"path": "models/model.skops", "md5": "m1"}],
+        },
+        "evaluate": {
+            "deps": [{"path": "models/model.skops", "md5": "m1"}, {"path": "reports/x.json", "md5": "e1"}],
+            "outs": [{"path": "reports/metrics.json", "md5": "e2"}],
+        },
+    },
+}
+DRIFT = {
+    "rows": {"reference": 6, "current": 3},
+    "features": [
+        {
+            "feature": "distance",
+            "kind": "numeric",
+            "reference": {"edges": [300.0], "frequencies": [0.2, 0.6], "missing": 0.2},
+        },
+        {
+            "feature": "carrier",
+            "kind": "categorical",
+            "reference": {"categories": ["AA"], "frequencies": [0.4], "other": 0.4, "missing": 0.2},
+        },
+    ],
+    "prediction": {
+        "feature": "prediction",
+        "kind": "numeric",
+        "reference": {"edges": [0.5], "frequencies": [0.5, 0.5], "missing": 0.0},
+    },
+}
+GATE = {"decision": "pass", "override": None, "rules": [], "candidate": {}}
+
+
+def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
+    frame = tiny_frame()
+    summary = {
+        "model": "logistic_regression",
+        "task": "classification",
+        "target": "late",
+        "rows": 6,
+        "iterations": 5,
+        "numeric": NUMERIC,
+        "categorical": CATEGORICAL,
+    }
+    return build_manifest(
+        model_sha256=sha256_bytes(model_bytes),
+        summary=summary,
+        params=params or {"train": {"seed": 1, "model": "logistic_regression"}},
+        metrics={"roc_auc": 0.75},
+        gate=GATE,
+        lineage_record=lineage(LOCK, "train"),
+        env={"python": "3.11", "libraries": {}},
+        schema_columns=input_schema(frame, NUMERIC, CATEGORICAL),
+        reference=reference_distributions(DRIFT),
+        examples=example_rows(frame, NUMERIC, CATEGORICAL, 3),
+    )
+
+
+@pytest.fixture
+def package(tmp_path):
+    model_bytes = tiny_model_bytes()
+    manifest = manifest_for(model_bytes)
+    path = tmp_path / "package" / manifest["name"]
+    write_package_files(path, model_bytes, manifest)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ pure parts
+
+
+def test_lineage_follows_dvc_lock_back_through_the_stages_train_reads():
+    record = lineage(LOCK, "train")
+    assert record["stages"] == ["features", "raw", "train"]  # not evaluate, which comes after
+    assert record["data"] == {"data/processed": "proc.dir", "data/raw/x": "raw.dir"}
+    assert record["code"] == {
+        "src/flightdelay/stages/features.py": "f1",
+        "src/flightdelay/stages/raw.py": "r1",
+        "src/flightdelay/stages/train.py": "t1",
+    }
+    assert lock_out_hash(LOCK, "train", "models/model.skops") == "m1"
+    assert lock_out_hash(LOCK, "train", "models/other") is None
+
+
+def test_lineage_without_the_stage_asks_for_dvc_repro():
+    with pytest.raises(PipelineError, match=r"dvc\.lock has no 'train' entry"):
+        lineage({"stages": {}}, "train")
+
+
+def test_input_schema_types_ranges_and_allowed_values():
+    columns = {c["name"]: c for c in input_schema(tiny_frame(), NUMERIC, CATEGORICAL)}
+    assert columns["carrier"] == {
+        "name": "carrier",
+        "role": "categorical",
+        "dtype": "string",
+        "nullable": True,
+        "allowed": ["AA", "DL", "UA"],
+    }
+    assert columns["distance"]["min"] == 100.0
+    assert columns["distance"]["max"] == 600.0
+    assert columns["distance"]["nullable"] is True
+
+
+def test_example_rows_are_model_inputs_with_nulls():
+    rows = example_rows(tiny_frame(), NUMERIC, CATEGORICAL, 3)
+    assert rows == [
+        {"carrier": "UA", "distance": 100.0},
+        {"carrier": "AA", "distance": None},
+        {"carrier": None, "distance": 300.0},
+    ]
+    json.dumps(rows)  # plain JSON types
+
+
+def test_package_hash_depends_on_model_params_and_data_only():
+    base = package_hash("a" * 64, {"train": {"seed": 1}}, {"data/p": "x"})
+    assert base == package_hash("a" * 64, {"train": {"seed": 1}}, {"data/p": "x"})
+    assert base != package_hash("b" * 64, {"train": {"seed": 1}}, {"data/p": "x"})
+    assert base != package_hash("a" * 64, {"train": {"seed": 2}}, {"data/p": "x"})
+    assert base != package_hash("a" * 64, {"train": {"seed": 1}}, {"data/p": "y"})
+    # key order does not matter; the stored (rounded) form of a float is what is hashed
+    assert package_hash("a" * 64, {"t": {"x": 1, "y": 2}}, {}) == package_hash("a" * 64, {"t": {"y": 2, "x": 1}}, {})
+    assert package_hash("a" * 64, {"t": 0.1234567}, {}) == package_hash("a" * 64, {"t": 0.123457}, {})
+
+
+def test_manifest_contents():
+    model_bytes = tiny_model_bytes()
+    m = manifest_for(model_bytes)
+    assert m["name"] == f"model-{m['hash'][:16]}"
+    assert m["hash"] == package_hash(sha256_bytes(model_bytes), m["params"], m["lineage"]["data"])
+    assert m["model"]["sha256"] == sha256_bytes(model_bytes)
+    assert m["model"]["kind"] == "logistic_regression"
+    assert m["model"]["features"] == {"numeric": NUMERIC, "categorical": CATEGORICAL}
+    assert m["metrics"] == {"roc_auc": 0.75}
+    assert m["gate"]["decision"] == "pass"
+    assert m["lineage"]["data"]["data/processed"] == "proc.dir"
+    assert m["lineage"]["git_commit"] is None
+    assert "promotion" in m["lineage"]["git_commit_recorded_at"]
+    assert m["reference"]["features"]["distance"] == {
+        "kind": "numeric",
+        "edges": [300.0],
+        "frequencies": [0.2, 0.6],
+        "missing": 0.2,
+    }
+    assert m["reference"]["prediction"]["kind"] == "numeric"
+    assert len(m["examples"]) == 3
+    assert {c["name"] for c in m["input_schema"]["columns"]} == {"carrier", "distance"}
+    p = pointer(m, "models/package")
+    assert p["path"] == f"models/package/{m['name']}"
+    assert p["gate"] == {"decision": "pass", "override": None}
+    assert p["data"] == m["lineage"]["data"]
+
+
+def test_checksums_round_trip_in_sha256sum_format():
+    text = render_checksums({"b.txt": "1" * 64, "a.txt": "2" * 64})
+    assert text == f"{'2' * 64}  a.txt\n{'1' * 64}  b.txt\n"
+    assert parse_checksums(text, "x") == {"a.txt": "2" * 64, "b.txt": "1" * 64}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nonsense\n", f"{'1' * 64} a.txt\n", f"{'1' * 64}  ../a.txt\n", f"{'1' * 64}  a\n{'2' * 64}  a\n", ""],
+)
+def test_malformed_checksums_are_refused(text):
+    with pytest.raises(PackageError):
+        parse_checksums(text, "x")
+
+
+# ------------------------------------------------------------------------------------------------ packages on disk
+
+
+def test_a_written_package_verifies_and_loads(package):
+    assert sorted(p.name for p in package.iterdir()) == [CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE]
+    loaded = load_package(package)
+    assert loaded.manifest["name"] == package.name
+    proba = loaded.model.predict_proba(prepare(tiny_frame(), NUMERIC, CATEGORICAL))
+    assert proba.shape == (6, 2)
+    assert find_package(package.parent) == package
+
+
+def test_writing_the_same_package_twice_gives_the_same_bytes(tmp_path):
+    model_bytes = tiny_model_bytes()
+    for name in ("a", "b"):
+        write_package_files(tmp_path / name, model_bytes, manifest_for(model_bytes))
+    for file in (MODEL_FILE, MANIFEST_FILE, CHECKSUM_FILE):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def flip_a_byte(path, offset: int = -20) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_changed_model_file_is_refused(package):
+    flip_a_byte(package / MODEL_FILE)
+    with pytest.raises(PackageError, match=r"model\.skops: SHA-256 is .* refusing to load it"):
+        load_package(package)
+
+
+def test_a_changed_manifest_is_refused(package):
+    manifest = json.loads((package / MANIFEST_FILE).read_text())
+    manifest["metrics"]["roc_auc"] = 0.99
+    (package / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match=r"manifest\.json: SHA-256"):
+        verify_package(package)
+
+
+def test_a_manifest_rewritten_with_matching_checksums_is_still_refused(package):
+    # Someone edits the params and recomputes the checksums: the name no longer matches the contents.
+    manifest = json.loads((package / MANIFEST_FILE).read_text())
+    manifest["params"]["train"]["seed"] = 99
+    text = json.dumps(manifest).encode()
+    (package / MANIFEST_FILE).write_bytes(text)
+    sums = parse_checksums((package / CHECKSUM_FILE).read_text(), "x")
+    sums[MANIFEST_FILE] = sha256_bytes(text)
+    (package / CHECKSUM_FILE).write_text(render_checksums(sums))
+    with pytest.raises(PackageError, match="do not match its contents"):
+        verify_package(package)
+
+
+def test_an_extra_file_is_refused(package):
+    (package / "run_me.py").write_text("print('hi')\n")
+    with pytest.raises(PackageError, match=r"not covered by checksums\.sha256: \['run_me\.py'\]"):
+        verify_package(package)
+
+
+def test_a_missing_file_is_refused(package):
+    (package / MODEL_FILE).unlink()
+    with pytest.raises(PackageError, match=r"missing: \['model\.skops'\]"):
+        verify_package(package)
+
+
+def test_a_missing_checksum_file_is_refused(package):
+    (package / CHECKSUM_FILE).unlink()
+    with pytest.raises(PackageError, match=r"no checksums\.sha256"):
+        verify_package(package)
+
+
+def test_a_renamed_package_is_refused(package):
+    other = package.with_name("model-" + "0" * 16)
+    shutil.move(package, other)
+    with pytest.raises(PackageError, match="do not match"):
+        verify_package(other)
+
+
+def test_cli_verify_refuses_a_tampered_package_with_a_message(package, capfd, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify", str(package)]) == 0
+    assert f"{package}: OK (logistic_regression classification, gate pass" in capfd.readouterr().out
+    flip_a_byte(package / MODEL_FILE)
+    assert main(["verify", str(package)]) == 1
+    err = capfd.readouterr().err
+    assert "verify failed:" in err
+    assert "refusing to load it" in err
+    assert "Traceback" not in err

@@ -1,0 +1,170 @@
+"""flightdelay.stages.report: the model card draft and its figures (PNG bytes that do not change run to run)."""
+
+from __future__ import annotations
+
+import copy
+
+from flightdelay.stages.report import figures, render
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+DRIFT = {
+    "thresholds": {"psi": 0.2, "p_value": 0.01, "bins": 10},
+    "rows": {"reference": 100, "current": 40},
+    "summary": {
+        "features": 3,
+        "over_threshold": ["month", "temp"],
+        "counted": ["temp"],
+        "expected": ["month"],
+        "max_psi": 1.5,
+        "prediction_psi": 0.03,
+        "prediction_over_threshold": False,
+    },
+    "prediction": {"feature": "prediction", "psi": 0.03},
+    "features": [
+        {"feature": "month", "kind": "numeric", "psi": 8.0, "p_value": 0.0, "over_threshold": True, "expected": True},
+        {"feature": "temp", "kind": "numeric", "psi": 1.5, "p_value": 1e-9, "over_threshold": True, "expected": False},
+        {
+            "feature": "carrier",
+            "kind": "categorical",
+            "psi": 0.01,
+            "p_value": 0.4,
+            "over_threshold": False,
+            "expected": False,
+        },
+    ],
+}
+PLOTS = {
+    "roc.json": [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.8}, {"fpr": 1.0, "tpr": 1.0}],
+    "precision_recall.json": [{"recall": 0.0, "precision": 1.0}, {"recall": 1.0, "precision": 0.3}],
+    "calibration.json": [{"mean_predicted": 0.1, "fraction_late": 0.12}, {"mean_predicted": 0.6, "fraction_late": 0.5}],
+    "confusion.json": [],
+    "importance.json": [{"feature": "temp", "importance": 0.02}, {"feature": "carrier", "importance": 0.01}],
+    "residuals.json": [],
+}
+PROMOTED = {
+    "stage": "prod",
+    "version": "v0.0.3",
+    "commit": "abcdef1234567890" * 2 + "abcdefgh",
+    "tag": "flight-delay#prod#5",
+    "package": {"name": "model-1111111111111111", "task": "classification", "metrics": {"roc_auc": 0.69}},
+}
+
+
+def context(promoted=None, figure_names=("roc.png",)) -> dict:
+    return {
+        "package": {
+            "name": "model-0123456789abcdef",
+            "hash": "0123456789abcdef" * 4,
+            "path": "models/package/model-0123456789abcdef",
+            "model_sha256": "f" * 64,
+            "data": {"data/processed": "aaa.dir", "data/raw/x": "bbb.dir"},
+        },
+        "summary": {
+            "model": "hist_gradient_boosting",
+            "task": "classification",
+            "target": "late",
+            "rows": 12345,
+            "iterations": 80,
+            "numeric": ["temp", "month"],
+            "categorical": ["carrier"],
+        },
+        "gate": {
+            "decision": "overridden",
+            "baseline": None,
+            "override": {
+                "approved_by": "Ada",
+                "reason": "winter drift reviewed",
+                "rules": ["max_drifted_features"],
+                "applied": True,
+            },
+            "rules": [
+                {
+                    "rule": "max_drifted_features",
+                    "value": 1,
+                    "comparison": "<=",
+                    "threshold": 0,
+                    "outcome": "fail",
+                    "note": "over threshold: temp",
+                }
+            ],
+        },
+        "drift": DRIFT,
+        "metrics": {"roc_auc": 0.7, "ece": 0.05, "baseline": {"roc_auc": 0.5}},
+        "rows": {
+            "ingest": {"in": 100, "passed": 99, "quarantined": 1},
+            "validate": {"in": 99, "passed": 97, "quarantined": 2},
+            "features": {"in": 97, "no_arrival": 2, "unused_months": 0, "train": 60, "test": 35},
+        },
+        "slices": {"origin": {"EWR": {"rows": 20, "positive_rate": 0.2, "roc_auc": 0.71, "pr_auc": 0.4, "brier": 0.1}}},
+        "promoted": promoted,
+        "window": {"start": "2013-01", "end": "2013-03"},
+        "params": {
+            "features": {"train_months": [1, 2], "test_months": [3]},
+            "train": {"model": "hist_gradient_boosting", "seed": 42, "feature_groups": ["schedule", "route"]},
+        },
+        "top": 10,
+        "figures": list(figure_names),
+    }
+
+
+def test_report_has_every_section_with_its_numbers():
+    text = render(context())
+    for heading in (
+        "# Model card (draft): flight delay, hist_gradient_boosting",
+        "## Model",
+        "## Intended use and limitations",
+        "## Data",
+        "## Params",
+        "## Metrics",
+        "## Slice metrics",
+        "## Drift",
+        "## Gate",
+        "## Lineage",
+        "## Figures",
+    ):
+        assert heading in text, heading
+    assert "Window 2013-01 to 2013-03; training months [1, 2], evaluation months [3]." in text
+    assert "| quarantined by ingest (unreadable values) | 1 |" in text
+    assert "| quarantined by validate (schema rules) | 2 |" in text
+    assert "| passed validation | 97 |" in text
+    assert "| ROC AUC | 0.7000 | 0.5000 | — |" in text
+    assert "No model is promoted to prod yet" in text
+    assert "| EWR | 20 | 0.2000 | 0.7100 | 0.4000 | 0.1000 |" in text
+    assert "2 of 3 features over threshold: month, temp; 1 counted by the gate" in text
+    assert "Decision: **overridden**." in text
+    assert "Override by **Ada** (applied): winter drift reviewed" in text
+    assert "| `data/processed` | `aaa.dir` |" in text
+    assert "![ROC curve](figures/roc.png)" in text
+    assert "seed: 42" in text
+
+
+def test_report_compares_with_the_promoted_model():
+    text = render(context(promoted=PROMOTED))
+    assert "| metric (evaluation months) | this model | constant baseline | promoted (prod v0.0.3, " in text
+    assert "| ROC AUC | 0.7000 | 0.5000 | 0.6900 |" in text
+    assert "The promoted model is v0.0.3 at commit `abcdef123456`." in text
+
+
+def test_report_does_not_change_its_input():
+    ctx = context(promoted=PROMOTED)
+    before = copy.deepcopy(ctx)
+    render(ctx)
+    assert ctx == before
+
+
+def test_figures_for_classification_are_pngs_with_identical_bytes_every_time():
+    first = figures(PLOTS, DRIFT, "classification", top=10, dpi=50)
+    second = figures(copy.deepcopy(PLOTS), copy.deepcopy(DRIFT), "classification", top=10, dpi=50)
+    assert sorted(first) == ["calibration.png", "drift.png", "importance.png", "precision_recall.png", "roc.png"]
+    for name, data in first.items():
+        assert data.startswith(PNG_SIGNATURE), name
+        assert data == second[name], f"{name} differs between two runs"
+        assert b"tEXt" not in data and b"iTXt" not in data, f"{name} carries text metadata (e.g. a version)"
+
+
+def test_figures_for_regression_draw_residuals_not_curves():
+    plots = {**PLOTS, "roc.json": [], "precision_recall.json": [], "calibration.json": []}
+    plots["residuals.json"] = [{"predicted": 5.0, "residual": 1.0}, {"predicted": 10.0, "residual": -3.0}]
+    out = figures(plots, DRIFT, "regression", top=10, dpi=50)
+    assert sorted(out) == ["drift.png", "importance.png", "residuals.png"]
