@@ -55,7 +55,8 @@ def origin(tmp_path_factory, s3) -> Path:
     dvc("repro", cwd=repo, env=env)
     dvc("push", "--run-cache", cwd=repo, env=env)
     set_params(repo, {VARIANT: 1})
-    assert stages_ran(dvc("repro", cwd=repo, env=env).stdout) == ["predict", "evaluate"]
+    ran = stages_ran(dvc("repro", cwd=repo, env=env).stdout)
+    assert ran[:2] == ["predict", "evaluate"] and "train" not in ran, ran
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "commit", "-qm", "short window"], cwd=repo)
 

@@ -16,7 +16,7 @@ import pytest
 
 BUCKET = "flightdelay-test"
 URL = f"s3://{BUCKET}/cache"
-# A param another run already tried (it reruns only predict and evaluate, so the fixture stays cheap).
+# A param another run already tried (it reruns predict and what follows, not train: the fixture stays cheap).
 VARIANT = ("evaluate", "importance_repeats")
 
 
