@@ -110,7 +110,8 @@ def test_comment_holds_the_changed_rows_and_the_plots(repo, monkeypatch, capsys)
 
 
 def test_no_change_is_said_explicitly_and_the_gate_is_shown(repo, monkeypatch, capsys):
-    gate = {"decision": "pass", "rules": [{"name": "roc_auc_min", "passed": True, "message": "0.71 >= 0.65"}]}
+    rule = {"rule": "min_metrics.roc_auc", "value": 0.71234, "comparison": ">=", "threshold": 0.65, "outcome": "pass"}
+    gate = {"decision": "pass", "override": None, "rules": [{**rule, "note": ""}]}
     (repo / "reports" / "gate.json").write_text(json.dumps(gate))
     commit(repo, "gate")
     try:
@@ -121,7 +122,7 @@ def test_no_change_is_said_explicitly_and_the_gate_is_shown(repo, monkeypatch, c
             body = comment.split(f"### {section}\n", 1)[1].split("###", 1)[0]
             assert body.strip() == "No change.", section
         assert "**Gate:** ✅ **pass**" in comment
-        assert "| roc_auc_min | pass | 0.71 >= 0.65 |" in comment
+        assert "| min_metrics.roc_auc | ✅ pass | 0.7123 >= 0.6500 |" in comment
     finally:
         run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo)
 

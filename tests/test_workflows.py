@@ -157,9 +157,35 @@ def test_secrets_and_the_push_reach_trusted_code_only():
     for _, step in steps(workflow):
         text = json.dumps(step)
         if "secrets." in text or "dvc push" in step.get("run", ""):
-            assert step.get("if") == TRUSTED, f"step {step.get('name')!r} is not gated to trusted code"
+            gate = step.get("if", "")
+            # Exactly the trusted condition, or it AND something more: never something that widens it.
+            assert gate == TRUSTED or gate.startswith(f"({TRUSTED}) && "), f"{step.get('name')!r} is not gated"
+            assert gate.count("||") == TRUSTED.count("||"), gate
         pushes += "dvc push --run-cache" in step.get("run", "")
     assert pushes == 1
+    push = next(step for _, step in steps(workflow) if "dvc push" in step.get("run", ""))
+    assert push["if"] == f"({TRUSTED}) && steps.repro.outcome == 'success'"  # only results of a whole run
+
+
+def test_a_failed_pipeline_still_reports_and_then_fails_the_job():
+    """A failed gate stops `dvc repro` on purpose; the PR must still get the comment saying so."""
+    workflow = load("pipeline.yml")
+    for name in ("Reproduce, restoring unchanged stages from the remote", "Reproduce without the remote (fork PR)"):
+        assert step_named(workflow, name)["continue-on-error"] is True
+    build = step_named(workflow, "Build the report")
+    assert build["if"] == "${{ !cancelled() }}"
+    assert "--pipeline-failed" in build["run"]
+    assert build["env"]["REPRO_OUTCOME"] == "${{ steps.repro.outcome }}"
+    upload = step_named(workflow, "Upload the report (the comment job posts it)")
+    assert upload["if"] == "${{ !cancelled() }}"
+    last = workflow["jobs"]["pipeline"]["steps"][-1]
+    assert last["if"] == "steps.repro.outcome == 'failure' || steps.repro_fork.outcome == 'failure'"
+    assert "exit 1" in last["run"]
+    comment_job = load("pr-comment.yml")["jobs"]["comment"]
+    assert "github.event.workflow_run.conclusion == 'failure'" in comment_job["if"]
+    assert step_named(load("pr-comment.yml"), "Post or update the comment")["if"] == (
+        "steps.download.outcome == 'success'"
+    )
 
 
 def test_fork_prs_still_run_the_pipeline():

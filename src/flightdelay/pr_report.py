@@ -91,6 +91,7 @@ class Report:
     plots: list[Plot] = field(default_factory=list)
     uncommitted: list[str] = field(default_factory=list)
     run_url: str | None = None
+    pipeline_failed: bool = False
 
 
 # --- formatting ------------------------------------------------------------------------------------------------
@@ -239,12 +240,22 @@ def _table(header: list[str], rows: list[list[str]], align: list[str]) -> list[s
     return lines
 
 
+GATE_ICONS = {"pass": "✅", "fail": "❌", "overridden": "⚠️", "skipped": "⏭️"}
+
+
 def gate_lines(gate: Mapping[str, Any] | None) -> list[str]:
+    """The gate decision (reports/gate.json of the gate stage) with its rules and any override."""
     if gate is None:
         return ["**Gate:** no gate (no `reports/gate.json` in this run)."]
     decision = str(gate.get("decision", "unknown")).lower()
-    icon = {"pass": "✅", "fail": "❌"}.get(decision, "❔")
-    lines = [f"**Gate:** {icon} **{decision}**"]
+    lines = [f"**Gate:** {GATE_ICONS.get(decision, '❔')} **{decision}**"]
+    override = gate.get("override")
+    if isinstance(override, Mapping):
+        applied = "applied" if override.get("applied") else "not applied"
+        note = f": {override['note']}" if override.get("note") else ""
+        lines.append(
+            f"Override by {override.get('approved_by', '?')} ({applied}{note}): {override.get('reason', '')}".rstrip()
+        )
     rules = gate.get("rules") or []
     if rules:
         rows = [_rule_row(rule) for rule in rules]
@@ -253,19 +264,29 @@ def gate_lines(gate: Mapping[str, Any] | None) -> list[str]:
 
 
 def _rule_row(rule: Any) -> list[str]:
-    """A gate rule as (name, result, detail), whatever shape the gate writes it in."""
+    """A gate rule as (name, result, detail).
+
+    The gate stage writes {rule, value, comparison, threshold, outcome, note}; other shapes (name/passed/message,
+    free text) are shown as well as they can be.
+    """
     if not isinstance(rule, Mapping):
         return [str(rule), "", ""]
-    name = next((str(rule[k]) for k in ("name", "rule", "id", "check") if k in rule), "rule")
+    name = next((str(rule[k]) for k in ("rule", "name", "id", "check") if k in rule), "rule")
     if "passed" in rule:
         result = "pass" if rule["passed"] else "fail"
     else:
-        result = str(next((rule[k] for k in ("result", "status", "decision") if k in rule), ""))
-    used = {"name", "rule", "id", "check", "passed", "result", "status", "decision"}
-    message = next((str(rule[k]) for k in ("message", "detail", "reason") if k in rule), None)
-    if message is None:
-        message = ", ".join(f"{k}={format_metric(v)}" for k, v in rule.items() if k not in used)
-    return [name, result, message]
+        result = str(next((rule[k] for k in ("outcome", "result", "status", "decision") if k in rule), ""))
+    result = f"{GATE_ICONS.get(result.lower(), '')} {result}".strip()
+    note = next((str(rule[k]) for k in ("note", "message", "detail", "reason") if rule.get(k)), "")
+    if "value" in rule and "threshold" in rule:
+        detail = f"{format_metric(rule['value'])} {rule.get('comparison') or 'vs'} {format_metric(rule['threshold'])}"
+        detail = f"{detail}; {note}" if note else detail
+    elif note:
+        detail = note
+    else:
+        used = {"name", "rule", "id", "check", "passed", "outcome", "result", "status", "decision"}
+        detail = ", ".join(f"{k}={format_metric(v)}" for k, v in rule.items() if k not in used)
+    return [name, result, detail]
 
 
 def render_markdown(report: Report, image_base: str | None = "", artifact: str = "pr-report") -> str:
@@ -276,6 +297,12 @@ def render_markdown(report: Report, image_base: str | None = "", artifact: str =
     workflow run's artifact instead (the default PR comment: no image leaves the CI run).
     """
     lines = [MARKER, f"## flightdelay: `{report.head}` against `{report.base}`", ""]
+    if report.pipeline_failed:
+        lines += [
+            "❌ **`dvc repro` failed in this run** (a failed gate stops it before `package`): the check fails, "
+            "and the numbers below are those of the stages that ran. The run's log says why.",
+            "",
+        ]
     lines += gate_lines(report.gate)
     if report.uncommitted:
         files = ", ".join(f"`{f}`" for f in report.uncommitted)
@@ -389,6 +416,7 @@ def collect(
     top: int = 5,
     head_label: str = "workspace",
     run_url: str | None = None,
+    pipeline_failed: bool = False,
 ) -> tuple[Report, dict[str, dict[str, Any]]]:
     """Ask git and dvc what changed between `base` and the workspace. Returns the report and the plot specs."""
     repo = Path(repo)
@@ -438,6 +466,7 @@ def collect(
         plots=plots,
         uncommitted=uncommitted,
         run_url=run_url,
+        pipeline_failed=pipeline_failed,
     )
     return report, specs
 
@@ -494,6 +523,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--head-label", default="workspace", help="name of the compared state (default: %(default)s)")
     parser.add_argument("--run-url", help="link to the CI run, shown in the comment")
+    parser.add_argument(
+        "--pipeline-failed", action="store_true", help="say in the report that `dvc repro` failed in this run"
+    )
     parser.add_argument("--artifact", default="pr-report", help="artifact name the comment points to for plots")
     parser.add_argument(
         "--image-base-url",
@@ -515,5 +547,6 @@ def run(args: argparse.Namespace) -> Path:
         top=args.top,
         head_label=args.head_label,
         run_url=args.run_url,
+        pipeline_failed=args.pipeline_failed,
     )
     return write(report, specs, args.out, image_base_url=args.image_base_url, artifact=args.artifact)

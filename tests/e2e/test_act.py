@@ -77,44 +77,84 @@ def act(
     return subprocess.run(cmd, cwd=repo, env=act_env, capture_output=True, text=True, timeout=1200, check=False)
 
 
-@pytest.fixture
-def pr_clone(origin, tmp_path) -> tuple[Path, str, str]:
-    """A clone of `origin` with a PR branch that changes the decision threshold (only `evaluate` reruns)."""
+def make_pr(origin: Path, tmp_path: Path, changes: dict[tuple[str, ...], object]) -> tuple[Path, str, str]:
+    """A clone of `origin` with a PR branch that commits `changes` to params.yaml (and not their results)."""
     repo = tmp_path / "pr"
     run(["git", "clone", "--quiet", "--no-hardlinks", str(origin), str(repo)], cwd=tmp_path)
     run(["git", "remote", "set-url", "origin", f"https://github.com/{GITHUB_REPO}.git"], cwd=repo)
     base = run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
     run(["git", "checkout", "-q", "-b", "lower-threshold"], cwd=repo)
-    set_params(repo, {("evaluate", "threshold"): 0.3})
-    run(["git", "commit", "-qam", "evaluate: threshold 0.3"], cwd=repo)
+    set_params(repo, changes)
+    run(["git", "commit", "-qam", "change params"], cwd=repo)
     head = run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
     return repo, base, head
+
+
+@pytest.fixture
+def pr_clone(origin, tmp_path) -> tuple[Path, str, str]:
+    """A PR that changes the decision threshold (only `evaluate` and the stages after it rerun)."""
+    return make_pr(origin, tmp_path, {("evaluate", "threshold"): 0.3})
+
+
+def pr_event(number: int, base: str, head: str, head_repo: str = GITHUB_REPO) -> dict:
+    return {
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "base": {"sha": base, "ref": "main"},
+            "head": {"sha": head, "ref": "lower-threshold", "repo": {"full_name": head_repo}},
+        },
+        "repository": {"full_name": GITHUB_REPO},
+    }
+
+
+def remote_env(tmp_path: Path) -> dict[str, str]:
+    """The job's environment under act: artifacts folder, pip cache, AWS settings (the keys come as secrets)."""
+    return {
+        "ACT_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "PIP_CACHE_DIR": pip_cache_dir(),
+        **{k: v for k, v in aws_env(tmp_path).items() if v is not None and "_KEY" not in k},
+    }
+
+
+SECRETS = {"DVC_AWS_ACCESS_KEY_ID": "testing", "DVC_AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def test_failed_gate_still_reports_then_fails_the_job_under_act(origin, s3, tmp_path):
+    """A PR whose model fails the gate: `dvc repro` stops at the gate, the report says so, nothing is pushed."""
+    repo, base, head = make_pr(origin, tmp_path, {("gate", "min_metrics", "roc_auc"): 0.99})
+    proc = act(
+        repo,
+        tmp_path,
+        pr_event(9, base, head),
+        secrets=SECRETS,
+        variables={"DVC_REMOTE_URL": URL, "DVC_S3_ENDPOINT": s3},
+        env=remote_env(tmp_path),
+    )
+    log = proc.stdout + proc.stderr
+    (tmp_path / "act.log").write_text(log)
+    assert proc.returncode != 0, log[-6000:]
+    assert "Failure - Main Reproduce, restoring unchanged stages from the remote" in log
+    assert "Success - Main Build the report" in log
+    assert "Push data, models" not in log  # a failed run pushes nothing
+    assert "Failure - Main Fail if the pipeline failed" in log
+    comment = (tmp_path / "artifacts" / "pr-report" / "comment.md").read_text()
+    assert "❌ **`dvc repro` failed in this run**" in comment
+    assert "**Gate:** ❌ **fail**" in comment
+    assert "| min_metrics.roc_auc | ❌ fail |" in comment
+    assert "| `gate.min_metrics.roc_auc` | 0.65 | 0.99 |" in comment
 
 
 def test_pr_workflow_runs_end_to_end_under_act(pr_clone, s3, tmp_path):
     repo, base, head = pr_clone
     artifacts = tmp_path / "artifacts"
-    event = {
-        "number": 7,
-        "pull_request": {
-            "number": 7,
-            "base": {"sha": base, "ref": "main"},
-            "head": {"sha": head, "ref": "lower-threshold", "repo": {"full_name": GITHUB_REPO}},
-        },
-        "repository": {"full_name": GITHUB_REPO},
-    }
-    env = {
-        "ACT_ARTIFACT_DIR": str(artifacts),
-        "PIP_CACHE_DIR": pip_cache_dir(),
-        **{k: v for k, v in aws_env(tmp_path).items() if v is not None and "_KEY" not in k},  # keys: secrets
-    }
     proc = act(
         repo,
         tmp_path,
-        event,
-        secrets={"DVC_AWS_ACCESS_KEY_ID": "testing", "DVC_AWS_SECRET_ACCESS_KEY": "testing"},
+        pr_event(7, base, head),
+        secrets=SECRETS,
         variables={"DVC_REMOTE_URL": URL, "DVC_S3_ENDPOINT": s3},
-        env=env,
+        env=remote_env(tmp_path),
     )
     log = proc.stdout + proc.stderr
     (tmp_path / "act.log").write_text(log)
@@ -144,20 +184,11 @@ def test_pr_workflow_runs_end_to_end_under_act(pr_clone, s3, tmp_path):
 def test_fork_pr_runs_the_pipeline_without_the_remote_under_act(pr_clone, s3, tmp_path):
     repo, base, head = pr_clone
     artifacts = tmp_path / "artifacts"
-    event = {
-        "number": 8,
-        "pull_request": {
-            "number": 8,
-            "base": {"sha": base, "ref": "main"},
-            "head": {"sha": head, "ref": "lower-threshold", "repo": {"full_name": "someone/flightdelay"}},
-        },
-        "repository": {"full_name": GITHUB_REPO},
-    }
     # GitHub gives a fork's run no secrets; the variables are there, but no trusted step runs to use them.
     proc = act(
         repo,
         tmp_path,
-        event,
+        pr_event(8, base, head, head_repo="someone/flightdelay"),
         secrets={},
         variables={"DVC_REMOTE_URL": URL, "DVC_S3_ENDPOINT": s3},
         env={"ACT_ARTIFACT_DIR": str(artifacts), "PIP_CACHE_DIR": pip_cache_dir()},
@@ -179,19 +210,14 @@ def test_experiment_grid_runs_the_queue_and_writes_the_table_under_act(origin, s
     run(["git", "remote", "set-url", "origin", f"https://github.com/{GITHUB_REPO}.git"], cwd=repo)
     run(["git", "checkout", "-q", "-B", "main"], cwd=repo)
     artifacts = tmp_path / "artifacts"
-    grid = "-S evaluate.threshold=0.3,0.4"  # two experiments; each reruns only evaluate
-    env = {
-        "ACT_ARTIFACT_DIR": str(artifacts),
-        "PIP_CACHE_DIR": pip_cache_dir(),
-        **{k: v for k, v in aws_env(tmp_path).items() if v is not None and "_KEY" not in k},
-    }
+    grid = "-S evaluate.threshold=0.3,0.4"  # two experiments; each reruns evaluate and what follows
     proc = act(
         repo,
         tmp_path,
         {"inputs": {"grid": grid, "pr": ""}},
-        secrets={"DVC_AWS_ACCESS_KEY_ID": "testing", "DVC_AWS_SECRET_ACCESS_KEY": "testing"},
+        secrets=SECRETS,
         variables={"DVC_REMOTE_URL": URL, "DVC_S3_ENDPOINT": s3},
-        env=env,
+        env=remote_env(tmp_path),
         event_name="workflow_dispatch",
         workflow="experiments.yml",
     )

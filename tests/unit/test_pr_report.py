@@ -148,21 +148,74 @@ def test_gate_missing_says_no_gate():
     assert pr.gate_lines(None) == ["**Gate:** no gate (no `reports/gate.json` in this run)."]
 
 
-def test_gate_decision_and_rules_of_any_shape():
-    gate = {
-        "decision": "fail",
-        "rules": [
-            {"name": "roc_auc_min", "passed": False, "message": "roc_auc 0.61 < 0.65"},
-            {"rule": "beats_baseline", "status": "pass", "value": 0.7, "threshold": 0.5},
-            "free text rule",
-        ],
-    }
-    text = "\n".join(pr.gate_lines(gate))
-    assert "❌ **fail**" in text
-    assert "| roc_auc_min | fail | roc_auc 0.61 < 0.65 |" in text
-    assert "| beats_baseline | pass | value=0.7000, threshold=0.5000 |" in text
-    assert "| free text rule |  |  |" in text
+GATE = {  # the shape the gate stage writes
+    "decision": "fail",
+    "failed": ["min_metrics.roc_auc"],
+    "override": None,
+    "rules": [
+        {
+            "rule": "min_metrics.roc_auc",
+            "value": 0.61234,
+            "comparison": ">=",
+            "threshold": 0.65,
+            "outcome": "fail",
+            "note": "",
+        },
+        {
+            "rule": "max_drifted_features",
+            "value": 4,
+            "comparison": "<=",
+            "threshold": 6,
+            "outcome": "pass",
+            "note": "over threshold: temp, dewp",
+        },
+        {
+            "rule": "max_drop_vs_promoted.roc_auc",
+            "value": None,
+            "comparison": "<=",
+            "threshold": 0.01,
+            "outcome": "skipped",
+            "note": "no model is promoted to prod: nothing to compare",
+        },
+    ],
+}
+
+
+def test_gate_decision_and_rules():
+    text = "\n".join(pr.gate_lines(GATE))
+    assert text.startswith("**Gate:** ❌ **fail**")
+    assert "| min_metrics.roc_auc | ❌ fail | 0.6123 >= 0.6500 |" in text
+    assert "| max_drifted_features | ✅ pass | 4 <= 6; over threshold: temp, dewp |" in text
+    assert "| max_drop_vs_promoted.roc_auc | ⏭️ skipped | — <= 0.0100; no model is promoted to prod: nothing" in text
     assert "✅ **pass**" in "\n".join(pr.gate_lines({"decision": "pass", "rules": []}))
+
+
+def test_gate_override_is_shown():
+    override = {"approved_by": "ana", "reason": "known drift in March", "applied": True, "note": ""}
+    text = "\n".join(pr.gate_lines({**GATE, "decision": "overridden", "override": override}))
+    assert text.startswith("**Gate:** ⚠️ **overridden**")
+    assert "Override by ana (applied): known drift in March" in text
+
+
+def test_gate_rules_of_other_shapes():
+    rules = [
+        {"name": "roc_auc_min", "passed": False, "message": "roc_auc 0.61 < 0.65"},
+        {"check": "beats_baseline", "status": "pass", "margin": 0.2},
+        "free text rule",
+    ]
+    text = "\n".join(pr.gate_lines({"decision": "pass", "rules": rules}))
+    assert "| roc_auc_min | ❌ fail | roc_auc 0.61 < 0.65 |" in text
+    assert "| beats_baseline | ✅ pass | margin=0.2000 |" in text
+    assert "| free text rule |  |  |" in text
+
+
+def test_failed_pipeline_is_said_first():
+    text = pr.render_markdown(empty_report(pipeline_failed=True, gate=GATE))
+    lines = text.splitlines()
+    assert lines[0] == pr.MARKER
+    assert lines[3].startswith("❌ **`dvc repro` failed in this run**")
+    assert "**Gate:** ❌ **fail**" in text
+    assert "failed in this run" not in pr.render_markdown(empty_report())
 
 
 def test_markdown_of_a_change():
