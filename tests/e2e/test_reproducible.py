@@ -7,22 +7,10 @@ import json
 import pytest
 
 from tests.conftest import clone, dvc, run, stages_ran
+from tests.e2e.test_pipeline import ALL_STAGES
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = [
-    "raw",
-    "ingest",
-    "validate",
-    "features",
-    "train",
-    "predict",
-    "evaluate",
-    "drift",
-    "gate",
-    "package",
-    "report",
-]
 # Stages whose outputs are all git-tracked: already in the clone, so DVC may find them up to date.
 TRACKED_ONLY = ["evaluate", "drift", "gate", "report"]
 

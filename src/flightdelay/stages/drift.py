@@ -28,8 +28,8 @@ import pandas as pd
 from scipy import stats
 
 from flightdelay.config import DriftParams, Params, Schema
-from flightdelay.errors import PipelineError
-from flightdelay.io import partition_files, read_json, read_parquet, write_json, write_text
+from flightdelay.io import read_json, read_parquet, write_json, write_text
+from flightdelay.stages.train import read_split
 
 log = logging.getLogger(__name__)
 
@@ -280,13 +280,6 @@ def render_markdown(result: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def read_columns(directory: str | Path, columns: list[str]) -> pd.DataFrame:
-    files = partition_files(directory)
-    if not files:
-        raise PipelineError(f"{directory}: no partitions; run the features stage first")
-    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)
-
-
 def run(
     params: Params,
     schema: Schema,
@@ -303,8 +296,8 @@ def run(
     if unknown:
         log.warning("drift: drift.expected names %s, which the model does not use", unknown)
     columns = numeric + categorical
-    reference = read_columns(Path(processed_dir) / "train", columns)
-    current = read_columns(Path(processed_dir) / "test", columns)
+    reference = read_split(Path(processed_dir) / "train", columns)
+    current = read_split(Path(processed_dir) / "test", columns)
     ref_pred = read_parquet(Path(predictions_dir) / "train.parquet")["prediction"].to_numpy(dtype=float)
     cur_pred = read_parquet(Path(predictions_dir) / "test.parquet")["prediction"].to_numpy(dtype=float)
     result = compare(reference, current, numeric, categorical, ref_pred, cur_pred, dp)

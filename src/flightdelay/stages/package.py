@@ -35,6 +35,7 @@ from flightdelay.config import Params, Schema
 from flightdelay.errors import PipelineError
 from flightdelay.io import atomic_dir, partition_files, read_json, read_parquet, write_json
 from flightdelay.packaging import package_hash, package_name, sha256_bytes, write_package_files
+from flightdelay.stages.train import read_split
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +222,6 @@ def pointer(manifest: dict[str, Any], parent: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def _read_split(directory: Path, columns: list[str]) -> pd.DataFrame:
-    files = partition_files(directory)
-    if not files:
-        raise PipelineError(f"{directory}: no partitions; run the features stage first")
-    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)
-
-
 def run(
     params: Params,
     schema: Schema,
@@ -258,7 +252,7 @@ def run(
     summary = read_json(summary_file)
     numeric, categorical = summary["numeric"], summary["categorical"]
     columns = numeric + categorical
-    train = _read_split(Path(processed_dir) / "train", columns)
+    train = read_split(Path(processed_dir) / "train", columns)
     test_files = partition_files(Path(processed_dir) / "test")
     examples_from = read_parquet(test_files[0], columns=columns) if test_files else train
     manifest = build_manifest(

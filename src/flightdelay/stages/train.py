@@ -37,11 +37,12 @@ def select_features(spec: dict[str, Any], groups: tuple[str, ...]) -> tuple[list
     return numeric, categorical
 
 
-def read_split(directory: str | Path) -> pd.DataFrame:
+def read_split(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """All partitions of a split (data/processed/train or test), optionally only some columns."""
     files = partition_files(directory)
     if not files:
         raise PipelineError(f"{directory}: no partitions; run the features stage first")
-    return pd.concat([read_parquet(f) for f in files], ignore_index=True)
+    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)
 
 
 def iterations(estimator: Any) -> int:
