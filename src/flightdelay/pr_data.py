@@ -171,7 +171,10 @@ def read_artifact_file(path: Path, max_bytes: int) -> bytes:
         raise ArtifactError(f"{name}: {kind}; refused")
     if info.st_size > max_bytes:
         raise ArtifactError(f"{name}: {info.st_size} bytes, over the {max_bytes}-byte cap; refused")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:  # swapped for a symlink between lstat and open (ELOOP), or unreadable
+        raise ArtifactError(f"{name}: cannot be opened ({exc.strerror}); refused") from None
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped between lstat and open
             raise ArtifactError(f"{name}: not a regular file; refused")
