@@ -138,10 +138,10 @@ def test_failed_gate_still_reports_then_fails_the_job_under_act(origin, s3, tmp_
     assert "Success - Main Build the report" in log
     assert "Push data, models" not in log  # a failed run pushes nothing
     assert "Failure - Main Fail if the pipeline failed" in log
-    comment = (tmp_path / "artifacts" / "pr-report" / "comment.md").read_text()
+    comment = (tmp_path / "artifacts" / "pr-report" / "comment-preview.md").read_text()
     assert "❌ **`dvc repro` failed in this run**" in comment
     assert "**Gate:** ❌ **fail**" in comment
-    assert "| min_metrics.roc_auc | ❌ fail |" in comment
+    assert "| `min_metrics.roc_auc` | ❌ fail |" in comment
     assert "| `gate.min_metrics.roc_auc` | 0.65 | 0.99 |" in comment
 
 
@@ -170,7 +170,8 @@ def test_pr_workflow_runs_end_to_end_under_act(pr_clone, s3, tmp_path):
     assert "Success - Main Push data, models and the run-cache" in log
 
     report = artifacts / "pr-report"
-    comment = (report / "comment.md").read_text()
+    comment = (report / "comment-preview.md").read_text()
+    assert (report / "comment-data.json").is_file()
     assert comment.startswith("<!-- flightdelay-report -->\n")
     assert f"## flightdelay: `#7 @ {head[:8]}` against `{base[:8]}`" in comment
     assert "| `evaluate.threshold` | 0.35 | 0.3 |" in comment
@@ -200,7 +201,7 @@ def test_fork_pr_runs_the_pipeline_without_the_remote_under_act(pr_clone, s3, tm
     for trusted in ("Point the DVC remote", "Reproduce, restoring unchanged stages", "Push data, models"):
         assert trusted not in log, trusted
     assert "Running stage 'train'" in log  # nothing restored: the whole pipeline ran
-    comment = (artifacts / "pr-report" / "comment.md").read_text()
+    comment = (artifacts / "pr-report" / "comment-preview.md").read_text()
     assert "| `evaluate.threshold` | 0.35 | 0.3 |" in comment
 
 
