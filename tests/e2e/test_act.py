@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import pipeline_env, run
+from tests.conftest import REPO, pipeline_env, run
 from tests.e2e.s3 import URL, aws_env
 from tests.e2e.test_pipeline import set_params
 
@@ -39,6 +40,12 @@ def pip_cache_dir() -> str:
     return subprocess.run(
         [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def pinned_ref(action: str) -> str:
+    """`owner/name@<sha>` as the workflows pin it (tests/test_workflows.py checks there is one pin per action)."""
+    text = "\n".join(p.read_text() for p in sorted((REPO / ".github" / "workflows").glob("*.yml")))
+    return re.search(rf"uses: ({re.escape(action)}@[0-9a-f]{{40}})", text).group(1)
 
 
 def act(
@@ -61,11 +68,9 @@ def act(
         str(tmp / "event.json"),
         "-P",
         "ubuntu-latest=-self-hosted",
-        "--local-repository",
-        f"actions/setup-python@v6={STANDINS / 'setup-python'}",
-        "--local-repository",
-        f"actions/upload-artifact@v6={STANDINS / 'upload-artifact'}",
     ]
+    for action in ("setup-python", "upload-artifact"):  # pinned by SHA: the stand-in replaces that exact ref
+        cmd += ["--local-repository", f"{pinned_ref(f'actions/{action}')}={STANDINS / action}"]
     for name, value in secrets.items():
         cmd += ["-s", f"{name}={value}"]
     for name, value in variables.items():
