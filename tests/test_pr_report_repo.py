@@ -1,7 +1,9 @@
-"""`flightdelay pr-report` on a tiny DVC repository with two commits whose params, metrics and slices differ.
+"""`flightdelay pr-report` then `flightdelay pr-comment` on a tiny DVC repository with two commits whose params,
+metrics, slices and curves differ.
 
-No pipeline run: the repository holds only what the report reads (params.yaml, a metrics file, slices and a
-plot file), committed twice. The builder runs the real `git` and `dvc` commands and renders real PNGs.
+No pipeline run: the repository holds only what the report reads (params.yaml, a metrics file, slices and plot
+files), committed twice. The collector runs the real `git` and `dvc` commands and renders real PNGs; the comment
+is then rendered from its data, as the trusted job does.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pytest
 import yaml
 
 from flightdelay.cli import main
-from flightdelay.pr_report import MARKER
+from flightdelay.pr_render import MARKER
 from tests.conftest import dvc, run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -44,6 +46,8 @@ def write_state(repo: Path, seed: int, lr: float, roc_auc: float, log_loss: floa
     bend = 0.5 + (roc_auc - 0.5) * 1.5
     roc = [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.3, "tpr": bend}, {"fpr": 1.0, "tpr": 1.0}]
     (repo / "reports" / "plots" / "roc.json").write_text(json.dumps(roc))
+    pr_curve = [{"recall": 0.0, "precision": 1.0}, {"recall": 1.0, "precision": roc_auc - 0.4}]
+    (repo / "reports" / "plots" / "precision_recall.json").write_text(json.dumps(pr_curve))
     (repo / "reports" / "plots" / "residuals.json").write_text("[]")
 
 
@@ -74,13 +78,31 @@ def build(repo: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+def trusted_comment(repo: Path, out: str, capsys, number: int = 12) -> str:
+    """What the trusted job does with the artifact: pr.json beside the data, then `flightdelay pr-comment`."""
+    head = "c0ffee" * 6 + "abcd"
+    (repo / out / "pr.json").write_text(json.dumps({"number": number, "head_sha": head}))
+    args = ["pr-comment", "--report", out, "--out", f"{out}-comment", "--head-sha", head]
+    assert main([*args, "--run-url", "https://ci/run/9"]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}-comment/comment.md"
+    assert (repo / f"{out}-comment" / "pr-number").read_text() == f"{number}\n"
+    return (repo / f"{out}-comment" / "comment.md").read_text()
+
+
 def test_comment_holds_the_changed_rows_and_the_plots(repo, monkeypatch, capsys):
     code, out = build(repo, monkeypatch, capsys, "--base", "HEAD~1", "--out", "out", "--run-url", "https://ci/run/9")
     assert code == 0
-    assert out.strip() == "out/comment.md"
-    comment = (repo / "out" / "comment.md").read_text()
+    assert out.strip() == "out/comment-data.json"
+    assert sorted(p.name for p in (repo / "out").iterdir()) == [
+        "comment-data.json",
+        "comment-preview.md",
+        "plots",
+        "report.md",
+    ]
+    comment = trusted_comment(repo, "out", capsys)
     report = (repo / "out" / "report.md").read_text()
     assert comment.startswith(MARKER + "\n")
+    assert comment.splitlines()[1].startswith("## flightdelay: `#12 @ c0ffeec0` against `HEAD~1 @ ")
 
     assert "**Gate:** no gate" in comment
     assert "| `train.lr` | 0.1 | 0.05 |" in comment
@@ -91,11 +113,11 @@ def test_comment_holds_the_changed_rows_and_the_plots(repo, monkeypatch, capsys)
     assert "log_loss" not in comment  # moved by 1e-7: no visible change
     assert "brier" not in comment and "baseline" not in comment
 
-    slices = comment.split("### Slices that moved most (roc_auc)", 1)[1].split("###", 1)[0]
-    rows = [line for line in slices.splitlines() if line.startswith("| carrier") or line.startswith("| origin")]
+    slices = comment.split("### Slices that moved most (`roc_auc`)", 1)[1].split("###", 1)[0]
+    rows = [line for line in slices.splitlines() if line.startswith("| `")]
     assert rows == [
-        "| carrier = AA | 5,147 | 0.6860 | 0.7360 | +0.0500 |",
-        "| carrier = UA | 9,646 | 0.7000 | 0.6900 | -0.0100 |",
+        "| `carrier` = `AA` | 5,147 | 0.6860 | 0.7360 | +0.0500 |",
+        "| `carrier` = `UA` | 9,646 | 0.7000 | 0.6900 | -0.0100 |",
     ]
     assert "No change." not in comment
 
@@ -108,6 +130,17 @@ def test_comment_holds_the_changed_rows_and_the_plots(repo, monkeypatch, capsys)
     assert "[this workflow run](https://ci/run/9)" in comment
     assert "⚠️" not in comment  # the committed results are the workspace's
 
+    # Curves drawn in the comment itself: ROC and precision-recall have data at both revisions, calibration none.
+    assert comment.count("```mermaid") == 2
+    assert 'title "ROC"' in comment and 'title "Precision-recall"' in comment and "Calibration" not in comment
+    roc = comment.split('title "ROC"', 1)[1].split("```", 1)[0]
+    # base tpr at fpr 0.3 is 0.8 (0.5 + 0.2 * 1.5), this PR's 0.8185; the grid has 25 points from 0 to 1.
+    assert 'x-axis "false positive rate" [0.00, 0.04,' in roc
+    base_line = next(line for line in roc.splitlines() if line.strip().startswith('line "base"'))
+    pr_line = next(line for line in roc.splitlines() if line.strip().startswith('line "this PR"'))
+    assert base_line.count(",") == pr_line.count(",") == 24
+    assert base_line.strip().endswith("1.0000]") and pr_line.strip().endswith("1.0000]")
+
 
 def test_no_change_is_said_explicitly_and_the_gate_is_shown(repo, monkeypatch, capsys):
     rule = {"rule": "min_metrics.roc_auc", "value": 0.71234, "comparison": ">=", "threshold": 0.65, "outcome": "pass"}
@@ -117,12 +150,12 @@ def test_no_change_is_said_explicitly_and_the_gate_is_shown(repo, monkeypatch, c
     try:
         code, _ = build(repo, monkeypatch, capsys, "--base", "HEAD", "--out", "out-same")
         assert code == 0
-        comment = (repo / "out-same" / "comment.md").read_text()
-        for section in ("Params", "Metrics", "Slices that moved most (roc_auc)"):
+        comment = trusted_comment(repo, "out-same", capsys)
+        for section in ("Params", "Metrics", "Slices that moved most (`roc_auc`)"):
             body = comment.split(f"### {section}\n", 1)[1].split("###", 1)[0]
             assert body.strip() == "No change.", section
         assert "**Gate:** ✅ **pass**" in comment
-        assert "| min_metrics.roc_auc | ✅ pass | 0.7123 >= 0.6500 |" in comment
+        assert "| `min_metrics.roc_auc` | ✅ pass | 0.7123 >= 0.6500 |" in comment
     finally:
         run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo)
 
@@ -134,7 +167,7 @@ def test_results_the_pr_did_not_commit_are_flagged(repo, monkeypatch, capsys):
     try:
         code, _ = build(repo, monkeypatch, capsys, "--base", "HEAD", "--out", "out-dirty", "--plot", "ROC")
         assert code == 0
-        comment = (repo / "out-dirty" / "comment.md").read_text()
+        comment = trusted_comment(repo, "out-dirty", capsys)
         assert "⚠️ `dvc repro` changed committed results (`reports/metrics.json`)" in comment
         assert "| `roc_auc` | 0.7123 | 0.7500 | +0.0377 |" in comment
     finally:
@@ -148,4 +181,4 @@ def test_unknown_base_is_a_message_not_a_traceback(repo, monkeypatch, capfd):
     assert "base revision 'no-such-branch' not found" in err
     assert "fetch-depth: 0" in err
     assert "Traceback" not in err
-    assert not (repo / "out-x" / "comment.md").exists()
+    assert not (repo / "out-x" / "comment-data.json").exists()

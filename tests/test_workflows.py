@@ -114,12 +114,55 @@ def test_no_expression_is_interpolated_into_a_script(path):
         assert "${{" not in script, f"{path.name}:{job_id}:{step.get('name')} interpolates into its script"
 
 
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
+PINNED = re.compile(r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+)@(?P<sha>[0-9a-f]{40})$")
+TAG_COMMENT = re.compile(r"^\s+# (?P<tag>v\d+(?:\.\d+){0,2})$")
+
+
+def pinned_uses(path: Path) -> list[tuple[str, str, str]]:
+    """(action, sha, tag) of every `uses:` line; fails on one that is not a 40-hex SHA with a `# vX.Y.Z` comment."""
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        match = USES.match(line)
+        if not match or match["ref"].startswith("./"):  # a local action is this repository's own code
+            continue
+        pin, tag = PINNED.match(match["ref"]), TAG_COMMENT.match(match["rest"])
+        assert pin, f"{path.name}:{number}: {match['ref']} is not pinned to a full commit SHA"
+        assert tag, f"{path.name}:{number}: {match['ref']} has no `# vX.Y.Z` tag comment"
+        found.append((pin["action"], pin["sha"], tag["tag"]))
+    return found
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_actions_are_pinned_by_version_tag(path):
+def test_every_action_is_pinned_to_a_commit_sha_with_its_tag(path):
+    pins = pinned_uses(path)
     used = [step["uses"] for _, step in steps(load(path.name)) if "uses" in step]
-    assert used
-    for ref in used:
-        assert re.fullmatch(r"actions/[a-z-]+@v\d+", ref), ref
+    assert used and len(pins) == len(used)  # every `uses:` the YAML holds was checked as a line
+    assert [f"{action}@{sha}" for action, sha, _ in pins] == used
+
+
+def test_an_action_has_one_pin_across_the_workflows():
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for path in FILES:
+        for action, sha, tag in pinned_uses(path):
+            seen.setdefault(action, set()).add((sha, tag))
+    assert seen and all(len(pins) == 1 for pins in seen.values()), seen
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "      - uses: actions/checkout@v5",
+        "      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8",
+        "      - uses: actions/checkout@08c6903 # v5.0.0",
+        "        uses: someone/action@main # v1",
+    ],
+)
+def test_the_pin_check_refuses_tags_branches_short_shas_and_missing_comments(tmp_path, line):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(f"on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n{line}\n")
+    with pytest.raises(AssertionError):
+        pinned_uses(bad)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -176,7 +219,7 @@ def test_a_failed_pipeline_still_reports_and_then_fails_the_job():
     assert build["if"] == "${{ !cancelled() }}"
     assert "--pipeline-failed" in build["run"]
     assert build["env"]["REPRO_OUTCOME"] == "${{ steps.repro.outcome }}"
-    upload = step_named(workflow, "Upload the report (the comment job posts it)")
+    upload = step_named(workflow, "Upload the report data (the comment job renders and posts the comment)")
     assert upload["if"] == "${{ !cancelled() }}"
     last = workflow["jobs"]["pipeline"]["steps"][-1]
     assert last["if"] == "steps.repro.outcome == 'failure' || steps.repro_fork.outcome == 'failure'"
@@ -205,24 +248,36 @@ def test_pr_pipeline_builds_the_comment_and_uploads_it():
     assert "flightdelay pr-report --base" in build["run"]
     assert build["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha || github.event.before }}"
     assert "pr-report/pr.json" in build["run"]
+    assert "comment-preview.md" in build["run"]  # the run summary only; nothing the PR job writes is posted
     upload = next(step for _, step in steps(workflow) if step.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["with"]["name"] == "pr-report"
 
 
-def test_comment_workflow_is_trusted_and_never_touches_pr_code():
+def test_comment_workflow_is_trusted_and_runs_only_the_default_branchs_code():
     workflow = load("pr-comment.yml")
     assert workflow["on"] == {"workflow_run": {"workflows": [load("pipeline.yml")["name"]], "types": ["completed"]}}
     assert workflow["permissions"] == {}
     (job,) = workflow["jobs"].values()
-    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    assert job["permissions"] == {"actions": "read", "contents": "read", "pull-requests": "write"}
     assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
-    uses = [step.get("uses", "") for step in job["steps"]]
-    assert not any(u.startswith("actions/checkout@") for u in uses), "the comment job must not check out code"
-    download = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/download-artifact@"))
+    (checkout,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"] == {"ref": "${{ github.event.repository.default_branch }}", "persist-credentials": False}
+    text = json.dumps(workflow)
+    for pr_side in ("head_branch", "head_repository", "pull_requests", "github.head_ref"):
+        assert pr_side not in text, f"the comment job refers to the PR's {pr_side}"
+    names = [step.get("name", "") for step in job["steps"]]
+    download_at = next(i for i, step in enumerate(job["steps"]) if "download-artifact@" in step.get("uses", ""))
+    assert names.index(checkout["name"]) < download_at  # a checkout after the download could clean it away
+    download = job["steps"][download_at]
     assert download["with"]["name"] == "pr-report"
     assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"
-    for step in job["steps"]:
-        assert not re.search(r"\b(make|python|pip|dvc|npm|\.venv)\b", step.get("run", "")), "runs project code"
+    assert download["with"]["path"].startswith("${{ runner.temp }}/")  # outside the checked-out code
+    render = step_named(workflow, "Validate the data and render the comment")
+    assert render["run"].startswith(".venv/bin/flightdelay pr-comment --report")
+    assert render["env"]["RUN_HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    post = step_named(workflow, "Post or update the comment")
+    assert "${COMMENT_DIR}/comment.md" in post["run"] and post["env"]["COMMENT_DIR"] == render["env"]["COMMENT_DIR"]
+    assert "REPORT_DIR" not in json.dumps(post)  # the artifact's own files are never posted
 
 
 def test_experiment_workflow_queues_a_grid_and_publishes_the_table():
@@ -304,10 +359,12 @@ def pr_comment_script() -> tuple[str, dict[str, str]]:
 needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is on GitHub's runners but not on this machine")
 
 
-def write_artifact(tmp_path: Path, number, body: str) -> None:
-    (tmp_path / "pr-report").mkdir(exist_ok=True)
-    (tmp_path / "pr-report" / "pr.json").write_text(json.dumps({"number": number, "head_sha": "abc123"}))
-    (tmp_path / "pr-report" / "comment.md").write_text(body)
+def write_rendered(tmp_path: Path, number, body: str) -> dict[str, str]:
+    """What `flightdelay pr-comment` leaves for the post step; returns the env that points the step at it."""
+    (tmp_path / "comment").mkdir(exist_ok=True)
+    (tmp_path / "comment" / "pr-number").write_text(f"{number}\n")
+    (tmp_path / "comment" / "comment.md").write_text(body)
+    return {"COMMENT_DIR": str(tmp_path / "comment")}
 
 
 def writes(calls: list[dict]) -> list[dict]:
@@ -317,8 +374,8 @@ def writes(calls: list[dict]) -> list[dict]:
 @needs_jq
 def test_first_report_posts_a_new_comment(tmp_path):
     script, env = pr_comment_script()
-    write_artifact(tmp_path, 12, f"{MARKER}\n## flightdelay\nbody\n")
-    proc, calls = run_script(tmp_path, script, {**env, "RUN_HEAD_SHA": "abc123"}, comments=[])
+    where = write_rendered(tmp_path, 12, f"{MARKER}\n## flightdelay\nbody\n")
+    proc, calls = run_script(tmp_path, script, {**env, **where, "RUN_HEAD_SHA": "abc123"}, comments=[])
     assert proc.returncode == 0, proc.stderr
     (post,) = writes(calls)
     assert post["args"][:4] == ["api", "--method", "POST", "repos/acme/flightdelay/issues/12/comments"]
@@ -328,13 +385,13 @@ def test_first_report_posts_a_new_comment(tmp_path):
 @needs_jq
 def test_later_reports_update_the_bots_comment_in_place(tmp_path):
     script, env = pr_comment_script()
-    write_artifact(tmp_path, 12, "## flightdelay\nnew numbers\n")  # no marker in the artifact: it is added
+    where = write_rendered(tmp_path, 12, "## flightdelay\nnew numbers\n")  # no marker: it is added
     comments = [
         {"id": 111, "user": {"login": "alice"}, "body": "looks good"},
         {"id": 444, "user": {"login": "mallory"}, "body": f"{MARKER}\nfake"},  # not ours: never edited
         {"id": 555, "user": {"login": BOT}, "body": f"{MARKER}\nold numbers"},
     ]
-    proc, calls = run_script(tmp_path, script, {**env, "RUN_HEAD_SHA": "abc123"}, comments)
+    proc, calls = run_script(tmp_path, script, {**env, **where, "RUN_HEAD_SHA": "abc123"}, comments)
     assert proc.returncode == 0, proc.stderr
     (patch,) = writes(calls)
     assert patch["args"][:4] == ["api", "--method", "PATCH", "repos/acme/flightdelay/issues/comments/555"]
@@ -345,19 +402,19 @@ def test_later_reports_update_the_bots_comment_in_place(tmp_path):
 @needs_jq
 def test_a_report_for_an_older_commit_is_not_posted(tmp_path):
     script, env = pr_comment_script()
-    write_artifact(tmp_path, 12, "body\n")
-    proc, calls = run_script(tmp_path, script, {**env, "RUN_HEAD_SHA": "abc123"}, [], pr_head="def456")
+    where = write_rendered(tmp_path, 12, "body\n")
+    proc, calls = run_script(tmp_path, script, {**env, **where, "RUN_HEAD_SHA": "abc123"}, [], pr_head="def456")
     assert proc.returncode == 0
     assert writes(calls) == []
     assert "not posted" in proc.stdout
 
 
 @needs_jq
-@pytest.mark.parametrize("number", ["12; curl evil", "abc", 0, None])
+@pytest.mark.parametrize("number", ["12; curl evil", "abc", 0, None, "$(touch pwned)"])
 def test_a_pr_number_that_is_not_a_number_stops_the_job(tmp_path, number):
     script, env = pr_comment_script()
-    write_artifact(tmp_path, number, "body\n")
-    proc, calls = run_script(tmp_path, script, {**env, "RUN_HEAD_SHA": "abc123"}, [])
+    where = write_rendered(tmp_path, number, "body\n")
+    proc, calls = run_script(tmp_path, script, {**env, **where, "RUN_HEAD_SHA": "abc123"}, [])
     assert proc.returncode == 1
     assert calls == []
     assert "no valid PR number" in proc.stdout

@@ -3,7 +3,9 @@
 dvc.yaml calls these; people normally run `dvc repro`, which calls only the stages that are out of date.
 A few commands are human steps outside the pipeline: `verify` checks a model package, `promote`, `rollback`
 and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.registry).
-`flightdelay pr-report --base REV` is a tool, not a stage: it builds the pull-request comment (see pr_report).
+`flightdelay pr-report --base REV` and `flightdelay pr-comment` are tools, not stages: the first writes the
+pull-request comment's data in the PR's job (pr_report), the second renders the comment from it in the trusted
+job (pr_comment).
 
 This file imports only what every command needs. The module that runs a command (`runner`) is imported when that
 command runs, so a stage runs this file, `__main__.py` and its own module's imports, nothing else: the code deps
@@ -53,7 +55,8 @@ COMMANDS = {
 
 # Commands that are not pipeline stages (dvc.yaml does not call them): tools run by people and CI.
 TOOLS = {
-    "pr-report": "build the pull-request comment: gate, params, metrics, slices and plots against a base revision",
+    "pr-report": "collect the pull-request comment's data: gate, params, metrics, slices and curves against a base",
+    "pr-comment": "validate a pr-report artifact and render the pull-request comment from it (the trusted side)",
 }
 
 
@@ -94,7 +97,7 @@ def runner(command: str) -> str:
     if command in COMMANDS:
         return "flightdelay.commands"
     if command in TOOLS:
-        return "flightdelay.pr_report"
+        return f"flightdelay.{command.replace('-', '_')}"
     raise ValueError(f"unknown command {command!r}")
 
 

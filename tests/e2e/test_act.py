@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import pipeline_env, run
+from tests.conftest import REPO, pipeline_env, run
 from tests.e2e.s3 import URL, aws_env
 from tests.e2e.test_pipeline import set_params
 
@@ -39,6 +40,12 @@ def pip_cache_dir() -> str:
     return subprocess.run(
         [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def pinned_ref(action: str) -> str:
+    """`owner/name@<sha>` as the workflows pin it (tests/test_workflows.py checks there is one pin per action)."""
+    text = "\n".join(p.read_text() for p in sorted((REPO / ".github" / "workflows").glob("*.yml")))
+    return re.search(rf"uses: ({re.escape(action)}@[0-9a-f]{{40}})", text).group(1)
 
 
 def act(
@@ -61,11 +68,9 @@ def act(
         str(tmp / "event.json"),
         "-P",
         "ubuntu-latest=-self-hosted",
-        "--local-repository",
-        f"actions/setup-python@v6={STANDINS / 'setup-python'}",
-        "--local-repository",
-        f"actions/upload-artifact@v6={STANDINS / 'upload-artifact'}",
     ]
+    for action in ("setup-python", "upload-artifact"):  # pinned by SHA: the stand-in replaces that exact ref
+        cmd += ["--local-repository", f"{pinned_ref(f'actions/{action}')}={STANDINS / action}"]
     for name, value in secrets.items():
         cmd += ["-s", f"{name}={value}"]
     for name, value in variables.items():
@@ -138,10 +143,10 @@ def test_failed_gate_still_reports_then_fails_the_job_under_act(origin, s3, tmp_
     assert "Success - Main Build the report" in log
     assert "Push data, models" not in log  # a failed run pushes nothing
     assert "Failure - Main Fail if the pipeline failed" in log
-    comment = (tmp_path / "artifacts" / "pr-report" / "comment.md").read_text()
+    comment = (tmp_path / "artifacts" / "pr-report" / "comment-preview.md").read_text()
     assert "❌ **`dvc repro` failed in this run**" in comment
     assert "**Gate:** ❌ **fail**" in comment
-    assert "| min_metrics.roc_auc | ❌ fail |" in comment
+    assert "| `min_metrics.roc_auc` | ❌ fail |" in comment
     assert "| `gate.min_metrics.roc_auc` | 0.65 | 0.99 |" in comment
 
 
@@ -170,7 +175,8 @@ def test_pr_workflow_runs_end_to_end_under_act(pr_clone, s3, tmp_path):
     assert "Success - Main Push data, models and the run-cache" in log
 
     report = artifacts / "pr-report"
-    comment = (report / "comment.md").read_text()
+    comment = (report / "comment-preview.md").read_text()
+    assert (report / "comment-data.json").is_file()
     assert comment.startswith("<!-- flightdelay-report -->\n")
     assert f"## flightdelay: `#7 @ {head[:8]}` against `{base[:8]}`" in comment
     assert "| `evaluate.threshold` | 0.35 | 0.3 |" in comment
@@ -200,7 +206,7 @@ def test_fork_pr_runs_the_pipeline_without_the_remote_under_act(pr_clone, s3, tm
     for trusted in ("Point the DVC remote", "Reproduce, restoring unchanged stages", "Push data, models"):
         assert trusted not in log, trusted
     assert "Running stage 'train'" in log  # nothing restored: the whole pipeline ran
-    comment = (artifacts / "pr-report" / "comment.md").read_text()
+    comment = (artifacts / "pr-report" / "comment-preview.md").read_text()
     assert "| `evaluate.threshold` | 0.35 | 0.3 |" in comment
 
 

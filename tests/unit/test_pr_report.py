@@ -1,4 +1,5 @@
-"""flightdelay.pr_report: the pure parts (diff rows, precision, slice ranking, plot selection, markdown)."""
+"""The pull-request comment's pure parts: diff rows, precision, slice ranking, plot selection (pr_collect) and the
+markdown rendered from validated data (pr_render)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import logging
 
 import pytest
 
-from flightdelay import pr_report as pr
-from flightdelay.pr_report import Change, Plot, Report, SliceMove
+from flightdelay import pr_collect as pc
+from flightdelay import pr_render as pr
+from flightdelay.pr_data import Change, validate_comment_data
 
 SPEC = {"data": {"values": [{"x": 1}]}, "mark": "line"}
+BASE = {"rev": "main", "sha": "1234abcd" * 5}
 
 
-def empty_report(**overrides) -> Report:
-    fields = {"base": "main @ 1234abcd", "head": "workspace", "gate": None, "params": [], "metrics": []}
-    return Report(**{**fields, **overrides})
+def data(**overrides):
+    return validate_comment_data({"version": 1, "base": BASE, **overrides})
 
 
 @pytest.mark.parametrize(
@@ -67,22 +69,32 @@ def test_changes_keep_only_rows_that_move_at_the_shown_precision():
             "new_metric": {"old": None, "new": 0.3},
         }
     }
-    rows = pr.changes(diff)
-    assert rows == [Change("new_metric", None, 0.3), Change("roc_auc", 0.7, 0.71234)]
+    rows = pc.changes(diff)
+    assert rows == [Change(name="new_metric", base=None, pr=0.3), Change(name="roc_auc", base=0.7, pr=0.71234)]
 
 
-def test_param_changes_are_exact_and_file_prefixed_when_several_files_changed():
+def test_param_changes_are_exact_and_carry_their_file_when_several_files_changed():
     diff = {
         "params.yaml": {"train.lr": {"old": 0.05, "new": 0.050001}, "train.seed": {"old": 42, "new": 42}},
-        "other.yaml": {"a": {"old": "x", "new": "y"}},
+        "config/other.yaml": {"a": {"old": "x", "new": "y"}, "grid": {"old": [1, 2], "new": [1, 3]}},
     }
-    rows = pr.changes(diff, formatter=pr.format_param)
-    assert [row.name for row in rows] == ["other.yaml:a", "params.yaml:train.lr"]
+    rows = pc.changes(diff, formatter=pr.format_param)
+    assert [(row.file, row.name) for row in rows] == [
+        ("config/other.yaml", "a"),
+        ("config/other.yaml", "grid"),
+        ("params.yaml", "train.lr"),
+    ]
+    assert rows[1].pr == "[1, 3]"  # a list travels as its JSON text
 
 
 def test_changes_of_an_empty_diff_is_empty():
-    assert pr.changes({}) == []
-    assert pr.changes({"params.yaml": {}}) == []
+    assert pc.changes({}) == []
+    assert pc.changes({"params.yaml": {}}) == []
+
+
+def test_a_key_the_schema_refuses_is_a_clear_error_in_the_pr_job():
+    with pytest.raises(pc.ReportError, match=r"params.yaml: key 'a b' cannot be reported: name: String should match"):
+        pc.changes({"params.yaml": {"a b": {"old": 1, "new": 2}}})
 
 
 SLICES_BASE = {
@@ -106,21 +118,21 @@ SLICES_HEAD = {
 
 
 def test_slice_moves_rank_by_absolute_change():
-    moves = pr.slice_moves(SLICES_BASE, SLICES_HEAD, "roc_auc", top=5)
+    moves = pc.slice_moves(SLICES_BASE, SLICES_HEAD, "roc_auc", top=5)
     assert [(m.dimension, m.value) for m in moves] == [("carrier", "AA"), ("carrier", "UA"), ("origin", "EWR")]
     assert moves[0].rows == 500
-    assert moves[1].delta == pytest.approx(-0.02)
+    assert moves[1].pr - moves[1].base == pytest.approx(-0.02)
 
 
 def test_slice_moves_keep_the_top_n_and_nothing_when_nothing_moved():
-    assert len(pr.slice_moves(SLICES_BASE, SLICES_HEAD, "roc_auc", top=1)) == 1
-    assert pr.slice_moves(SLICES_BASE, SLICES_BASE, "roc_auc") == []
+    assert len(pc.slice_moves(SLICES_BASE, SLICES_HEAD, "roc_auc", top=1)) == 1
+    assert pc.slice_moves(SLICES_BASE, SLICES_BASE, "roc_auc") == []
 
 
 def test_pick_slice_metric():
-    assert pr.pick_slice_metric(SLICES_HEAD) == "roc_auc"
-    assert pr.pick_slice_metric({"carrier": {"AA": {"rows": 3, "rmse": 1.0, "mae": 2.0}}}) == "mae"
-    assert pr.pick_slice_metric({"carrier": {"AA": {"rows": 3}}}) is None
+    assert pc.pick_slice_metric(SLICES_HEAD) == "roc_auc"
+    assert pc.pick_slice_metric({"carrier": {"AA": {"rows": 3, "rmse": 1.0, "mae": 2.0}}}) == "mae"
+    assert pc.pick_slice_metric({"carrier": {"AA": {"rows": 3}}}) is None
 
 
 def test_plot_specs_skip_empty_plots_and_filter_by_title(caplog):
@@ -132,9 +144,9 @@ def test_plot_specs_skip_empty_plots_and_filter_by_title(caplog):
             "Image": [{"type": "image", "url": "x.png"}],
         }
     }
-    assert list(pr.plot_specs(plots)) == ["ROC"]
-    with caplog.at_level(logging.WARNING, logger="flightdelay.pr_report"):
-        assert list(pr.plot_specs(plots, ["Residuals", "ROC"])) == ["ROC"]
+    assert list(pc.plot_specs(plots)) == ["ROC"]
+    with caplog.at_level(logging.WARNING, logger="flightdelay.pr_collect"):
+        assert list(pc.plot_specs(plots, ["Residuals", "ROC"])) == ["ROC"]
     assert "Residuals" in caplog.text
 
 
@@ -142,6 +154,16 @@ def test_plot_file_is_a_slug():
     assert pr.plot_file("Precision-recall") == "plots/precision_recall.png"
     assert pr.plot_file("Feature importance") == "plots/feature_importance.png"
     assert pr.plot_file("???") == "plots/plot.png"
+
+
+def test_curve_points_keep_finite_unit_pairs_and_thin_long_curves():
+    rows = [{"fpr": i / 999, "tpr": (i / 999) ** 0.5} for i in range(1000)]
+    rows += [{"fpr": float("nan"), "tpr": 0.5}, {"fpr": 2.0, "tpr": 0.5}, {"fpr": "0.1", "tpr": 0.5}, "junk"]
+    points = pc.curve_points(rows, "fpr", "tpr", limit=50)
+    assert len(points) == 50
+    assert points[0] == [0.0, 0.0] and points[-1] == [1.0, 1.0]
+    assert pc.curve_points([{"fpr": 0.1, "tpr": 0.2}], "fpr", "tpr") is None  # one point is no curve
+    assert pc.curve_points({"not": "a list"}, "fpr", "tpr") is None
 
 
 def test_gate_missing_says_no_gate():
@@ -181,92 +203,101 @@ GATE = {  # the shape the gate stage writes
 }
 
 
+def gate_text(gate) -> str:
+    return "\n".join(pr.gate_lines(data(gate=pc.normalise_gate(gate)).gate))
+
+
 def test_gate_decision_and_rules():
-    text = "\n".join(pr.gate_lines(GATE))
+    text = gate_text(GATE)
     assert text.startswith("**Gate:** ❌ **fail**")
-    assert "| min_metrics.roc_auc | ❌ fail | 0.6123 >= 0.6500 |" in text
-    assert "| max_drifted_features | ✅ pass | 4 <= 6; over threshold: temp, dewp |" in text
-    assert "| max_drop_vs_promoted.roc_auc | ⏭️ skipped | — <= 0.0100; no model is promoted to prod: nothing" in text
-    assert "✅ **pass**" in "\n".join(pr.gate_lines({"decision": "pass", "rules": []}))
+    assert "| `min_metrics.roc_auc` | ❌ fail | 0.6123 >= 0.6500 |" in text
+    assert "| `max_drifted_features` | ✅ pass | 4 <= 6; over threshold: temp, dewp |" in text
+    assert "| `max_drop_vs_promoted.roc_auc` | ⏭️ skipped | — <= 0.0100; no model is promoted to prod: nothing" in text
+    assert "✅ **pass**" in gate_text({"decision": "pass", "rules": []})
 
 
 def test_gate_override_is_shown():
     override = {"approved_by": "ana", "reason": "known drift in March", "applied": True, "note": ""}
-    text = "\n".join(pr.gate_lines({**GATE, "decision": "overridden", "override": override}))
+    text = gate_text({**GATE, "decision": "overridden", "override": override})
     assert text.startswith("**Gate:** ⚠️ **overridden**")
     assert "Override by ana (applied): known drift in March" in text
 
 
-def test_gate_rules_of_other_shapes():
-    rules = [
-        {"name": "roc_auc_min", "passed": False, "message": "roc_auc 0.61 < 0.65"},
-        {"check": "beats_baseline", "status": "pass", "margin": 0.2},
-        "free text rule",
-    ]
-    text = "\n".join(pr.gate_lines({"decision": "pass", "rules": rules}))
-    assert "| roc_auc_min | ❌ fail | roc_auc 0.61 < 0.65 |" in text
-    assert "| beats_baseline | ✅ pass | margin=0.2000 |" in text
-    assert "| free text rule |  |  |" in text
-
-
 def test_failed_pipeline_is_said_first():
-    text = pr.render_markdown(empty_report(pipeline_failed=True, gate=GATE))
+    text = pr.render_markdown(data(pipeline_failed=True, gate=pc.normalise_gate(GATE)), "workspace")
     lines = text.splitlines()
     assert lines[0] == pr.MARKER
+    assert lines[1] == "## flightdelay: `workspace` against `main @ 1234abcd`"
     assert lines[3].startswith("❌ **`dvc repro` failed in this run**")
     assert "**Gate:** ❌ **fail**" in text
-    assert "failed in this run" not in pr.render_markdown(empty_report())
+    assert "failed in this run" not in pr.render_markdown(data(), "workspace")
 
 
 def test_markdown_of_a_change():
-    report = empty_report(
-        params=[Change("train.seed", 42, 7)],
-        metrics=[Change("roc_auc", 0.7, 0.71234)],
-        slice_metric="roc_auc",
-        slices=[SliceMove("carrier", "AA", 500, 0.70, 0.75)],
-        plots=[Plot("ROC", "plots/roc.png")],
+    report = data(
+        params=[{"name": "train.seed", "base": 42, "pr": 7}],
+        metrics=[{"name": "roc_auc", "base": 0.7, "pr": 0.71234}],
+        slices={
+            "metric": "roc_auc",
+            "moves": [{"dimension": "carrier", "value": "AA", "rows": 500, "base": 0.7, "pr": 0.75}],
+        },
+        plots=["ROC"],
     )
-    text = pr.render_markdown(report, image_base="")
+    text = pr.render_markdown(report, "workspace", inline_plots=True)
     assert text.startswith(pr.MARKER + "\n")
     assert "| `train.seed` | 42 | 7 |" in text
     assert "| `roc_auc` | 0.7000 | 0.7123 | +0.0123 |" in text
-    assert "### Slices that moved most (roc_auc)" in text
-    assert "| carrier = AA | 500 | 0.7000 | 0.7500 | +0.0500 |" in text
+    assert "### Slices that moved most (`roc_auc`)" in text
+    assert "| `carrier` = `AA` | 500 | 0.7000 | 0.7500 | +0.0500 |" in text
     assert "![ROC](plots/roc.png)" in text
     assert "No change." not in text
 
 
 def test_markdown_says_no_change_for_each_empty_section():
-    text = pr.render_markdown(empty_report(slice_metric="roc_auc"), image_base="")
+    text = pr.render_markdown(data(slices={"metric": "roc_auc"}), "workspace")
     assert text.count("No change.") == 3
     assert "no gate" in text
     assert "No plots." in text
+    assert "### Curves" not in text  # no curve data: no chart section
 
 
-def test_comment_points_to_the_artifact_unless_an_image_host_is_given():
-    report = empty_report(plots=[Plot("ROC", "plots/roc.png"), Plot("Calibration", "plots/calibration.png")])
-    linked = pr.render_markdown(
-        empty_report(plots=report.plots, run_url="https://ci.example/run/1"), image_base=None, artifact="pr-report"
-    )
+@pytest.mark.parametrize(
+    ("missing", "sentence"),
+    [
+        ("no_head", "No `reports/slices.json` in this run."),
+        ("no_base", "No `reports/slices.json` at the base: nothing to compare."),
+        ("no_metric", "No known metric in `reports/slices.json`."),
+    ],
+)
+def test_why_slices_are_missing_is_a_fixed_sentence(missing, sentence):
+    assert sentence in pr.render_markdown(data(slices={"missing": missing}), "workspace")
+
+
+def test_comment_points_to_the_run_and_never_shows_images():
+    report = data(plots=["ROC", "Calibration"])
+    linked = pr.render_markdown(report, "#5 @ abcd1234", run_url="https://ci.example/run/1")
     assert "![" not in linked
-    assert "ROC, Calibration" in linked
+    assert "ROC, Calibration: rendered offline as PNG" in linked
     assert "`pr-report` artifact of [this workflow run](https://ci.example/run/1)" in linked
-    hosted = pr.render_markdown(report, image_base="https://img.example/pr/5/")
-    assert "![ROC](https://img.example/pr/5/plots/roc.png)" in hosted
     assert linked.count("https://ci.example/run/1") == 1
-    footer = pr.render_markdown(empty_report(run_url="https://ci.example/run/1"), image_base=None)
+    footer = pr.render_markdown(data(), "workspace", run_url="https://ci.example/run/1")
     assert "<sub>[workflow run](https://ci.example/run/1)</sub>" in footer
 
 
 def test_markdown_warns_about_results_that_were_not_committed():
-    text = pr.render_markdown(empty_report(uncommitted=["dvc.lock", "reports/metrics.json"]))
+    text = pr.render_markdown(data(uncommitted=["dvc.lock", "reports/metrics.json"]), "workspace")
     assert "⚠️" in text
     assert "`dvc.lock`, `reports/metrics.json`" in text
 
 
-def test_long_tables_are_cut_and_cells_escaped():
-    params = [Change(f"p{i:03d}", i, i + 1) for i in range(pr.MAX_ROWS + 3)]
-    text = pr.render_markdown(empty_report(params=params, metrics=[Change("a|b", 1, 2)]))
+def test_long_tables_are_cut():
+    params = [{"name": f"p{i:03d}", "base": i, "pr": i + 1} for i in range(pr.MAX_ROWS + 3)]
+    text = pr.render_markdown(data(params=params), "workspace")
     assert "…and 3 more." in text
     assert "`p039`" in text and "`p040`" not in text
-    assert "`a\\|b`" in text
+
+
+def test_interpolation_onto_a_grid():
+    points = [[0.0, 0.0], [0.5, 0.8], [1.0, 1.0]]
+    assert pr.interpolate(points, [0.0, 0.25, 0.5, 0.75, 1.0]) == pytest.approx([0.0, 0.4, 0.8, 0.9, 1.0])
+    assert pr.interpolate([[0.2, 0.3], [0.4, 0.5]], [0.0, 1.0]) == [0.3, 0.5]  # constant outside the points
