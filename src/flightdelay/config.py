@@ -183,6 +183,13 @@ class FeatureParams:
         both = set(self.train_months) & set(self.test_months)
         if both:
             raise _rule(f"months {sorted(both)} are in both train_months and test_months; a month is one or other")
+        import holidays  # here, not at the top: only building FeatureParams needs the list of countries
+
+        if self.holiday_country not in holidays.list_supported_countries():
+            raise _rule(
+                f"{self.holiday_country!r} is not a country the holidays library knows (expected a code like US, GB)",
+                "holiday_country",
+            )
 
 
 @dataclass(frozen=True, config=_CONFIG)

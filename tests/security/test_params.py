@@ -109,6 +109,11 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
         "params.yaml: ingest.window.end: '2013-13' is not allowed (expected a month like '2013-01', quoted)",
     ),
     (
+        {"features.holiday_country": "XX"},
+        "params.yaml: features.holiday_country: 'XX' is not a country the holidays library knows (expected a code "
+        "like US, GB)",
+    ),
+    (
         {"train.model": "xgboost"},
         "params.yaml: train.model: 'xgboost' is not one of 'hist_gradient_boosting', 'logistic_regression' or "
         "'constant'",
