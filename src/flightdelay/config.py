@@ -389,7 +389,6 @@ def _walk(root: type, loc: tuple[Any, ...]) -> tuple[str | None, list[str]]:
     """What the key at `loc` allows (its description) and the keys its parent section allows."""
     tp: Any = root
     known: list[str] = []
-    description = None
     for part in loc:
         tp, description = _unwrap(tp)
         if dataclasses.is_dataclass(tp):
@@ -397,7 +396,8 @@ def _walk(root: type, loc: tuple[Any, ...]) -> tuple[str | None, list[str]]:
             known = list(hints)
             tp = hints.get(str(part))
         elif typing.get_origin(tp) is dict:
-            known = list(get_args(get_args(tp)[0]))
+            keys = get_args(tp)[0]
+            known = list(get_args(keys)) if typing.get_origin(keys) is Literal else []
             tp = get_args(tp)[1]
         elif typing.get_origin(tp) is tuple:
             tp = get_args(tp)[0]
@@ -429,12 +429,14 @@ def _problem(root: type, error: Any) -> str:
         return f"{_where((*loc, *([ctx['at']] if ctx.get('at') else [])))}: {error['msg']}"
     if kind == "value_error":
         return f"{where}: {error['msg'].removeprefix('Value error, ')}"
-    if kind == "missing" or (kind == "missing_argument"):
+    if kind in ("missing", "missing_argument"):
         return f"{where}: missing{expected}"
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         return f"{where}: unknown key; expected one of {', '.join(known)}"
     if error["loc"] and error["loc"][-1] == "[key]":
-        return f"{where}: unknown key {value!r}; expected one of {', '.join(map(str, known))}"
+        if known:
+            return f"{where}: unknown key {value!r}; expected one of {', '.join(map(str, known))}"
+        return f"{where}: the key {_show(value)} is not a text"
     if kind == "literal_error":
         return f"{where}: {_show(value)} is not one of {ctx['expected']}"
     if kind in _NOUNS:
