@@ -418,3 +418,21 @@ def test_unknown_table_lookup_names_known_tables():
 def test_load_schema_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="schema file not found"):
         load_schema(tmp_path / "nope.yaml")
+
+
+def test_a_key_that_is_not_a_text_is_named():
+    raw = minimal()
+    raw["ingest"]["sources"] = {1: {"kind": "files"}}
+    with pytest.raises(ConfigError, match=r"^params: ingest\.sources\[1\]: the key 1 is not a text$"):
+        parse_params(raw)
+
+
+def test_parsed_numbers_keep_the_type_they_were_written_with():
+    """Validation never changes a value: the package manifest records params exactly as written."""
+    raw = minimal()
+    raw["features"]["history_smoothing"] = 50
+    raw["drift"]["psi_threshold"] = 1
+    params = parse_params(raw)
+    assert type(params.features.history_smoothing) is int
+    assert type(params.drift.psi_threshold) is int
+    assert type(params.evaluate.threshold) is float
