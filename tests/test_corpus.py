@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from flightdelay.cli import main
+from tests.default_params import default_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -29,25 +30,24 @@ def target_name(file: str) -> str:
 
 
 def workspace(tmp: Path, file: str, overrides: dict[str, object]) -> Path:
-    """A folder laid out like the repository: params.yaml, the schema file, raw data with the case in it."""
+    """A folder laid out like the repository: params.yaml (the test defaults, not the working file), the schema
+    file, raw data with the case in it."""
     shutil.copytree(CORPUS / "base", tmp / "raw")
     (tmp / "raw" / "flights" / "2013-01.csv").unlink()
     shutil.copy(CORPUS / "cases" / file, tmp / "raw" / "flights" / target_name(file))
     (tmp / "config").mkdir()
     shutil.copy(REPO / "config" / "schema.yaml", tmp / "config" / "schema.yaml")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"]["raw_dir"] = "raw"
-    params["ingest"]["window"] = {"start": "2013-01", "end": "2013-01"}
-    params["ingest"]["max_invalid_share"] = 0.25
-    params["ingest"]["retry"] = {"attempts": 1, "initial_wait": 0.01, "max_wait": 0.01}
-    params["validate"]["max_invalid_share"] = 0.25
-    for dotted, value in overrides.items():
-        node = params
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params = default_params(
+        {
+            "data.raw_dir": "raw",
+            "ingest.window": {"start": "2013-01", "end": "2013-01"},
+            "ingest.max_invalid_share": 0.25,
+            "ingest.retry": {"attempts": 1, "initial_wait": 0.01, "max_wait": 0.01},
+            "validate.max_invalid_share": 0.25,
+            **overrides,
+        }
+    )
+    write_params(tmp / "params.yaml", params)
     return tmp
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
@@ -10,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.config import load_params, load_schema
+from flightdelay.config import load_schema, parse_params
 from flightdelay.io import partition_files, read_json, read_parquet, write_parquet
 from flightdelay.stages import features
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from flightdelay.stages.train import select_features
+from tests.default_params import default_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_feature_groups_hold_no_post_departure_column():
 
 
 def test_configured_feature_set_holds_no_post_departure_column():
-    params = load_params(REPO / "params.yaml")
+    params = parse_params(default_params())
     spec = features.feature_spec(features.FEATURE_GROUPS, features.TARGETS)
     numeric, categorical = select_features(spec, params.train.feature_groups)
     assert not set(numeric + categorical) & (FORBIDDEN | {"arr_delay", "late"})
@@ -61,10 +61,7 @@ def validated(tmp_path_factory) -> Path:
 
 
 def build(validated: Path, out: Path):
-    params = load_params(REPO / "params.yaml")
-    params = dataclasses.replace(
-        params, features=dataclasses.replace(params.features, train_months=(1, 2), test_months=(3,))
-    )
+    params = parse_params(default_params({"features.train_months": [1, 2], "features.test_months": [3]}))
     features.run(params, load_schema(REPO / "config" / "schema.yaml"), in_dir=str(validated), out_dir=str(out))
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(out / s)], ignore_index=True) for s in ("train", "test")

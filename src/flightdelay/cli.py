@@ -124,13 +124,17 @@ def run_tool(name: str, argv: Sequence[str]) -> int:
 
 
 def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tuple[list[str], list[str]]:
-    """The stage's dependency and output paths as dvc.yaml declares them, `${...}` resolved from params."""
+    """The stage's dependency and output paths as dvc.yaml declares them, `${...}` resolved from params.
+
+    For the stage log only: with a file it cannot read or a key it cannot resolve it gives no paths, and the
+    params check that follows names the problem.
+    """
     try:
         stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
         params = yaml.safe_load(Path(params_file).read_text())
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        spec = stages.get(stage) or {}
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, AttributeError, yaml.YAMLError):
         return [], []
-    spec = stages.get(stage) or {}
 
     def resolve(text: str) -> str:
         def value(match: re.Match[str]) -> str:
@@ -144,8 +148,11 @@ def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tup
     def names(entries: list[Any]) -> list[str]:
         return [resolve(next(iter(e)) if isinstance(e, dict) else str(e)) for e in entries or []]
 
-    deps = names(spec.get("deps", []))
-    outs = names(spec.get("outs", [])) + names(spec.get("metrics", [])) + names(spec.get("plots", []))
+    try:
+        deps = names(spec.get("deps", []))
+        outs = names(spec.get("outs", [])) + names(spec.get("metrics", [])) + names(spec.get("plots", []))
+    except (KeyError, TypeError, AttributeError):
+        return [], []
     return deps, outs
 
 
@@ -176,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(runner(args.stage))
         rows = module.run(params, schema) or {}
     except (PipelineError, ConfigError) as exc:
-        log.error("%s failed: %s", args.stage, exc, extra={"event": {"event": "stage_failed", "stage": args.stage}})
+        # one line per problem (a params file can have several)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            log.error(
+                "%s failed: %s", args.stage, line, extra={"event": {"event": "stage_failed", "stage": args.stage}}
+            )
         log.error("full log: %s", log_file)
         return 1
     except Exception as exc:  # an unforeseen error: one clear line on the console, the traceback in the log

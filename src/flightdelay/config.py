@@ -1,25 +1,37 @@
-"""Typed views of `params.yaml` and the schema file.
+"""Typed views of `params.yaml` and the schema file, validated by pydantic at load.
 
-Entry points load these once and pass the values down; nothing else reads the YAML files. Unknown keys are
-errors, so a typo in params.yaml fails loudly instead of being ignored.
+Entry points load these once and pass the values down; nothing else reads the YAML files. Every value is checked
+for type and range before any stage does work: unknown keys, a text where a number belongs, a share above 1, a
+month 13. `load_params` and `load_schema` raise `ConfigError` with one line per problem, naming the file, the key,
+the value and what is allowed. Validation never changes a value (an integer stays an integer), so the params
+recorded in a package manifest are exactly those in the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-from dataclasses import dataclass, field
+import functools
+import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
+from pydantic import ConfigDict, Field, GetPydanticSchema, StrictBool, StrictInt, StrictStr, TypeAdapter
+from pydantic import ValidationError as _ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError, core_schema
 
 T = TypeVar("T")
 
-TASKS = ("classification", "regression")
-MODELS = ("hist_gradient_boosting", "logistic_regression", "constant")
-DTYPES = ("int", "float", "str", "datetime")
-# Headline metrics (reports/metrics.json) the gate may test, and which way is better.
+Task = Literal["classification", "regression"]
+Model = Literal["hist_gradient_boosting", "logistic_regression", "constant"]
+DType = Literal["int", "float", "str", "datetime"]
+TASKS: tuple[str, ...] = get_args(Task)
+MODELS: tuple[str, ...] = get_args(Model)
+DTYPES: tuple[str, ...] = get_args(DType)
+GateMetric = Literal["roc_auc", "pr_auc", "f1", "accuracy", "r2", "log_loss", "brier", "ece", "mae", "rmse"]
+# Headline metrics (reports/metrics.json) the gate may test, which way is better, and the values they can take.
 GATE_METRICS = {
     "roc_auc": "higher",
     "pr_auc": "higher",
@@ -32,66 +44,84 @@ GATE_METRICS = {
     "mae": "lower",
     "rmse": "lower",
 }
-_HEX = re.compile(r"^[0-9a-f]+$")
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+INF = float("inf")
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("roc_auc", "pr_auc", "f1", "accuracy", "brier", "ece"), (0.0, 1.0)),
+    "r2": (-INF, 1.0),
+    **dict.fromkeys(("log_loss", "mae", "rmse"), (0.0, INF)),
+}
+# Every rule name the gate can write to reports/gate.json: what an override may accept.
+GATE_RULES: tuple[str, ...] = (
+    *(f"{section}.{m}" for section in ("min_metrics", "max_metrics", "max_drop_vs_promoted") for m in GATE_METRICS),
+    "max_drifted_features",
+    "max_prediction_psi",
+)
 
 
 class ConfigError(ValueError):
-    """A params or schema file that cannot be used; the message says which key and how to fix it."""
+    """A params or schema file that cannot be used; one line per problem, naming the file, the key and the fix."""
 
 
-def _build(cls: type[T], raw: Any, where: str) -> T:
-    """Build dataclass `cls` from a mapping, rejecting unknown keys and recursing into nested dataclasses."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
-    required = [
-        n
-        for n, f in fields.items()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in raw
-    ]
-    if required:
-        raise ConfigError(f"{where}: missing key(s) {required}")
-    kwargs: dict[str, Any] = {}
-    for name, value in raw.items():
-        sub = _NESTED.get((cls.__name__, name))
-        if sub and value is None and (cls.__name__, name) in _OPTIONAL:
-            sub = None
-        kwargs[name] = _build(sub, value, f"{where}.{name}") if sub else value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required key is missing
-        raise ConfigError(f"{where}: {exc}") from None
+# ----------------------------------------------------------------------------------------------------- types
+# Each type says what it allows in its description; the error messages quote it. Numbers are ints or floats
+# (never bools, never texts) and keep the type they were written with.
+
+_number = core_schema.union_schema(
+    [core_schema.int_schema(strict=True), core_schema.float_schema(strict=True)],
+    custom_error_type="number_type",
+    custom_error_message="Input should be a number",
+)
+Number = Annotated[int | float, GetPydanticSchema(lambda _type, _handler: _number), Field(description="a number")]
+NonNegative = Annotated[Number, Field(ge=0, description="a number >= 0")]
+Share = Annotated[Number, Field(ge=0, le=1, description="a number from 0 to 1")]
+Probability = Annotated[Number, Field(gt=0, lt=1, description="a number between 0 and 1, both excluded")]
+Count = Annotated[StrictInt, Field(ge=0, description="an integer >= 0")]
+Positive = Annotated[StrictInt, Field(ge=1, description="an integer >= 1")]
+AtLeast2 = Annotated[StrictInt, Field(ge=2, description="an integer >= 2")]
+# scikit-learn and numpy take seeds from 0 to 2**32 - 1.
+Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1, description="an integer from 0 to 4294967295")]
+Month = Annotated[StrictInt, Field(ge=1, le=12, description="a month number from 1 to 12")]
+Text = Annotated[StrictStr, Field(pattern=r"\S", description="a non-empty text")]
+Period = Annotated[StrictStr, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a month like '2013-01', quoted")]
+Sha256 = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="the full SHA-256 of the model file in quotes, 64 hex digits (gate.json: candidate.model_sha256)",
+    ),
+]
+Months = Annotated[tuple[Month, ...], Field(min_length=1, description="a non-empty list of month numbers 1-12")]
+
+_CONFIG = ConfigDict(extra="forbid")
 
 
-@dataclass(frozen=True)
+def _rule(message: str, at: str = "") -> PydanticCustomError:
+    """A problem found by a check across keys; `at` is the key below the checked section, if one is to blame."""
+    return PydanticCustomError("config_rule", message, {"at": at})
+
+
+# ---------------------------------------------------------------------------------------------------- params
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class DataParams:
-    raw_dir: str
-    schema: str
+    raw_dir: Text
+    schema: Text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class RawParams:
-    dataset: str = "nycflights13"
+    dataset: Text = "nycflights13"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Window:
-    start: str
-    end: str
+    start: Period
+    end: Period
 
     def __post_init__(self) -> None:
-        for name in ("start", "end"):
-            value = str(getattr(self, name))
-            if not _PERIOD.match(value):
-                raise ConfigError(f"ingest.window.{name}: {value!r} is not a month like '2013-01'")
         if self.start > self.end:
-            raise ConfigError(f"ingest.window: start {self.start} is after end {self.end}")
+            raise _rule(f"start {self.start} is after end {self.end}")
 
     def months(self) -> list[str]:
         """Every month in the window, inclusive, as 'YYYY-MM'."""
@@ -103,179 +133,157 @@ class Window:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Source:
     kind: Literal["files", "sql"] = "files"
-    path: str | None = None
-    url: str | None = None
-    query: str | None = None
+    path: Text | None = None
+    url: Text | None = None
+    query: Text | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("files", "sql"):
-            raise ConfigError(f"ingest.sources: kind {self.kind!r} is not 'files' or 'sql'")
         if self.kind == "sql" and not (self.url and self.query):
-            raise ConfigError("ingest.sources: a 'sql' source needs both 'url' and 'query'")
+            raise _rule("a 'sql' source needs both 'url' and 'query'")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class RetryParams:
     """Bounded retries of transient read errors: `attempts` in all, waits growing from `initial_wait` seconds
     (exponential, with jitter) up to `max_wait`."""
 
-    attempts: int = 4
-    initial_wait: float = 0.5
-    max_wait: float = 8.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigError("ingest.retry.attempts: must be at least 1")
+    attempts: Positive = 4
+    initial_wait: NonNegative = 0.5
+    max_wait: NonNegative = 8.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class IngestParams:
     window: Window
-    sources: dict[str, Source]
-    max_invalid_share: float = 0.01
+    sources: dict[Text, Source]
+    max_invalid_share: Share = 0.01
     extra_columns: Literal["drop", "error"] = "drop"
-    retry: RetryParams = field(default_factory=RetryParams)
-
-    def __post_init__(self) -> None:
-        if self.extra_columns not in ("drop", "error"):
-            raise ConfigError(f"ingest.extra_columns: {self.extra_columns!r} is not 'drop' or 'error'")
+    retry: RetryParams = dataclasses.field(default_factory=RetryParams)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class ValidateParams:
-    max_invalid_share: float = 0.01
-    profile_quantiles: tuple[float, ...] = (0.01, 0.25, 0.5, 0.75, 0.99)
+    max_invalid_share: Share = 0.01
+    profile_quantiles: tuple[Share, ...] = (0.01, 0.25, 0.5, 0.75, 0.99)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class FeatureParams:
-    train_months: tuple[int, ...]
-    test_months: tuple[int, ...]
+    train_months: Months
+    test_months: Months
     missing_target: Literal["drop", "late"] = "drop"
-    holiday_country: str = "US"
-    history_smoothing: float = 50.0
-    weather_trend_hours: int = 3
+    holiday_country: Text = "US"
+    history_smoothing: NonNegative = 50.0
+    weather_trend_hours: Positive = 3
 
     def __post_init__(self) -> None:
         both = set(self.train_months) & set(self.test_months)
         if both:
-            raise ConfigError(f"features: months {sorted(both)} are in both train_months and test_months")
-        if not self.train_months or not self.test_months:
-            raise ConfigError("features: train_months and test_months must both be non-empty")
-        if self.missing_target not in ("drop", "late"):
-            raise ConfigError(f"features.missing_target: {self.missing_target!r} is not 'drop' or 'late'")
+            raise _rule(f"months {sorted(both)} are in both train_months and test_months; a month is one or other")
+        import holidays  # here, not at the top: only building FeatureParams needs the list of countries
+
+        if self.holiday_country not in holidays.list_supported_countries():
+            raise _rule(
+                f"{self.holiday_country!r} is not a country the holidays library knows (expected a code like US, GB)",
+                "holiday_country",
+            )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class TrainParams:
-    task: str
-    model: str
-    seed: int
-    feature_groups: tuple[str, ...]
+    task: Task
+    model: Model
+    seed: Seed
+    feature_groups: Annotated[tuple[Text, ...], Field(min_length=1, description="a non-empty list of group names")]
     # Seed of the one retry when a fit does not converge.
-    fallback_seed: int = 20130101
-    hist_gradient_boosting: dict[str, Any] = field(default_factory=dict)
-    logistic_regression: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"train.task: {self.task!r} is not one of {list(TASKS)}")
-        if self.model not in MODELS:
-            raise ConfigError(f"train.model: {self.model!r} is not one of {list(MODELS)}")
+    fallback_seed: Seed = 20130101
+    # Estimator keyword arguments, passed as written; scikit-learn checks them when the model is built.
+    hist_gradient_boosting: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
+    logistic_regression: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
 
     def estimator_params(self) -> dict[str, Any]:
         return dict(getattr(self, self.model, {}) or {})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class EvaluateParams:
-    threshold: float = 0.5
-    calibration_bins: int = 10
-    importance_sample: int = 5000
-    importance_repeats: int = 3
-    slices: tuple[str, ...] = ("carrier", "origin", "month")
-    min_slice_rows: int = 200
-    curve_points: int = 200
+    threshold: Probability = 0.5
+    calibration_bins: Positive = 10
+    importance_sample: Positive = 5000
+    importance_repeats: Positive = 3
+    slices: tuple[Text, ...] = ("carrier", "origin", "month")
+    min_slice_rows: Count = 200
+    curve_points: AtLeast2 = 200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class DriftParams:
-    bins: int = 10
-    max_categories: int = 30
-    psi_threshold: float = 0.2
-    p_value: float = 0.01
-    expected: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.bins < 2:
-            raise ConfigError(f"drift.bins: {self.bins} is too few; use 2 or more")
-        if self.max_categories < 1:
-            raise ConfigError(f"drift.max_categories: {self.max_categories} must be at least 1")
-        if not 0 < self.p_value < 1:
-            raise ConfigError(f"drift.p_value: {self.p_value} is not between 0 and 1")
+    bins: AtLeast2 = 10
+    max_categories: Positive = 30
+    psi_threshold: NonNegative = 0.2
+    p_value: Probability = 0.01
+    expected: tuple[Text, ...] = ()
 
 
-@dataclass(frozen=True)
+GateRule = Annotated[StrictStr, Field(description=f"one of the gate's rule names: {', '.join(GATE_RULES)}")]
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class Override:
     """A human's signed acceptance of named failed gate rules for one model file."""
 
-    approved_by: str
-    reason: str
-    rules: tuple[str, ...]
-    model_sha256: str
+    approved_by: Text
+    reason: Text
+    rules: Annotated[
+        tuple[GateRule, ...],
+        Field(min_length=1, description="a list of the failed rules you accept, e.g. [min_metrics.roc_auc]"),
+    ]
+    model_sha256: Sha256
 
     def __post_init__(self) -> None:
-        for name in ("approved_by", "reason"):
-            if not str(getattr(self, name) or "").strip():
-                raise ConfigError(f"gate.override.{name}: must name who approved and why (a non-empty text)")
-        if not self.rules or not all(isinstance(r, str) and r for r in self.rules):
-            raise ConfigError("gate.override.rules: list the failed rules you accept, e.g. [min_metrics.roc_auc]")
-        sha = str(self.model_sha256).lower()
-        if len(sha) < 12 or not _HEX.match(sha):
-            raise ConfigError(
-                f"gate.override.model_sha256: {self.model_sha256!r} is not the first 12 or more hex digits of the "
-                "model file's SHA-256 (reports/gate.json: candidate.model_sha256)"
-            )
+        for i, name in enumerate(self.rules):
+            if name not in GATE_RULES:
+                raise _rule(
+                    f"{name!r} is not a gate rule; copy the names from `failed` in reports/gate.json", f"rules[{i}]"
+                )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class GateParams:
-    min_metrics: dict[str, float] = field(default_factory=dict)
-    max_metrics: dict[str, float] = field(default_factory=dict)
-    max_drifted_features: int | None = None
-    max_prediction_psi: float | None = None
-    max_drop_vs_promoted: dict[str, float] = field(default_factory=dict)
+    min_metrics: dict[GateMetric, Number] = dataclasses.field(default_factory=dict)
+    max_metrics: dict[GateMetric, Number] = dataclasses.field(default_factory=dict)
+    max_drifted_features: Count | None = None
+    max_prediction_psi: NonNegative | None = None
+    max_drop_vs_promoted: dict[GateMetric, NonNegative] = dataclasses.field(default_factory=dict)
     override: Override | None = None
 
     def __post_init__(self) -> None:
-        for name in ("min_metrics", "max_metrics", "max_drop_vs_promoted"):
-            rules = getattr(self, name)
-            if not isinstance(rules, dict):
-                raise ConfigError(f"gate.{name}: expected a mapping of metric name to number")
-            for metric, value in rules.items():
-                if metric not in GATE_METRICS:
-                    raise ConfigError(f"gate.{name}.{metric}: unknown metric; use one of {sorted(GATE_METRICS)}")
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ConfigError(f"gate.{name}.{metric}: {value!r} is not a number")
-                if name == "max_drop_vs_promoted" and value < 0:
-                    raise ConfigError(f"gate.max_drop_vs_promoted.{metric}: {value} must be 0 or more")
+        for section in ("min_metrics", "max_metrics"):
+            for metric, value in getattr(self, section).items():
+                low, high = METRIC_RANGES[metric]
+                if not low <= value <= high:
+                    allowed = f"at least {low:g}" if high == INF else f"at most {high:g}" if low == -INF else ""
+                    allowed = allowed or f"from {low:g} to {high:g}"
+                    raise _rule(
+                        f"{value!r} is outside the range of {metric} (expected {allowed})", f"{section}.{metric}"
+                    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class PackageParams:
-    example_rows: int = 5
+    example_rows: Count = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class ReportParams:
-    dpi: int = 100
-    top_features: int = 15
+    dpi: Positive = 100
+    top_features: Positive = 15
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Params:
     data: DataParams
     raw: RawParams
@@ -290,98 +298,43 @@ class Params:
     report: ReportParams
 
 
-_NESTED: dict[tuple[str, str], type] = {
-    ("Params", "data"): DataParams,
-    ("Params", "raw"): RawParams,
-    ("Params", "ingest"): IngestParams,
-    ("Params", "validate"): ValidateParams,
-    ("Params", "features"): FeatureParams,
-    ("Params", "train"): TrainParams,
-    ("Params", "evaluate"): EvaluateParams,
-    ("Params", "drift"): DriftParams,
-    ("Params", "gate"): GateParams,
-    ("Params", "package"): PackageParams,
-    ("Params", "report"): ReportParams,
-    ("IngestParams", "window"): Window,
-    ("IngestParams", "retry"): RetryParams,
-    ("GateParams", "override"): Override,
-}
-# Nested sections that may be null (absent).
-_OPTIONAL = frozenset({("GateParams", "override")})
+# ---------------------------------------------------------------------------------------------------- schema
 
 
-def _tuples(raw: Any) -> Any:
-    """YAML lists become tuples so the frozen dataclasses are hashable and cannot be changed in place."""
-    if isinstance(raw, list):
-        return tuple(_tuples(v) for v in raw)
-    if isinstance(raw, dict):
-        return {k: _tuples(v) for k, v in raw.items()}
-    return raw
-
-
-def parse_params(raw: dict[str, Any]) -> Params:
-    raw = _tuples(raw)
-    ingest = dict(raw.get("ingest") or {})
-    sources = ingest.get("sources") or {}
-    if not isinstance(sources, dict):
-        raise ConfigError("ingest.sources: expected a mapping of table name to source")
-    ingest["sources"] = {name: _build(Source, spec, f"ingest.sources.{name}") for name, spec in sources.items()}
-    raw = {**raw, "ingest": ingest}
-    params = _build(Params, raw, "params")
-    window = params.ingest.window
-    if isinstance(window, dict):  # pragma: no cover - _build always nests Window
-        raise ConfigError("ingest.window must be a mapping")
-    return params
-
-
-def load_params(path: str | Path = "params.yaml") -> Params:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found; run from the repository root or pass --params") from None
-    return parse_params(raw or {})
-
-
-# --------------------------------------------------------------------------------------------------- schema
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class ColumnSpec:
-    dtype: str
-    nullable: bool = False
-    min: float | None = None
-    max: float | None = None
-    allowed: tuple[Any, ...] | None = None
+    dtype: DType
+    nullable: StrictBool = False
+    min: Number | None = None
+    max: Number | None = None
+    allowed: Annotated[tuple[Any, ...], Field(min_length=1)] | None = None
     # Largest share of missing values one partition may have before the stage fails (nullable columns).
-    max_null_rate: float | None = None
+    max_null_rate: Share | None = None
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"schema: dtype {self.dtype!r} is not one of {list(DTYPES)}")
-        if self.max_null_rate is not None and not 0 <= self.max_null_rate <= 1:
-            raise ConfigError(f"schema: max_null_rate {self.max_null_rate} is not between 0 and 1")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _rule(f"min {self.min} is above max {self.max}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class TableSpec:
-    name: str
-    columns: dict[str, ColumnSpec]
-    partitioned: bool = False
-    period: dict[str, str] | None = None
-    key: tuple[str, ...] = ()
+    name: StrictStr
+    columns: Annotated[dict[StrictStr, ColumnSpec], Field(min_length=1, description="a non-empty mapping")]
+    partitioned: StrictBool = False
+    period: dict[Literal["year", "month"], StrictStr] | None = None
+    key: tuple[StrictStr, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.partitioned and not self.period:
-            raise ConfigError(f"schema.tables.{self.name}: a partitioned table needs 'period'")
-        missing = [c for c in self.key if c not in self.columns]
+        if self.partitioned and (self.period is None or set(self.period) != {"year", "month"}):
+            raise _rule("a partitioned table needs 'period: {year: <column>, month: <column>}'")
+        missing = [c for c in [*self.key, *(self.period or {}).values()] if c not in self.columns]
         if missing:
-            raise ConfigError(f"schema.tables.{self.name}: key columns {missing} are not in columns")
+            raise _rule(f"key or period columns {missing} are not in columns")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Schema:
-    tables: dict[str, TableSpec]
+    tables: Annotated[dict[StrictStr, TableSpec], Field(min_length=1, description="a non-empty mapping")]
 
     def table(self, name: str) -> TableSpec:
         try:
@@ -390,26 +343,168 @@ class Schema:
             raise ConfigError(f"schema: no table {name!r}; the schema file describes {sorted(self.tables)}") from None
 
 
-def parse_schema(raw: dict[str, Any]) -> Schema:
-    raw = _tuples(raw)
-    tables_raw = raw.get("tables") if isinstance(raw, dict) else None
-    if not isinstance(tables_raw, dict) or not tables_raw:
-        raise ConfigError("schema: expected a non-empty 'tables' mapping")
-    tables = {}
-    for name, spec in tables_raw.items():
-        spec = dict(spec)
-        cols_raw = spec.pop("columns", None)
-        if not isinstance(cols_raw, dict) or not cols_raw:
-            raise ConfigError(f"schema.tables.{name}: expected a non-empty 'columns' mapping")
-        cols = {c: _build(ColumnSpec, s, f"schema.tables.{name}.columns.{c}") for c, s in cols_raw.items()}
-        tables[name] = _build(TableSpec, {**spec, "name": name, "columns": cols}, f"schema.tables.{name}")
-    return Schema(tables=tables)
+# --------------------------------------------------------------------------------------------- error messages
+
+_NOUNS = {
+    "int_type": "an integer",
+    "number_type": "a number",
+    "string_type": "a text",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "dataclass_type": "a mapping",
+    "tuple_type": "a list",
+}
+_RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unwrap(tp: Any) -> tuple[Any, str | None]:
+    """The bare type under Annotated / Optional, and the description the annotations give."""
+    description = None
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            for meta in tp.__metadata__:
+                if isinstance(meta, FieldInfo) and meta.description:
+                    description = meta.description
+            tp = tp.__origin__
+        elif typing.get_origin(tp) in (typing.Union, type(int | None)) and type(None) in get_args(tp):
+            inner = [a for a in get_args(tp) if a is not type(None)]
+            if len(inner) != 1:
+                return tp, description
+            tp = inner[0]
+        else:
+            return tp, description
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _walk(root: type, loc: tuple[Any, ...]) -> tuple[str | None, list[str]]:
+    """What the key at `loc` allows (its description) and the keys its parent section allows."""
+    tp: Any = root
+    known: list[str] = []
+    for part in loc:
+        tp, description = _unwrap(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = _hints(tp)
+            known = list(hints)
+            tp = hints.get(str(part))
+        elif typing.get_origin(tp) is dict:
+            keys = get_args(tp)[0]
+            known = list(get_args(keys)) if typing.get_origin(keys) is Literal else []
+            tp = get_args(tp)[1]
+        elif typing.get_origin(tp) is tuple:
+            tp = get_args(tp)[0]
+        else:
+            return None, known
+    tp, description = _unwrap(tp)
+    if description is None and dataclasses.is_dataclass(tp):
+        description = f"a mapping with keys {', '.join(_hints(tp))}"
+    if description is None and typing.get_origin(tp) is Literal:
+        description = "one of " + ", ".join(repr(a) for a in get_args(tp))
+    return description, known
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out.lstrip(".") or "(top level)"
+
+
+def _problem(root: type, error: Any) -> str:
+    """One line for one pydantic error: the key, the value and what is allowed."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    loc = tuple(p for p in error["loc"] if p != "[key]")
+    description, known = _walk(root, loc)
+    expected = f" (expected {description})" if description else ""
+    where = _where(loc)
+    if kind == "config_rule":
+        return f"{_where((*loc, *([ctx['at']] if ctx.get('at') else [])))}: {error['msg']}"
+    if kind == "value_error":
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+    if kind in ("missing", "missing_argument"):
+        return f"{where}: missing{expected}"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        return f"{where}: unknown key; expected one of {', '.join(known)}"
+    if error["loc"] and error["loc"][-1] == "[key]":
+        if known:
+            return f"{where}: unknown key {value!r}; expected one of {', '.join(map(str, known))}"
+        return f"{where}: the key {_show(value)} is not a text"
+    if kind == "literal_error":
+        return f"{where}: {_show(value)} is not one of {ctx['expected']}"
+    if kind in _NOUNS:
+        return f"{where}: {_show(value)} is not {_NOUNS[kind]}{expected}"
+    if kind == "string_pattern_mismatch":
+        return f"{where}: {_show(value)} is not allowed{expected}"
+    if kind in _RANGE:
+        return f"{where}: {_show(value)} is out of range{expected}"
+    if kind == "too_short":
+        return f"{where}: {_show(value)} is empty{expected}"
+    return f"{where}: {_show(value)}: {error['msg']}{expected}"
+
+
+@functools.cache
+def _adapter(cls: type[T]) -> TypeAdapter[T]:
+    return TypeAdapter(cls)
+
+
+def _validate(cls: type[T], raw: Any, source: str) -> T:
+    """`raw` as a `cls`, or a ConfigError with one line per problem, each starting with `source`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping of sections ({', '.join(_hints(cls))}), got {type(raw).__name__}"
+        )
+    try:
+        return _adapter(cls).validate_python(raw)
+    except _ValidationError as exc:
+        errors = exc.errors()
+    # A list whose items are wrong is not also "empty": pydantic counts only the items that passed.
+    errors = [
+        e
+        for e in errors
+        if e["type"] != "too_short" or not any(o["loc"][: len(e["loc"])] == e["loc"] and o is not e for o in errors)
+    ]
+    raise ConfigError("\n".join(f"{source}: {_problem(cls, e)}" for e in errors))
+
+
+def _read_yaml(path: Path, what: str, hint: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found; {hint}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {at}not valid YAML ({problem}); fix the syntax there") from None
+
+
+def parse_params(raw: Any, source: str = "params") -> Params:
+    return _validate(Params, raw, source)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    raw = _read_yaml(path, "params file", "run from the repository root or pass --params")
+    return parse_params(raw, str(path))
+
+
+def parse_schema(raw: Any, source: str = "schema") -> Schema:
+    if isinstance(raw, dict) and isinstance(raw.get("tables"), dict):
+        tables = {n: {**t, "name": n} if isinstance(t, dict) else t for n, t in raw["tables"].items()}
+        raw = {**raw, "tables": tables}
+    return _validate(Schema, raw, source)
 
 
 def load_schema(path: str | Path) -> Schema:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: schema file not found (params: data.schema)") from None
-    return parse_schema(raw or {})
+    return parse_schema(_read_yaml(path, "schema file", "check data.schema in params.yaml"), str(path))

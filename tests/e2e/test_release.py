@@ -192,7 +192,7 @@ def test_a_bad_model_fails_the_gate_before_package_and_an_override_lets_it_throu
             "approved_by": "Ada Lovelace",
             "reason": "constant baseline shipped on purpose for an A/B control",
             "rules": gate["failed"],
-            "model_sha256": gate["candidate"]["model_sha256"][:12],
+            "model_sha256": gate["candidate"]["model_sha256"],
         }
         set_params(repo, {("gate", "override"): override})
         ran, _ = repro(repo)

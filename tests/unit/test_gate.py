@@ -96,7 +96,7 @@ def test_promoted_rule_across_tasks_is_skipped():
 
 
 def override(**change) -> Override:
-    fields = {"approved_by": "Ada", "reason": "reviewed", "rules": ("max_metrics.ece",), "model_sha256": SHA[:12]}
+    fields = {"approved_by": "Ada", "reason": "reviewed", "rules": ("max_metrics.ece",), "model_sha256": SHA}
     return Override(**{**fields, **change})
 
 
@@ -113,7 +113,7 @@ def test_override_accepts_named_rules_for_the_named_model():
 
 
 def test_override_for_another_model_does_not_apply():
-    decision, record = apply_override(["max_metrics.ece"], override(model_sha256="ffffffffffff"), SHA)
+    decision, record = apply_override(["max_metrics.ece"], override(model_sha256="f" * 64), SHA)
     assert decision == "fail"
     assert record["applied"] is False
     assert "not this model 0123456789ab" in record["note"]
@@ -172,7 +172,7 @@ def test_alert_names_failed_rules_and_gives_the_override_snippet():
     assert "| min_metrics.roc_auc | 0.7000 | >= 0.9000 |" in text
     assert "max_metrics.ece |" not in text  # passed rules are not in the alert table
     assert "    rules: [min_metrics.roc_auc]" in text
-    assert '    model_sha256: "0123456789ab"' in text
+    assert f'    model_sha256: "{SHA}"' in text
     assert alert_path("reports/alerts", SHA).as_posix() == "reports/alerts/gate-0123456789ab.md"
 
 

@@ -135,8 +135,8 @@ def apply_override(
     if not failed:
         record["note"] = "not needed: every rule passed"
         return PASS, record
-    if not model_sha256.startswith(override.model_sha256.lower()):
-        record["note"] = f"written for model {override.model_sha256}, not this model {model_sha256[:12]}"
+    if model_sha256.lower() != override.model_sha256.lower():
+        record["note"] = f"written for model {override.model_sha256[:12]}, not this model {model_sha256[:12]}"
         return FAIL, record
     uncovered = [r for r in failed if r not in override.rules]
     if uncovered:
@@ -227,7 +227,7 @@ def render_alert(gate: dict[str, Any]) -> str:
             '    approved_by: "<your name>"',
             '    reason: "<why this model may ship anyway>"',
             f"    rules: [{rules}]",
-            f'    model_sha256: "{sha}"',
+            f'    model_sha256: "{c["model_sha256"]}"',  # the full hash: an override names one exact file
             "```",
         ]
     lines += ["", "Every rule, passed or not: `reports/gate.json`."]

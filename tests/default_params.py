@@ -1,0 +1,33 @@
+"""Params for tests, built from tests/fixtures/params.yaml (a copy of the committed defaults).
+
+Tests never read the repository's working params.yaml: `dvc exp run -S train.seed=7` leaves it changed, and a
+test's outcome must not depend on the last experiment. Start from `default_params()`, change what the test is
+about, and write it with `write_params`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).resolve().parent / "fixtures" / "params.yaml"
+
+
+def default_params(changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A fresh dict of the default params, with `changes` ({"section.key": value}) applied."""
+    params = yaml.safe_load(DEFAULTS_FILE.read_text())
+    for dotted, value in (changes or {}).items():
+        node = params
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return params
+
+
+def write_params(path: Path, params: Mapping[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(dict(params), sort_keys=False))
+    return path
