@@ -49,13 +49,16 @@ def read_capped(path: str | Path, limit: int, name: str, error: type[Exception])
     except OSError as exc:  # ELOOP: a symbolic link; EISDIR and others
         kind = "a symbolic link" if os.path.islink(path) else f"not readable ({exc.strerror})"
         raise error(f"{path}: {kind}; expected a regular file, refusing it") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise error(f"{path}: not a regular file; refusing it")
         if info.st_size > limit:
             raise error(over(str(path), info.st_size, limit, name))
-        data = f.read(limit + 1)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
     if len(data) > limit:  # it grew while being read
         raise error(over(str(path), len(data), limit, name))
     return data
