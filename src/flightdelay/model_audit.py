@@ -36,6 +36,7 @@ MODEL_TYPES = frozenset(
     {
         "DTypeNode numpy.dtype",
         "DictNode builtins.dict",
+        "FunctionNode sklearn.utils.validation.check_array",  # only as the func of AUDITED_PARTIAL
         "JsonNode builtins.str",
         "ListNode builtins.list",
         "LossNode sklearn._loss._loss.CyHalfBinomialLoss",
