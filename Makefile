@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv repro test test-fast lint lock dag clean-venv
+.PHONY: help venv repro test test-fast lint lock dag docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,15 +34,18 @@ test: $(STAMP)  ## run the whole test suite, end-to-end tests included
 test-fast: $(STAMP)  ## unit and data tests only (skips the slow end-to-end runs)
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(STAMP)  ## ruff over src and tests
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: $(STAMP)  ## ruff over src, tests and tools
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 
 lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (maintainers)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 --no-header -o requirements.lock
 
 dag: $(STAMP)  ## print the stage graph
 	$(BIN)/dvc dag
+
+docs: $(STAMP)  ## rewrite the README's stage graph and stage map from dvc.yaml
+	$(BIN)/python tools/readme_tables.py
 
 clean-venv:  ## remove .venv
 	rm -rf $(VENV)

@@ -114,14 +114,14 @@ def test_queued_experiments_need_no_remote(tmp_path):
     assert "four" in dvc("exp", "show", "--no-pager", "--md", cwd=repo, env=offline).stdout
 
 
-def test_readme_explains_the_remote():
-    readme = (REPO / "README.md").read_text()
+def test_docs_explain_the_remote():
+    readme = (REPO / "docs" / "remote.md").read_text()
     for needed in ("dvc remote modify --local storage", "AWS_ENDPOINT_URL", "dvc push --run-cache"):
         assert needed in readme, needed
 
 
 def test_workflow_secret_names_are_documented():
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "ci.md").read_text()
     for name in ("DVC_AWS_ACCESS_KEY_ID", "DVC_AWS_SECRET_ACCESS_KEY", "DVC_REMOTE_URL", "DVC_S3_ENDPOINT"):
         assert name in readme, name
         assert name in Path(REPO / ".github" / "workflows" / "pipeline.yml").read_text()

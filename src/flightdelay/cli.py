@@ -4,6 +4,10 @@ dvc.yaml calls these; people normally run `dvc repro`, which calls only the stag
 A few commands are human steps outside the pipeline: `verify` checks a model package, `promote`, `rollback`
 and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.registry).
 `flightdelay pr-report --base REV` is a tool, not a stage: it builds the pull-request comment (see pr_report).
+
+This file imports only what every command needs. The module that runs a command (`runner`) is imported when that
+command runs, so a stage runs this file, `__main__.py` and its own module's imports, nothing else: the code deps
+dvc.yaml lists for it (tests/security/test_stage_deps.py derives them from the imports and compares).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
-import json
 import logging
 import re
 import sys
@@ -22,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from flightdelay import logs, pr_report
+from flightdelay import logs
 from flightdelay.config import ConfigError, load_params, load_schema
 from flightdelay.errors import PipelineError
 
@@ -79,15 +82,36 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "history":
             command.add_argument("--json", action="store_true", help="machine-readable output")
         command.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
-    pr_report.add_arguments(sub.add_parser("pr-report", help=TOOLS["pr-report"], description=TOOLS["pr-report"]))
+    for name, help_text in TOOLS.items():  # a tool parses its own arguments (tool_parser), after it is imported
+        sub.add_parser(name, help=help_text, description=help_text, add_help=False)
     return parser
 
 
-def run_tool(args: argparse.Namespace) -> int:
+def runner(command: str) -> str:
+    """The module that runs `command`, imported only when it runs (never imported by this file)."""
+    if command in STAGES:
+        return f"flightdelay.stages.{command}"
+    if command in COMMANDS:
+        return "flightdelay.commands"
+    if command in TOOLS:
+        return "flightdelay.pr_report"
+    raise ValueError(f"unknown command {command!r}")
+
+
+def tool_parser(name: str) -> argparse.ArgumentParser:
+    """The arguments of a tool, from its module's `add_arguments`."""
+    parser = argparse.ArgumentParser(prog=f"flightdelay {name}", description=TOOLS[name])
+    importlib.import_module(runner(name)).add_arguments(parser)
+    return parser
+
+
+def run_tool(name: str, argv: Sequence[str]) -> int:
     """Run a command that is not a stage; it prints what it wrote on stdout."""
-    log_file = logs.configure(args.stage, verbose=args.verbose)
+    args = tool_parser(name).parse_args(argv)
+    args.stage = name
+    log_file = logs.configure(name, verbose=args.verbose)
     try:
-        written = pr_report.run(args)
+        written = importlib.import_module(runner(name)).run(args)
     except PipelineError as exc:
         log.error("%s failed: %s", args.stage, exc)
         log.error("full log: %s", log_file)
@@ -122,36 +146,13 @@ def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tup
     return deps, outs
 
 
-def _command(args: argparse.Namespace) -> None:
-    """The human commands; their results go to stdout."""
-    from flightdelay import registry
-
-    if args.stage == "verify":
-        from flightdelay.packaging import load_package
-
-        package = load_package(args.path)
-        m = package.manifest
-        sys.stdout.write(
-            f"{package.path}: OK ({m['model']['kind']} {m['model']['task']}, gate {m['gate']['decision']}, "
-            f"hash {package.hash})\n"
-        )
-    elif args.stage == "promote":
-        record = registry.promote(args.repo, args.target, version=args.version, reason=args.reason)
-        p = record["promoted"]
-        sys.stdout.write(f"{args.target}: {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
-    elif args.stage == "rollback":
-        record = registry.rollback(args.repo, args.target, reason=args.reason)
-        p = record["promoted"]
-        sys.stdout.write(f"{args.target}: rolled back to {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
-    elif args.stage == "history":
-        rows = registry.history(args.repo, args.target)
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n" if args.json else registry.render_history(args.target, rows))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
     if args.stage in TOOLS:
-        return run_tool(args)
+        return run_tool(args.stage, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     log_file = logs.configure(args.stage, verbose=args.verbose)
     started = dt.datetime.now(dt.UTC)
     start = time.perf_counter()
@@ -165,11 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.stage in COMMANDS:
-            _command(args)
+            importlib.import_module(runner(args.stage)).run(args)
             return 0
         params = load_params(args.params)
         schema = load_schema(params.data.schema)
-        module = importlib.import_module(f"flightdelay.stages.{args.stage}")
+        module = importlib.import_module(runner(args.stage))
         rows = module.run(params, schema) or {}
     except (PipelineError, ConfigError) as exc:
         log.error("%s failed: %s", args.stage, exc, extra={"event": {"event": "stage_failed", "stage": args.stage}})

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flightdelay.errors import PipelineError
+
 
 def remove_leftovers(path: Path) -> None:
     """Remove temporary siblings of `path` left by a run that was killed before it could clean up.
@@ -126,3 +128,11 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
 def partition_files(directory: str | Path) -> list[Path]:
     """The `YYYY-MM.parquet` files of a partitioned table directory, in month order."""
     return sorted(Path(directory).glob("????-??.parquet"))
+
+
+def read_split(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """All partitions of a split (data/processed/train or test), optionally only some columns."""
+    files = partition_files(directory)
+    if not files:
+        raise PipelineError(f"{directory}: no partitions; run the features stage first")
+    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)

@@ -17,20 +17,27 @@ stack up and rollbacks pop them: after v1, v2, v3 and two rollbacks, prod is v1 
 The gate compares new models with the one in prod. Tags are not files, so DVC cannot see them change: each
 promotion and rollback also writes `registry/<stage>.json` (the version, its commit and the package summary
 from `reports/package.json` at that commit) and commits it. That file is the gate stage's dependency.
+
+Promotions and rollbacks hold a lock (`flightdelay-registry.lock` in the repository's common git directory, so
+every worktree shares it) from their first check to their commit: a second one at the same time is refused
+before it checks anything. If a step fails midway, what was done (new tags, the record file) is undone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import functools
 import json
 import logging
+import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import yaml
 
@@ -45,8 +52,10 @@ RECORD_DIR = "registry"
 PACKAGE_POINTER = "reports/package.json"
 GATE_FILE = "reports/gate.json"
 PACKAGE_PARENT = "models/package"
-LOCK_FILE = "dvc.lock"
+DVC_LOCK = "dvc.lock"
 _COUNTER = re.compile(r"#(\d+)$")
+LOCK_FILE = "flightdelay-registry.lock"
+_P = ParamSpec("_P")
 
 
 class RegistryError(PipelineError):
@@ -108,6 +117,100 @@ def show_json(repo: Path, commit: str, path: str) -> dict[str, Any] | None:
     """A JSON file as committed at `commit`, or None when it is not there."""
     proc = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, text=True, check=False)
     return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+# ------------------------------------------------------------------------------------------------ lock
+
+
+def lock_path(repo: Path) -> Path:
+    """The registry lock: in the common git directory, shared by every worktree of the repository."""
+    common = Path(_git(repo, "rev-parse", "--git-common-dir").strip())
+    return (common if common.is_absolute() else repo / common) / LOCK_FILE
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what the holder wrote in the lock file."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return f"pid {int(info['pid'])} since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that is starting"
+
+
+@contextlib.contextmanager
+def registry_lock(repo: Path) -> Iterator[None]:
+    """Hold the registry lock, or refuse at once if another promotion or rollback holds it.
+
+    An advisory `flock` on the lock file: the system releases it when its holder exits, killed or not, so a
+    lock is never stale. The file stays (removing a locked file would let two processes lock two files); the
+    holder writes its pid and start time in it for the message the loser gets.
+    """
+    import fcntl  # POSIX only, like the rest of the toolchain here (git hooks, make)
+
+    path = lock_path(repo)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RegistryError(
+                f"another promotion is running (lock {path} held by {_holder(fd)}); try again when it finishes"
+            ) from None
+        since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": since}).encode("utf-8"), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _tags(repo: Path) -> set[str]:
+    return set(_git(repo, "tag", "--list").split())
+
+
+@contextlib.contextmanager
+def _undo_on_failure(repo: Path, stage: str) -> Iterator[None]:
+    """If the operation fails before its commit, delete the tags it made and restore the stage's record file."""
+    tags = _tags(repo)
+    head = _git(repo, "rev-parse", "HEAD").strip()
+    path = record_file(stage, repo)
+
+    def content() -> bytes | None:
+        return path.read_bytes() if path.exists() else None
+
+    saved = content()
+    try:
+        yield
+    except BaseException:
+        new_tags = sorted(_tags(repo) - tags)
+        if _git(repo, "rev-parse", "HEAD").strip() != head or (not new_tags and content() == saved):
+            raise  # the commit, the last step, was made (the change is whole), or nothing was changed yet
+        with contextlib.suppress(RegistryError, OSError):  # never hide the error that made us undo
+            for tag in new_tags:
+                _git(repo, "tag", "--delete", tag)
+            if saved is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(saved)
+            _git(repo, "reset", "--quiet", "--", str(path.relative_to(repo)))  # the checks found the index clean
+        log.warning("undid the unfinished change: deleted tags %s, restored %s", new_tags or "(none)", path)
+        raise
+
+
+def _locked(
+    operation: Callable[Concatenate[str | Path, str, _P], dict[str, Any]],
+) -> Callable[Concatenate[str | Path, str, _P], dict[str, Any]]:
+    """Run a registry change under the registry lock, undoing it if it fails midway."""
+
+    @functools.wraps(operation)
+    def locked(repo: str | Path, stage: str, *args: _P.args, **kwargs: _P.kwargs) -> dict[str, Any]:
+        with registry_lock(Path(repo)), _undo_on_failure(Path(repo), stage):
+            return operation(repo, stage, *args, **kwargs)
+
+    return locked
 
 
 # ------------------------------------------------------------------------------------------------ events
@@ -228,7 +331,7 @@ def check_package_matches_lock(repo: Path, commit: str) -> None:
     """Refuse a workspace `models/package` that is not the one `dvc.lock` records at `commit`: a package
     changed after `dvc repro` (even into another self-consistent package) is never promoted."""
     proc = subprocess.run(
-        ["git", "show", f"{commit}:{LOCK_FILE}"], cwd=repo, capture_output=True, text=True, check=False
+        ["git", "show", f"{commit}:{DVC_LOCK}"], cwd=repo, capture_output=True, text=True, check=False
     )
     try:
         lock = yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
@@ -239,13 +342,13 @@ def check_package_matches_lock(repo: Path, commit: str) -> None:
     recorded = next((o.get("md5") for o in outs if isinstance(o, dict) and o.get("path") == PACKAGE_PARENT), None)
     if not recorded:
         raise RegistryError(
-            f"{LOCK_FILE} at {commit[:12]} records no {PACKAGE_PARENT} output of the package stage, so the package "
+            f"{DVC_LOCK} at {commit[:12]} records no {PACKAGE_PARENT} output of the package stage, so the package "
             "cannot be matched with the run that made it; run `dvc repro` and commit dvc.lock"
         )
     actual = dvc_dir_hash(repo / PACKAGE_PARENT)
     if actual != recorded:
         raise RegistryError(
-            f"{PACKAGE_PARENT} in the workspace (DVC hash {actual}) is not what {LOCK_FILE} records at {commit[:12]} "
+            f"{PACKAGE_PARENT} in the workspace (DVC hash {actual}) is not what {DVC_LOCK} records at {commit[:12]} "
             f"({recorded}): it was changed after `dvc repro`; run `dvc checkout {PACKAGE_PARENT}` and try again"
         )
 
@@ -283,6 +386,7 @@ def _next_second() -> None:
     time.sleep(1.0 - (time.time() % 1.0) + 0.01)
 
 
+@_locked
 def promote(repo: str | Path, stage: str, version: str | None = None, reason: str = "") -> dict[str, Any]:
     """Assign `stage` to a version: the package committed at HEAD (registered as a new version if needed),
     or an already registered `version`. Returns the registry record written and committed."""
@@ -335,6 +439,7 @@ def _latest_tag(repo: Path, stage: str, version: str) -> str:
     return events[-1].tag
 
 
+@_locked
 def rollback(repo: str | Path, stage: str, reason: str = "") -> dict[str, Any]:
     """Withdraw the version in `stage` and assign the stage again to the version before it."""
     from gto import api

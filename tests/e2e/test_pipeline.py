@@ -156,7 +156,7 @@ def test_experiment_runs_and_shows_metrics(repo):
 
 def test_queued_experiments(repo):
     dvc("exp", "run", "--queue", "-n", "logreg", "-S", "train.model=logistic_regression", cwd=repo)
-    # The gate refuses a constant model (ROC AUC 0.5), so this experiment stops after evaluate (README).
+    # The gate refuses a constant model (ROC AUC 0.5), so this experiment stops after evaluate (README, Experiments).
     dvc("exp", "run", "--queue", "-n", "const", "-S", "train.model=constant", "evaluate", cwd=repo)
     dvc("queue", "start", "--jobs", "1", cwd=repo)
     deadline = time.monotonic() + 600

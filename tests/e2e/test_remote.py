@@ -5,7 +5,7 @@ pull from the server and reproduce nothing; the run-cache on the server restores
 a cache object removed locally or on the server is detected and re-fetched or re-pushed; and a remote that
 refuses connections or never answers fails with a clear message in bounded time.
 
-Fake credentials only, in environment variables; the endpoint is set per clone, as the README describes.
+Fake credentials only, in environment variables; the endpoint is set per clone, as docs/remote.md describes.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_fresh_clone_pulls_and_reproduces_nothing(origin, s3, tmp_path):
     assert json.loads(dvc("status", "--json", cwd=repo, env=env).stdout) == {}
 
     # An object removed on the remote is detected and pushed again from the local cache. (A file output:
-    # DVC takes a directory's listing on the remote as proof of its files; see the README.)
+    # DVC takes a directory's listing on the remote as proof of its files; see docs/remote.md.)
     summary = locked_md5(repo, "train", "models/train_summary.json")
     delete_key(s3, f"cache/files/md5/{summary[:2]}/{summary[2:]}")
     try:

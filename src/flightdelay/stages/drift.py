@@ -28,8 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from flightdelay.config import DriftParams, Params, Schema
-from flightdelay.io import read_json, read_parquet, write_json, write_text
-from flightdelay.stages.train import read_split
+from flightdelay.io import read_json, read_parquet, read_split, write_json, write_text
 
 log = logging.getLogger(__name__)
 

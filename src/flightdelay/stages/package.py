@@ -34,9 +34,8 @@ import yaml
 from flightdelay import __version__
 from flightdelay.config import Params, Schema
 from flightdelay.errors import PipelineError
-from flightdelay.io import atomic_dir, partition_files, read_json, read_parquet, write_json
+from flightdelay.io import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
 from flightdelay.packaging import MANIFEST_FORMAT, sha256_bytes, verify_package, write_package
-from flightdelay.stages.train import read_split
 
 log = logging.getLogger(__name__)
 

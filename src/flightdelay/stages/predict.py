@@ -17,9 +17,8 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 
 from flightdelay.config import Params, Schema
-from flightdelay.io import read_json, write_json, write_parquet
+from flightdelay.io import read_json, read_split, write_json, write_parquet
 from flightdelay.model import load_model, prepare
-from flightdelay.stages.train import read_split
 
 log = logging.getLogger(__name__)
 

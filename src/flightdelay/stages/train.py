@@ -15,7 +15,7 @@ from sklearn.metrics import log_loss, mean_squared_error
 
 from flightdelay.config import Params, Schema, TrainParams
 from flightdelay.errors import PipelineError
-from flightdelay.io import partition_files, read_json, read_parquet, write_json
+from flightdelay.io import read_json, read_split, write_json
 from flightdelay.model import build_pipeline, prepare, save_model
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,6 @@ def select_features(spec: dict[str, Any], groups: tuple[str, ...]) -> tuple[list
     categorical = [c for c in columns if c in spec["categorical"]]
     numeric = [c for c in columns if c not in spec["categorical"]]
     return numeric, categorical
-
-
-def read_split(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """All partitions of a split (data/processed/train or test), optionally only some columns."""
-    files = partition_files(directory)
-    if not files:
-        raise PipelineError(f"{directory}: no partitions; run the features stage first")
-    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)
 
 
 def iterations(estimator: Any) -> int:

@@ -1,0 +1,35 @@
+"""The human commands outside the pipeline: `verify` a package, `promote`, `rollback` and `history` of a stage.
+
+`flightdelay.cli` parses the arguments and imports this module only when one of these commands runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from flightdelay import registry
+from flightdelay.packaging import load_package
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run one of the commands; its result goes to stdout."""
+    if args.stage == "verify":
+        package = load_package(args.path)
+        m = package.manifest
+        sys.stdout.write(
+            f"{package.path}: OK ({m['model']['kind']} {m['model']['task']}, gate {m['gate']['decision']}, "
+            f"hash {package.hash})\n"
+        )
+    elif args.stage == "promote":
+        record = registry.promote(args.repo, args.target, version=args.version, reason=args.reason)
+        p = record["promoted"]
+        sys.stdout.write(f"{args.target}: {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
+    elif args.stage == "rollback":
+        record = registry.rollback(args.repo, args.target, reason=args.reason)
+        p = record["promoted"]
+        sys.stdout.write(f"{args.target}: rolled back to {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
+    elif args.stage == "history":
+        rows = registry.history(args.repo, args.target)
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n" if args.json else registry.render_history(args.target, rows))

@@ -1,0 +1,140 @@
+"""Every module a stage runs is one of its deps in dvc.yaml, and no other package module is.
+
+A stage's code is what `python -m flightdelay <stage>` imports: `__main__.py`, `cli.py` and what it imports at
+the top, then the stage's own module (cli imports it by name, `cli.runner`) and everything that imports, at
+module level or inside a function, within the `flightdelay` package. A module missing from the deps would let
+a change to it rerun nothing, and let the run-cache restore outputs that other code made; a module listed but
+not imported reruns the stage for nothing. Non-package deps (data, config/schema.yaml) are not checked here.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flightdelay import cli
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+PACKAGE = "flightdelay"
+CMD = re.compile(rf"^python -m {PACKAGE} ([a-z-]+)$")
+
+
+def module_file(name: str, src: Path) -> Path | None:
+    """The file of module `name` under `src`: a .py file or a package's __init__.py (None for neither)."""
+    base = src.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_modules(name: str, src: Path, package: str = PACKAGE) -> set[str]:
+    """The package modules that module `name` imports anywhere in its file (top level or inside functions)."""
+    path = module_file(name, src)
+    assert path is not None, f"{name}: no such module under {src}"
+    here = name if path.name == "__init__.py" else name.rpartition(".")[0]  # the package relative imports start at
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = here.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            # `from pkg import x` imports pkg, and pkg.x too when x is a module
+            targets = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for target in targets:
+            if (target == package or target.startswith(f"{package}.")) and module_file(target, src):
+                found.add(target)
+    return found
+
+
+def closure(roots: set[str], src: Path, package: str = PACKAGE) -> set[Path]:
+    """Files of `roots` and of every package module they import, directly or not, with their packages' __init__."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        parents = [".".join(parts[:i]) for i in range(1, len(parts))]  # importing a.b.c runs a and a.b first
+        todo.extend(p for p in parents if module_file(p, src))
+        todo.extend(imported_modules(name, src, package))
+    return {module_file(name, src) for name in seen}  # type: ignore[misc]
+
+
+def stage_code(command: str, src: Path = SRC) -> set[str]:
+    """The package files `python -m flightdelay <command>` runs, as paths relative to the repository."""
+    roots = {f"{PACKAGE}.__main__", cli.runner(command)}
+    return {path.relative_to(src.parent).as_posix() for path in closure(roots, src)}
+
+
+def dvc_stages() -> dict[str, dict]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(dvc_stages()))
+def test_a_stage_lists_exactly_the_modules_it_runs(stage):
+    spec = dvc_stages()[stage]
+    match = CMD.match(spec["cmd"])
+    assert match, f"dvc.yaml stage {stage}: cmd {spec['cmd']!r} is not `python -m {PACKAGE} <command>`"
+    code = stage_code(match.group(1))
+    listed = {dep for dep in spec.get("deps", []) if isinstance(dep, str) and dep.startswith(f"src/{PACKAGE}/")}
+    missing, extra = sorted(code - listed), sorted(listed - code)
+    assert not missing, f"dvc.yaml stage {stage}: deps lack modules it imports: {missing}; add them to its deps"
+    assert not extra, f"dvc.yaml stage {stage}: deps list modules it does not import: {extra}; remove them"
+
+
+def test_the_entry_point_imports_no_stage_or_command_module():
+    """cli.py imports a command's module only when it runs: otherwise every stage would run every module."""
+    code = stage_code("raw")
+    assert f"src/{PACKAGE}/cli.py" in code
+    assert not {f"src/{PACKAGE}/pr_report.py", f"src/{PACKAGE}/registry.py", f"src/{PACKAGE}/commands.py"} & code
+    assert [p for p in code if "/stages/" in p] == [f"src/{PACKAGE}/stages/raw.py"]
+
+
+def write(src: Path, name: str, text: str) -> None:
+    path = src / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_the_import_graph_follows_every_import_form(tmp_path):
+    src = tmp_path / "src"
+    write(src, "pkg/__init__.py", "")
+    write(src, "pkg/__main__.py", "from pkg.cli import main\n")
+    write(src, "pkg/cli.py", "import json\nfrom pkg import logs\n")
+    write(src, "pkg/logs.py", "")
+    write(src, "pkg/stages/__init__.py", "")
+    write(src, "pkg/stages/one.py", "from ..io import read\nfrom . import two\n\ndef run():\n    import pkg.late\n")
+    write(src, "pkg/stages/two.py", "from pkg.errors import Error as E\n")
+    write(src, "pkg/io.py", "def read():\n    from .errors import Error\n")
+    write(src, "pkg/errors.py", "class Error(Exception): ...\n")
+    write(src, "pkg/late.py", "")
+    write(src, "pkg/unused.py", "from pkg import late\n")
+
+    files = {p.relative_to(src).as_posix() for p in closure({"pkg.__main__", "pkg.stages.one"}, src, "pkg")}
+    assert files == {
+        "pkg/__init__.py",
+        "pkg/__main__.py",
+        "pkg/cli.py",
+        "pkg/logs.py",
+        "pkg/stages/__init__.py",
+        "pkg/stages/one.py",
+        "pkg/stages/two.py",
+        "pkg/io.py",
+        "pkg/errors.py",
+        "pkg/late.py",
+    }
