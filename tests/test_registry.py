@@ -18,7 +18,7 @@ import pytest
 
 from flightdelay import registry
 from flightdelay.cli import main
-from flightdelay.packaging import MODEL_FILE, write_package_files
+from flightdelay.packaging import MODEL_FILE, write_package
 from flightdelay.registry import RegistryError
 from flightdelay.stages.package import pointer
 from tests.unit.test_packaging import manifest_for, tiny_model_bytes
@@ -49,8 +49,15 @@ def repo(tmp_path, monkeypatch) -> Path:
     return path
 
 
+def write_lock(repo: Path) -> None:
+    """dvc.lock as `dvc repro` leaves it: the package stage's out is the DVC hash of models/package."""
+    md5 = registry.dvc_dir_hash(repo / "models" / "package")
+    lock = {"schema": "2.0", "stages": {"package": {"cmd": "x", "outs": [{"path": "models/package", "md5": md5}]}}}
+    (repo / "dvc.lock").write_text(json.dumps(lock))  # JSON is YAML
+
+
 def commit_model(repo: Path, seed: int, decision: str = "pass") -> dict:
-    """A commit whose package was trained with `seed` (a different package per seed)."""
+    """A commit whose package was trained with `seed` (a different package per seed). Returns its pointer."""
     model_bytes = tiny_model_bytes()
     manifest = manifest_for(model_bytes, params={"train": {"seed": seed}})
     manifest["gate"] = {**manifest["gate"], "decision": decision}
@@ -60,13 +67,15 @@ def commit_model(repo: Path, seed: int, decision: str = "pass") -> dict:
             for f in old.iterdir():
                 f.unlink()
             old.rmdir()
-    write_package_files(parent / manifest["name"], model_bytes, manifest)
+    directory, full_hash = write_package(parent, model_bytes, manifest)
+    package = pointer(manifest, "models/package", directory.name, full_hash)
     (repo / "reports").mkdir(exist_ok=True)
-    (repo / "reports" / "package.json").write_text(json.dumps(pointer(manifest, "models/package")))
+    (repo / "reports" / "package.json").write_text(json.dumps(package))
     (repo / "reports" / "gate.json").write_text(json.dumps({"decision": decision}))
+    write_lock(repo)
     git(repo, "add", "-A")
     git(repo, "commit", "--quiet", "-m", f"model seed {seed}")
-    return manifest
+    return package
 
 
 def a_second_later() -> None:

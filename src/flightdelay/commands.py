@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> None:
         m = package.manifest
         sys.stdout.write(
             f"{package.path}: OK ({m['model']['kind']} {m['model']['task']}, gate {m['gate']['decision']}, "
-            f"hash {m['hash']})\n"
+            f"hash {package.hash})\n"
         )
     elif args.stage == "promote":
         record = registry.promote(args.repo, args.target, version=args.version, reason=args.reason)

@@ -1,6 +1,8 @@
 """The scikit-learn pipeline and its model file.
 
-The model is saved in skops format, which stores state as data and cannot run code on load. skops names
+The model is saved in skops format, which stores state as data. Loading checks the file's bytes first and
+refuses anything `build_pipeline` does not make, before skops builds or runs anything (flightdelay.model_audit,
+docs/security.md). skops names
 array entries and shared objects by `id()` and stamps zip entries with the current time, so two identical
 models would give different bytes; `dumps_canonical` renames entries by order of appearance and fixes the
 timestamps, so the same training run always writes the same file (and DVC sees the same hash).
@@ -9,7 +11,7 @@ timestamps, so the same training run always writes the same file (and DVC sees t
 from __future__ import annotations
 
 import io
-import json
+import logging
 import re
 import zipfile
 from pathlib import Path
@@ -25,17 +27,19 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from skops.io.exceptions import UntrustedTypesFoundException
 
+from flightdelay import limits
 from flightdelay.errors import PipelineError
 from flightdelay.io import atomic_path
+from flightdelay.limits import read_capped
+from flightdelay.model_audit import SKOPS_TRUSTED, audit_model_bytes
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Object ids skops writes: array entry names ("<id>.npy") and memo ids ("__id__": <id>).
 _IDS = re.compile(r'"(\d+)\.npy"|"__id__": (\d+)')
 
-# Everything a model file written by `build_pipeline` may contain. Loading refuses any other type.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-TRUSTED_EXACT = frozenset({"functools.partial"})  # scikit-learn's losses hold partials of its own functions
+log = logging.getLogger(__name__)
 
 
 def build_pipeline(
@@ -144,27 +148,30 @@ def dumps_canonical(obj: Any) -> bytes:
 
 def save_model(obj: Any, path: str | Path) -> None:
     data = dumps_canonical(obj)
-    check = sio.loads(data, trusted=_trusted(data))  # a file we cannot read back is never written
+    check = loads_model(data, str(path))  # a file we cannot read back is never written
     if type(check) is not type(obj):
         raise PipelineError("model file round trip gave a different type")
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
-def _trusted(data: bytes) -> list[str]:
-    untrusted = sio.get_untrusted_types(data=data)
-    foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_EXACT]
-    if foreign:
-        raise PipelineError(f"model file holds types outside scikit-learn/numpy/scipy: {foreign}; refusing to load it")
-    return untrusted
+def loads_model(data: bytes, where: str) -> Any:
+    """A model from skops bytes, refused (before anything runs) unless it holds only what `build_pipeline` makes."""
+    if not data:
+        raise PipelineError(f"{where}: not a readable skops model file (it is empty); rerun the train stage")
+    audit_model_bytes(data, where)
+    try:
+        return sio.loads(data, trusted=sorted(SKOPS_TRUSTED))
+    except UntrustedTypesFoundException as exc:
+        raise PipelineError(f"{where}: skops refuses types in the model file ({exc}); refusing to load it") from None
+    except Exception as exc:  # a damaged file can raise anything inside skops, numpy or scikit-learn
+        log.debug("loading %s failed", where, exc_info=True)
+        raise PipelineError(
+            f"{where}: not a readable skops model file ({type(exc).__name__}: {str(exc)[:200]}); rerun the train stage"
+        ) from None
 
 
 def load_model(path: str | Path) -> Any:
-    """Load a skops model file, refusing any type not from scikit-learn, numpy or scipy."""
-    data = Path(path).read_bytes()
-    if not data:
-        raise PipelineError(f"{path}: not a readable skops model file (it is empty); rerun the train stage")
-    try:
-        return sio.loads(data, trusted=_trusted(data))
-    except (zipfile.BadZipFile, json.JSONDecodeError, KeyError) as exc:
-        raise PipelineError(f"{path}: not a readable skops model file ({exc}); rerun the train stage") from None
+    """Load a skops model file holding only the types `build_pipeline` makes (see flightdelay.model_audit)."""
+    data = read_capped(path, limits.MODEL_FILE_MAX_BYTES, "MODEL_FILE_MAX_BYTES", PipelineError)
+    return loads_model(data, str(path))

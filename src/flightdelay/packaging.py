@@ -1,34 +1,46 @@
-"""Content-addressed model packages: write them, verify them, load them safely.
+"""Content-addressed model packages: write them, verify them, load them safely (docs/security.md).
 
 A package is a directory `model-<hash>/` holding
 
 - `model.skops`       the fitted scikit-learn pipeline (skops: state as data, no pickle);
 - `manifest.json`     what the model is, what made it and how it was judged (see stages/package.py);
-- `checksums.sha256`  the SHA-256 of every other file, in `sha256sum` format (`sha256sum -c` checks it).
+- `checksums.sha256`  the SHA-256 of the two other files, in `sha256sum` format (`sha256sum -c` checks it).
 
-`<hash>` is the first 16 hex digits of the SHA-256 of (the model file's SHA-256, the params, the data hashes),
-all three also written in the manifest, so the name can be recomputed from the contents.
+The package hash is the SHA-256 of the bytes of `checksums.sha256`, and the name is `model-` and its first 16
+hex digits. So the name covers every file: change a byte of the model or the manifest and its checksum
+changes, so the checksum file changes, so the hash does. Nothing in a package holds the package's own hash or
+name (a file cannot hold a hash of itself); the checksum file holds the hashes of the other two, the name the
+hash of the checksum file. `reports/package.json` (git-tracked) records the full hash, and `dvc.lock` the
+DVC hash of the whole `models/package` directory, for promotion to compare with (flightdelay.registry).
 
-`load_package` verifies everything before it reads the model: the checksum file lists exactly the files
-present, every checksum matches, the manifest's name and hash match the directory and its contents, and the
-model file holds only scikit-learn, numpy and scipy types. Nothing in a package is ever executed or unpickled.
+`verify_package` checks, before reading further: the directory is a real directory named `model-<16 hex>`,
+its checksum file is a regular file under its size limit, in canonical form, and hashes to the name; it lists
+exactly the model and the manifest, which are the only other files there; each is a regular file under its
+limit (flightdelay.limits) whose SHA-256 matches. Then the manifest must be a JSON object of this format that
+names this model file and records a gate decision of `pass` or `overridden`. `load_package` then loads the
+model from the verified bytes (flightdelay.model_audit refuses anything `build_pipeline` does not make).
+Nothing in a package is ever executed or unpickled. The hash proves integrity, not who built the package.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flightdelay import limits
 from flightdelay.errors import PipelineError
 from flightdelay.io import to_json
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 CHECKSUM_FILE = "checksums.sha256"
+MANIFEST_FORMAT = 2  # 2: the name is the hash of the checksum file, and the manifest holds neither
+ACCEPTED_GATE = ("pass", "overridden")
 NAME_DIGITS = 16
 _LINE = re.compile(r"^([0-9a-f]{64})  ([A-Za-z0-9._-]+)$")
 _NAME = re.compile(r"^model-([0-9a-f]{16})$")
@@ -42,23 +54,9 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _canonical(value: Any) -> bytes:
-    """The JSON the manifest stores (floats rounded as written), with sorted keys and no whitespace."""
-    stored = json.loads(to_json(value))
-    return json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def package_hash(model_sha256: str, params: dict[str, Any], data: dict[str, Any]) -> str:
-    """SHA-256 of (model file SHA-256, params, data hashes): the package's identity."""
-    return sha256_bytes(_canonical({"model_sha256": model_sha256, "params": params, "data": data}))
+def package_hash(checksums_text: str) -> str:
+    """The package's identity: the SHA-256 of its checksum file, which holds the SHA-256 of every other file."""
+    return sha256_bytes(checksums_text.encode("utf-8"))
 
 
 def package_name(full_hash: str) -> str:
@@ -85,78 +83,128 @@ def parse_checksums(text: str, where: str) -> dict[str, str]:
     return files
 
 
-def write_package_files(directory: Path, model_bytes: bytes, manifest: dict[str, Any]) -> None:
-    """Write the three files of a package into `directory` (which the caller builds atomically)."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_package(parent: Path, model_bytes: bytes, manifest: dict[str, Any]) -> tuple[Path, str]:
+    """Write a package into `parent` (which the caller builds atomically). Returns its directory and hash."""
     manifest_text = to_json(manifest).encode()
+    checksums = render_checksums({MODEL_FILE: sha256_bytes(model_bytes), MANIFEST_FILE: sha256_bytes(manifest_text)})
+    full_hash = package_hash(checksums)
+    directory = Path(parent) / package_name(full_hash)
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / MODEL_FILE).write_bytes(model_bytes)
     (directory / MANIFEST_FILE).write_bytes(manifest_text)
-    checksums = {MODEL_FILE: sha256_bytes(model_bytes), MANIFEST_FILE: sha256_bytes(manifest_text)}
-    (directory / CHECKSUM_FILE).write_text(render_checksums(checksums), encoding="utf-8")
+    (directory / CHECKSUM_FILE).write_text(checksums, encoding="utf-8")
+    return directory, full_hash
 
 
-def verify_package(path: str | Path) -> dict[str, Any]:
-    """Check a package without loading its model. Returns the manifest; raises PackageError on any mismatch."""
+@dataclass(frozen=True)
+class VerifiedPackage:
+    path: Path
+    hash: str
+    manifest: dict[str, Any]
+    model_bytes: bytes
+
+
+def _read(path: Path, limit: int, name: str) -> bytes:
+    return limits.read_capped(path, limit, name, PackageError)
+
+
+def _check_file(path: Path, data: bytes, expected: str) -> None:
+    actual = sha256_bytes(data)
+    if actual != expected:
+        raise PackageError(
+            f"{path}: SHA-256 is {actual}, {CHECKSUM_FILE} says {expected}; the package was changed or damaged, "
+            "refusing to load it"
+        )
+
+
+def _manifest(path: Path, data: bytes, model_sha: str) -> dict[str, Any]:
+    where = path / MANIFEST_FILE
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PackageError(f"{where}: not JSON ({type(exc).__name__}: {str(exc)[:120]}); refusing it") from None
+    if not isinstance(manifest, dict):
+        raise PackageError(f"{where}: not a JSON object (it is a {type(manifest).__name__}); refusing it")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise PackageError(
+            f"{where}: format {manifest.get('format')!r}, this version reads format {MANIFEST_FORMAT}; "
+            "rebuild the package with `dvc repro`"
+        )
+    model = manifest.get("model")
+    if not isinstance(model, dict) or model.get("sha256") != model_sha:
+        raise PackageError(f"{where}: model.sha256 names another model file than {MODEL_FILE}; refusing it")
+    gate = manifest.get("gate")
+    decision = gate.get("decision") if isinstance(gate, dict) else None
+    if decision not in ACCEPTED_GATE:
+        raise PackageError(
+            f"{where}: gate.decision is {decision!r}; only a package whose gate decision is 'pass' or 'overridden' "
+            "is accepted"
+        )
+    return manifest
+
+
+def verify(path: str | Path) -> VerifiedPackage:
+    """Check a package without loading its model (see the module docstring); raises PackageError."""
     path = Path(path)
+    if path.is_symlink():
+        raise PackageError(f"{path}: a symbolic link; a package must be a real directory, refusing it")
     if not path.is_dir():
         raise PackageError(f"{path}: not a package directory")
     name_match = _NAME.match(path.name)
     if not name_match:
         raise PackageError(f"{path}: a package directory is named model-<16 hex digits>")
     checksum_path = path / CHECKSUM_FILE
-    if not checksum_path.is_file():
+    if not os.path.lexists(checksum_path):
         raise PackageError(f"{path}: no {CHECKSUM_FILE}; refusing an unverifiable package")
-    listed = parse_checksums(checksum_path.read_text(encoding="utf-8"), str(checksum_path))
-    present = {p.name for p in path.iterdir()} - {CHECKSUM_FILE}
+    raw = _read(checksum_path, limits.CHECKSUM_FILE_MAX_BYTES, "CHECKSUM_FILE_MAX_BYTES")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackageError(f"{checksum_path}: not UTF-8 text (byte {exc.start}); refusing it") from None
+    full_hash = sha256_bytes(raw)  # = package_hash(text)
+    if name_match.group(1) != full_hash[:NAME_DIGITS]:
+        raise PackageError(
+            f"{path}: its {CHECKSUM_FILE} hashes to {package_name(full_hash)}, which does not match its name: "
+            "the package was changed after it was built, or renamed; refusing it"
+        )
+    listed = parse_checksums(text, str(checksum_path))
+    if render_checksums(listed) != text:
+        raise PackageError(f"{checksum_path}: not in canonical form (sorted lines '<sha256>  <name>'); refusing it")
+    present = set(os.listdir(path)) - {CHECKSUM_FILE}
     if present - set(listed):
         raise PackageError(f"{path}: files not covered by {CHECKSUM_FILE}: {sorted(present - set(listed))}")
     if set(listed) - present:
         raise PackageError(f"{path}: files listed in {CHECKSUM_FILE} are missing: {sorted(set(listed) - present)}")
-    for name, expected in sorted(listed.items()):
-        file = path / name
-        if not file.is_file() or file.is_symlink():
-            raise PackageError(f"{file}: not a regular file")
-        actual = sha256_file(file)
-        if actual != expected:
-            raise PackageError(
-                f"{file}: SHA-256 is {actual}, {CHECKSUM_FILE} says {expected}; the package was changed or damaged, "
-                "refusing to load it"
-            )
-    for required in (MODEL_FILE, MANIFEST_FILE):
-        if required not in listed:
-            raise PackageError(f"{path}: {required} is not in the package")
-    try:
-        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PackageError(f"{path / MANIFEST_FILE}: not JSON ({exc})") from None
-    model_sha = listed[MODEL_FILE]
-    if manifest.get("model", {}).get("sha256") != model_sha:
-        raise PackageError(f"{path}: the manifest names another model file than {MODEL_FILE}")
-    expected_hash = package_hash(model_sha, manifest.get("params", {}), manifest.get("lineage", {}).get("data", {}))
-    if manifest.get("hash") != expected_hash or manifest.get("name") != path.name:
-        raise PackageError(
-            f"{path}: the manifest's name/hash ({manifest.get('name')}, {manifest.get('hash')}) do not match its "
-            f"contents ({package_name(expected_hash)}); refusing a package whose name does not match what it holds"
-        )
-    if name_match.group(1) != expected_hash[:NAME_DIGITS]:
-        raise PackageError(f"{path}: the directory name does not match the content hash {expected_hash[:16]}")
-    return manifest
+    if set(listed) != {MODEL_FILE, MANIFEST_FILE}:
+        raise PackageError(f"{path}: a package holds exactly {MODEL_FILE} and {MANIFEST_FILE}, not {sorted(listed)}")
+    manifest_bytes = _read(path / MANIFEST_FILE, limits.MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES")
+    _check_file(path / MANIFEST_FILE, manifest_bytes, listed[MANIFEST_FILE])
+    model_bytes = _read(path / MODEL_FILE, limits.MODEL_FILE_MAX_BYTES, "MODEL_FILE_MAX_BYTES")
+    _check_file(path / MODEL_FILE, model_bytes, listed[MODEL_FILE])
+    manifest = _manifest(path, manifest_bytes, listed[MODEL_FILE])
+    return VerifiedPackage(path=path, hash=full_hash, manifest=manifest, model_bytes=model_bytes)
+
+
+def verify_package(path: str | Path) -> dict[str, Any]:
+    """Check a package without loading its model. Returns the manifest; raises PackageError on any mismatch."""
+    return verify(path).manifest
 
 
 @dataclass(frozen=True)
 class LoadedPackage:
     path: Path
+    hash: str
     manifest: dict[str, Any]
     model: Any
 
 
 def load_package(path: str | Path) -> LoadedPackage:
-    """Verify a package, then load its model (skops, scikit-learn/numpy/scipy types only)."""
-    from flightdelay.model import load_model
+    """Verify a package, then load its model from the verified bytes (never re-read from disk)."""
+    from flightdelay.model import loads_model
 
-    path = Path(path)
-    manifest = verify_package(path)
-    return LoadedPackage(path=path, manifest=manifest, model=load_model(path / MODEL_FILE))
+    checked = verify(path)
+    model = loads_model(checked.model_bytes, str(checked.path / MODEL_FILE))
+    return LoadedPackage(path=checked.path, hash=checked.hash, manifest=checked.manifest, model=model)
 
 
 def find_package(parent: str | Path) -> Path:

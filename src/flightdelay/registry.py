@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec
 
+import yaml
+
 from flightdelay.errors import PipelineError
 from flightdelay.io import read_json, to_json
 
@@ -50,6 +52,7 @@ RECORD_DIR = "registry"
 PACKAGE_POINTER = "reports/package.json"
 GATE_FILE = "reports/gate.json"
 PACKAGE_PARENT = "models/package"
+DVC_LOCK = "dvc.lock"
 _COUNTER = re.compile(r"#(\d+)$")
 LOCK_FILE = "flightdelay-registry.lock"
 _P = ParamSpec("_P")
@@ -294,8 +297,8 @@ def _package_at(repo: Path, commit: str) -> dict[str, Any]:
     return package
 
 
-def _verify_workspace_package(repo: Path, package: dict[str, Any]) -> None:
-    from flightdelay.packaging import verify_package
+def _verify_workspace_package(repo: Path, package: dict[str, Any], commit: str) -> None:
+    from flightdelay.packaging import verify
 
     path = repo / PACKAGE_PARENT / package["name"]
     if not path.is_dir():
@@ -303,7 +306,51 @@ def _verify_workspace_package(repo: Path, package: dict[str, Any]) -> None:
             f"{path}: the package named in {PACKAGE_POINTER} is not in the workspace; run `dvc checkout` "
             "(or `dvc pull`) first, so it can be verified before promotion"
         )
-    verify_package(path)
+    verified = verify(path)
+    if verified.hash != package.get("hash"):
+        raise RegistryError(
+            f"{path}: its hash {verified.hash} is not the one {PACKAGE_POINTER} records at {commit[:12]} "
+            f"({package.get('hash')}); refusing it"
+        )
+    check_package_matches_lock(repo, commit)
+
+
+def dvc_dir_hash(path: Path) -> str:
+    """The hash DVC gives a directory (`<md5>.dir`), computed by DVC's own library, writing nothing."""
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs import MemoryFileSystem
+    from dvc_objects.fs.local import LocalFileSystem
+
+    odb = HashFileDB(MemoryFileSystem(), "/flightdelay-promote")
+    _, _, obj = build(odb, str(path), LocalFileSystem(), "md5", dry_run=True)
+    return str(obj.hash_info.value)
+
+
+def check_package_matches_lock(repo: Path, commit: str) -> None:
+    """Refuse a workspace `models/package` that is not the one `dvc.lock` records at `commit`: a package
+    changed after `dvc repro` (even into another self-consistent package) is never promoted."""
+    proc = subprocess.run(
+        ["git", "show", f"{commit}:{DVC_LOCK}"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    try:
+        lock = yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
+    except yaml.YAMLError:
+        lock = None
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    outs = (stages or {}).get("package", {}).get("outs", []) if isinstance(stages, dict) else []
+    recorded = next((o.get("md5") for o in outs if isinstance(o, dict) and o.get("path") == PACKAGE_PARENT), None)
+    if not recorded:
+        raise RegistryError(
+            f"{DVC_LOCK} at {commit[:12]} records no {PACKAGE_PARENT} output of the package stage, so the package "
+            "cannot be matched with the run that made it; run `dvc repro` and commit dvc.lock"
+        )
+    actual = dvc_dir_hash(repo / PACKAGE_PARENT)
+    if actual != recorded:
+        raise RegistryError(
+            f"{PACKAGE_PARENT} in the workspace (DVC hash {actual}) is not what {DVC_LOCK} records at {commit[:12]} "
+            f"({recorded}): it was changed after `dvc repro`; run `dvc checkout {PACKAGE_PARENT}` and try again"
+        )
 
 
 def _check_gate(repo: Path, commit: str, label: str) -> None:
@@ -354,7 +401,7 @@ def promote(repo: str | Path, stage: str, version: str | None = None, reason: st
         head = _git(repo, "rev-parse", "HEAD").strip()
         package = _package_at(repo, head)
         _check_gate(repo, head, "HEAD")
-        _verify_workspace_package(repo, package)
+        _verify_workspace_package(repo, package, head)
         version = _find_version_of(repo, raw, package["name"])
         if version is None:
             message = f"register {ARTIFACT} {package['name']} (gate: {package['gate']['decision']})"
@@ -369,7 +416,7 @@ def promote(repo: str | Path, stage: str, version: str | None = None, reason: st
     package = _package_at(repo, commit)
     _check_gate(repo, commit, version)
     if (repo / PACKAGE_PARENT / package["name"]).is_dir():  # a version's files are verified whenever present
-        _verify_workspace_package(repo, package)
+        _verify_workspace_package(repo, package, commit)
     current = stack(events_of(raw, stage))
     if current and current[-1] == version:
         raise RegistryError(f"{version} ({package['name']}) is already in {stage}")

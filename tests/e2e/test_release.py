@@ -87,7 +87,8 @@ def test_package_manifest_and_checksums(repo):
     assert [p.name for p in packages] == [pointer["name"]]
     package = load_package(packages[0])  # verifies every checksum, then loads the skops model
     m = package.manifest
-    assert m["name"] == f"model-{m['hash'][:16]}" == pointer["name"]
+    assert package.path.name == f"model-{package.hash[:16]}" == pointer["name"]
+    assert package.hash == pointer["hash"]
     assert m["model"]["kind"] == "hist_gradient_boosting"
     assert m["model"]["task"] == "classification"
     assert m["model"]["sha256"] == hashlib.sha256((packages[0] / "model.skops").read_bytes()).hexdigest()

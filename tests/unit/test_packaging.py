@@ -20,11 +20,12 @@ from flightdelay.packaging import (
     find_package,
     load_package,
     package_hash,
+    package_name,
     parse_checksums,
     render_checksums,
     sha256_bytes,
     verify_package,
-    write_package_files,
+    write_package,
 )
 from flightdelay.stages.package import (
     build_manifest,
@@ -135,8 +136,7 @@ def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
 def package(tmp_path):
     model_bytes = tiny_model_bytes()
     manifest = manifest_for(model_bytes)
-    path = tmp_path / "package" / manifest["name"]
-    write_package_files(path, model_bytes, manifest)
+    path, _ = write_package(tmp_path / "package", model_bytes, manifest)
     return path
 
 
@@ -185,22 +185,27 @@ def test_example_rows_are_model_inputs_with_nulls():
     json.dumps(rows)  # plain JSON types
 
 
-def test_package_hash_depends_on_model_params_and_data_only():
-    base = package_hash("a" * 64, {"train": {"seed": 1}}, {"data/p": "x"})
-    assert base == package_hash("a" * 64, {"train": {"seed": 1}}, {"data/p": "x"})
-    assert base != package_hash("b" * 64, {"train": {"seed": 1}}, {"data/p": "x"})
-    assert base != package_hash("a" * 64, {"train": {"seed": 2}}, {"data/p": "x"})
-    assert base != package_hash("a" * 64, {"train": {"seed": 1}}, {"data/p": "y"})
-    # key order does not matter; the stored (rounded) form of a float is what is hashed
-    assert package_hash("a" * 64, {"t": {"x": 1, "y": 2}}, {}) == package_hash("a" * 64, {"t": {"y": 2, "x": 1}}, {})
-    assert package_hash("a" * 64, {"t": 0.1234567}, {}) == package_hash("a" * 64, {"t": 0.123457}, {})
+def test_package_hash_is_the_hash_of_the_checksum_file_which_covers_every_file(tmp_path):
+    model_bytes = tiny_model_bytes()
+    manifest = manifest_for(model_bytes)
+    path, full_hash = write_package(tmp_path / "a", model_bytes, manifest)
+    checksums = (path / CHECKSUM_FILE).read_text()
+    assert full_hash == package_hash(checksums) == sha256_bytes(checksums.encode())
+    assert path.name == package_name(full_hash) == f"model-{full_hash[:16]}"
+    assert parse_checksums(checksums, "x") == {
+        MODEL_FILE: sha256_bytes((path / MODEL_FILE).read_bytes()),
+        MANIFEST_FILE: sha256_bytes((path / MANIFEST_FILE).read_bytes()),
+    }
+    # any change to the manifest (not only params or data) gives another name
+    other, _ = write_package(tmp_path / "b", model_bytes, {**manifest, "metrics": {"roc_auc": 0.99}})
+    assert other.name != path.name
 
 
 def test_manifest_contents():
     model_bytes = tiny_model_bytes()
     m = manifest_for(model_bytes)
-    assert m["name"] == f"model-{m['hash'][:16]}"
-    assert m["hash"] == package_hash(sha256_bytes(model_bytes), m["params"], m["lineage"]["data"])
+    assert "name" not in m and "hash" not in m  # a file cannot hold a hash of itself
+    assert m["format"] == 2
     assert m["model"]["sha256"] == sha256_bytes(model_bytes)
     assert m["model"]["kind"] == "logistic_regression"
     assert m["model"]["features"] == {"numeric": NUMERIC, "categorical": CATEGORICAL}
@@ -218,8 +223,10 @@ def test_manifest_contents():
     assert m["reference"]["prediction"]["kind"] == "numeric"
     assert len(m["examples"]) == 3
     assert {c["name"] for c in m["input_schema"]["columns"]} == {"carrier", "distance"}
-    p = pointer(m, "models/package")
-    assert p["path"] == f"models/package/{m['name']}"
+    p = pointer(m, "models/package", "model-" + "a" * 16, "a" * 64)
+    assert p["name"] == "model-" + "a" * 16
+    assert p["hash"] == "a" * 64
+    assert p["path"] == f"models/package/model-{'a' * 16}"
     assert p["gate"] == {"decision": "pass", "override": None}
     assert p["data"] == m["lineage"]["data"]
 
@@ -245,7 +252,7 @@ def test_malformed_checksums_are_refused(text):
 def test_a_written_package_verifies_and_loads(package):
     assert sorted(p.name for p in package.iterdir()) == [CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE]
     loaded = load_package(package)
-    assert loaded.manifest["name"] == package.name
+    assert loaded.path.name == package.name == f"model-{loaded.hash[:16]}"
     proba = loaded.model.predict_proba(prepare(tiny_frame(), NUMERIC, CATEGORICAL))
     assert proba.shape == (6, 2)
     assert find_package(package.parent) == package
@@ -253,10 +260,11 @@ def test_a_written_package_verifies_and_loads(package):
 
 def test_writing_the_same_package_twice_gives_the_same_bytes(tmp_path):
     model_bytes = tiny_model_bytes()
-    for name in ("a", "b"):
-        write_package_files(tmp_path / name, model_bytes, manifest_for(model_bytes))
+    first, _ = write_package(tmp_path / "a", model_bytes, manifest_for(model_bytes))
+    second, _ = write_package(tmp_path / "b", model_bytes, manifest_for(model_bytes))
+    assert first.name == second.name
     for file in (MODEL_FILE, MANIFEST_FILE, CHECKSUM_FILE):
-        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+        assert (first / file).read_bytes() == (second / file).read_bytes()
 
 
 def flip_a_byte(path, offset: int = -20) -> None:
@@ -288,7 +296,7 @@ def test_a_manifest_rewritten_with_matching_checksums_is_still_refused(package):
     sums = parse_checksums((package / CHECKSUM_FILE).read_text(), "x")
     sums[MANIFEST_FILE] = sha256_bytes(text)
     (package / CHECKSUM_FILE).write_text(render_checksums(sums))
-    with pytest.raises(PackageError, match="do not match its contents"):
+    with pytest.raises(PackageError, match="does not match its name"):
         verify_package(package)
 
 
@@ -313,7 +321,7 @@ def test_a_missing_checksum_file_is_refused(package):
 def test_a_renamed_package_is_refused(package):
     other = package.with_name("model-" + "0" * 16)
     shutil.move(package, other)
-    with pytest.raises(PackageError, match="do not match"):
+    with pytest.raises(PackageError, match="does not match its name"):
         verify_package(other)
 
 

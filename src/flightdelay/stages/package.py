@@ -1,14 +1,15 @@
 """Stage `package`: the gated model as a self-describing, content-addressed, checksummed directory.
 
-Writes `models/package/model-<hash>/` (see flightdelay.packaging) and `reports/package.json`, a small
-git-tracked pointer (name, hash, metrics, gate decision, data hashes) that promotion and the report read
-from any commit without the DVC cache.
+Writes `models/package/model-<hash>/` (flightdelay.packaging: the hash covers every file) and
+`reports/package.json`, a small git-tracked pointer (name, full hash, metrics, gate decision, data hashes)
+that promotion and the report read from any commit without the DVC cache.
 
-The manifest holds: name and hash; the model (file, SHA-256, kind, task, target, features); the params;
-the metrics; the gate decision (with any override); lineage (the dvc.lock hashes of the data and code the
-model was trained from); Python and library versions; the input schema (columns, types, allowed values or
-ranges); the training reference distributions from the drift stage (bin edges and frequencies per feature
-and for the prediction, for monitoring); and a few example input rows.
+The manifest holds (but not the package's own name or hash, which are computed from it): the model (file,
+SHA-256, kind, task, target, features); the params; the metrics; the gate decision (with any override);
+lineage (the dvc.lock hashes of the data and code the model was trained from); Python and library versions;
+the input schema (columns, types, allowed values or ranges); the training reference distributions from the
+drift stage (bin edges and frequencies per feature and for the prediction, for monitoring); and a few
+example input rows.
 
 Lineage comes from dvc.lock, which `dvc repro` updates after each stage, so when this stage runs it holds
 the `train` entry of the model being packaged. The stage checks that entry's MD5 against the model file and
@@ -34,7 +35,7 @@ from flightdelay import __version__
 from flightdelay.config import Params, Schema
 from flightdelay.errors import PipelineError
 from flightdelay.io import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
-from flightdelay.packaging import package_hash, package_name, sha256_bytes, write_package_files
+from flightdelay.packaging import MANIFEST_FORMAT, sha256_bytes, verify_package, write_package
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 # its evaluation and its gate (dvc.yaml lists the same sections for this stage).
 SECTIONS = ("data", "raw", "ingest", "validate", "features", "train", "evaluate", "drift", "gate", "package")
 LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "skops")
-FORMAT = 1
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -169,11 +169,8 @@ def build_manifest(
     reference: dict[str, Any],
     examples: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    full_hash = package_hash(model_sha256, params, lineage_record["data"])
     return {
-        "format": FORMAT,
-        "name": package_name(full_hash),
-        "hash": full_hash,
+        "format": MANIFEST_FORMAT,
         "model": {
             "file": "model.skops",
             "format": "skops",
@@ -200,12 +197,12 @@ def build_manifest(
     }
 
 
-def pointer(manifest: dict[str, Any], parent: str) -> dict[str, Any]:
-    """The git-tracked summary of a package (reports/package.json)."""
+def pointer(manifest: dict[str, Any], parent: str, name: str, full_hash: str) -> dict[str, Any]:
+    """The git-tracked summary of a package (reports/package.json): its name, full hash and what it holds."""
     return {
-        "name": manifest["name"],
-        "hash": manifest["hash"],
-        "path": f"{parent}/{manifest['name']}",
+        "name": name,
+        "hash": full_hash,
+        "path": f"{parent}/{name}",
         "model_sha256": manifest["model"]["sha256"],
         "model": manifest["model"]["kind"],
         "task": manifest["model"]["task"],
@@ -267,8 +264,9 @@ def run(
         examples=example_rows(examples_from, numeric, categorical, params.package.example_rows),
     )
     with atomic_dir(out_dir) as tmp:
-        write_package_files(tmp / manifest["name"], model_bytes, manifest)
-    write_json(pointer_file, pointer(manifest, out_dir))
-    log.info("package: %s/%s (gate: %s)", out_dir, manifest["name"], gate["decision"])
+        directory, full_hash = write_package(tmp, model_bytes, manifest)
+        verify_package(directory)  # what this stage writes, `verify` and `promote` accept
+    write_json(pointer_file, pointer(manifest, out_dir, directory.name, full_hash))
+    log.info("package: %s/%s (gate: %s)", out_dir, directory.name, gate["decision"])
     if gate["decision"] == "overridden":
         log.warning("package: built under a gate override by %s", gate["override"]["approved_by"])

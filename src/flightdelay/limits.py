@@ -1,0 +1,64 @@
+"""Size limits for the files `verify`, `promote` and the stages read from a model package (docs/security.md).
+
+These are not params: they protect the reader of a file that may come from anyone, so they do not change with
+a run. Each is about ten times what the project's largest real file needs (a hist_gradient_boosting model of
+800 iterations is a 2 MB file of 7 MB uncompressed, 3.4 MB of it schema.json; its manifest is under 100 kB).
+A file over a limit is refused before it is read any further, with a message naming the limit.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+MIB = 1 << 20
+
+# model.skops: a zip archive (skops format)
+MODEL_FILE_MAX_BYTES = 64 * MIB  # the file itself
+MODEL_UNCOMPRESSED_MAX_BYTES = 256 * MIB  # the sum of its entries' uncompressed sizes, read from the zip directory
+MODEL_SCHEMA_MAX_BYTES = 32 * MIB  # schema.json, the entry parsed as JSON
+MODEL_MAX_ENTRIES = 100_000  # arrays in the archive (a real model has a few thousand)
+MODEL_MAX_RATIO = 200  # uncompressed/compressed size of one entry larger than RATIO_FLOOR_BYTES (deflate's is ~1032)
+RATIO_FLOOR_BYTES = 1 * MIB  # smaller entries may compress as well as they like: they cannot hurt
+MODEL_SCHEMA_MAX_DEPTH = 200  # nesting of schema.json (a real model's is under 30)
+
+# the package's text files
+MANIFEST_MAX_BYTES = 8 * MIB
+CHECKSUM_FILE_MAX_BYTES = 64 * 1024
+
+
+def over(what: str, size: int, limit: int, name: str) -> str:
+    """The refusal message for a size over a limit, naming the limit and where it is set."""
+    return (
+        f"{what} is {size:,} bytes, over the limit of {limit:,} ({name} in flightdelay/limits.py); refusing to read it"
+    )
+
+
+def read_capped(path: str | Path, limit: int, name: str, error: type[Exception]) -> bytes:
+    """A regular file's bytes, refused (as `error`) if it is a link, not a regular file, or over `limit`.
+
+    The file is opened without following a link and without blocking (a FIFO is refused, not waited on), and
+    its type and size are checked on the open handle, so it cannot be swapped between the check and the read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise error(f"{path}: missing") from None
+    except OSError as exc:  # ELOOP: a symbolic link; EISDIR and others
+        kind = "a symbolic link" if os.path.islink(path) else f"not readable ({exc.strerror})"
+        raise error(f"{path}: {kind}; expected a regular file, refusing it") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{path}: not a regular file; refusing it")
+        if info.st_size > limit:
+            raise error(over(str(path), info.st_size, limit, name))
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew while being read
+        raise error(over(str(path), len(data), limit, name))
+    return data

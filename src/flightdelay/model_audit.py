@@ -1,0 +1,277 @@
+"""What a model file may hold, checked on its bytes before skops builds or runs anything (docs/security.md).
+
+skops refuses types it does not trust, but trusting a type name is not enough: a name trusted as a class is
+also trusted as a function, a constructor called with arguments from the file, or a module to import. So a
+model file is read in two steps, and the first one runs no code from the file:
+
+1. `audit_model_bytes` checks the zip archive against the limits in flightdelay.limits (file size, the sum of
+   the entries' uncompressed sizes and each entry's compression ratio, read from the zip directory before
+   anything is decompressed), parses schema.json, and walks every node in it. Each node's loader and exact type
+   must be one that `build_pipeline` produces (`MODEL_TYPES`, derived by fitting every model kind for every
+   task; tests/security recomputes it) or one of skops's own safe defaults for plain data (arrays, numpy
+   scalars and dtypes, primitives). No function may appear except inside the one audited `functools.partial`
+   scikit-learn itself writes, which must match `AUDITED_PARTIAL` exactly. Nodes that share an `__id__` (skops
+   loads the first and reuses it for the others) must have the same loader and type, so no node can stand in
+   for one of another type.
+2. skops loads the file with only `SKOPS_TRUSTED` added to its defaults, as a second, independent check.
+
+scikit-learn 1.9 stores the losses of hist_gradient_boosting as objects (`LossNode`/`ObjectNode` of exact
+classes), not as partials; its only partial is the estimator's `_preprocessor`,
+`FunctionTransformer(func=partial(check_array, dtype=[np.float64], ensure_all_finite=False))`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from typing import Any
+
+from flightdelay import limits
+from flightdelay.errors import PipelineError
+
+# Loader and type of every node in a model file written by `build_pipeline` (all model kinds and tasks).
+MODEL_TYPES = frozenset(
+    {
+        "DTypeNode numpy.dtype",
+        "DictNode builtins.dict",
+        "FunctionNode sklearn.utils.validation.check_array",  # only as the func of AUDITED_PARTIAL
+        "JsonNode builtins.str",
+        "ListNode builtins.list",
+        "LossNode sklearn._loss._loss.CyHalfBinomialLoss",
+        "LossNode sklearn._loss._loss.CyHalfSquaredError",
+        "NdArrayNode numpy.float64",
+        "NdArrayNode numpy.ndarray",
+        "NdArrayNode numpy.uint64",
+        "ObjectNode sklearn._loss.link.IdentityLink",
+        "ObjectNode sklearn._loss.link.Interval",
+        "ObjectNode sklearn._loss.link.LogitLink",
+        "ObjectNode sklearn._loss.loss.HalfBinomialLoss",
+        "ObjectNode sklearn._loss.loss.HalfSquaredError",
+        "ObjectNode sklearn.compose._column_transformer.ColumnTransformer",
+        "ObjectNode sklearn.dummy.DummyClassifier",
+        "ObjectNode sklearn.dummy.DummyRegressor",
+        "ObjectNode sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "ObjectNode sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "ObjectNode sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+        "ObjectNode sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "ObjectNode sklearn.impute._base.MissingIndicator",
+        "ObjectNode sklearn.impute._base.SimpleImputer",
+        "ObjectNode sklearn.linear_model._logistic.LogisticRegression",
+        "ObjectNode sklearn.linear_model._ridge.Ridge",
+        "ObjectNode sklearn.pipeline.Pipeline",
+        "ObjectNode sklearn.preprocessing._data.StandardScaler",
+        "ObjectNode sklearn.preprocessing._encoders.OneHotEncoder",
+        "ObjectNode sklearn.preprocessing._encoders.OrdinalEncoder",
+        "ObjectNode sklearn.preprocessing._function_transformer.FunctionTransformer",
+        "ObjectNode sklearn.preprocessing._label.LabelEncoder",
+        "PartialNode functools.partial",
+        "RandomGeneratorNode numpy.random._generator.Generator",
+        "SliceNode builtins.slice",
+        "TupleNode builtins.tuple",
+        "TypeNode builtins.int",
+        "TypeNode builtins.str",
+        "TypeNode numpy.float64",
+    }
+)
+
+# The types skops reports as untrusted in those files (its defaults cover the rest); passed to `skops.io.loads`.
+SKOPS_TRUSTED = frozenset(
+    {
+        "functools.partial",
+        "numpy.dtype",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.utils.validation.check_array",
+    }
+)
+
+
+def _node(loader: str, module: str, cls: str, **rest: Any) -> dict[str, Any]:
+    return {"__class__": cls, "__module__": module, "__loader__": loader, **rest}
+
+
+def _json(value: str) -> dict[str, Any]:
+    return _node("JsonNode", "builtins", "str", content=value, is_json=True)
+
+
+# The one partial a model may hold, as skops writes it (without `__id__`s): HGB's `_preprocessor` function.
+AUDITED_PARTIAL = _node(
+    "PartialNode",
+    "functools",
+    "partial",
+    content={
+        "func": _node("FunctionNode", "sklearn.utils.validation", "check_array"),
+        "args": _node("TupleNode", "builtins", "tuple", content=[]),
+        "kwds": _node(
+            "DictNode",
+            "builtins",
+            "dict",
+            content={
+                "dtype": _node("ListNode", "builtins", "list", content=[_node("TypeNode", "numpy", "float64")]),
+                "ensure_all_finite": _json("false"),
+            },
+            key_types=_node("ListNode", "builtins", "list", content=[_node("TypeNode", "builtins", "str")] * 2),
+        ),
+        "namespace": _json("null"),
+    },
+)
+
+
+def _skops_defaults() -> dict[str, frozenset[str]]:
+    """skops's own trusted defaults for nodes of plain data, whose exact type depends on the data."""
+    from skops.io._trusted_types import CONTAINER_TYPE_NAMES, NUMPY_DTYPE_TYPE_NAMES, PRIMITIVE_TYPE_NAMES
+
+    return {
+        "NdArrayNode": frozenset(["numpy.ndarray", *NUMPY_DTYPE_TYPE_NAMES]),
+        "TypeNode": frozenset([*PRIMITIVE_TYPE_NAMES, *CONTAINER_TYPE_NAMES, *NUMPY_DTYPE_TYPE_NAMES]),
+        "JsonNode": frozenset(PRIMITIVE_TYPE_NAMES),
+    }
+
+
+_ENTRY = re.compile(r"^(schema\.json|\d{1,12}\.npy)$")
+
+
+def node_type(node: dict[str, Any]) -> str:
+    return f"{node.get('__loader__')} {node.get('__module__')}.{node.get('__class__')}"
+
+
+def node_types(schema: Any) -> set[str]:
+    """Every `loader module.class` in a parsed schema.json (how MODEL_TYPES is derived)."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "__loader__" in item:
+                found.add(node_type(item))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k != "__id__"}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
+def audit_schema(schema: Any, where: str) -> None:
+    """Refuse a schema with any node a `build_pipeline` model does not have (see the module docstring)."""
+    defaults = _skops_defaults()
+    first: dict[int, str] = {}
+    stack: list[tuple[Any, int]] = [(schema, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limits.MODEL_SCHEMA_MAX_DEPTH:
+            raise PipelineError(
+                f"{where}: schema.json nests deeper than {limits.MODEL_SCHEMA_MAX_DEPTH} levels "
+                "(MODEL_SCHEMA_MAX_DEPTH in flightdelay/limits.py); refusing it"
+            )
+        if isinstance(item, list):
+            stack.extend((value, depth + 1) for value in item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if "__loader__" in item:
+            loader, kind = item["__loader__"], node_type(item)
+            name = kind.split(" ", 1)[1]
+            ident = item.get("__id__", 0)
+            if not all(isinstance(item.get(k), str) for k in ("__loader__", "__module__", "__class__")) or (
+                type(ident) is not int
+            ):
+                raise PipelineError(f"{where}: a node in the model file has a malformed loader, type or id: {kind}")
+            if loader == "PartialNode":
+                if _without_ids(item) != AUDITED_PARTIAL:
+                    raise PipelineError(
+                        f"{where}: the model file holds a functools.partial other than the one scikit-learn writes "
+                        "(partial(sklearn.utils.validation.check_array, dtype=[float64], ensure_all_finite=False)); "
+                        "refusing it before anything in it is loaded"
+                    )
+            elif loader == "FunctionNode":
+                raise PipelineError(
+                    f"{where}: the model file holds the function {name}; a model may hold no function, so it is "
+                    "refused before anything in it is loaded"
+                )
+            elif kind not in MODEL_TYPES and name not in defaults.get(loader, ()):
+                raise PipelineError(
+                    f"{where}: the model file holds {kind}, which no model built by flightdelay.model.build_pipeline "
+                    "contains; refusing it before anything in it is loaded"
+                )
+            if "__id__" in item:
+                seen = first.setdefault(ident, kind)
+                if seen != kind:
+                    raise PipelineError(
+                        f"{where}: two objects of different types in the model file share the id {ident} "
+                        f"({seen} and {kind}); refusing it"
+                    )
+            if loader == "PartialNode":
+                continue  # checked whole above
+        stack.extend((value, depth + 1) for value in item.values())
+
+
+def check_archive(data: bytes, where: str) -> zipfile.ZipFile:
+    """The model file as a zip archive, refused if it is over a limit (decompressing nothing)."""
+    if len(data) > limits.MODEL_FILE_MAX_BYTES:
+        raise PipelineError(limits.over(where, len(data), limits.MODEL_FILE_MAX_BYTES, "MODEL_FILE_MAX_BYTES"))
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise PipelineError(f"{where}: not a readable skops model file ({exc}); rerun the train stage") from None
+    entries = archive.infolist()
+    if len(entries) > limits.MODEL_MAX_ENTRIES:
+        raise PipelineError(
+            f"{where}: {len(entries):,} entries, over the limit of {limits.MODEL_MAX_ENTRIES:,} "
+            "(MODEL_MAX_ENTRIES in flightdelay/limits.py); refusing to read it"
+        )
+    names = [info.filename for info in entries]
+    if len(set(names)) != len(names) or not all(_ENTRY.match(name) for name in names):
+        odd = sorted({n for n in names if not _ENTRY.match(n) or names.count(n) > 1})[:5]
+        raise PipelineError(
+            f"{where}: not a readable skops model file (unexpected or repeated zip entries {odd}); "
+            "rerun the train stage"
+        )
+    total = 0
+    for info in entries:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise PipelineError(f"{where}: {info.filename} uses compression {info.compress_type}, not deflate")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > limits.RATIO_FLOOR_BYTES and ratio > limits.MODEL_MAX_RATIO:
+            raise PipelineError(
+                f"{where}: {info.filename} expands {ratio:,.0f} times ({info.compress_size:,} to "
+                f"{info.file_size:,} bytes), over the limit of {limits.MODEL_MAX_RATIO} (MODEL_MAX_RATIO in "
+                "flightdelay/limits.py): a zip bomb; refusing to read it"
+            )
+        total += info.file_size
+    if total > limits.MODEL_UNCOMPRESSED_MAX_BYTES:
+        raise PipelineError(
+            limits.over(
+                f"{where} uncompressed", total, limits.MODEL_UNCOMPRESSED_MAX_BYTES, "MODEL_UNCOMPRESSED_MAX_BYTES"
+            )
+        )
+    if "schema.json" not in names:
+        raise PipelineError(f"{where}: not a readable skops model file (no schema.json); rerun the train stage")
+    size = archive.getinfo("schema.json").file_size
+    if size > limits.MODEL_SCHEMA_MAX_BYTES:
+        raise PipelineError(
+            limits.over(f"{where} schema.json", size, limits.MODEL_SCHEMA_MAX_BYTES, "MODEL_SCHEMA_MAX_BYTES")
+        )
+    return archive
+
+
+def audit_model_bytes(data: bytes, where: str) -> None:
+    """Everything checked before skops sees the file: limits, the archive's entries, every node of its schema."""
+    archive = check_archive(data, where)
+    try:
+        schema = json.loads(archive.read("schema.json").decode("utf-8"))
+    except (zipfile.BadZipFile, ValueError, RecursionError, OSError, EOFError) as exc:
+        # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError a schema nested absurdly deep
+        raise PipelineError(
+            f"{where}: not a readable skops model file ({type(exc).__name__}: {str(exc)[:200]}); rerun the train stage"
+        ) from None
+    if not isinstance(schema, dict):
+        raise PipelineError(f"{where}: not a readable skops model file (schema.json is not an object)")
+    audit_schema(schema, where)

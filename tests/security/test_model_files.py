@@ -1,0 +1,210 @@
+"""A model file can never run code, at load or at use (issue 8, point 1).
+
+Each crafted file carries a payload that creates a marker file. The control (`load_unsafely`) shows that the
+payload runs when a loader trusts what skops lists; `load_model`, `load_package` and `flightdelay verify` must
+refuse the file before anything in it runs, so the marker never appears.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+
+from flightdelay.cli import main
+from flightdelay.errors import PipelineError
+from flightdelay.model import dumps_canonical, load_model, loads_model, save_model
+from flightdelay.model_audit import AUDITED_PARTIAL, MODEL_TYPES, SKOPS_TRUSTED, _without_ids, node_types
+from flightdelay.packaging import load_package
+from tests.security.crafting import (
+    call_at_load,
+    dict_of,
+    edit_schema,
+    find_nodes,
+    fitted_hgb_bytes,
+    function,
+    function_transformer,
+    load_unsafely,
+    methodcaller,
+    node,
+    package_with_model,
+    partial,
+    skops_file,
+    tuple_of,
+    use,
+    value,
+)
+from tests.unit.test_model import PARAMS, TARGETS, fit, predict, synthetic
+
+NPYIO = "numpy.lib._npyio_impl"  # where numpy.save lives
+
+
+def write_marker(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w').write('ran')"
+
+
+def in_the_audited_slot(marker: Path) -> bytes:
+    """A real model whose one allowed partial (HGB's check_array) is turned into partial(numpy.save, marker)."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for item in find_nodes(schema, "PartialNode"):
+            item["content"]["func"] = function(NPYIO, "save")
+            item["content"]["args"] = tuple_of(value(str(marker)))
+            item["content"]["kwds"] = dict_of()
+
+    return edit_schema(fitted_hgb_bytes(), edit)
+
+
+# name -> (build(marker) -> skops bytes, when the payload runs)
+PAYLOADS: dict[str, tuple[Callable[[Path], bytes], str]] = {
+    "numpy.testing runstring executes a string": (
+        lambda m: skops_file(
+            call_at_load("numpy.testing._private.utils", "runstring", value(write_marker(m)), dict_of())
+        ),
+        "load",
+    ),
+    "numpy.lib npyio save writes a file": (
+        lambda m: skops_file(call_at_load(NPYIO, "save", value(str(m)), value([1, 2]))),
+        "load",
+    ),
+    "numpy.distutils exec_command runs a shell": (
+        lambda m: skops_file(call_at_load("numpy.distutils.exec_command", "exec_command", value(f"touch {m}"))),
+        "load",
+    ),
+    "builtins.eval": (lambda m: skops_file(call_at_load("builtins", "eval", value(write_marker(m)))), "load"),
+    "builtins.exec": (lambda m: skops_file(call_at_load("builtins", "exec", value(write_marker(m)))), "load"),
+    "partial of numpy.save in a FunctionTransformer": (
+        lambda m: skops_file(function_transformer(partial(function(NPYIO, "save"), value(str(m))))),
+        "use",
+    ),
+    "operator.methodcaller('tofile') (ndarray.tofile) in a FunctionTransformer": (
+        lambda m: skops_file(function_transformer(methodcaller("tofile", value(str(m))))),
+        "use",
+    ),
+    "partial of numpy.save in the slot of scikit-learn's own partial": (in_the_audited_slot, "use"),
+}
+
+
+@pytest.fixture(params=list(PAYLOADS))
+def payload(request, tmp_path) -> tuple[bytes, Path, str]:
+    build, when = PAYLOADS[request.param]
+    marker = tmp_path / "ran.npy"  # numpy.save adds .npy to any other name
+    return build(marker), marker, when
+
+
+def test_control_each_payload_runs_when_nothing_stops_it(payload, tmp_path, monkeypatch):
+    data, marker, when = payload
+    monkeypatch.chdir(tmp_path)
+    model = load_unsafely(data)
+    if when == "use":
+        assert not marker.exists()
+        use(model)
+    assert marker.exists(), "the crafted file does not do what the security test assumes"
+
+
+def test_load_model_refuses_each_payload_before_it_runs(payload, tmp_path, monkeypatch):
+    data, marker, _ = payload
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.skops"
+    path.write_bytes(data)
+    with pytest.raises(PipelineError, match="refus") as refused:
+        load_model(path)
+    assert "\n" not in str(refused.value)
+    assert not marker.exists()
+
+
+def test_verify_and_load_package_refuse_each_payload(payload, tmp_path, monkeypatch, capfd):
+    data, marker, _ = payload
+    monkeypatch.chdir(tmp_path)
+    package = package_with_model(tmp_path / "packages", data)  # checksums, name and manifest all consistent
+    with pytest.raises(PipelineError, match="refus"):
+        load_package(package)
+    assert main(["verify", str(package)]) == 1
+    err = capfd.readouterr().err
+    failed = [line for line in err.splitlines() if "verify failed:" in line]
+    assert len(failed) == 1, err
+    assert "model.skops" in failed[0]
+    assert "Traceback" not in err
+    assert "unexpectedly" not in err
+    assert not marker.exists()
+
+
+def test_a_module_that_runs_code_when_imported_is_never_imported(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "flightdelay_payload_module.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "model.skops"
+    path.write_bytes(skops_file(node("TypeNode", "flightdelay_payload_module", "anything")))
+    with pytest.raises(PipelineError, match=r"TypeNode flightdelay_payload_module\.anything, which no model"):
+        load_model(path)
+    assert not marker.exists()
+    with pytest.raises(Exception):  # noqa: B017 - the control: skops imports the module, then fails to find the name
+        load_unsafely(path.read_bytes())
+    assert marker.exists()
+
+
+def test_a_numpy_ufunc_that_skops_trusts_by_default_is_still_refused(tmp_path):
+    data = sio.dumps(FunctionTransformer(func=np.log1p).fit(np.ones((3, 2))))
+    assert sio.get_untrusted_types(data=data) == []  # skops alone would load it
+    with pytest.raises(PipelineError, match=r"holds the function numpy\.log1p; a model may hold no function"):
+        loads_model(data, "ufunc.skops")
+
+
+def test_a_partial_of_check_array_with_other_arguments_is_refused():
+    def edit(schema: dict[str, Any]) -> None:
+        for item in find_nodes(schema, "PartialNode"):
+            item["content"]["kwds"]["content"]["copy"] = value(True)
+
+    with pytest.raises(PipelineError, match=r"a functools\.partial other than the one scikit-learn writes"):
+        loads_model(edit_schema(fitted_hgb_bytes(), edit), "partial.skops")
+
+
+def test_an_id_shared_by_nodes_of_different_types_is_refused():
+    # skops loads the first node with an __id__ and reuses it wherever the id appears again
+    def edit(schema: dict[str, Any]) -> None:
+        first = find_nodes(schema, "ObjectNode")[0]
+        later = find_nodes(schema, "ListNode")[0]
+        later["__id__"] = first["__id__"]
+
+    with pytest.raises(PipelineError, match="two objects of different types in the model file share the id"):
+        loads_model(edit_schema(fitted_hgb_bytes(), edit), "alias.skops")
+
+
+# ------------------------------------------------------------------------------------------------ the allowlist
+
+
+def every_model() -> dict[tuple[str, str], Any]:
+    return {(m, t): fit(t, m, synthetic()) for m in PARAMS for t in TARGETS}
+
+
+def test_model_types_are_exactly_what_build_pipeline_makes():
+    """Recomputes MODEL_TYPES and SKOPS_TRUSTED from every model kind and task; update them when this fails."""
+    types: set[str] = set()
+    untrusted: set[str] = set()
+    partials = []
+    for model in every_model().values():
+        data = dumps_canonical(model)
+        schema = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("schema.json"))
+        types |= node_types(schema)
+        untrusted |= set(sio.get_untrusted_types(data=data))
+        partials += [_without_ids(p) for p in find_nodes(schema, "PartialNode")]
+    assert types == MODEL_TYPES
+    assert untrusted == SKOPS_TRUSTED
+    assert partials and all(p == AUDITED_PARTIAL for p in partials)
+
+
+def test_every_model_kind_and_task_round_trips_through_save_and_load(tmp_path):
+    frame = synthetic(30, seed=3)
+    for (model, task), pipeline in every_model().items():
+        path = tmp_path / f"{model}-{task}.skops"
+        save_model(pipeline, path)
+        loaded = load_model(path)
+        assert np.array_equal(predict(loaded, task, frame), predict(pipeline, task, frame)), (model, task)

@@ -1,0 +1,226 @@
+"""The package name proves the whole package; malformed package files get a one-line refusal (issue 8, 2 and 4).
+
+Each case changes a package as an attacker (or an accident) would, recomputing whatever checksums it can, and
+asserts that `verify_package` and `flightdelay verify` refuse it with one line, and that nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flightdelay.cli import main
+from flightdelay.packaging import (
+    CHECKSUM_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PackageError,
+    package_name,
+    render_checksums,
+    sha256_bytes,
+    verify,
+    write_package,
+)
+from tests.unit.test_packaging import manifest_for, tiny_model_bytes
+
+
+@pytest.fixture
+def package(tmp_path) -> Path:
+    model_bytes = tiny_model_bytes()
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest_for(model_bytes))
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every path under `root` and its bytes (or what a link points to): to show verification changed nothing."""
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            key = str(path.relative_to(root))
+            if path.is_symlink():
+                out[key] = f"-> {os.readlink(path)}"
+            elif path.is_file():
+                out[key] = path.read_bytes()
+            else:
+                out[key] = "dir" if path.is_dir() else "other"
+    return out
+
+
+def rewrite_manifest(package: Path, change: Callable[[dict], None]) -> dict:
+    """Edit the manifest and recompute its checksum, as someone who can write the files would."""
+    manifest = json.loads((package / MANIFEST_FILE).read_text())
+    change(manifest)
+    text = json.dumps(manifest).encode()
+    (package / MANIFEST_FILE).write_bytes(text)
+    sums = {MODEL_FILE: sha256_bytes((package / MODEL_FILE).read_bytes()), MANIFEST_FILE: sha256_bytes(text)}
+    (package / CHECKSUM_FILE).write_text(render_checksums(sums))
+    return manifest
+
+
+def rename_to_its_hash(package: Path) -> Path:
+    new = package.with_name(package_name(sha256_bytes((package / CHECKSUM_FILE).read_bytes())))
+    package.rename(new)
+    return new
+
+
+def assert_refused(path: Path, pattern: str, tmp_path: Path, monkeypatch, capfd) -> None:
+    before = snapshot(tmp_path / "packages")
+    with pytest.raises(PackageError, match=pattern) as refused:
+        verify(path)
+    assert "\n" not in str(refused.value)
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify", str(path)]) == 1  # 1: a refusal; 2 would be an unexpected error
+    err = capfd.readouterr().err
+    assert [line for line in err.splitlines() if "verify failed:" in line], err
+    assert "Traceback" not in err and "unexpectedly" not in err
+    assert snapshot(tmp_path / "packages") == before
+
+
+# ------------------------------------------------------------------------------------------------ the name
+
+
+def test_a_manifest_claiming_other_metrics_does_not_verify_after_checksums_are_recomputed(
+    package, tmp_path, monkeypatch, capfd
+):
+    rewrite_manifest(package, lambda m: m["metrics"].update(roc_auc=0.99))
+    assert_refused(package, "hashes to model-.*which does not match its name", tmp_path, monkeypatch, capfd)
+
+
+def test_a_manifest_claiming_a_passed_gate_does_not_verify_after_checksums_are_recomputed(
+    package, tmp_path, monkeypatch, capfd
+):
+    rewrite_manifest(package, lambda m: m["gate"].update(decision="overridden", failed=[]))
+    assert_refused(package, "does not match its name", tmp_path, monkeypatch, capfd)
+
+
+def test_a_failed_gate_is_refused_even_when_everything_else_is_consistent(tmp_path, monkeypatch, capfd):
+    model_bytes = tiny_model_bytes()
+    manifest = manifest_for(model_bytes)
+    manifest["gate"] = {**manifest["gate"], "decision": "fail"}
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest)
+    pattern = "gate.decision is 'fail'; only a package whose gate decision is 'pass' or 'overridden'"
+    assert_refused(path, pattern, tmp_path, monkeypatch, capfd)
+
+
+def test_a_failed_gate_rewritten_renamed_and_rehashed_is_still_refused(package, tmp_path, monkeypatch, capfd):
+    rewrite_manifest(package, lambda m: m["gate"].update(decision="fail"))
+    assert_refused(rename_to_its_hash(package), "gate.decision is 'fail'", tmp_path, monkeypatch, capfd)
+
+
+def test_a_rewritten_and_renamed_package_is_another_package(package):
+    # Checksums prove integrity, not who built it: a consistent rewrite is a different package, with a
+    # different name, which no pointer or dvc.lock names (see test_promotion.py for how promote refuses it).
+    original = verify(package)
+    rewrite_manifest(package, lambda m: m["metrics"].update(roc_auc=0.99))
+    other = verify(rename_to_its_hash(package))
+    assert other.hash != original.hash
+    assert other.path.name != original.path.name
+
+
+def test_a_manifest_of_the_old_format_is_refused(tmp_path, monkeypatch, capfd):
+    model_bytes = tiny_model_bytes()
+    path, _ = write_package(tmp_path / "packages", model_bytes, {**manifest_for(model_bytes), "format": 1})
+    assert_refused(path, "format 1, this version reads format 2", tmp_path, monkeypatch, capfd)
+
+
+def test_a_manifest_naming_another_model_is_refused(tmp_path, monkeypatch, capfd):
+    model_bytes = tiny_model_bytes()
+    manifest = manifest_for(model_bytes)
+    manifest["model"]["sha256"] = "0" * 64
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest)
+    assert_refused(path, "model.sha256 names another model file", tmp_path, monkeypatch, capfd)
+
+
+# ------------------------------------------------------------------------------------------------ malformed files
+
+
+def consistent_package(tmp_path: Path, manifest_bytes: bytes) -> Path:
+    """A package whose checksums and name match a manifest of any bytes."""
+    model_bytes = tiny_model_bytes()
+    sums = render_checksums({MODEL_FILE: sha256_bytes(model_bytes), MANIFEST_FILE: sha256_bytes(manifest_bytes)})
+    path = tmp_path / "packages" / package_name(sha256_bytes(sums.encode()))
+    path.mkdir(parents=True)
+    (path / MODEL_FILE).write_bytes(model_bytes)
+    (path / MANIFEST_FILE).write_bytes(manifest_bytes)
+    (path / CHECKSUM_FILE).write_text(sums)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("manifest", "pattern"),
+    [
+        (b"[1, 2, 3]", r"manifest\.json: not a JSON object \(it is a list\)"),
+        (b'"a string"', r"not a JSON object \(it is a str\)"),
+        (b"{not json", r"manifest\.json: not JSON \(JSONDecodeError"),
+        (b"\xff\xfe{}", r"manifest\.json: not JSON \(UnicodeDecodeError"),
+        (b"[" * 100_000 + b"]" * 100_000, r"manifest\.json: not JSON \(RecursionError"),
+        (b'{"format": 2, "model": [], "gate": {"decision": "pass"}}', "model.sha256 names another model file"),
+        (b'{"format": 2, "model": {}, "gate": "pass"}', "model.sha256 names another model file"),
+    ],
+    ids=["list", "string", "not-json", "not-utf8", "nested-too-deep", "model-is-a-list", "gate-is-a-string"],
+)
+def test_a_malformed_manifest_is_refused(tmp_path, monkeypatch, capfd, manifest, pattern):
+    path = consistent_package(tmp_path, manifest)
+    assert_refused(path, pattern, tmp_path, monkeypatch, capfd)
+
+
+def test_a_non_utf8_checksum_file_is_refused(package, tmp_path, monkeypatch, capfd):
+    (package / CHECKSUM_FILE).write_bytes(b"\xff" * 64 + b"  model.skops\n")
+    assert_refused(package, r"checksums\.sha256: not UTF-8 text", tmp_path, monkeypatch, capfd)
+
+
+def test_a_checksum_file_not_in_canonical_form_is_refused(package, tmp_path, monkeypatch, capfd):
+    text = (package / CHECKSUM_FILE).read_text()
+    lines = text.splitlines(keepends=True)
+    (package / CHECKSUM_FILE).write_text("".join(reversed(lines)))
+    assert_refused(rename_to_its_hash(package), "not in canonical form", tmp_path, monkeypatch, capfd)
+
+
+def test_a_symlinked_checksum_file_is_refused(package, tmp_path, monkeypatch, capfd):
+    real = tmp_path / "packages" / "elsewhere.sha256"
+    shutil.move(package / CHECKSUM_FILE, real)
+    (package / CHECKSUM_FILE).symlink_to(real)
+    assert_refused(package, r"checksums\.sha256: a symbolic link", tmp_path, monkeypatch, capfd)
+
+
+def test_a_symlinked_manifest_is_refused(package, tmp_path, monkeypatch, capfd):
+    real = tmp_path / "packages" / "elsewhere.json"
+    shutil.move(package / MANIFEST_FILE, real)
+    (package / MANIFEST_FILE).symlink_to(real)
+    assert_refused(package, r"manifest\.json: a symbolic link", tmp_path, monkeypatch, capfd)
+
+
+def test_a_symlinked_package_folder_is_refused(package, tmp_path, monkeypatch, capfd):
+    real = package.with_name("real-folder")
+    package.rename(real)
+    package.symlink_to(real, target_is_directory=True)
+    assert_refused(package, "a symbolic link; a package must be a real directory", tmp_path, monkeypatch, capfd)
+
+
+@pytest.mark.parametrize("name", [CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE])
+def test_a_directory_where_a_file_is_expected_is_refused(package, tmp_path, monkeypatch, capfd, name):
+    (package / name).unlink()
+    (package / name).mkdir()
+    (package / name / "inside").write_text("x")
+    assert_refused(package, rf"{name}: not a regular file", tmp_path, monkeypatch, capfd)
+
+
+def test_a_fifo_where_a_file_is_expected_is_refused_without_blocking(package, tmp_path, monkeypatch, capfd):
+    (package / MANIFEST_FILE).unlink()
+    os.mkfifo(package / MANIFEST_FILE)
+    assert_refused(package, r"manifest\.json: not a regular file", tmp_path, monkeypatch, capfd)
+
+
+def test_an_extra_file_listed_in_the_checksums_is_refused(package, tmp_path, monkeypatch, capfd):
+    (package / "run_me.py").write_text("open('ran', 'w')\n")
+    sums = {p.name: sha256_bytes(p.read_bytes()) for p in package.iterdir() if p.name != CHECKSUM_FILE}
+    (package / CHECKSUM_FILE).write_text(render_checksums(sums))
+    path = rename_to_its_hash(package)
+    assert_refused(path, "a package holds exactly model.skops and manifest.json", tmp_path, monkeypatch, capfd)
+    assert not (tmp_path / "ran").exists()
