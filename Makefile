@@ -1,50 +1,79 @@
 # Two commands a new user needs: `make repro` and `make test`. Everything else is for maintainers.
-PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-from-lock
+# Two installs, each done once per lock file: what the pipeline needs, then the dev tools on top (tests, linters).
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP     := $(VENV)/.installed-dev
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
+# The interpreter that creates .venv: PYTHON if given, else the first of these names that runs and is a supported
+# version (a name alone proves nothing: a pyenv shim exists for versions that are not active).
+SUPPORTED  := 3.11 3.12 3.13
+CANDIDATES := python3.11 python3.12 python3.13 python3
+# The lock's reference interpreter: `make lock` resolves for it and above (the locks are universal).
+LOCK_PYTHON := 3.11
+pyversion = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+find-python = $(firstword $(foreach p,$(CANDIDATES),$(if $(filter $(SUPPORTED),$(call pyversion,$(p))),$(p))))
+ifeq ($(origin PYTHON),undefined)
+# Searched only when .venv is created, and then once.
+PYTHON = $(eval PYTHON := $(call find-python))$(PYTHON)
+endif
+
 .DEFAULT_GOAL := help
-.PHONY: help venv repro test test-fast lint lock dag docs clean-venv
+.PHONY: help venv venv-dev repro test test-fast lint lock dag docs clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# The virtualenv is rebuilt whenever the lock file changes: the lock, not whatever pip resolves today, is the environment.
-$(STAMP): requirements.lock pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "error: no supported Python found: looked for $(CANDIDATES), needing Python $(SUPPORTED); install one or run 'make PYTHON=/path/to/python3.x ...'" >&2; exit 1; }
+	@case "$(call pyversion,$(PYTHON))" in $(subst $() ,|,$(SUPPORTED))) ;; *) echo "error: PYTHON=$(PYTHON) is Python '$(call pyversion,$(PYTHON))', not one of $(SUPPORTED); give one of those: 'make PYTHON=/path/to/python3.x ...'" >&2; exit 1;; esac
+	$(PYTHON) -m venv $(VENV)
+
+# Each install is redone whenever its lock file changes: the lock, not whatever pip resolves today, is the environment.
+$(RUNTIME_STAMP): requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-venv: $(STAMP)  ## create .venv from requirements.lock (done automatically by repro and test)
+$(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+	touch $@
 
-repro: $(STAMP)  ## run the pipeline (only stale stages) and print the metrics
+venv: $(RUNTIME_STAMP)  ## create .venv from requirements.lock: what the pipeline needs (done by repro)
+
+venv-dev: $(DEV_STAMP)  ## add the dev tools from requirements-dev.lock (done by test, test-fast, lint)
+
+repro: $(RUNTIME_STAMP)  ## run the pipeline (only stale stages) and print the metrics
 	$(BIN)/dvc repro
 	@echo
 	$(BIN)/dvc metrics show
 
-test: $(STAMP)  ## run the whole test suite, end-to-end tests included
+test: $(DEV_STAMP)  ## run the whole test suite, end-to-end tests included
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## unit and data tests only (skips the slow end-to-end runs)
+test-fast: $(DEV_STAMP)  ## unit and data tests only (skips the slow end-to-end runs)
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(STAMP)  ## ruff over src, tests and tools
+lint: $(DEV_STAMP)  ## ruff over src, tests and tools
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
 
-lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (maintainers)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 --no-header -o requirements.lock
+# Both locks are universal (one file for Linux, macOS and Windows, Python $(LOCK_PYTHON) and up) and hash-pinned. The
+# dev lock is constrained by the runtime lock, so a package in both has the same version in both. uv keeps the
+# versions already in a lock file unless the constraints force a change, so rerunning this changes nothing.
+lock: $(DEV_STAMP)  ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml (maintainers)
+	$(BIN)/uv pip compile --quiet pyproject.toml --generate-hashes --universal --python-version $(LOCK_PYTHON) --no-header \
+		-o requirements.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --constraint requirements.lock --generate-hashes --universal \
+		--python-version $(LOCK_PYTHON) --no-header -o requirements-dev.lock
 
-dag: $(STAMP)  ## print the stage graph
+dag: $(RUNTIME_STAMP)  ## print the stage graph
 	$(BIN)/dvc dag
 
-docs: $(STAMP)  ## rewrite the README's stage graph and stage map from dvc.yaml
+docs: $(RUNTIME_STAMP)  ## rewrite the README's stage graph and stage map from dvc.yaml
 	$(BIN)/python tools/readme_tables.py
 
 clean-venv:  ## remove .venv

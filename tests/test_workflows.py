@@ -49,8 +49,8 @@ def step_named(workflow: dict, name: str) -> dict:
     return found[0]
 
 
-def test_the_three_workflows_exist():
-    assert {f.name for f in FILES} == {"pipeline.yml", "pr-comment.yml", "experiments.yml"}
+def test_the_four_workflows_exist():
+    assert {f.name for f in FILES} == {"pipeline.yml", "pr-comment.yml", "experiments.yml", "python-versions.yml"}
 
 
 # --- linters ---------------------------------------------------------------------------------------------------
@@ -291,6 +291,35 @@ def test_experiment_workflow_queues_a_grid_and_publishes_the_table():
     assert "checkout" not in json.dumps(workflow["jobs"]["comment"])
     push = next(step for _, step in steps(workflow) if "dvc push" in step.get("run", ""))
     assert push["if"] == "github.ref == 'refs/heads/main'"
+
+
+def lock_python() -> str:
+    """The lock's reference interpreter, as the Makefile's `make lock` resolves for it."""
+    return re.search(r"^LOCK_PYTHON := (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1)
+
+
+def test_pipelines_run_on_the_locks_reference_python():
+    assert lock_python() == "3.11"
+    for name in ("pipeline.yml", "experiments.yml"):
+        (setup,) = [step for _, step in steps(load(name)) if step.get("uses", "").startswith("actions/setup-python@")]
+        assert setup["with"]["python-version"] == lock_python(), name
+
+
+def test_fast_tests_run_on_every_supported_python():
+    workflow = load("python-versions.yml")
+    (job,) = workflow["jobs"].values()
+    supported = re.search(r"^SUPPORTED\s*:= (.+)$", (REPO / "Makefile").read_text(), re.M).group(1).split()
+    assert job["strategy"]["matrix"]["python"] == supported == ["3.11", "3.12", "3.13"]
+    assert job["permissions"] == {"contents": "read"}
+    assert "secrets." not in json.dumps(workflow)
+    setup = step_named(workflow, "Set up Python")
+    assert setup["with"]["python-version"] == "${{ matrix.python }}"
+    test = step_named(workflow, "Unit and data tests")
+    assert test["run"].strip() == "make test-fast"
+    assert test["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"  # the matrix's, not the first found
+    on = workflow["on"]
+    for needed in ("src/**", "tests/**", "requirements.lock", "requirements-dev.lock", "Makefile"):
+        assert needed in on["pull_request"]["paths"], needed
 
 
 # --- the comment scripts, run against a stand-in gh ------------------------------------------------------------
