@@ -49,3 +49,11 @@ docs: $(STAMP)  ## rewrite the README's stage graph and stage map from dvc.yaml
 
 clean-venv:  ## remove .venv
 	rm -rf $(VENV)
+
+# Benchmarks (docs/benchmarks.md): measured on the machine that runs them, in a scratch copy of the repository.
+.PHONY: bench bench-quick
+bench: $(STAMP)  ## measure pipeline cost and scaling up to 30x the data (hours); writes reports/benchmarks/
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: $(STAMP)  ## a small smoke run of the benchmarks; writes reports/benchmarks/quick/ (git-ignored)
+	$(BIN)/python benchmarks/run.py --quick
