@@ -13,7 +13,8 @@ Measured, each as the median of --repeats runs with min and max, all in one run:
 - no-op: `dvc repro` with nothing to do against a bare `dvc status`;
 - experiment: `dvc exp run -S train.hist_gradient_boosting.learning_rate=<x>` (a new x each run) to its metrics;
 - stages: per stage wall time, CPU time and peak RSS at each data size (benchmarks/generate.py, `--scale` times the
-  flights of each month), each stage in its own process;
+  flights of each month), each stage's command in its own process, then (untimed) `dvc commit -f <stage>` so
+  dvc.lock records it as `dvc repro` would (`package` checks the lock);
 - ingest throughput: ingest + validate against pyarrow's own CSV read and Parquet write of the same files (the
   floor), in a process of its own like a stage;
 - fresh clone (`--fresh-clone`, long): `git clone` of HEAD and `make repro` (virtualenv included) to first metrics.
@@ -269,10 +270,13 @@ def bench_scale(
         written = generate(source, raw_dir, scale=scale, months=months, seed=0)
         gen_seconds = time.perf_counter() - start
         per_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage, _ in after_raw}
+        run(["dvc", "commit", "-f", "raw"])  # the generated data as raw's output, so dvc.lock matches
         for i in range(repeats):
             print(f"scale {scale:g}x: stages, run {i + 1} of {repeats}", flush=True)
             for stage, cmds in after_raw:
                 results = [run(cmd) for cmd in cmds]
+                # untimed: record the stage in dvc.lock as `dvc repro` would (package checks the lock)
+                run(["dvc", "commit", "-f", stage])
                 per_stage[stage].append(
                     {
                         "seconds": sum(r["seconds"] for r in results),
@@ -369,6 +373,8 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"Thread settings: {', '.join(f'{k}={v}' for k, v in m['machine']['threads'].items() if v) or 'unset'}.",
         "",
     ]
+    if m.get("error"):
+        lines += [f"**Incomplete: a benchmark failed**: {m['error']}", ""]
     if m["quick"]:
         lines += ["**Quick smoke run** (two months, tiny scales, a small model): not a measurement to quote.", ""]
     o = results.get("overhead")
@@ -540,15 +546,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["meta"]["load_average_at_end"] = list(os.getloadavg())
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
+        results["meta"]["error"] = str(exc).splitlines()[0]
     finally:
         if args.keep:
             print(f"scratch copy kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    write(out, results)
+    write(out, results)  # what was measured, also when a later benchmark failed
     print(f"wrote {out}/summary.md")
-    return 0
+    return 1 if "error" in results["meta"] else 0
 
 
 if __name__ == "__main__":
