@@ -288,7 +288,15 @@ def bench_scale(
             stage: {key: stats([r[key] for r in runs]) for key in ("seconds", "cpu_seconds", "peak_rss_mib")}
             for stage, runs in per_stage.items()
         }
-        sizes.append({"scale": scale, "rows": written, "generate_seconds": gen_seconds, "stages": stages})
+        sizes.append(
+            {
+                "scale": scale,
+                "rows": written,
+                "generate_seconds": gen_seconds,
+                "stages": stages,
+                "stage_order": list(stages),  # the JSON's keys are sorted
+            }
+        )
 
         files = window_files(raw_dir, params["ingest"]["window"])
         floor_dir = scratch / "floor"
@@ -420,7 +428,7 @@ def markdown(results: Mapping[str, Any]) -> str:
             ("peak_rss_mib", "peak RSS, MiB", "{:.0f}"),
         ):
             lines += [f"{title}:", "", f"| stage | {header} |", "|---|" + "---:|" * len(sizes)]
-            for stage in sizes[0]["stages"]:
+            for stage in sizes[0]["stage_order"]:
                 cells = " | ".join(spread(s["stages"][stage][key], fmt) for s in sizes)
                 lines.append(f"| {stage} | {cells} |")
             lines.append("")
@@ -450,6 +458,7 @@ def plots(sizes: list[dict[str, Any]], out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     rows = [s["rows"]["flights"] for s in sizes]
     for key, label, name in (
@@ -457,13 +466,15 @@ def plots(sizes: list[dict[str, Any]], out: Path) -> None:
         ("peak_rss_mib", "peak RSS, MiB (median, min-max)", "stage_peak_rss.png"),
     ):
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-        for stage in sizes[0]["stages"]:
+        for stage in sizes[0]["stage_order"]:
             values = [s["stages"][stage][key] for s in sizes]
             med = [v["median"] for v in values]
             err = [[v["median"] - v["min"] for v in values], [v["max"] - v["median"] for v in values]]
             ax.errorbar(rows, med, yerr=err, marker="o", capsize=3, label=stage)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(rows, [f"{r:,}" for r in rows], fontsize=8)  # a label at each measured size
         ax.set_xlabel("flights in the window")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
