@@ -23,7 +23,7 @@ Writes <out>/*.json, <out>/summary.md and <out>/stage_seconds.png, <out>/stage_p
 `--quick` is a smoke run (two months, tiny scales, small model, one repeat) written to reports/benchmarks/quick/.
 
     python benchmarks/run.py                 # the full run (hours at 30x on two cores)
-    python benchmarks/run.py --quick         # about a minute
+    python benchmarks/run.py --quick         # a smoke run
 """
 
 from __future__ import annotations
