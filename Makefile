@@ -78,3 +78,11 @@ docs: $(RUNTIME_STAMP)  ## rewrite the README's stage graph and stage map from d
 
 clean-venv:  ## remove .venv
 	rm -rf $(VENV)
+
+# Benchmarks (docs/benchmarks.md): measured on the machine that runs them, in a scratch copy of the repository.
+.PHONY: bench bench-quick
+bench: $(STAMP)  ## measure pipeline cost and scaling up to 30x the data (hours); writes reports/benchmarks/
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: $(STAMP)  ## a small smoke run of the benchmarks; writes reports/benchmarks/quick/ (git-ignored)
+	$(BIN)/python benchmarks/run.py --quick

@@ -1,0 +1,572 @@
+"""Measure what the pipeline costs on this machine, and how the cost grows with the data (`make bench`).
+
+Everything runs in a scratch copy of the repository (tracked and untracked, not ignored, files; a new git
+repository with one commit and an empty DVC cache), never in the working tree. The stage commands come from
+`dvc repro --dry -f` in that copy (dvc.yaml's `cmd`, `${...}` resolved), so the harness calls the pipeline the way
+DVC does, not through Python functions. In the copy the gate's rules are switched off (params `gate`), so every
+stage runs whatever the data; the gate costs the same either way.
+
+Measured, each as the median of --repeats runs with min and max, all in one run:
+
+- overhead: forced `dvc repro -f` against the same stage commands run one after another in one Python process
+  (the in-process floor), and the ratio of the medians;
+- no-op: `dvc repro` with nothing to do against a bare `dvc status`;
+- experiment: `dvc exp run -S train.hist_gradient_boosting.learning_rate=<x>` (a new x each run) to its metrics;
+- stages: per stage wall time, CPU time and peak RSS at each data size (benchmarks/generate.py, `--scale` times the
+  flights of each month), each stage's command in its own process, then (untimed) `dvc commit -f <stage>` so
+  dvc.lock records it as `dvc repro` would (`package` checks the lock);
+- ingest throughput: ingest + validate against pyarrow's own CSV read and Parquet write of the same files (the
+  floor), in a process of its own like a stage;
+- fresh clone (`--fresh-clone`, long): `git clone` of HEAD and `make repro` (virtualenv included) to first metrics.
+
+Writes <out>/*.json, <out>/summary.md and <out>/stage_seconds.png, <out>/stage_peak_rss.png.
+`--quick` is a smoke run (two months, tiny scales, small model, one repeat) written to reports/benchmarks/quick/.
+
+    python benchmarks/run.py                 # the full run (hours at 30x on two cores)
+    python benchmarks/run.py --quick         # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.generate import generate  # noqa: E402
+
+BIN = Path(sys.executable).parent  # the venv's bin, not resolved: `python` in stage commands must be this one
+FULL_SCALES = [1.0, 10.0, 30.0]
+QUICK_SCALES = [0.025, 0.05]
+QUICK_MONTHS = ["2013-01", "2013-02"]
+# Quick: two months, a small model, small importance sample (as the end-to-end tests' short window).
+QUICK_PARAMS: dict[tuple[str, ...], Any] = {
+    ("ingest", "window"): {"start": QUICK_MONTHS[0], "end": QUICK_MONTHS[-1]},
+    ("features", "train_months"): [1],
+    ("features", "test_months"): [2],
+    ("train", "hist_gradient_boosting", "max_iter"): 50,
+    ("evaluate", "importance_sample"): 500,
+    ("evaluate", "importance_repeats"): 1,
+    ("evaluate", "min_slice_rows"): 20,
+}
+# Every gate rule off: the benchmark measures cost, and a small or synthetic data set must not stop the run.
+GATE_OFF: dict[tuple[str, ...], Any] = {
+    ("gate", "min_metrics"): {},
+    ("gate", "max_metrics"): {},
+    ("gate", "max_drifted_features"): None,
+    ("gate", "max_prediction_psi"): None,
+    ("gate", "max_drop_vs_promoted"): {},
+}
+IN_PROCESS = """
+import json, runpy, shlex, subprocess, sys
+for cmd in json.loads(sys.argv[1]):
+    argv = shlex.split(cmd)
+    if argv[:2] == ["python", "-m"] and len(argv) > 2:
+        sys.argv = [argv[2], *argv[3:]]
+        try:
+            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                sys.exit(f"{cmd}: exit {exc.code}")
+    else:  # not a Python module: it needs a process of its own anyway
+        subprocess.run(cmd, shell=True, check=True)
+"""
+FLOOR = """
+import sys
+from pathlib import Path
+import pyarrow.csv as pv, pyarrow.parquet as pq
+out = Path(sys.argv[1])
+for i, name in enumerate(sys.argv[2:]):
+    table = pv.read_csv(name, convert_options=pv.ConvertOptions(null_values=["NA", ""]))
+    pq.write_table(table, out / f"{i}.parquet")
+"""
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def stats(values: Sequence[float]) -> dict[str, Any]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": [round(v, 4) for v in values],
+    }
+
+
+def ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
+    return a["median"] / b["median"] if b["median"] else float("nan")
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def environment(copy: Path, threads: int | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    if threads:  # scikit-learn's OpenMP (HistGradientBoosting) and BLAS threads of every stage process
+        env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(copy / "src")  # the copy's code, not the editable install's
+    env["DVC_NO_ANALYTICS"] = "1"
+    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        env.setdefault(f"{key}_NAME", "flightdelay benchmarks")
+        env.setdefault(f"{key}_EMAIL", "benchmarks@flightdelay.invalid")
+    return env
+
+
+class Runner:
+    """Runs commands in the scratch copy; each one's output goes to a log file, kept for when it fails."""
+
+    def __init__(self, copy: Path, logs: Path, verbose: bool, threads: int | None) -> None:
+        self.copy, self.logs, self.verbose, self.count = copy, logs, verbose, 0
+        self.env = environment(copy, threads)
+
+    def __call__(self, cmd: str | list[str], cwd: Path | None = None) -> dict[str, Any]:
+        """Run `cmd` (a shell string or argv) in a new process: wall and CPU seconds, peak RSS, output."""
+        self.count += 1
+        log = self.logs / f"{self.count:04d}.log"
+        shell = isinstance(cmd, str)
+        text = cmd if shell else shlex.join(cmd)
+        if self.verbose:
+            print(f"  $ {text if len(text) < 200 else text[:200] + ' ...'}", flush=True)
+        with log.open("w") as out:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, shell=shell, cwd=cwd or self.copy, env=self.env, stdout=out, stderr=out)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        output = log.read_text(errors="replace")
+        if proc.returncode:
+            raise BenchError(f"{text} exited {proc.returncode} (log {log}):\n{output[-3000:]}")
+        return {
+            "seconds": seconds,
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux; the largest of the process and its children
+            "output": output,
+        }
+
+
+def stages_ran(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def stage_commands(run: Runner) -> list[tuple[str, list[str]]]:
+    """(stage, its commands) in the order `dvc repro -f` runs them, as DVC resolves them."""
+    stages: list[tuple[str, list[str]]] = []
+    for line in run(["dvc", "repro", "--dry", "-f"])["output"].splitlines():
+        if line.startswith("Running stage '"):
+            stages.append((line.split("'")[1], []))
+        elif line.startswith("> ") and stages:
+            stages[-1][1].append(line[2:])
+    if not stages:
+        raise BenchError("`dvc repro --dry -f` listed no stages")
+    return stages
+
+
+def make_copy(dest: Path, env: Mapping[str, str]) -> None:
+    """The working tree's files (tracked and untracked, not ignored) in a new git repository with one commit."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        src = REPO / name
+        if src.is_file() and not name.startswith("reports/benchmarks/"):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "benchmark copy"]):
+        subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
+
+
+def set_params(copy: Path, changes: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
+    path = copy / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for keys, value in changes.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def bench_overhead(run: Runner, commands: list[tuple[str, list[str]]], repeats: int) -> dict[str, Any]:
+    forced, stages = [], []
+    for _ in range(repeats):
+        result = run(["dvc", "repro", "-f"])
+        forced.append(result["seconds"])
+        stages = stages_ran(result["output"])
+    flat = [cmd for _, cmds in commands for cmd in cmds]
+    in_process = [run([sys.executable, "-c", IN_PROCESS, json.dumps(flat)])["seconds"] for _ in range(repeats)]
+    f, p = stats(forced), stats(in_process)
+    return {"dvc_repro_forced": f, "in_process": p, "ratio": ratio(f, p), "stages": stages, "commands": flat}
+
+
+def bench_noop(run: Runner, repeats: int) -> dict[str, Any]:
+    warm = run(["dvc", "repro"])  # after the in-process runs: rehashes outputs whose mtime changed
+    repro = [run(["dvc", "repro"]) for _ in range(repeats)]
+    status = [run(["dvc", "status"]) for _ in range(repeats)]
+    r, s = stats([x["seconds"] for x in repro]), stats([x["seconds"] for x in status])
+    return {
+        "dvc_repro_noop": r,
+        "dvc_status": s,
+        "ratio": ratio(r, s),
+        "first_repro_after_in_process": {"seconds": warm["seconds"], "stages_ran": stages_ran(warm["output"])},
+        "stages_ran_in_noop": sorted({st for x in repro for st in stages_ran(x["output"])}),
+    }
+
+
+def bench_experiment(run: Runner, repeats: int) -> dict[str, Any]:
+    runs = []
+    for i in range(repeats):
+        rate = round(0.05 + 0.01 * i, 4)  # a new value each run: the run-cache cannot answer it
+        result = run(["dvc", "exp", "run", "-S", f"train.hist_gradient_boosting.learning_rate={rate}"])
+        runs.append({"learning_rate": rate, "seconds": result["seconds"], "stages": stages_ran(result["output"])})
+    return {"dvc_exp_run": stats([r["seconds"] for r in runs]), "runs": runs}
+
+
+def window_files(raw_dir: Path, window: Mapping[str, str]) -> list[Path]:
+    """The files ingest reads: partitions inside the window, and the reference tables."""
+    files = []
+    for folder in sorted(p for p in raw_dir.iterdir() if p.is_dir()):
+        files += [p for p in sorted(folder.glob("*.csv")) if window["start"] <= p.name[:7] <= window["end"]]
+    return files + sorted(raw_dir.glob("*.csv"))
+
+
+def bench_scale(
+    run: Runner,
+    commands: list[tuple[str, list[str]]],
+    params: Mapping[str, Any],
+    source: Path,
+    scales: Sequence[float],
+    months: Sequence[str] | None,
+    repeats: int,
+    scratch: Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    raw_dir = run.copy / params["data"]["raw_dir"]
+    after_raw = [(stage, cmds) for stage, cmds in commands if stage != "raw"]
+    sizes, throughput = [], []
+    for scale in scales:
+        print(f"scale {scale:g}x: generating", flush=True)
+        start = time.perf_counter()
+        written = generate(source, raw_dir, scale=scale, months=months, seed=0)
+        gen_seconds = time.perf_counter() - start
+        per_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage, _ in after_raw}
+        run(["dvc", "commit", "-f", "raw"])  # the generated data as raw's output, so dvc.lock matches
+        for i in range(repeats):
+            print(f"scale {scale:g}x: stages, run {i + 1} of {repeats}", flush=True)
+            for stage, cmds in after_raw:
+                results = [run(cmd) for cmd in cmds]
+                # untimed: record the stage in dvc.lock as `dvc repro` would (package checks the lock)
+                run(["dvc", "commit", "-f", stage])
+                per_stage[stage].append(
+                    {
+                        "seconds": sum(r["seconds"] for r in results),
+                        "cpu_seconds": sum(r["cpu_seconds"] for r in results),
+                        "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
+                    }
+                )
+        stages = {
+            stage: {key: stats([r[key] for r in runs]) for key in ("seconds", "cpu_seconds", "peak_rss_mib")}
+            for stage, runs in per_stage.items()
+        }
+        sizes.append(
+            {
+                "scale": scale,
+                "rows": written,
+                "generate_seconds": gen_seconds,
+                "stages": stages,
+                "stage_order": list(stages),  # the JSON's keys are sorted
+            }
+        )
+
+        files = window_files(raw_dir, params["ingest"]["window"])
+        floor_dir = scratch / "floor"
+        floors = []
+        for _ in range(repeats):
+            shutil.rmtree(floor_dir, ignore_errors=True)
+            floor_dir.mkdir()
+            floors.append(run([sys.executable, "-c", FLOOR, str(floor_dir), *map(str, files)])["seconds"])
+        pairs = zip(per_stage["ingest"], per_stage["validate"], strict=True)
+        pipeline = [a["seconds"] + b["seconds"] for a, b in pairs]
+        p, f = stats(pipeline), stats(floors)
+        csv_bytes = sum(path.stat().st_size for path in files)
+        throughput.append(
+            {
+                "scale": scale,
+                "files": len(files),
+                "csv_mib": csv_bytes / 2**20,
+                "rows_read": written["flights"] + written["weather"],
+                "ingest_validate": p,
+                "pyarrow_floor": f,
+                "ratio": ratio(p, f),
+                "flights_per_second": written["flights"] / p["median"],
+            }
+        )
+    return sizes, throughput
+
+
+def bench_fresh_clone(scratch: Path, verbose: bool) -> dict[str, Any]:
+    """`git clone` of HEAD and `make repro`, the virtualenv built from the lock file included."""
+    env = {k: v for k, v in environment(scratch).items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != BIN)
+    clone = scratch / "fresh-clone"
+    start = time.perf_counter()
+    for cmd in (["git", "clone", "-q", "--no-hardlinks", str(REPO), str(clone)], ["make", "repro"]):
+        if verbose:
+            print(f"  $ {shlex.join(cmd)}", flush=True)
+        proc = subprocess.run(cmd, cwd=clone if cmd[0] == "make" else scratch, env=env, capture_output=True, text=True)
+        if proc.returncode:
+            raise BenchError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return {"seconds": time.perf_counter() - start}
+
+
+def git_head() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+
+
+def meta(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "quick": args.quick,
+        "repeats": args.repeats,
+        "scales": args.scales,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_start": list(os.getloadavg()),
+            "threads": {
+                name: (str(args.threads) if args.threads else os.environ.get(name)) for name in THREAD_VARIABLES
+            },
+        },
+        **git_head(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def spread(s: Mapping[str, Any], fmt: str = "{:.1f}") -> str:
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    m = results["meta"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `python benchmarks/run.py{' --quick' if m['quick'] else ''}` at commit `{m['commit'][:12]}`"
+        f"{' (with uncommitted changes)' if m['dirty'] else ''} on {m['machine']['cpus']} CPUs "
+        f"(load average {m['machine']['load_average_at_start'][0]:.2f} at the start), {m['date']}. "
+        f"Median of {m['repeats']} run(s), min-max in brackets; seconds are wall time. "
+        f"Thread settings: {', '.join(f'{k}={v}' for k, v in m['machine']['threads'].items() if v) or 'unset'}.",
+        "",
+    ]
+    if m.get("error"):
+        lines += [f"**Incomplete: a benchmark failed**: {m['error']}", ""]
+    if m["quick"]:
+        lines += ["**Quick smoke run** (two months, tiny scales, a small model): not a measurement to quote.", ""]
+    o = results.get("overhead")
+    if o:
+        lines += [
+            "## Overhead",
+            "",
+            "| what | seconds |",
+            "|---|---:|",
+            f"| `dvc repro -f` (every stage) | {spread(o['dvc_repro_forced'])} |",
+            f"| the same stage commands in one Python process | {spread(o['in_process'])} |",
+            f"| ratio of the medians | {o['ratio']:.2f} |",
+            "",
+        ]
+    n = results.get("noop")
+    if n:
+        lines += [
+            "## No-op run",
+            "",
+            "| what | seconds |",
+            "|---|---:|",
+            f"| `dvc repro`, nothing to do | {spread(n['dvc_repro_noop'], '{:.2f}')} |",
+            f"| `dvc status` | {spread(n['dvc_status'], '{:.2f}')} |",
+            f"| ratio of the medians | {n['ratio']:.2f} |",
+            "",
+        ]
+    e = results.get("experiment")
+    if e:
+        lines += [
+            "## Experiment turnaround",
+            "",
+            f"`dvc exp run -S train.hist_gradient_boosting.learning_rate=<x>` to its metrics: "
+            f"{spread(e['dvc_exp_run'])} s (stages run: {', '.join(e['runs'][0]['stages'])}).",
+            "",
+        ]
+    sizes = results.get("stages")
+    if sizes:
+        lines += ["## Per stage, by data size", ""]
+        header = " | ".join(f"{s['scale']:g}x ({s['rows']['flights']:,} flights)" for s in sizes)
+        for key, title, fmt in (
+            ("seconds", "wall seconds", "{:.1f}"),
+            ("cpu_seconds", "CPU seconds (user + system)", "{:.1f}"),
+            ("peak_rss_mib", "peak RSS, MiB", "{:.0f}"),
+        ):
+            lines += [f"{title}:", "", f"| stage | {header} |", "|---|" + "---:|" * len(sizes)]
+            for stage in sizes[0]["stage_order"]:
+                cells = " | ".join(spread(s["stages"][stage][key], fmt) for s in sizes)
+                lines.append(f"| {stage} | {cells} |")
+            lines.append("")
+        lines += ["![wall time per stage](stage_seconds.png)", "", "![peak RSS per stage](stage_peak_rss.png)", ""]
+    t = results.get("ingest_throughput")
+    if t:
+        lines += [
+            "## Ingest + validate against pyarrow",
+            "",
+            "| scale | CSV MiB | ingest + validate, s | pyarrow read CSV + write Parquet, s | ratio | flights/s |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in t:
+            lines.append(
+                f"| {row['scale']:g}x | {row['csv_mib']:.0f} | {spread(row['ingest_validate'])} | "
+                f"{spread(row['pyarrow_floor'])} | {row['ratio']:.2f} | {row['flights_per_second']:,.0f} |"
+            )
+        lines.append("")
+    c = results.get("fresh_clone")
+    if c:
+        lines += ["## Fresh clone", "", f"`git clone` + `make repro` to first metrics: {c['seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def plots(sizes: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    rows = [s["rows"]["flights"] for s in sizes]
+    for key, label, name in (
+        ("seconds", "wall seconds (median, min-max)", "stage_seconds.png"),
+        ("peak_rss_mib", "peak RSS, MiB (median, min-max)", "stage_peak_rss.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+        for stage in sizes[0]["stage_order"]:
+            values = [s["stages"][stage][key] for s in sizes]
+            med = [v["median"] for v in values]
+            err = [[v["median"] - v["min"] for v in values], [v["max"] - v["median"] for v in values]]
+            ax.errorbar(rows, med, yerr=err, marker="o", capsize=3, label=stage)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(rows, [f"{r:,}" for r in rows], fontsize=8)  # a label at each measured size
+        ax.set_xlabel("flights in the window")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+        fig.tight_layout()
+        fig.savefig(out / name, metadata={"Software": None})
+        plt.close(fig)
+
+
+def write(out: Path, results: Mapping[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, value in results.items():
+        if name != "meta":
+            payload = {"meta": results["meta"], name: value}
+            (out / f"{name}.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    (out / "summary.md").write_text(markdown(results))
+    if results.get("stages"):
+        plots(results["stages"], out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (two months, tiny scales)")
+    parser.add_argument("--repeats", type=int, help="runs per measurement (default 3; quick: 1)")
+    parser.add_argument(
+        "--scales", type=float, nargs="+", help=f"data sizes (default {FULL_SCALES}; quick: {QUICK_SCALES})"
+    )
+    parser.add_argument("--out", type=Path, help="output folder (default reports/benchmarks, quick: .../quick)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["overhead", "noop", "experiment", "stages"],
+        help="run only these benchmarks (stages includes the ingest throughput)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="set OMP_NUM_THREADS (and BLAS threads) for every command (default: unset)"
+    )
+    parser.add_argument("--fresh-clone", action="store_true", help="also time git clone + make repro (long)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copy (its path is printed)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each command")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.scales = args.scales or (QUICK_SCALES if args.quick else FULL_SCALES)
+    out = args.out or REPO / "reports" / "benchmarks" / ("quick" if args.quick else "")
+    only = set(args.only or ["overhead", "noop", "experiment", "stages"])
+    results: dict[str, Any] = {"meta": meta(args)}
+
+    scratch = Path(tempfile.mkdtemp(prefix="flightdelay-bench-"))
+    try:
+        copy = scratch / "repo"
+        copy.mkdir()
+        (scratch / "logs").mkdir()
+        run = Runner(copy, scratch / "logs", args.verbose, args.threads)
+        make_copy(copy, run.env)
+        params = set_params(copy, {**GATE_OFF, **(QUICK_PARAMS if args.quick else {})})
+        params_text = (copy / "params.yaml").read_text()
+        subprocess.run(["git", "commit", "-qam", "benchmark params"], cwd=copy, env=run.env, check=True)
+        commands = stage_commands(run)
+        if "overhead" in only:
+            print("overhead: dvc repro -f against one process", flush=True)
+            results["overhead"] = bench_overhead(run, commands, args.repeats)
+        else:
+            run(["dvc", "repro"])
+        if "noop" in only:
+            print("no-op: dvc repro against dvc status", flush=True)
+            results["noop"] = bench_noop(run, args.repeats)
+        if "experiment" in only:
+            print("experiment: dvc exp run -S train.hist_gradient_boosting.learning_rate=...", flush=True)
+            results["experiment"] = bench_experiment(run, args.repeats)
+        if "stages" in only:
+            (copy / "params.yaml").write_text(params_text)  # undo the experiments' learning rate
+            source = scratch / "source"
+            shutil.copytree(copy / params["data"]["raw_dir"], source)
+            months = QUICK_MONTHS if args.quick else None
+            sizes, throughput = bench_scale(run, commands, params, source, args.scales, months, args.repeats, scratch)
+            results["stages"], results["ingest_throughput"] = sizes, throughput
+        if args.fresh_clone:
+            print("fresh clone: git clone + make repro", flush=True)
+            results["fresh_clone"] = bench_fresh_clone(scratch, args.verbose)
+        results["meta"]["load_average_at_end"] = list(os.getloadavg())
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        results["meta"]["error"] = str(exc).splitlines()[0]
+    finally:
+        if args.keep:
+            print(f"scratch copy kept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    write(out, results)  # what was measured, also when a later benchmark failed
+    print(f"wrote {out}/summary.md")
+    return 1 if "error" in results["meta"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`benchmarks/run.py --quick` in a scratch copy: every output is written and well formed (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, pipeline_env
+
+pytestmark = pytest.mark.slow
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STAGES_AFTER_RAW = ["ingest", "validate", "features", "train", "predict", "evaluate", "drift", "gate", "package"]
+
+
+def summary_ok(s: dict) -> bool:
+    return s["min"] <= s["median"] <= s["max"] and len(s["runs"]) == 1
+
+
+def test_quick_benchmark_writes_json_markdown_and_png(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=pipeline_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = {"overhead", "noop", "experiment", "stages", "ingest_throughput"}
+    assert {p.stem for p in out.glob("*.json")} == names
+    results = {name: json.loads((out / f"{name}.json").read_text()) for name in names}
+    for name, payload in results.items():
+        assert payload["meta"]["quick"] is True and payload["meta"]["repeats"] == 1, name
+
+    overhead = results["overhead"]["overhead"]
+    assert summary_ok(overhead["dvc_repro_forced"]) and summary_ok(overhead["in_process"])
+    assert overhead["stages"][0] == "raw" and set(STAGES_AFTER_RAW) <= set(overhead["stages"])
+    noop = results["noop"]["noop"]
+    assert summary_ok(noop["dvc_repro_noop"]) and summary_ok(noop["dvc_status"])
+    assert noop["stages_ran_in_noop"] == []
+    runs = results["experiment"]["experiment"]["runs"]
+    assert len(runs) == 1 and runs[0]["stages"][0] == "train" and "evaluate" in runs[0]["stages"]
+
+    sizes = results["stages"]["stages"]
+    assert [s["scale"] for s in sizes] == [0.025, 0.05]
+    assert sizes[0]["rows"]["flights"] < sizes[1]["rows"]["flights"]
+    for size in sizes:
+        assert set(STAGES_AFTER_RAW) <= set(size["stages"])
+        for stage in size["stages"].values():
+            assert all(summary_ok(stage[key]) for key in ("seconds", "cpu_seconds", "peak_rss_mib"))
+            assert stage["peak_rss_mib"]["median"] > 10  # an interpreter with pandas, not a unit mistake
+    for row in results["ingest_throughput"]["ingest_throughput"]:
+        assert summary_ok(row["ingest_validate"]) and summary_ok(row["pyarrow_floor"]) and row["files"] == 7
+
+    summary = (out / "summary.md").read_text()
+    for heading in ("## Overhead", "## No-op run", "## Experiment turnaround", "## Per stage, by data size"):
+        assert heading in summary
+    assert "Quick smoke run" in summary
+    for name in ("stage_seconds.png", "stage_peak_rss.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR"
+        width, height = struct.unpack(">II", data[16:24])
+        assert (width, height) == (700, 450)
+        assert b"Software" not in data  # fixed metadata: no matplotlib version in the file
