@@ -81,8 +81,8 @@ clean-venv:  ## remove .venv
 
 # Benchmarks (docs/benchmarks.md): measured on the machine that runs them, in a scratch copy of the repository.
 .PHONY: bench bench-quick
-bench: $(STAMP)  ## measure pipeline cost and scaling up to 30x the data (hours); writes reports/benchmarks/
+bench: $(RUNTIME_STAMP)  ## measure pipeline cost and scaling up to 30x the data (hours); writes reports/benchmarks/
 	$(BIN)/python benchmarks/run.py
 
-bench-quick: $(STAMP)  ## a small smoke run of the benchmarks; writes reports/benchmarks/quick/ (git-ignored)
+bench-quick: $(RUNTIME_STAMP)  ## a small smoke run of the benchmarks; writes reports/benchmarks/quick/ (git-ignored)
 	$(BIN)/python benchmarks/run.py --quick
