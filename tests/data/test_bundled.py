@@ -13,7 +13,7 @@ from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from flightdelay.stages.validate import check_partition
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def as_read(frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from flightdelay.errors import DataError
 from flightdelay.io import write_json, write_parquet
 from flightdelay.retry import is_transient, with_retry
 from flightdelay.stages.features import feature_spec
-from tests.test_corpus import CORPUS, workspace
+from tests.data.test_corpus import CORPUS, workspace
 
 
 class FlakyFS(MemoryFileSystem):

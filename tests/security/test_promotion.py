@@ -12,7 +12,7 @@ from flightdelay import registry
 from flightdelay.packaging import CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE, package_name, render_checksums, sha256_bytes
 from flightdelay.registry import RegistryError
 from tests.conftest import BIN, run
-from tests.test_registry import commit_model, git
+from tests.integration.test_registry import commit_model, git
 
 
 def state(repo: Path) -> tuple[str, str, str]:

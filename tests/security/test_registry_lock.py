@@ -18,8 +18,8 @@ import pytest
 
 from flightdelay import registry
 from flightdelay.registry import RegistryError
-from tests.test_registry import commit_model, git, prod_record
-from tests.test_registry import repo as repo  # the fixture: a temporary repository with an empty registry
+from tests.integration.test_registry import commit_model, git, prod_record
+from tests.integration.test_registry import repo as repo  # the fixture: a temporary repository with an empty registry
 
 HELD_AT_COMMIT = """
 import sys, time
