@@ -34,9 +34,10 @@ test: $(STAMP)  ## run the whole test suite, end-to-end tests included
 test-fast: $(STAMP)  ## unit and data tests only (skips the slow end-to-end runs)
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(STAMP)  ## ruff over src, tests and tools
+lint: $(STAMP)  ## ruff over src, tests and tools; mypy over the package (CI runs it before the tests)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
+	$(BIN)/mypy
 
 lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (maintainers)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 --no-header -o requirements.lock
