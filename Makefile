@@ -31,7 +31,7 @@ repro: $(STAMP)  ## run the pipeline (only stale stages) and print the metrics
 test: $(STAMP)  ## run the whole test suite, end-to-end tests included
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## unit and data tests only (skips the slow end-to-end runs)
+test-fast: $(STAMP)  ## every test not marked slow (no end-to-end runs; under a minute)
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)  ## ruff over src, tests and tools; mypy over the package (CI runs it before the tests)

@@ -192,6 +192,7 @@ def test_training_that_never_converges_stops_with_diagnostics(tmp_path, monkeypa
     assert not (root / "models" / "model.skops").exists()
 
 
+@pytest.mark.slow  # fits two boosting models
 def test_training_retries_once_with_the_fallback_seed(tmp_path, monkeypatch):
     from flightdelay.stages import train
 

@@ -20,6 +20,7 @@ def state(repo: Path) -> tuple[str, str, str]:
     return git(repo, "tag"), (repo / "registry" / "prod.json").read_text(), git(repo, "rev-parse", "HEAD")
 
 
+@pytest.mark.slow  # runs dvc
 def test_the_dvc_hash_is_the_one_dvc_itself_records(tmp_path):
     repo = tmp_path / "dvc-repo"
     package = repo / "models" / "package" / "model-0123456789abcdef"

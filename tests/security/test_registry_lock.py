@@ -76,6 +76,7 @@ def state(repo: Path) -> tuple[list[str], str, str, str]:
     return tags, head, (repo / "registry" / "prod.json").read_text(), git(repo, "status", "--porcelain")
 
 
+@pytest.mark.slow  # two promotions in two processes
 def test_a_second_promotion_at_the_same_time_is_refused_and_leaves_nothing(repo, tmp_path):
     name = commit_model(repo, seed=1)["name"]
     before = git(repo, "rev-parse", "HEAD").strip()
