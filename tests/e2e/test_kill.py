@@ -34,9 +34,17 @@ def lock_hashes(repo: Path) -> dict[str, list]:
     return {name: [o["md5"] for o in stage.get("outs", [])] for name, stage in lock["stages"].items()}
 
 
-def stage_process(stage: str) -> psutil.Process | None:
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
+def stage_process(dvc_pid: int, stage: str) -> psutil.Process | None:
+    """The stage's process among those `dvc` started (not another run's on the same machine)."""
+    try:
+        children = psutil.Process(dvc_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return None
+    for proc in children:
+        try:
+            cmd = proc.cmdline()
+        except psutil.Error:
+            continue
         if cmd[-3:] == ["-m", "flightdelay", stage]:
             return proc
     return None
@@ -56,7 +64,7 @@ def kill_part_way(repo: Path, stage: str, marker: str | None) -> str:
     seen = ""
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            worker = stage_process(stage)
+            worker = stage_process(proc.pid, stage)
             if worker is not None:
                 if marker is None:
                     time.sleep(1.0)
