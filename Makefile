@@ -54,12 +54,13 @@ repro: $(RUNTIME_STAMP)  ## run the pipeline (only stale stages) and print the m
 test: $(DEV_STAMP)  ## run the whole test suite, end-to-end tests included
 	$(BIN)/python -m pytest
 
-test-fast: $(DEV_STAMP)  ## unit and data tests only (skips the slow end-to-end runs)
+test-fast: $(DEV_STAMP)  ## every test not marked slow (no end-to-end runs; under a minute)
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(DEV_STAMP)  ## ruff over src, tests and tools
+lint: $(DEV_STAMP)  ## ruff over src, tests and tools; mypy over the package (CI runs it before the tests)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
+	$(BIN)/mypy
 
 # Both locks are universal (one file for Linux, macOS and Windows, Python $(LOCK_PYTHON) and up) and hash-pinned. The
 # dev lock is constrained by the runtime lock, so a package in both has the same version in both. uv keeps the

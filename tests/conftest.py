@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+KINDS = ("unit", "data", "model", "integration", "security", "meta", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its kind, the folder under tests/ it lives in (`pytest -m model`)."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        parts = item.path.resolve().relative_to(tests).parts
+        if len(parts) > 1 and parts[0] in KINDS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 def pipeline_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
@@ -62,4 +73,18 @@ def stages_ran(output: str) -> list[str]:
 def clone(dest: Path) -> Path:
     """A fresh clone of the committed repository (what CI and a new user get), with an empty DVC cache."""
     run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest)], cwd=dest.parent)
+    return dest
+
+
+def copy_of(source: Path, dest: Path) -> Path:
+    """A clone of `source` at its HEAD with its DVC cache hard-linked in (`cp -al`), outputs checked out.
+
+    Nothing is recomputed: `dvc checkout` fills data/ and models/ from the cache, and a later `dvc repro` of
+    anything `source` already ran is restored from the run-cache. DVC never writes into a cached object (they are
+    read-only, named by their hash), so the hard links leave `source` as it was.
+    """
+    run(["git", "clone", "--quiet", "--no-hardlinks", str(source), str(dest)], cwd=dest.parent)
+    subprocess.run(["cp", "-al", str(source / ".dvc" / "cache"), str(dest / ".dvc" / "cache")], check=True)
+    dvc("checkout", cwd=dest)
+    assert json.loads(dvc("status", "--json", cwd=dest).stdout) == {}
     return dest

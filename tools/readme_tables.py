@@ -1,7 +1,7 @@
 """Rewrite the README's generated blocks: the stage graph (`dvc dag --md`) and the stage -> module -> outputs map.
 
 Both come from dvc.yaml, so the README cannot drift from the pipeline. `make docs` runs this;
-tests/test_docs.py fails until it has been run after a change to dvc.yaml.
+tests/meta/test_docs.py fails until it has been run after a change to dvc.yaml.
 
     python tools/readme_tables.py            rewrite the blocks in README.md
     python tools/readme_tables.py --check    exit 1, naming the stale blocks, when README.md is out of date

@@ -380,8 +380,7 @@ def _unwrap(tp: Any) -> tuple[Any, str | None]:
             return tp, description
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls, include_extras=True)
 
 
@@ -462,7 +461,7 @@ def _validate(cls: type[T], raw: Any, source: str) -> T:
             f"{source}: expected a mapping of sections ({', '.join(_hints(cls))}), got {type(raw).__name__}"
         )
     try:
-        return _adapter(cls).validate_python(raw)
+        return _adapter(cls).validate_python(raw)  # type: ignore[arg-type]  # mypy: type[T] not Hashable; it is
     except _ValidationError as exc:
         errors = exc.errors()
     # A list whose items are wrong is not also "empty": pydantic counts only the items that passed.

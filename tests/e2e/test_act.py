@@ -43,7 +43,7 @@ def pip_cache_dir() -> str:
 
 
 def pinned_ref(action: str) -> str:
-    """`owner/name@<sha>` as the workflows pin it (tests/test_workflows.py checks there is one pin per action)."""
+    """`owner/name@<sha>` as the workflows pin it (tests/integration/test_workflows.py: one pin per action)."""
     text = "\n".join(p.read_text() for p in sorted((REPO / ".github" / "workflows").glob("*.yml")))
     return re.search(rf"uses: ({re.escape(action)}@[0-9a-f]{{40}})", text).group(1)
 

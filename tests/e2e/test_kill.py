@@ -14,8 +14,8 @@ import psutil
 import pytest
 import yaml
 
-from tests.conftest import BIN, clone, dvc, pipeline_env, run
-from tests.e2e.test_pipeline import SHORT, set_params
+from tests.conftest import BIN, copy_of, dvc, pipeline_env, run, stages_ran
+from tests.e2e.test_pipeline import set_params
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,17 @@ def lock_hashes(repo: Path) -> dict[str, list]:
     return {name: [o["md5"] for o in stage.get("outs", [])] for name, stage in lock["stages"].items()}
 
 
-def stage_process(stage: str) -> psutil.Process | None:
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
+def stage_process(dvc_pid: int, stage: str) -> psutil.Process | None:
+    """The stage's process among those `dvc` started (not another run's on the same machine)."""
+    try:
+        children = psutil.Process(dvc_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return None
+    for proc in children:
+        try:
+            cmd = proc.cmdline()
+        except psutil.Error:
+            continue
         if cmd[-3:] == ["-m", "flightdelay", stage]:
             return proc
     return None
@@ -56,7 +64,7 @@ def kill_part_way(repo: Path, stage: str, marker: str | None) -> str:
     seen = ""
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            worker = stage_process(stage)
+            worker = stage_process(proc.pid, stage)
             if worker is not None:
                 if marker is None:
                     time.sleep(1.0)
@@ -74,10 +82,12 @@ def kill_part_way(repo: Path, stage: str, marker: str | None) -> str:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory) -> tuple[Path, dict]:
-    repo = clone(tmp_path_factory.mktemp("kill") / "repo")
-    set_params(repo, {**SHORT, ("train", "hist_gradient_boosting", "max_iter"): 200})
-    dvc("repro", cwd=repo)
+def clean(tmp_path_factory, short_run) -> tuple[Path, dict]:
+    """A copy of the session's short-window run, retrained with 200 rounds (so train lives long enough to be
+    killed), and the output hashes of that clean run. The stages before train come from the copied cache."""
+    repo = copy_of(short_run, tmp_path_factory.mktemp("kill") / "repo")
+    set_params(repo, {("train", "hist_gradient_boosting", "max_iter"): 200})
+    assert stages_ran(dvc("repro", cwd=repo).stdout)[0] == "train"
     return repo, lock_hashes(repo)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import clone, dvc, run, stages_ran
+from tests.conftest import copy_of, dvc, run, stages_ran
 
 pytestmark = pytest.mark.slow
 
@@ -61,14 +61,9 @@ def repro(repo: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A clone with the short window committed and the pipeline run once."""
-    path = clone(tmp_path_factory.mktemp("short") / "repo")
-    set_params(path, {**SHORT, ("train", "hist_gradient_boosting", "max_iter"): 60})
-    assert repro(path) == ALL_STAGES
-    run(["git", "add", "-A"], cwd=path)
-    run(["git", "commit", "-qm", "short window"], cwd=path)
-    return path
+def repo(tmp_path_factory, short_run) -> Path:
+    """A copy of the session's short-window run (tests/e2e/conftest.py): committed, run once, changed here."""
+    return copy_of(short_run, tmp_path_factory.mktemp("short") / "repo")
 
 
 def test_outputs_and_metrics(repo):

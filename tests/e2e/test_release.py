@@ -1,5 +1,5 @@
-"""Drift, the gate, the package, promotion and the report, with real `dvc repro` in a temporary clone
-(the short Jan-Mar window of test_pipeline.py).
+"""Drift, the gate, the package, promotion and the report, with real `dvc repro` in a copy of the session's
+short-window run (Jan-Mar, tests/e2e/conftest.py).
 
 The tests share one clone and run in order; each leaves it as committed (params restored, `dvc repro` run).
 """
@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from flightdelay.packaging import load_package
-from tests.conftest import clone, dvc, run, stages_ran
-from tests.e2e.test_pipeline import ALL_STAGES, SHORT, set_params
+from tests.conftest import copy_of, dvc, run, stages_ran
+from tests.e2e.test_pipeline import set_params
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +46,9 @@ def flightdelay(repo: Path, *args: str, check: bool = True) -> subprocess.Comple
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    path = clone(tmp_path_factory.mktemp("release") / "repo")
-    set_params(path, {**SHORT, ("train", "hist_gradient_boosting", "max_iter"): 60})
-    assert repro(path)[0] == ALL_STAGES
-    run(["git", "add", "-A"], cwd=path)
-    run(["git", "commit", "-qm", "short window"], cwd=path)
-    return path
+def repo(tmp_path_factory, short_run) -> Path:
+    """A copy of the session's short-window run (tests/e2e/conftest.py); promotion commits to it."""
+    return copy_of(short_run, tmp_path_factory.mktemp("release") / "repo")
 
 
 def test_gate_passes_with_every_rule_recorded(repo):

@@ -240,7 +240,7 @@ def test_model_sha256_must_be_64_hex_digits(sha, workspace, capfd):
 # ------------------------------------------------------------------------------------- test isolation (point 10)
 
 # Tests whose subject is the repository's params.yaml itself (its keys); they read nothing else from it.
-READS_REPO_PARAMS = {"tests/test_docs.py", "tests/unit/test_config.py"}
+READS_REPO_PARAMS = {"tests/meta/test_docs.py", "tests/unit/test_config.py"}
 
 
 def test_no_test_reads_the_working_params_file():

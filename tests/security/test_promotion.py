@@ -12,7 +12,7 @@ from flightdelay import registry
 from flightdelay.packaging import CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE, package_name, render_checksums, sha256_bytes
 from flightdelay.registry import RegistryError
 from tests.conftest import BIN, run
-from tests.test_registry import commit_model, git
+from tests.integration.test_registry import commit_model, git
 
 
 def state(repo: Path) -> tuple[str, str, str]:
@@ -20,6 +20,7 @@ def state(repo: Path) -> tuple[str, str, str]:
     return git(repo, "tag"), (repo / "registry" / "prod.json").read_text(), git(repo, "rev-parse", "HEAD")
 
 
+@pytest.mark.slow  # runs dvc
 def test_the_dvc_hash_is_the_one_dvc_itself_records(tmp_path):
     repo = tmp_path / "dvc-repo"
     package = repo / "models" / "package" / "model-0123456789abcdef"

@@ -18,8 +18,8 @@ import pytest
 
 from flightdelay import registry
 from flightdelay.registry import RegistryError
-from tests.test_registry import commit_model, git, prod_record
-from tests.test_registry import repo as repo  # the fixture: a temporary repository with an empty registry
+from tests.integration.test_registry import commit_model, git, prod_record
+from tests.integration.test_registry import repo as repo  # the fixture: a temporary repository with an empty registry
 
 HELD_AT_COMMIT = """
 import sys, time
@@ -76,6 +76,7 @@ def state(repo: Path) -> tuple[list[str], str, str, str]:
     return tags, head, (repo / "registry" / "prod.json").read_text(), git(repo, "status", "--porcelain")
 
 
+@pytest.mark.slow  # two promotions in two processes
 def test_a_second_promotion_at_the_same_time_is_refused_and_leaves_nothing(repo, tmp_path):
     name = commit_model(repo, seed=1)["name"]
     before = git(repo, "rev-parse", "HEAD").strip()

@@ -8,6 +8,7 @@ data/quarantine/ingest.parquet with the file, row number, column and value.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -150,7 +151,7 @@ def iter_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -
         return
     for ext in ("csv", "csv.gz", "parquet"):
         candidate = base if base.endswith(f".{ext}") else f"{base}.{ext}"
-        if with_retry(f"looking for {candidate}", lambda c=candidate: fs.exists(c), retry):
+        if with_retry(f"looking for {candidate}", functools.partial(fs.exists, candidate), retry):
             source = Path(candidate).name
             yield Chunk(source, read_file(fs, candidate, source, retry))
             return
@@ -175,7 +176,7 @@ def iter_sql(source: Source, spec: TableSpec, window: Window, retry: RetryParams
         for period in window.months():
             bind = {"year": int(period[:4]), "month": int(period[5:])}
             name = f"sql:{spec.name}/{period}"
-            yield Chunk(name, with_retry(f"querying {name}", lambda b=bind: query(b), retry), period)
+            yield Chunk(name, with_retry(f"querying {name}", functools.partial(query, bind), retry), period)
     finally:
         engine.dispose()
 

@@ -39,7 +39,7 @@ def select_features(spec: dict[str, Any], groups: tuple[str, ...]) -> tuple[list
 
 def iterations(estimator: Any) -> int:
     """Boosting rounds or solver iterations the estimator ran (0 for estimators without iterations)."""
-    n_iter = getattr(estimator, "n_iter_", 0)
+    n_iter: Any = getattr(estimator, "n_iter_", 0)  # an int, or one per class (logistic regression)
     return int(max(n_iter)) if hasattr(n_iter, "__len__") else int(n_iter)
 
 

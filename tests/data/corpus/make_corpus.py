@@ -1,7 +1,7 @@
 """Writes the corpus of broken inputs in this folder from the bundled data (run once; the files are committed).
 
 Each case is one replacement for flights/2013-01.* in an otherwise valid raw folder (`base/`); cases.yaml says
-what the pipeline must do with it. Run: python tests/corpus/make_corpus.py
+what the pipeline must do with it. Run: python tests/data/corpus/make_corpus.py
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from flightdelay.errors import DataError
 from flightdelay.io import write_json, write_parquet
 from flightdelay.retry import is_transient, with_retry
 from flightdelay.stages.features import feature_spec
-from tests.test_corpus import CORPUS, workspace
+from tests.data.test_corpus import CORPUS, workspace
 
 
 class FlakyFS(MemoryFileSystem):
@@ -192,6 +192,7 @@ def test_training_that_never_converges_stops_with_diagnostics(tmp_path, monkeypa
     assert not (root / "models" / "model.skops").exists()
 
 
+@pytest.mark.slow  # fits two boosting models
 def test_training_retries_once_with_the_fallback_seed(tmp_path, monkeypatch):
     from flightdelay.stages import train
 

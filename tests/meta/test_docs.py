@@ -15,7 +15,7 @@ from dvc.cli.parser import get_main_parser
 
 from flightdelay.cli import STAGES, build_parser, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -134,7 +134,7 @@ def test_every_relative_link_in_the_docs_resolves():
 
 def test_pages_awaiting_merge_are_still_missing():
     merged = sorted(p for p in AWAITING_MERGE if (REPO / p).exists())
-    assert not merged, f"{merged} exist now: remove them from AWAITING_MERGE in tests/test_docs.py"
+    assert not merged, f"{merged} exist now: remove them from AWAITING_MERGE in tests/meta/test_docs.py"
 
 
 def test_every_docs_page_is_in_the_readme_index():

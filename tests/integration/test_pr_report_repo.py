@@ -18,6 +18,9 @@ from flightdelay.cli import main
 from flightdelay.pr_render import MARKER
 from tests.conftest import dvc, run
 
+# `dvc plots diff` and git on a real repository, several seconds a test.
+pytestmark = pytest.mark.slow
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 DVC_YAML = {

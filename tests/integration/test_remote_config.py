@@ -79,6 +79,7 @@ def offline_repo(tmp_path: Path) -> tuple[Path, dict[str, str | None]]:
     return repo, offline
 
 
+@pytest.mark.slow  # runs dvc repro and dvc exp run
 def test_repro_status_and_experiments_need_no_remote(tmp_path):
     """The everyday commands never contact the remote: with the project's default remote, no credentials and a
     dead endpoint they still work (any attempt would fail for want of credentials)."""

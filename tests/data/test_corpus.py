@@ -1,4 +1,4 @@
-"""The corpus of broken inputs (tests/corpus/) through the real `ingest` and `validate` entry points.
+"""The corpus of broken inputs (tests/data/corpus/) through the real `ingest` and `validate` entry points.
 
 Every case either accounts for every row (passed + quarantined, with file, row, column and rule) or stops at
 the first stage that cannot go on, with a message naming the file and the problem, no traceback, and no
@@ -17,7 +17,7 @@ import yaml
 from flightdelay.cli import main
 from tests.default_params import default_params, write_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text())
 

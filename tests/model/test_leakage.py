@@ -17,7 +17,7 @@ from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from flightdelay.stages.train import select_features
 from tests.default_params import default_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def as_read(frame: pd.DataFrame) -> pd.DataFrame:
