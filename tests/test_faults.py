@@ -15,10 +15,10 @@ import yaml
 from fsspec.implementations.memory import MemoryFileSystem
 
 from flightdelay.cli import main
-from flightdelay.config import RetryParams
-from flightdelay.errors import DataError
-from flightdelay.io import write_json, write_parquet
-from flightdelay.retry import is_transient, with_retry
+from flightdelay.core.config import RetryParams
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import write_json, write_parquet
+from flightdelay.data.retry import is_transient, with_retry
 from flightdelay.stages.features import feature_spec
 from tests.test_corpus import CORPUS, workspace
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.config import load_schema, parse_params
-from flightdelay.io import partition_files, read_json, read_parquet, write_parquet
+from flightdelay.core.config import load_schema, parse_params
+from flightdelay.core.files import partition_files, read_json, read_parquet, write_parquet
 from flightdelay.stages import features
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from flightdelay.cli import main
-from flightdelay.pr_render import MARKER
+from flightdelay.prcomment.render import MARKER
 from tests.conftest import dvc, run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import registry
 from flightdelay.cli import main
-from flightdelay.packaging import MODEL_FILE, write_package
-from flightdelay.registry import RegistryError
+from flightdelay.release import registry
+from flightdelay.release.package_format import MODEL_FILE, write_package
+from flightdelay.release.registry import RegistryError
 from flightdelay.stages.package import pointer
 from tests.unit.test_packaging import manifest_for, tiny_model_bytes
 

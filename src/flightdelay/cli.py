@@ -2,10 +2,10 @@
 
 dvc.yaml calls these; people normally run `dvc repro`, which calls only the stages that are out of date.
 A few commands are human steps outside the pipeline: `verify` checks a model package, `promote`, `rollback`
-and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.registry).
+and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.release.registry).
 `flightdelay pr-report --base REV` and `flightdelay pr-comment` are tools, not stages: the first writes the
-pull-request comment's data in the PR's job (pr_report), the second renders the comment from it in the trusted
-job (pr_comment).
+pull-request comment's data in the PR's job (prcomment.pr_report), the second renders the comment from it in the
+trusted job (prcomment.pr_comment).
 
 This file imports only what every command needs. The module that runs a command (`runner`) is imported when that
 command runs, so a stage runs this file, `__main__.py` and its own module's imports, nothing else: the code deps
@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from flightdelay import logs
-from flightdelay.config import ConfigError, load_params, load_schema
-from flightdelay.errors import PipelineError
+from flightdelay.core import logs
+from flightdelay.core.config import ConfigError, load_params, load_schema
+from flightdelay.core.errors import PipelineError
 
 log = logging.getLogger("flightdelay")
 
@@ -95,9 +95,9 @@ def runner(command: str) -> str:
     if command in STAGES:
         return f"flightdelay.stages.{command}"
     if command in COMMANDS:
-        return "flightdelay.commands"
+        return "flightdelay.release.commands"
     if command in TOOLS:
-        return f"flightdelay.{command.replace('-', '_')}"
+        return f"flightdelay.prcomment.{command.replace('-', '_')}"
     raise ValueError(f"unknown command {command!r}")
 
 

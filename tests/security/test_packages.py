@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flightdelay.cli import main
-from flightdelay.packaging import (
+from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
     MODEL_FILE,

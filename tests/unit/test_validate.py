@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay import quarantine
-from flightdelay.config import ColumnSpec, TableSpec
-from flightdelay.errors import DataError
+from flightdelay.core.config import ColumnSpec, TableSpec
+from flightdelay.core.errors import DataError
+from flightdelay.data import quarantine
 from flightdelay.stages.validate import check_partition, profile_column, summary_markdown, wrong_period
 
 SOURCE = "flights/2013-01.parquet"

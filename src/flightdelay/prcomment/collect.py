@@ -3,7 +3,7 @@
 `flightdelay pr-report --base origin/main` compares the workspace (after `dvc repro`) with a base revision and
 writes a folder:
 
-    pr-report/comment-data.json   the comment's data (see pr_data); the trusted job renders the comment from it
+    pr-report/comment-data.json   the comment's data (see prcomment.data); the trusted job renders the comment from it
     pr-report/comment-preview.md  what the trusted job will post from that data (for the run summary)
     pr-report/report.md           the same report with the plots inline, referenced relatively (plots/*.png)
     pr-report/plots/*.png         the plots of `dvc plots diff`, rendered offline from their Vega-Lite specs
@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flightdelay.errors import PipelineError
-from flightdelay.io import atomic_path, write_text
-from flightdelay.pr_data import (
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import atomic_path, write_text
+from flightdelay.prcomment.data import (
     DATA_FILE,
     MAX_POINTS,
     MAX_TEXT,
@@ -39,7 +39,7 @@ from flightdelay.pr_data import (
     describe,
     validate_comment_data,
 )
-from flightdelay.pr_render import format_metric, format_param, plot_file, render_markdown
+from flightdelay.prcomment.render import format_metric, format_param, plot_file, render_markdown
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The pull-request comment, rendered from validated comment data (see pr_data). Runs in the trusted job.
+"""The pull-request comment, rendered from validated comment data (see prcomment.data). Runs in the trusted job.
 
 Nothing from the data reaches the markdown unescaped: names are schema-checked and shown in code spans, free
 text (gate notes, the override's reason) goes through `escape`, numbers are formatted here, and the gate's
@@ -14,8 +14,8 @@ import logging
 import re
 from pathlib import Path
 
-from flightdelay.io import write_text
-from flightdelay.pr_data import (
+from flightdelay.core.files import write_text
+from flightdelay.prcomment.data import (
     DATA_FILE,
     PR_FILE,
     ArtifactError,

@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 
-from flightdelay import registry
-from flightdelay.packaging import load_package
+from flightdelay.release import registry
+from flightdelay.release.package_format import load_package
 
 
 def run(args: argparse.Namespace) -> None:

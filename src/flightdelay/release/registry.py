@@ -41,8 +41,8 @@ from typing import Any, Concatenate, ParamSpec
 
 import yaml
 
-from flightdelay.errors import PipelineError
-from flightdelay.io import read_json, to_json
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import read_json, to_json
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def _package_at(repo: Path, commit: str) -> dict[str, Any]:
 
 
 def _verify_workspace_package(repo: Path, package: dict[str, Any], commit: str) -> None:
-    from flightdelay.packaging import verify
+    from flightdelay.release.package_format import verify
 
     path = repo / PACKAGE_PARENT / package["name"]
     if not path.is_dir():

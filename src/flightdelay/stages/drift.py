@@ -27,14 +27,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from flightdelay.config import DriftParams, Params, Schema
-from flightdelay.io import read_json, read_parquet, read_split, write_json, write_text
+from flightdelay.core.config import DriftParams, Params, Schema
+from flightdelay.core.files import read_json, read_parquet, read_split, write_json, write_text
 
 log = logging.getLogger(__name__)
 
 # Shares below this count as this much in PSI, so an empty bin on one side gives a large, finite number.
 PSI_FLOOR = 1e-4
-# Edges are kept to the precision JSON keeps (see flightdelay.io.to_json), so monitoring code that bins with
+# Edges are kept to the precision JSON keeps (see flightdelay.core.files.to_json), so monitoring code that bins with
 # the stored edges puts every value where this stage did.
 EDGE_DIGITS = 6
 PREDICTION = "prediction"

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay import metrics
-from flightdelay.config import EvaluateParams, Params, Schema
-from flightdelay.io import atomic_dir, read_json, read_parquet, write_json
+from flightdelay.core.config import EvaluateParams, Params, Schema
+from flightdelay.core.files import atomic_dir, read_json, read_parquet, write_json
+from flightdelay.modeling import metrics
 
 log = logging.getLogger(__name__)
 

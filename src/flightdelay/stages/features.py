@@ -24,9 +24,9 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from flightdelay.config import FeatureParams, Params, Schema
-from flightdelay.errors import DataError
-from flightdelay.io import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
+from flightdelay.core.config import FeatureParams, Params, Schema
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from flightdelay.config import GATE_METRICS, GateParams, Override, Params, Schema
-from flightdelay.errors import PipelineError
-from flightdelay.io import read_json, write_json, write_text
-from flightdelay.registry import read_record
+from flightdelay.core.config import GATE_METRICS, GateParams, Override, Params, Schema
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import read_json, write_json, write_text
+from flightdelay.release.registry import read_record
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 
-from flightdelay import quarantine
-from flightdelay.config import ColumnSpec, IngestParams, Params, RetryParams, Schema, Source, TableSpec, Window
-from flightdelay.errors import DataError
-from flightdelay.io import atomic_dir, write_json, write_parquet, write_parquet_into
-from flightdelay.readers import read_bytes, repeated_headers
-from flightdelay.retry import with_retry
-from flightdelay.schema_checks import column_drift
+from flightdelay.core.config import ColumnSpec, IngestParams, Params, RetryParams, Schema, Source, TableSpec, Window
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import atomic_dir, write_json, write_parquet, write_parquet_into
+from flightdelay.data import quarantine
+from flightdelay.data.readers import read_bytes, repeated_headers
+from flightdelay.data.retry import with_retry
+from flightdelay.data.schema_checks import column_drift
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Stage `package`: the gated model as a self-describing, content-addressed, checksummed directory.
 
-Writes `models/package/model-<hash>/` (flightdelay.packaging: the hash covers every file) and
+Writes `models/package/model-<hash>/` (flightdelay.release.package_format: the hash covers every file) and
 `reports/package.json`, a small git-tracked pointer (name, full hash, metrics, gate decision, data hashes)
 that promotion and the report read from any commit without the DVC cache.
 
@@ -15,7 +15,7 @@ Lineage comes from dvc.lock, which `dvc repro` updates after each stage, so when
 the `train` entry of the model being packaged. The stage checks that entry's MD5 against the model file and
 refuses a stale lock. The git commit is not in the manifest: a file cannot hold the hash of the commit that
 contains it, and an output that changed with every commit would break `dvc repro` reproducibility. The
-commit is recorded at promotion, in the GTO tag and registry/<stage>.json (see flightdelay.registry).
+commit is recorded at promotion, in the GTO tag and registry/<stage>.json (see flightdelay.release.registry).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import pandas as pd
 import yaml
 
 from flightdelay import __version__
-from flightdelay.config import Params, Schema
-from flightdelay.errors import PipelineError
-from flightdelay.io import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
-from flightdelay.packaging import MANIFEST_FORMAT, sha256_bytes, verify_package, write_package
+from flightdelay.core.config import Params, Schema
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
+from flightdelay.release.package_format import MANIFEST_FORMAT, sha256_bytes, verify_package, write_package
 
 log = logging.getLogger(__name__)
 

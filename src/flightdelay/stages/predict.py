@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from flightdelay.config import Params, Schema
-from flightdelay.io import read_json, read_split, write_json, write_parquet
-from flightdelay.model import load_model, prepare
+from flightdelay.core.config import Params, Schema
+from flightdelay.core.files import read_json, read_split, write_json, write_parquet
+from flightdelay.modeling.model import load_model, prepare
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from flightdelay.config import ConfigError, Params, Schema, TableSpec
-from flightdelay.io import atomic_dir
+from flightdelay.core.config import ConfigError, Params, Schema, TableSpec
+from flightdelay.core.files import atomic_dir
 
 log = logging.getLogger(__name__)
 

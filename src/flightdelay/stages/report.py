@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from flightdelay.config import Params, Schema
-from flightdelay.io import atomic_dir, read_json, to_json, write_text
-from flightdelay.registry import read_record
+from flightdelay.core.config import Params, Schema
+from flightdelay.core.files import atomic_dir, read_json, to_json, write_text
+from flightdelay.release.registry import read_record
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, mean_squared_error
 
-from flightdelay.config import Params, Schema, TrainParams
-from flightdelay.errors import PipelineError
-from flightdelay.io import read_json, read_split, write_json
-from flightdelay.model import build_pipeline, prepare, save_model
+from flightdelay.core.config import Params, Schema, TrainParams
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import read_json, read_split, write_json
+from flightdelay.modeling.model import build_pipeline, prepare, save_model
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from flightdelay import quarantine
-from flightdelay.config import ColumnSpec, Params, Schema, TableSpec
-from flightdelay.errors import DataError
-from flightdelay.io import (
+from flightdelay.core.config import ColumnSpec, Params, Schema, TableSpec
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import (
     atomic_dir,
     partition_files,
     read_parquet,
@@ -29,7 +28,8 @@ from flightdelay.io import (
     write_parquet_into,
     write_text,
 )
-from flightdelay.schema_checks import column_drift, null_spikes
+from flightdelay.data import quarantine
+from flightdelay.data.schema_checks import column_drift, null_spikes
 from flightdelay.stages.ingest import total_rows
 
 log = logging.getLogger(__name__)
