@@ -30,6 +30,7 @@ import yaml
 from flightdelay.core import logs
 from flightdelay.core.config import ConfigError, load_params, load_schema
 from flightdelay.core.errors import PipelineError
+from flightdelay.core.hashing import sha256_path
 
 log = logging.getLogger("flightdelay")
 
@@ -48,9 +49,9 @@ STAGES = {
 }
 COMMANDS = {
     "verify": "verify a model package's checksums and manifest (and that its model file loads safely)",
-    "promote": "assign a stage (staging, prod) to the package committed at HEAD, or to a registered version",
-    "rollback": "withdraw the version in a stage and give the stage back to the version before it",
-    "history": "list a stage's promotions and rollbacks: when, who, which version and package hash",
+    "promote": "assign a release channel (staging, prod) to the package committed at HEAD, or to a registered version",
+    "rollback": "withdraw the version in a channel and give the channel back to the version before it",
+    "history": "list a channel's promotions and rollbacks: when, who, which version and package hash",
 }
 
 # Commands that are not pipeline stages (dvc.yaml does not call them): tools run by people and CI.
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
     for name in ("promote", "rollback", "history"):
         command = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
-        command.add_argument("target", metavar="STAGE", help="staging or prod")
+        command.add_argument("channel", metavar="CHANNEL", help="the release channel: staging or prod (GTO's stages)")
         command.add_argument("--repo", default=".", help="the git repository (default: %(default)s)")
         if name == "promote":
             command.add_argument("--version", help="a registered version (default: the package committed at HEAD)")
@@ -171,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "%s started",
         args.stage,
         extra={
-            "event": {"event": "stage_start", "stage": args.stage, "inputs": {p: logs.path_sha256(p) for p in deps}}
+            "event": {"event": "stage_start", "stage": args.stage, "inputs": {p: sha256_path(p) for p in deps}}
         },
     )
     try:
@@ -203,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ended": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         "seconds": round(seconds, 3),
         **rows,
-        "inputs": {p: logs.path_sha256(p) for p in deps},
-        "outputs": {p: logs.path_sha256(p) for p in outs},
+        "inputs": {p: sha256_path(p) for p in deps},
+        "outputs": {p: sha256_path(p) for p in outs},
     }
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rows.items())
     log.info(

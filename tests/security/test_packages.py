@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from flightdelay.cli import main
+from flightdelay.core.hashing import sha256_bytes
 from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
@@ -22,7 +23,6 @@ from flightdelay.release.package_format import (
     PackageError,
     package_name,
     render_checksums,
-    sha256_bytes,
     verify,
     write_package,
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flightdelay.core.hashing import sha256_bytes
 from flightdelay.release import registry
 from flightdelay.release.package_format import (
     CHECKSUM_FILE,
@@ -15,7 +16,6 @@ from flightdelay.release.package_format import (
     MODEL_FILE,
     package_name,
     render_checksums,
-    sha256_bytes,
 )
 from flightdelay.release.registry import RegistryError
 from tests.conftest import BIN, run

@@ -11,6 +11,7 @@ import pytest
 
 from flightdelay.cli import main
 from flightdelay.core.errors import PipelineError
+from flightdelay.core.hashing import sha256_bytes
 from flightdelay.modeling.model import build_pipeline, dumps_canonical, prepare
 from flightdelay.release.package_format import (
     CHECKSUM_FILE,
@@ -23,7 +24,6 @@ from flightdelay.release.package_format import (
     package_name,
     parse_checksums,
     render_checksums,
-    sha256_bytes,
     verify_package,
     write_package,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flightdelay.core.layout import GATE_FILE, SLICES_FILE
 from flightdelay.prcomment import collect
 
 
@@ -16,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main or a SHA")
     parser.add_argument("--out", default="pr-report", type=Path, help="output folder (default: %(default)s)")
     parser.add_argument("--repo", default=".", type=Path, help="repository root (default: %(default)s)")
-    parser.add_argument("--gate", default=collect.GATE_FILE, help="gate decision file (default: %(default)s)")
-    parser.add_argument("--slices", default=collect.SLICES_FILE, help="slice metrics file (default: %(default)s)")
+    parser.add_argument("--gate", default=GATE_FILE, help="gate decision file (default: %(default)s)")
+    parser.add_argument("--slices", default=SLICES_FILE, help="slice metrics file (default: %(default)s)")
     parser.add_argument(
         "--slice-metric", help=f"slice metric to rank by (default: the first of {', '.join(collect.SLICE_METRICS)})"
     )

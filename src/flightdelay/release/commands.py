@@ -1,4 +1,5 @@
-"""The human commands outside the pipeline: `verify` a package, `promote`, `rollback` and `history` of a stage.
+"""The human commands outside the pipeline: `verify` a package, `promote`, `rollback` and `history` of a
+release channel (staging, prod; GTO calls them stages).
 
 `flightdelay.cli` parses the arguments and imports this module only when one of these commands runs.
 """
@@ -23,13 +24,15 @@ def run(args: argparse.Namespace) -> None:
             f"hash {package.hash})\n"
         )
     elif args.stage == "promote":
-        record = registry.promote(args.repo, args.target, version=args.version, reason=args.reason)
+        record = registry.promote(args.repo, args.channel, version=args.version, reason=args.reason)
         p = record["promoted"]
-        sys.stdout.write(f"{args.target}: {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
+        sys.stdout.write(f"{args.channel}: {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
     elif args.stage == "rollback":
-        record = registry.rollback(args.repo, args.target, reason=args.reason)
+        record = registry.rollback(args.repo, args.channel, reason=args.reason)
         p = record["promoted"]
-        sys.stdout.write(f"{args.target}: rolled back to {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
+        sys.stdout.write(f"{args.channel}: rolled back to {p['version']} ({p['package']['name']}), tag {p['tag']}\n")
     elif args.stage == "history":
-        rows = registry.history(args.repo, args.target)
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n" if args.json else registry.render_history(args.target, rows))
+        rows = registry.history(args.repo, args.channel)
+        sys.stdout.write(
+            json.dumps(rows, indent=2) + "\n" if args.json else registry.render_history(args.channel, rows)
+        )

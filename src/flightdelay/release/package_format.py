@@ -24,7 +24,6 @@ Nothing in a package is ever executed or unpickled. The hash proves integrity, n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from typing import Any
 from flightdelay.core import limits
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import to_json
+from flightdelay.core.hashing import sha256_bytes
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -48,10 +48,6 @@ _NAME = re.compile(r"^model-([0-9a-f]{16})$")
 
 class PackageError(PipelineError):
     """A package that fails verification: it is refused, never loaded."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def package_hash(checksums_text: str) -> str:

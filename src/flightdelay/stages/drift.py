@@ -29,6 +29,7 @@ from scipy import stats
 
 from flightdelay.core.config import DriftParams, Params, Schema
 from flightdelay.core.files import read_json, read_parquet, read_split, write_json, write_text
+from flightdelay.core.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,11 @@ def _p(value: float | None) -> str:
     return "<0.0001" if value < 1e-4 else f"{value:.4f}"
 
 
+def _flag(feature: dict[str, Any]) -> str:
+    flag = "**yes**" if feature["over_threshold"] else "no"
+    return flag + " (expected)" if feature["expected"] else flag
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     """A readable drift report: the prediction first, then features over threshold, then the rest."""
     t, rows, summary = result["thresholds"], result["rows"], result["summary"]
@@ -260,19 +266,14 @@ def render_markdown(result: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"No feature of {summary['features']} is over threshold.")
+    rows = [
+        [f["feature"], f["kind"], _num(f["psi"]), f["test"], _num(f["statistic"]), _p(f["p_value"]), _flag(f)]
+        for f in result["features"]
+    ]
     lines += [
         "",
-        "| feature | kind | PSI | test | statistic | p-value | over threshold |",
-        "|---|---|---:|---|---:|---:|---|",
+        *markdown_table(["feature", "kind", "PSI", "test", "statistic", "p-value", "over threshold"], rows, "-->->>-"),
     ]
-    for f in result["features"]:
-        flag = "**yes**" if f["over_threshold"] else "no"
-        if f["expected"]:
-            flag += " (expected)"
-        lines.append(
-            f"| {f['feature']} | {f['kind']} | {_num(f['psi'])} | {f['test']} | {_num(f['statistic'])} "
-            f"| {_p(f['p_value'])} | {flag} |"
-        )
     return "\n".join(lines) + "\n"
 
 

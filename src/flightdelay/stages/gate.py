@@ -18,7 +18,6 @@ exact snippet); the decision is then `overridden` and the package manifest recor
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from pathlib import Path
@@ -27,7 +26,9 @@ from typing import Any
 from flightdelay.core.config import GATE_METRICS, GateParams, Override, Params, Schema
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import read_json, write_json, write_text
-from flightdelay.release.registry import read_record
+from flightdelay.core.hashing import sha256_file
+from flightdelay.core.tables import markdown_table
+from flightdelay.release.record import read_record
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +197,16 @@ def render_alert(gate: dict[str, Any]) -> str:
         "",
         "No package is built from a failed gate." if gate["decision"] == FAIL else "The package was built anyway.",
         "",
-        "| failed rule | value | threshold | note |",
-        "|---|---:|---:|---|",
+        *markdown_table(
+            ["failed rule", "value", "threshold", "note"],
+            [
+                [r["rule"], _show(r["value"]), f"{r['comparison']} {_show(r['threshold'])}", r["note"]]
+                for r in gate["rules"]
+                if r["outcome"] == FAIL
+            ],
+            "->>-",
+        ),
     ]
-    for r in gate["rules"]:
-        if r["outcome"] == FAIL:
-            lines.append(
-                f"| {r['rule']} | {_show(r['value'])} | {r['comparison']} {_show(r['threshold'])} | {r['note']} |"
-            )
     override = gate["override"]
     if override is not None:
         lines += [
@@ -242,14 +245,6 @@ def alert_path(alerts_dir: str | Path, model_sha256: str) -> Path:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run(
     params: Params,
     schema: Schema,
@@ -262,7 +257,7 @@ def run(
     alerts_dir: str = "reports/alerts",
 ) -> None:
     summary = read_json(summary_file)
-    candidate = {"model_sha256": file_sha256(model_file), "model": summary["model"], "task": summary["task"]}
+    candidate = {"model_sha256": sha256_file(model_file), "model": summary["model"], "task": summary["task"]}
     gate = decide(read_json(metrics_file), read_json(drift_file), read_record(promoted_file), candidate, params.gate)
     write_json(gate_file, gate)
     for r in gate["rules"]:

@@ -22,6 +22,7 @@ from flightdelay.core.config import ColumnSpec, IngestParams, Params, RetryParam
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, write_json, write_parquet, write_parquet_into
 from flightdelay.data import quarantine
+from flightdelay.data.counts import total_rows
 from flightdelay.data.readers import read_bytes, repeated_headers
 from flightdelay.data.retry import with_retry
 from flightdelay.data.schema_checks import column_drift
@@ -214,15 +215,6 @@ def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.Da
 
 
 # ------------------------------------------------------------------------------------------------ entry point
-
-
-def total_rows(counts: dict[str, dict[str, int]]) -> dict[str, int]:
-    """Rows in, passed on and quarantined over all tables (for the stage's log)."""
-    return {
-        "rows_in": sum(c["rows_in"] for c in counts.values()),
-        "rows_out": sum(c["rows_passed"] for c in counts.values()),
-        "rows_quarantined": sum(c["rows_quarantined"] for c in counts.values()),
-    }
 
 
 def run(

@@ -35,7 +35,8 @@ from flightdelay import __version__
 from flightdelay.core.config import Params, Schema
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
-from flightdelay.release.package_format import MANIFEST_FORMAT, sha256_bytes, verify_package, write_package
+from flightdelay.core.hashing import sha256_bytes
+from flightdelay.release.package_format import MANIFEST_FORMAT, verify_package, write_package
 
 log = logging.getLogger(__name__)
 

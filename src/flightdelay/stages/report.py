@@ -19,7 +19,8 @@ import yaml
 
 from flightdelay.core.config import Params, Schema
 from flightdelay.core.files import atomic_dir, read_json, to_json, write_text
-from flightdelay.release.registry import read_record
+from flightdelay.core.tables import markdown_table
+from flightdelay.release.record import read_record
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +198,7 @@ def _pvalue(value: float | None) -> str:
 
 def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> list[str]:
     """A Markdown table; the first `left` columns are text (left-aligned), the rest numbers (right-aligned)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return lines
+    return markdown_table(header, [[_fmt(v) for v in row] for row in rows], "-" * left + ">" * (len(header) - left))
 
 
 def render(ctx: dict[str, Any]) -> str:

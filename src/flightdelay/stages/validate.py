@@ -28,9 +28,10 @@ from flightdelay.core.files import (
     write_parquet_into,
     write_text,
 )
+from flightdelay.core.tables import markdown_table
 from flightdelay.data import quarantine
+from flightdelay.data.counts import total_rows
 from flightdelay.data.schema_checks import column_drift, null_spikes
-from flightdelay.stages.ingest import total_rows
 
 log = logging.getLogger(__name__)
 
@@ -155,28 +156,31 @@ def profile_column(values: pd.Series, quantiles: tuple[float, ...]) -> dict[str,
     return out
 
 
+def _examples(group: pd.DataFrame, n: int) -> str:
+    return ", ".join(f"{r.source}:{r.row} = {r.value}" for r in group.head(n).itertuples(index=False))
+
+
 def summary_markdown(counts: dict[str, dict[str, int]], bad: pd.DataFrame, examples: int = 5) -> str:
     lines = [
         "# Validation summary",
         "",
         "Rows that break the schema are kept in `data/quarantine/validate.parquet` with file, row, column and rule.",
         "",
-        "| table | partitions | rows in | passed | quarantined |",
-        "|---|---:|---:|---:|---:|",
+        *markdown_table(
+            ["table", "partitions", "rows in", "passed", "quarantined"],
+            [[t, c["partitions"], c["rows_in"], c["rows_passed"], c["rows_quarantined"]] for t, c in counts.items()],
+            "->>>>",
+        ),
     ]
-    for table, c in counts.items():
-        lines.append(f"| {table} | {c['partitions']} | {c['rows_in']} | {c['rows_passed']} | {c['rows_quarantined']} |")
     lines += ["", "## Rules broken", ""]
     if bad.empty:
         lines.append("None: every row passed.")
     else:
-        lines += [
-            "| table | column | rule | rows | example (file:row = value) |",
-            "|---|---|---|---:|---|",
+        rows = [
+            [table, column, f"`{rule}`", len(group), _examples(group, examples)]
+            for (table, column, rule), group in bad.groupby(["table", "column", "rule"], sort=True)
         ]
-        for (table, column, rule), group in bad.groupby(["table", "column", "rule"], sort=True):
-            sample = ", ".join(f"{r.source}:{r.row} = {r.value}" for r in group.head(examples).itertuples(index=False))
-            lines.append(f"| {table} | {column} | `{rule}` | {len(group)} | {sample} |")
+        lines += markdown_table(["table", "column", "rule", "rows", "example (file:row = value)"], rows, "--->-")
     return "\n".join(lines) + "\n"
 
 
