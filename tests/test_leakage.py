@@ -62,7 +62,7 @@ def validated(tmp_path_factory) -> Path:
 
 def build(validated: Path, out: Path):
     params = parse_params(default_params({"features.train_months": [1, 2], "features.test_months": [3]}))
-    features.run(params, load_schema(REPO / "config" / "schema.yaml"), in_dir=str(validated), out_dir=str(out))
+    features.run(params.features, params.train, in_dir=validated, out_dir=out)
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(out / s)], ignore_index=True) for s in ("train", "test")
     }

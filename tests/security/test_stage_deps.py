@@ -21,7 +21,7 @@ from flightdelay import cli
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 PACKAGE = "flightdelay"
-CMD = re.compile(rf"^python -m {PACKAGE} ([a-z-]+)$")
+CMD = re.compile(rf"^python -m {PACKAGE} ([a-z-]+)(?: |$)")
 
 
 def module_file(name: str, src: Path) -> Path | None:

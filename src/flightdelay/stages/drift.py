@@ -1,4 +1,6 @@
-"""Stage `drift`: how far the evaluation window has moved from the training rows, feature by feature.
+"""Compare every feature and the predictions between training rows and the evaluation window (PSI + KS / chi2).
+
+Stage `drift`: how far the evaluation window has moved from the training rows, feature by feature.
 
 Every model input and the model's prediction is compared between the training rows (the reference) and the
 evaluation window (the current data):
@@ -18,6 +20,7 @@ package, for monitoring the model in service.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 from pathlib import Path
@@ -27,11 +30,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from flightdelay.core.config import DriftParams, Params, Schema
+from flightdelay.core.config import DriftParams, Params
 from flightdelay.core.files import read_json, read_parquet, read_split, write_json, write_text
 from flightdelay.core.tables import markdown_table
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "processed": "the features stage's folder (train/ is the reference, test/ the evaluation window)",
+    "predictions": "the predict stage's folder",
+    "summary": "the train stage's JSON summary (which features the model uses)",
+}
+OUTPUTS = {"drift": "JSON drift result per feature and for the predictions", "report": "Markdown drift report"}
+UNTRACKED: dict[str, str] = {}
 
 # Shares below this count as this much in PSI, so an empty bin on one side gives a large, finite number.
 PSI_FLOOR = 1e-4
@@ -280,16 +292,27 @@ def render_markdown(result: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
+def main(args: argparse.Namespace, params: Params) -> None:
+    run(
+        params.drift,
+        processed_dir=args.processed,
+        predictions_dir=args.predictions,
+        summary_file=args.summary,
+        drift_file=args.drift,
+        report_file=args.report,
+    )
+
+
 def run(
-    params: Params,
-    schema: Schema,
-    processed_dir: str = "data/processed",
-    predictions_dir: str = "data/predictions",
-    summary_file: str = "models/train_summary.json",
-    drift_file: str = "reports/drift.json",
-    report_file: str = "reports/drift_report.md",
+    drift: DriftParams,
+    *,
+    processed_dir: str | Path,
+    predictions_dir: str | Path,
+    summary_file: str | Path,
+    drift_file: str | Path,
+    report_file: str | Path,
 ) -> None:
-    dp = params.drift
+    dp = drift
     summary = read_json(summary_file)
     numeric, categorical = summary["numeric"], summary["categorical"]
     unknown = sorted(set(dp.expected) - set(numeric) - set(categorical))
