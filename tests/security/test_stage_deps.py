@@ -138,3 +138,27 @@ def test_the_import_graph_follows_every_import_form(tmp_path):
         "pkg/errors.py",
         "pkg/late.py",
     }
+
+
+# What each layer may import (its own layer included): lower layers never import higher ones.
+LAYERS = {
+    "core": {"core"},
+    "data": {"core", "data"},
+    "modeling": {"core", "modeling"},
+    "release": {"core", "modeling", "release"},
+    "stages": {"core", "data", "modeling", "release"},
+    "prcomment": {"core", "prcomment"},
+}
+
+
+def test_layers_import_only_layers_below_them_and_no_stage_imports_another():
+    for path in sorted((SRC / PACKAGE).rglob("*.py")):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        if len(parts) < 3:  # __init__, __main__, cli: the entry point
+            continue
+        layer = parts[1]
+        name = ".".join(parts)
+        for imported in imported_modules(name, SRC) - {PACKAGE}:  # the package itself: __version__
+            target = imported.split(".")[1]
+            assert not (layer == target == "stages"), f"{name} imports {imported}: move what they share down a layer"
+            assert target in LAYERS[layer], f"{name} imports {imported}: layer {layer} may import only {LAYERS[layer]}"
