@@ -10,6 +10,8 @@ If a stage works one month at a time, its peak stays close to the 2-month figure
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -26,6 +28,19 @@ WINDOWS = {
     "12 months": ("2013-01", "2013-12", list(range(1, 11)), [11, 12]),
 }
 STAGES = ["ingest", "validate", "features"]
+
+
+def stage_cmd(stage: str, params: dict) -> list[str]:
+    """The stage's command as dvc.yaml writes it (its paths included), `${...}` resolved from `params`."""
+
+    def value(match: re.Match[str]) -> str:
+        node = params
+        for key in match.group(1).split("."):
+            node = node[key]
+        return str(node)
+
+    cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["cmd"]
+    return [sys.executable, *shlex.split(re.sub(r"\$\{([^}]+)\}", value, cmd))[1:]]
 
 
 def peak_rss_mib(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -51,16 +66,15 @@ def main() -> None:
         work = Path(scratch)
         shutil.copytree(REPO / "config", work / "config")
         params = yaml.safe_load((REPO / "params.yaml").read_text())
-        run = [sys.executable, "-m", "flightdelay"]
         (work / "params.yaml").write_text(yaml.safe_dump(params))
-        subprocess.run([*run, "raw"], cwd=work, check=True, capture_output=True)
+        subprocess.run(stage_cmd("raw", params), cwd=work, check=True, capture_output=True)
         rows = []
         for label, (start, end, train, test) in WINDOWS.items():
             params["ingest"]["window"] = {"start": start, "end": end}
             params["features"]["train_months"], params["features"]["test_months"] = train, test
             (work / "params.yaml").write_text(yaml.safe_dump(params))
             for stage in STAGES:
-                runs = [peak_rss_mib([*run, stage], work) for _ in range(args.repeats)]
+                runs = [peak_rss_mib(stage_cmd(stage, params), work) for _ in range(args.repeats)]
                 rss = statistics.median(r[0] for r in runs)
                 secs = statistics.median(r[1] for r in runs)
                 rows.append((stage, label, rss, secs))

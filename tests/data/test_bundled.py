@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flightdelay.config import load_schema
+from flightdelay.core.config import load_schema
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from flightdelay.stages.validate import check_partition

@@ -16,6 +16,7 @@ import yaml
 
 from flightdelay.cli import main
 from tests.default_params import default_params, write_params
+from tests.stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -63,7 +64,7 @@ def test_corpus_case(name, tmp_path, monkeypatch, capfd):
 
     codes = {}
     for stage in ("ingest", "validate"):
-        codes[stage] = main([stage])
+        codes[stage] = main(stage_argv(stage))
         if codes[stage] != 0:
             break
     err = capfd.readouterr().err

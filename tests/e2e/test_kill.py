@@ -45,7 +45,7 @@ def stage_process(dvc_pid: int, stage: str) -> psutil.Process | None:
             cmd = proc.cmdline()
         except psutil.Error:
             continue
-        if cmd[-3:] == ["-m", "flightdelay", stage]:
+        if "-m" in cmd and cmd[cmd.index("-m") + 1 : cmd.index("-m") + 3] == ["flightdelay", stage]:
             return proc
     return None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay.packaging import load_package
+from flightdelay.release.package_format import load_package
 from tests.conftest import copy_of, dvc, run, stages_ran
 from tests.e2e.test_pipeline import set_params
 

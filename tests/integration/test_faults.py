@@ -15,12 +15,13 @@ import yaml
 from fsspec.implementations.memory import MemoryFileSystem
 
 from flightdelay.cli import main
-from flightdelay.config import RetryParams
-from flightdelay.errors import DataError
-from flightdelay.io import write_json, write_parquet
-from flightdelay.retry import is_transient, with_retry
+from flightdelay.core.config import RetryParams
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import write_json, write_parquet
+from flightdelay.data.retry import is_transient, with_retry
 from flightdelay.stages.features import feature_spec
 from tests.data.test_corpus import CORPUS, workspace
+from tests.stage_cmd import stage_argv
 
 
 class FlakyFS(MemoryFileSystem):
@@ -71,7 +72,7 @@ def set_retry(root: Path, attempts: int) -> None:
 def test_transient_read_errors_are_retried_and_logged(flaky, capfd, monkeypatch):
     monkeypatch.setattr(FlakyFS, "failures", 2)
     set_retry(flaky, 3)
-    assert main(["ingest"]) == 0
+    assert main(stage_argv("ingest")) == 0
     err = capfd.readouterr().err
     assert "retry 1/2 of reading flights/2013-01.csv" in err
     assert "retry 2/2 of reading flights/2013-01.csv" in err
@@ -84,7 +85,7 @@ def test_transient_read_errors_are_retried_and_logged(flaky, capfd, monkeypatch)
 def test_retries_are_bounded(flaky, capfd, monkeypatch):
     monkeypatch.setattr(FlakyFS, "failures", 10)
     set_retry(flaky, 2)
-    assert main(["ingest"]) == 1
+    assert main(stage_argv("ingest")) == 1
     err = capfd.readouterr().err
     assert "still failing after 2 attempts" in err
     assert "ingest.retry.attempts" in err
@@ -95,7 +96,7 @@ def test_permanent_errors_are_not_retried(flaky, capfd, monkeypatch):
     monkeypatch.setattr(FlakyFS, "failures", 1)
     monkeypatch.setattr(FlakyFS, "error", PermissionError)
     set_retry(flaky, 5)
-    assert main(["ingest"]) == 2  # not a data problem: reported as unexpected, traceback in the log only
+    assert main(stage_argv("ingest")) == 2  # not a data problem: reported as unexpected, traceback in the log only
     err = capfd.readouterr().err
     assert "retry" not in err
     assert "PermissionError" in err and "Traceback" not in err
@@ -143,8 +144,8 @@ def test_sql_source_through_sqlalchemy(tmp_path, monkeypatch):
     params["ingest"]["sources"]["planes"] = {"kind": "sql", "url": url, "query": "SELECT * FROM planes"}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(root)
-    assert main(["ingest"]) == 0
-    assert main(["validate"]) == 0
+    assert main(stage_argv("ingest")) == 0
+    assert main(stage_argv("validate")) == 0
     flights = pd.read_parquet(root / "data" / "validated" / "flights" / "2013-01.parquet")
     assert len(flights) == 40
     assert set(flights["_source"]) == {"sql:flights/2013-01"}
@@ -181,7 +182,7 @@ def test_training_that_never_converges_stops_with_diagnostics(tmp_path, monkeypa
     processed(root)
     train_params(root, "logistic_regression", {"logistic_regression": {"max_iter": 1}})
     monkeypatch.chdir(root)
-    assert main(["train"]) == 1
+    assert main(stage_argv("train")) == 1
     err = capfd.readouterr().err
     assert "did not converge with seed 42 nor fallback seed 20130101" in err
     diagnostics = json.loads((root / "logs" / "train_diagnostics.json").read_text())
@@ -209,7 +210,7 @@ def test_training_retries_once_with_the_fallback_seed(tmp_path, monkeypatch):
     processed(root)
     train_params(root, "hist_gradient_boosting", {"hist_gradient_boosting": {"max_iter": 5}})
     monkeypatch.chdir(root)
-    assert main(["train"]) == 0
+    assert main(stage_argv("train")) == 0
     assert seeds == [42, 20130101]
     summary = json.loads((root / "models" / "train_summary.json").read_text())
     assert summary["fallback_used"] is True and summary["seed"] == 20130101
@@ -217,21 +218,8 @@ def test_training_retries_once_with_the_fallback_seed(tmp_path, monkeypatch):
 
 def test_stage_log_is_json_lines_with_times_rows_and_hashes(tmp_path, monkeypatch):
     root = workspace(tmp_path, "wrong_type.csv", {})
-    (root / "dvc.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "stages": {
-                    "ingest": {
-                        "cmd": "python -m flightdelay ingest",
-                        "deps": ["${data.raw_dir}", "${data.schema}"],
-                        "outs": ["data/ingested", "data/quarantine/ingest.parquet"],
-                    }
-                }
-            }
-        )
-    )
     monkeypatch.chdir(root)
-    assert main(["ingest"]) == 0
+    assert main(stage_argv("ingest")) == 0
     lines = [json.loads(line) for line in (root / "logs" / "ingest.log").read_text().splitlines()]
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     end = lines[-1]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from flightdelay.cli import main
-from flightdelay.pr_render import MARKER
+from flightdelay.prcomment.render import MARKER
 from tests.conftest import dvc, run
 
 # `dvc plots diff` and git on a real repository, several seconds a test.

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import registry
 from flightdelay.cli import main
-from flightdelay.packaging import MODEL_FILE, write_package
-from flightdelay.registry import RegistryError
+from flightdelay.release import record, registry
+from flightdelay.release.package_format import MODEL_FILE, write_package
+from flightdelay.release.registry import RegistryError
 from flightdelay.stages.package import pointer
 from tests.unit.test_packaging import manifest_for, tiny_model_bytes
 
@@ -42,8 +42,8 @@ def repo(tmp_path, monkeypatch) -> Path:
     (path / ".gto").write_text("stages: [staging, prod]\n")
     (path / ".gitignore").write_text("/models/package/\n/logs/\n")
     (path / "registry").mkdir()
-    for stage in registry.STAGES:
-        (path / "registry" / f"{stage}.json").write_text(json.dumps(registry.empty_record(stage)))
+    for channel in record.CHANNELS:
+        (path / "registry" / f"{channel}.json").write_text(json.dumps(record.empty_record(channel)))
     git(path, "add", "-A")
     git(path, "commit", "--quiet", "-m", "empty registry")
     return path
@@ -176,7 +176,7 @@ def test_promotion_is_refused_when_it_should_be(repo):
     with pytest.raises(RegistryError, match="uncommitted changes"):
         registry.promote(repo, "prod")
     git(repo, "checkout", "--", "registry/prod.json")
-    with pytest.raises(RegistryError, match="unknown stage 'production'"):
+    with pytest.raises(RegistryError, match="unknown channel 'production'"):
         registry.promote(repo, "production")
     # a tampered package is verified and refused before anything is tagged
     package = next((repo / "models" / "package").iterdir())

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from flightdelay.config import load_schema, parse_params
-from flightdelay.io import partition_files, read_json, read_parquet, write_parquet
+from flightdelay.core.config import load_schema, parse_params
+from flightdelay.core.files import partition_files, read_json, read_parquet, write_parquet
 from flightdelay.stages import features, train
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.predict import predictions
@@ -75,10 +75,9 @@ def validated_months(root: Path, months: list[int]) -> Path:
 def trained(tmp_path_factory) -> Trained:
     tmp = tmp_path_factory.mktemp("model")
     params = parse_params(default_params({**MONTHS, "train.hist_gradient_boosting.max_iter": ROUNDS}))
-    schema = load_schema(REPO / "config" / "schema.yaml")
     validated = validated_months(tmp / "validated", [*MONTHS["features.train_months"], *MONTHS["features.test_months"]])
     processed = tmp / "processed"
-    features.run(params, schema, in_dir=str(validated), out_dir=str(processed))
+    features.run(params.features, params.train, in_dir=validated, out_dir=processed)
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(processed / s)], ignore_index=True)
         for s in ("train", "test")

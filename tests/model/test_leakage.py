@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.config import load_schema, parse_params
-from flightdelay.io import partition_files, read_json, read_parquet, write_parquet
+from flightdelay.core.config import load_schema, parse_params
+from flightdelay.core.files import partition_files, read_json, read_parquet, write_parquet
 from flightdelay.stages import features
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
@@ -62,7 +62,7 @@ def validated(tmp_path_factory) -> Path:
 
 def build(validated: Path, out: Path):
     params = parse_params(default_params({"features.train_months": [1, 2], "features.test_months": [3]}))
-    features.run(params, load_schema(REPO / "config" / "schema.yaml"), in_dir=str(validated), out_dir=str(out))
+    features.run(params.features, params.train, in_dir=validated, out_dir=out)
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(out / s)], ignore_index=True) for s in ("train", "test")
     }

@@ -21,8 +21,8 @@ import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 from skops.io._protocol import PROTOCOL
 
-from flightdelay.model import build_pipeline, dumps_canonical, prepare
-from flightdelay.packaging import write_package
+from flightdelay.modeling.model import build_pipeline, dumps_canonical, prepare
+from flightdelay.release.package_format import write_package
 from tests.unit.test_packaging import CATEGORICAL, NUMERIC, manifest_for, tiny_frame
 
 FUNCTION_TRANSFORMER = ("sklearn.preprocessing._function_transformer", "FunctionTransformer")

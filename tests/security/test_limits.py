@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import limits
 from flightdelay.cli import main
-from flightdelay.errors import PipelineError
-from flightdelay.model import load_model, loads_model
-from flightdelay.packaging import CHECKSUM_FILE, MANIFEST_FILE, PackageError, verify_package
+from flightdelay.core import limits
+from flightdelay.core.errors import PipelineError
+from flightdelay.modeling.model import load_model, loads_model
+from flightdelay.release.package_format import CHECKSUM_FILE, MANIFEST_FILE, PackageError, verify_package
 from tests.security.crafting import fitted_hgb_bytes, package_with_model, skops_file, value
 
 

@@ -20,10 +20,10 @@ import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
 from flightdelay.cli import main
-from flightdelay.errors import PipelineError
-from flightdelay.model import dumps_canonical, load_model, loads_model, save_model
-from flightdelay.model_audit import AUDITED_PARTIAL, MODEL_TYPES, SKOPS_TRUSTED, _without_ids, node_types
-from flightdelay.packaging import load_package
+from flightdelay.core.errors import PipelineError
+from flightdelay.modeling.model import dumps_canonical, load_model, loads_model, save_model
+from flightdelay.modeling.model_audit import AUDITED_PARTIAL, MODEL_TYPES, SKOPS_TRUSTED, _without_ids, node_types
+from flightdelay.release.package_format import load_package
 from tests.security.crafting import (
     call_at_load,
     dict_of,

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from flightdelay.cli import main
-from flightdelay.packaging import (
+from flightdelay.core.hashing import sha256_bytes
+from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     PackageError,
     package_name,
     render_checksums,
-    sha256_bytes,
     verify,
     write_package,
 )

@@ -17,6 +17,7 @@ import yaml
 
 from flightdelay.cli import STAGES, main
 from tests.default_params import default_params, write_params
+from tests.stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[2]
 SHA = "0123456789abcdef" * 4
@@ -45,7 +46,7 @@ def written(root: Path) -> list[str]:
 
 def refused(stage: str, capfd: pytest.CaptureFixture[str], root: Path) -> list[str]:
     """Run `stage`; assert it was refused cleanly before any work; return its 'failed:' lines."""
-    code = main([stage])
+    code = main(stage_argv(stage, default_params()))
     err = capfd.readouterr().err
     assert code == 1, err
     assert "Traceback" not in err

@@ -14,8 +14,14 @@ from pathlib import Path
 import pytest
 
 from flightdelay.cli import main
-from flightdelay.pr_data import DATA_FILE, MAX_DATA_BYTES, ArtifactError, load_comment_data, validate_comment_data
-from flightdelay.pr_render import FALLBACK, MARKER, ZWSP, escape, render_comment, render_markdown
+from flightdelay.prcomment.data import (
+    DATA_FILE,
+    MAX_DATA_BYTES,
+    ArtifactError,
+    load_comment_data,
+    validate_comment_data,
+)
+from flightdelay.prcomment.render import FALLBACK, MARKER, ZWSP, escape, render_comment, render_markdown
 from tests.integration.test_workflows import needs_jq, pr_comment_script, run_script, writes
 
 HEAD = "ab" * 20

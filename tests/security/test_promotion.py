@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import registry
-from flightdelay.packaging import CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE, package_name, render_checksums, sha256_bytes
-from flightdelay.registry import RegistryError
+from flightdelay.core.hashing import sha256_bytes
+from flightdelay.release import registry
+from flightdelay.release.package_format import (
+    CHECKSUM_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    package_name,
+    render_checksums,
+)
+from flightdelay.release.registry import RegistryError
 from tests.conftest import BIN, run
 from tests.integration.test_registry import commit_model, git
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import registry
-from flightdelay.registry import RegistryError
+from flightdelay.release import registry
+from flightdelay.release.registry import RegistryError
 from tests.integration.test_registry import commit_model, git, prod_record
 from tests.integration.test_registry import repo as repo  # the fixture: a temporary repository with an empty registry
 
 HELD_AT_COMMIT = """
 import sys, time
 from pathlib import Path
-from flightdelay import registry
+from flightdelay.release import registry
 
 repo, ready, go = (Path(a) for a in sys.argv[1:4])
 commit = registry._write_and_commit
@@ -42,7 +42,7 @@ registry.promote(repo, "prod")
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from flightdelay import registry
+from flightdelay.release import registry
 
 repo, ready = Path(sys.argv[1]), Path(sys.argv[2])
 with registry.registry_lock(repo):

@@ -1,4 +1,4 @@
-"""flightdelay.config: typed params and schema, unknown keys and bad values rejected with one line each."""
+"""flightdelay.core.config: typed params and schema, unknown keys and bad values rejected with one line each."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flightdelay.config import (
+from flightdelay.core.config import (
     GATE_METRICS,
     ColumnSpec,
     ConfigError,

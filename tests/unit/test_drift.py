@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.config import DriftParams
+from flightdelay.core.config import DriftParams
 from flightdelay.stages.drift import (
     categorical_counts,
     compare,

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay import metrics
-from flightdelay.config import EvaluateParams
+from flightdelay.core.config import EvaluateParams
+from flightdelay.modeling import metrics
 from flightdelay.stages.evaluate import headline, row_counts, score
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.config import FeatureParams
+from flightdelay.core.config import FeatureParams
 from flightdelay.stages import features as F
 
 

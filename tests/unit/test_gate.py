@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flightdelay.config import GateParams, Override
+from flightdelay.core.config import GateParams, Override
 from flightdelay.stages.gate import (
     alert_path,
     apply_override,

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from flightdelay.config import ColumnSpec, TableSpec, Window
-from flightdelay.errors import DataError
+from flightdelay.core.config import ColumnSpec, TableSpec, Window
+from flightdelay.core.errors import DataError
 from flightdelay.stages.ingest import coerce_column, coerce_frame, select_partitions, with_lineage
 
 

@@ -1,4 +1,4 @@
-"""flightdelay.io: atomic files and directories, stable JSON."""
+"""flightdelay.core.files: atomic files and directories, stable JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.io import atomic_dir, atomic_path, partition_files, read_json, to_json, write_json
+from flightdelay.core.files import atomic_dir, atomic_path, partition_files, read_json, to_json, write_json
 
 
 class Boom(Exception):

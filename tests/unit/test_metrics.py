@@ -1,4 +1,4 @@
-"""flightdelay.metrics: metric values on cases small enough to check by hand."""
+"""flightdelay.modeling.metrics: metric values on cases small enough to check by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay import metrics
+from flightdelay.modeling import metrics
 
 Y = np.array([0, 0, 1, 1])
 P = np.array([0.1, 0.6, 0.4, 0.9])

@@ -1,4 +1,4 @@
-"""flightdelay.model: every model x task fits on strings and NaNs; model files are canonical and safe."""
+"""flightdelay.modeling.model: every model x task fits on strings and NaNs; model files are canonical and safe."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from flightdelay.errors import PipelineError
-from flightdelay.model import build_pipeline, dumps_canonical, load_model, prepare, save_model
+from flightdelay.core.errors import PipelineError
+from flightdelay.modeling.model import build_pipeline, dumps_canonical, load_model, prepare, save_model
 
 NUMERIC = ["distance", "temp"]
 CATEGORICAL = ["carrier", "origin"]

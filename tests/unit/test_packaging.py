@@ -1,4 +1,4 @@
-"""flightdelay.packaging and stages.package: content hash, manifest, checksums, verification before loading."""
+"""release.package_format and stages.package: content hash, manifest, checksums, verification before loading."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from flightdelay.cli import main
-from flightdelay.errors import PipelineError
-from flightdelay.model import build_pipeline, dumps_canonical, prepare
-from flightdelay.packaging import (
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.hashing import sha256_bytes
+from flightdelay.modeling.model import build_pipeline, dumps_canonical, prepare
+from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -23,7 +24,6 @@ from flightdelay.packaging import (
     package_name,
     parse_checksums,
     render_checksums,
-    sha256_bytes,
     verify_package,
     write_package,
 )

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from flightdelay import pr_collect as pc
-from flightdelay import pr_render as pr
-from flightdelay.pr_data import Change, validate_comment_data
+from flightdelay.prcomment import collect as pc
+from flightdelay.prcomment import render as pr
+from flightdelay.prcomment.data import Change, validate_comment_data
 
 SPEC = {"data": {"values": [{"x": 1}]}, "mark": "line"}
 BASE = {"rev": "main", "sha": "1234abcd" * 5}
@@ -145,7 +145,7 @@ def test_plot_specs_skip_empty_plots_and_filter_by_title(caplog):
         }
     }
     assert list(pc.plot_specs(plots)) == ["ROC"]
-    with caplog.at_level(logging.WARNING, logger="flightdelay.pr_collect"):
+    with caplog.at_level(logging.WARNING, logger="flightdelay.prcomment.collect"):
         assert list(pc.plot_specs(plots, ["Residuals", "ROC"])) == ["ROC"]
     assert "Residuals" in caplog.text
 

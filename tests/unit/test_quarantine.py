@@ -1,4 +1,4 @@
-"""flightdelay.quarantine: one record per (row, rule), original values kept, stable order."""
+"""flightdelay.data.quarantine: one record per (row, rule), original values kept, stable order."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from flightdelay import quarantine
+from flightdelay.data import quarantine
 
 
 def rows(source: str = "t/2013-01.csv", numbers: tuple[int, ...] = (3, 1)) -> pd.DataFrame:

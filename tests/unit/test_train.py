@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flightdelay.errors import PipelineError
+from flightdelay.core.errors import PipelineError
 from flightdelay.stages.features import FEATURE_GROUPS, TARGETS, feature_spec
 from flightdelay.stages.train import iterations, select_features
 

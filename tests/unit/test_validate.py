@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay import quarantine
-from flightdelay.config import ColumnSpec, TableSpec
-from flightdelay.errors import DataError
+from flightdelay.core.config import ColumnSpec, TableSpec
+from flightdelay.core.errors import DataError
+from flightdelay.data import quarantine
 from flightdelay.stages.validate import check_partition, profile_column, summary_markdown, wrong_period
 
 SOURCE = "flights/2013-01.parquet"
@@ -240,7 +240,7 @@ def test_summary_markdown_lists_tables_and_rules():
         "flights": {"partitions": 1, "rows_in": 5, "rows_passed": 3, "rows_quarantined": 2},
         "planes": {"partitions": 1, "rows_in": 9, "rows_passed": 9, "rows_quarantined": 0},
     }
-    text = summary_markdown(counts, bad)
+    text = summary_markdown(counts, bad, "data/quarantine/validate.parquet")
     lines = text.splitlines()
     assert "| flights | 1 | 5 | 3 | 2 |" in lines
     assert "| planes | 1 | 9 | 9 | 0 |" in lines
@@ -252,7 +252,7 @@ def test_summary_markdown_lists_tables_and_rules():
 
 def test_summary_markdown_limits_examples():
     _, bad = check_partition(partition(origin=["A", "B", "C", "D", "E"]), SPEC, SOURCE, "2013-01")
-    text = summary_markdown({}, bad, examples=2)
+    text = summary_markdown({}, bad, "q.parquet", examples=2)
     row = next(line for line in text.splitlines() if "isin" in line)
     assert "| 5 |" in row
     assert row.count("flights/2013-01.csv:") == 2
@@ -260,6 +260,6 @@ def test_summary_markdown_limits_examples():
 
 def test_summary_markdown_when_nothing_is_quarantined():
     counts = {"t": {"partitions": 2, "rows_in": 4, "rows_passed": 4, "rows_quarantined": 0}}
-    text = summary_markdown(counts, quarantine.empty())
+    text = summary_markdown(counts, quarantine.empty(), "q.parquet")
     assert "| t | 2 | 4 | 4 | 0 |" in text.splitlines()
     assert "None: every row passed." in text

@@ -1,4 +1,6 @@
-"""Stage `drift`: how far the evaluation window has moved from the training rows, feature by feature.
+"""Compare every feature and the predictions between training rows and the evaluation window (PSI + KS / chi2).
+
+Stage `drift`: how far the evaluation window has moved from the training rows, feature by feature.
 
 Every model input and the model's prediction is compared between the training rows (the reference) and the
 evaluation window (the current data):
@@ -18,6 +20,7 @@ package, for monitoring the model in service.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 from pathlib import Path
@@ -27,14 +30,24 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from flightdelay.config import DriftParams, Params, Schema
-from flightdelay.io import read_json, read_parquet, read_split, write_json, write_text
+from flightdelay.core.config import DriftParams, Params
+from flightdelay.core.files import read_json, read_parquet, read_split, write_json, write_text
+from flightdelay.core.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "processed": "the features stage's folder (train/ is the reference, test/ the evaluation window)",
+    "predictions": "the predict stage's folder",
+    "summary": "the train stage's JSON summary (which features the model uses)",
+}
+OUTPUTS = {"drift": "JSON drift result per feature and for the predictions", "report": "Markdown drift report"}
+UNTRACKED: dict[str, str] = {}
+
 # Shares below this count as this much in PSI, so an empty bin on one side gives a large, finite number.
 PSI_FLOOR = 1e-4
-# Edges are kept to the precision JSON keeps (see flightdelay.io.to_json), so monitoring code that bins with
+# Edges are kept to the precision JSON keeps (see flightdelay.core.files.to_json), so monitoring code that bins with
 # the stored edges puts every value where this stage did.
 EDGE_DIGITS = 6
 PREDICTION = "prediction"
@@ -232,6 +245,11 @@ def _p(value: float | None) -> str:
     return "<0.0001" if value < 1e-4 else f"{value:.4f}"
 
 
+def _flag(feature: dict[str, Any]) -> str:
+    flag = "**yes**" if feature["over_threshold"] else "no"
+    return flag + " (expected)" if feature["expected"] else flag
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     """A readable drift report: the prediction first, then features over threshold, then the rest."""
     t, rows, summary = result["thresholds"], result["rows"], result["summary"]
@@ -260,35 +278,41 @@ def render_markdown(result: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"No feature of {summary['features']} is over threshold.")
+    rows = [
+        [f["feature"], f["kind"], _num(f["psi"]), f["test"], _num(f["statistic"]), _p(f["p_value"]), _flag(f)]
+        for f in result["features"]
+    ]
     lines += [
         "",
-        "| feature | kind | PSI | test | statistic | p-value | over threshold |",
-        "|---|---|---:|---|---:|---:|---|",
+        *markdown_table(["feature", "kind", "PSI", "test", "statistic", "p-value", "over threshold"], rows, "-->->>-"),
     ]
-    for f in result["features"]:
-        flag = "**yes**" if f["over_threshold"] else "no"
-        if f["expected"]:
-            flag += " (expected)"
-        lines.append(
-            f"| {f['feature']} | {f['kind']} | {_num(f['psi'])} | {f['test']} | {_num(f['statistic'])} "
-            f"| {_p(f['p_value'])} | {flag} |"
-        )
     return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------ entry point
 
 
+def main(args: argparse.Namespace, params: Params) -> None:
+    run(
+        params.drift,
+        processed_dir=args.processed,
+        predictions_dir=args.predictions,
+        summary_file=args.summary,
+        drift_file=args.drift,
+        report_file=args.report,
+    )
+
+
 def run(
-    params: Params,
-    schema: Schema,
-    processed_dir: str = "data/processed",
-    predictions_dir: str = "data/predictions",
-    summary_file: str = "models/train_summary.json",
-    drift_file: str = "reports/drift.json",
-    report_file: str = "reports/drift_report.md",
+    drift: DriftParams,
+    *,
+    processed_dir: str | Path,
+    predictions_dir: str | Path,
+    summary_file: str | Path,
+    drift_file: str | Path,
+    report_file: str | Path,
 ) -> None:
-    dp = params.drift
+    dp = drift
     summary = read_json(summary_file)
     numeric, categorical = summary["numeric"], summary["categorical"]
     unknown = sorted(set(dp.expected) - set(numeric) - set(categorical))

@@ -1,4 +1,6 @@
-"""Stage `evaluate`: test metrics beside a trivial baseline, per-slice metrics and plot data.
+"""Test metrics beside a constant baseline, slice metrics, plot data.
+
+Stage `evaluate`: test metrics beside a trivial baseline, per-slice metrics and plot data.
 
 Cheap by design (it reads the predictions written by `predict`), because its outputs are small git-tracked
 files that `dvc metrics diff` and `dvc plots diff` compare across commits without the remote.
@@ -6,6 +8,7 @@ files that `dvc metrics diff` and `dvc plots diff` compare across commits withou
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,11 +16,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay import metrics
-from flightdelay.config import EvaluateParams, Params, Schema
-from flightdelay.io import atomic_dir, read_json, read_parquet, write_json
+from flightdelay.core.config import EvaluateParams, Params, TrainParams
+from flightdelay.core.files import atomic_dir, read_json, read_parquet, write_json
+from flightdelay.modeling import metrics
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "predictions": "the predict stage's folder",
+    "summary": "the train stage's JSON summary",
+    "ingested": "the ingest stage's folder (its counts.json)",
+    "validated": "the validate stage's folder (its counts.json)",
+    "processed": "the features stage's folder (its counts.json)",
+}
+OUTPUTS = {
+    "metrics": "JSON headline metrics (dvc metrics)",
+    "evaluation": "JSON metrics in detail, with the baseline",
+    "slices": "JSON metrics per slice",
+    "rows": "JSON: where every row went, from raw to scored",
+    "plots": "folder of plot data (dvc plots)",
+}
+UNTRACKED: dict[str, str] = {}
 
 
 def score(scored: pd.DataFrame, summary: dict[str, Any], ep: EvaluateParams) -> dict[str, Any]:
@@ -125,18 +145,39 @@ def row_counts(
     }
 
 
+def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    return run(
+        params.evaluate,
+        params.train,
+        predictions_dir=args.predictions,
+        summary_file=args.summary,
+        ingested_dir=args.ingested,
+        validated_dir=args.validated,
+        processed_dir=args.processed,
+        metrics_file=args.metrics,
+        detail_file=args.evaluation,
+        slices_file=args.slices,
+        rows_file=args.rows,
+        plots_dir=args.plots,
+    )
+
+
 def run(
-    params: Params,
-    schema: Schema,
-    predictions_dir: str = "data/predictions",
-    summary_file: str = "models/train_summary.json",
-    metrics_file: str = "reports/metrics.json",
-    detail_file: str = "reports/evaluation.json",
-    slices_file: str = "reports/slices.json",
-    rows_file: str = "reports/rows.json",
-    plots_dir: str = "reports/plots",
+    evaluate: EvaluateParams,
+    train: TrainParams,
+    *,
+    predictions_dir: str | Path,
+    summary_file: str | Path,
+    ingested_dir: str | Path,
+    validated_dir: str | Path,
+    processed_dir: str | Path,
+    metrics_file: str | Path,
+    detail_file: str | Path,
+    slices_file: str | Path,
+    rows_file: str | Path,
+    plots_dir: str | Path,
 ) -> dict[str, int]:
-    ep = params.evaluate
+    ep = evaluate
     summary = read_json(summary_file)
     scored = read_parquet(Path(predictions_dir) / "test.parquet")
     importance = read_json(Path(predictions_dir) / "importance.json")
@@ -156,13 +197,13 @@ def run(
     write_json(
         rows_file,
         row_counts(
-            read_json("data/ingested/counts.json"),
-            read_json("data/validated/counts.json"),
-            read_json("data/processed/counts.json"),
+            read_json(Path(ingested_dir) / "counts.json"),
+            read_json(Path(validated_dir) / "counts.json"),
+            read_json(Path(processed_dir) / "counts.json"),
         ),
     )
     with atomic_dir(plots_dir) as tmp:
-        for name, rows in plot_data(scored, importance, summary, ep, params.train.seed).items():
+        for name, rows in plot_data(scored, importance, summary, ep, train.seed).items():
             write_json(tmp / name, rows)
     key = "roc_auc" if summary["task"] == "classification" else "mae"
     log.info(

@@ -1,4 +1,6 @@
-"""Stage `features`: the one module that knows the flights data set.
+"""Join weather and aircraft, build features known at scheduling time, split by month.
+
+Stage `features`: the one module that knows the flights data set.
 
 Joins origin weather and aircraft facts to each flight, derives features known at scheduling time, labels
 the target and splits by month into data/processed/{train,test}/<YYYY-MM>.parquet.
@@ -13,6 +15,7 @@ evaluate read data/processed/feature_spec.json and need no change.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -24,11 +27,16 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from flightdelay.config import FeatureParams, Params, Schema
-from flightdelay.errors import DataError
-from flightdelay.io import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
+from flightdelay.core.config import FeatureParams, Params, TrainParams
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {"input": "the validate stage's folder"}
+OUTPUTS = {"out": "folder for train/ and test/ partitions, feature_spec.json and counts.json"}
+UNTRACKED: dict[str, str] = {}
 
 # Columns that are only known once the flight has left: a feature built from them leaks the answer.
 LEAKY = frozenset({"dep_delay", "dep_time", "arr_time", "air_time", "arr_delay", "late"})
@@ -281,13 +289,12 @@ def _load_weather(in_dir: Path, trend_hours: int) -> pd.DataFrame:
     return weather_table(weather, trend_hours)
 
 
-def run(
-    params: Params,
-    schema: Schema,
-    in_dir: str = "data/validated",
-    out_dir: str = "data/processed",
-) -> dict[str, int]:
-    fp = params.features
+def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    return run(params.features, params.train, in_dir=args.input, out_dir=args.out)
+
+
+def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
+    fp = features
     source = Path(in_dir)
     weather = _load_weather(source, fp.weather_trend_hours)
     aircraft = aircraft_table(read_parquet(source / "planes.parquet"))
@@ -299,7 +306,7 @@ def run(
             f"features: months {unknown} of features.train_months/test_months are not in {source / 'flights'} "
             f"(it has {sorted(by_month)}); widen ingest.window or change the split"
         )
-    target = TARGETS[params.train.task]
+    target = TARGETS[train.task]
     if target == "arr_delay" and fp.missing_target == "late":
         raise DataError("features.missing_target: 'late' is for classification; use 'drop' for regression")
 

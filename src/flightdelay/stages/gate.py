@@ -1,4 +1,6 @@
-"""Stage `gate`: decide whether the trained model may be packaged (a "blessing").
+"""Decide whether the model may be packaged (metric, calibration, drift and vs-promoted rules).
+
+Stage `gate`: decide whether the trained model may be packaged (a "blessing").
 
 Rules come from `params.yaml: gate`:
 
@@ -18,18 +20,31 @@ exact snippet); the decision is then `overridden` and the package manifest recor
 
 from __future__ import annotations
 
-import hashlib
+import argparse
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
-from flightdelay.config import GATE_METRICS, GateParams, Override, Params, Schema
-from flightdelay.errors import PipelineError
-from flightdelay.io import read_json, write_json, write_text
-from flightdelay.registry import read_record
+from flightdelay.core.config import GATE_METRICS, GateParams, Override, Params
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import read_json, write_json, write_text
+from flightdelay.core.hashing import sha256_file
+from flightdelay.core.tables import markdown_table
+from flightdelay.release.record import read_record
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "metrics": "the evaluate stage's headline metrics",
+    "drift": "the drift stage's JSON result",
+    "summary": "the train stage's JSON summary",
+    "model": "the model file judged (its SHA-256 names it)",
+    "promoted": "the registry record of the model in prod, to compare with",
+}
+OUTPUTS = {"gate": "JSON decision with every rule"}
+UNTRACKED = {"alerts": "folder for the alert written when the gate fails or is overridden"}
 
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 
@@ -196,14 +211,16 @@ def render_alert(gate: dict[str, Any]) -> str:
         "",
         "No package is built from a failed gate." if gate["decision"] == FAIL else "The package was built anyway.",
         "",
-        "| failed rule | value | threshold | note |",
-        "|---|---:|---:|---|",
+        *markdown_table(
+            ["failed rule", "value", "threshold", "note"],
+            [
+                [r["rule"], _show(r["value"]), f"{r['comparison']} {_show(r['threshold'])}", r["note"]]
+                for r in gate["rules"]
+                if r["outcome"] == FAIL
+            ],
+            "->>-",
+        ),
     ]
-    for r in gate["rules"]:
-        if r["outcome"] == FAIL:
-            lines.append(
-                f"| {r['rule']} | {_show(r['value'])} | {r['comparison']} {_show(r['threshold'])} | {r['note']} |"
-            )
     override = gate["override"]
     if override is not None:
         lines += [
@@ -242,44 +259,49 @@ def alert_path(alerts_dir: str | Path, model_sha256: str) -> Path:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def main(args: argparse.Namespace, params: Params) -> None:
+    run(
+        params.gate,
+        metrics_file=args.metrics,
+        drift_file=args.drift,
+        summary_file=args.summary,
+        model_file=args.model,
+        promoted_file=args.promoted,
+        gate_file=args.gate,
+        alerts_dir=args.alerts,
+    )
 
 
 def run(
-    params: Params,
-    schema: Schema,
-    metrics_file: str = "reports/metrics.json",
-    drift_file: str = "reports/drift.json",
-    summary_file: str = "models/train_summary.json",
-    model_file: str = "models/model.skops",
-    promoted_file: str = "registry/prod.json",
-    gate_file: str = "reports/gate.json",
-    alerts_dir: str = "reports/alerts",
+    gate: GateParams,
+    *,
+    metrics_file: str | Path,
+    drift_file: str | Path,
+    summary_file: str | Path,
+    model_file: str | Path,
+    promoted_file: str | Path,
+    gate_file: str | Path,
+    alerts_dir: str | Path,
 ) -> None:
     summary = read_json(summary_file)
-    candidate = {"model_sha256": file_sha256(model_file), "model": summary["model"], "task": summary["task"]}
-    gate = decide(read_json(metrics_file), read_json(drift_file), read_record(promoted_file), candidate, params.gate)
-    write_json(gate_file, gate)
-    for r in gate["rules"]:
+    candidate = {"model_sha256": sha256_file(model_file), "model": summary["model"], "task": summary["task"]}
+    result = decide(read_json(metrics_file), read_json(drift_file), read_record(promoted_file), candidate, gate)
+    write_json(gate_file, result)
+    for r in result["rules"]:
         log.info(
             "gate: %-34s %-7s %s %s %s", r["rule"], r["outcome"], _show(r["value"]), r["comparison"], r["threshold"]
         )
-    if gate["decision"] == PASS:
+    if result["decision"] == PASS:
         log.info("gate: pass")
         return
     alert = alert_path(alerts_dir, candidate["model_sha256"])
-    write_text(alert, render_alert(gate))
-    if gate["decision"] == FAIL:
-        for line in render_alert(gate).splitlines():
+    write_text(alert, render_alert(result))
+    if result["decision"] == FAIL:
+        for line in render_alert(result).splitlines():
             if line.startswith("| ") and not line.startswith("| failed rule"):
                 log.error("gate alert: %s", line)
         raise GateFailed(
-            f"the model may not be packaged; failed rule(s): {', '.join(gate['failed'])}. Alert: {alert} "
+            f"the model may not be packaged; failed rule(s): {', '.join(result['failed'])}. Alert: {alert} "
             "(it shows how to override after review)"
         )
-    log.warning("gate: OVERRIDDEN by %s: %s (alert: %s)", gate["override"]["approved_by"], gate["failed"], alert)
+    log.warning("gate: OVERRIDDEN by %s: %s (alert: %s)", result["override"]["approved_by"], result["failed"], alert)

@@ -1,4 +1,6 @@
-"""Stage `ingest`: read raw partitions inside the date window, give every column its schema type, write Parquet.
+"""Read raw partitions in the date window, type columns, write Parquet by month.
+
+Stage `ingest`: read raw partitions inside the date window, give every column its schema type, write Parquet.
 
 Sources: files under `data.raw_dir` (or a table's own `path`), local or any fsspec URL (s3://, gcs://, ...),
 or a SQL query through SQLAlchemy. Partitioned tables are read, typed and written one month at a time, so
@@ -8,6 +10,7 @@ data/quarantine/ingest.parquet with the file, row number, column and value.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import re
@@ -19,15 +22,34 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 
-from flightdelay import quarantine
-from flightdelay.config import ColumnSpec, IngestParams, Params, RetryParams, Schema, Source, TableSpec, Window
-from flightdelay.errors import DataError
-from flightdelay.io import atomic_dir, write_json, write_parquet, write_parquet_into
-from flightdelay.readers import read_bytes, repeated_headers
-from flightdelay.retry import with_retry
-from flightdelay.schema_checks import column_drift
+from flightdelay.core.config import (
+    ColumnSpec,
+    IngestParams,
+    Params,
+    RetryParams,
+    Schema,
+    Source,
+    TableSpec,
+    Window,
+    load_schema,
+)
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import atomic_dir, write_json, write_parquet, write_parquet_into
+from flightdelay.data import quarantine
+from flightdelay.data.counts import total_rows
+from flightdelay.data.readers import read_bytes, repeated_headers
+from flightdelay.data.retry import with_retry
+from flightdelay.data.schema_checks import column_drift
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "schema": "the schema file: tables, column types and rules",
+    "raw": "folder of raw partitions (params.yaml: data.raw_dir; a table's sources.path overrides it)",
+}
+OUTPUTS = {"out": "folder for the typed Parquet partitions", "quarantine": "Parquet file of the rows refused"}
+UNTRACKED: dict[str, str] = {}
 
 PARTITION_FILE = re.compile(r"^(?P<period>\d{4}-\d{2})\.(?P<ext>csv|csv\.gz|parquet)$")
 TABLE_FILE = re.compile(r"^(?P<table>[^/]+)\.(?P<ext>csv|csv\.gz|parquet)$")
@@ -217,31 +239,29 @@ def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.Da
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def total_rows(counts: dict[str, dict[str, int]]) -> dict[str, int]:
-    """Rows in, passed on and quarantined over all tables (for the stage's log)."""
-    return {
-        "rows_in": sum(c["rows_in"] for c in counts.values()),
-        "rows_out": sum(c["rows_passed"] for c in counts.values()),
-        "rows_quarantined": sum(c["rows_quarantined"] for c in counts.values()),
-    }
+def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    return run(
+        params.ingest,
+        load_schema(args.schema),
+        raw_dir=args.raw,
+        out_dir=args.out,
+        quarantine_file=args.quarantine,
+    )
 
 
 def run(
-    params: Params,
-    schema: Schema,
-    out_dir: str = "data/ingested",
-    quarantine_file: str = "data/quarantine/ingest.parquet",
+    ingest: IngestParams, schema: Schema, *, raw_dir: str, out_dir: str | Path, quarantine_file: str | Path
 ) -> dict[str, int]:
-    window = params.ingest.window
+    window = ingest.window
     counts: dict[str, dict[str, int]] = {}
     held: list[pd.DataFrame] = []
     with atomic_dir(out_dir) as tmp:
         for name, spec in schema.tables.items():
-            source = params.ingest.sources.get(name, Source())
+            source = ingest.sources.get(name, Source())
             totals = {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0}
-            for chunk in iter_chunks(name, source, spec, params.data.raw_dir, params.ingest):
+            for chunk in iter_chunks(name, source, spec, raw_dir, ingest):
                 start = time.perf_counter()
-                typed, bad = ingest_chunk(chunk, spec, params.ingest)
+                typed, bad = ingest_chunk(chunk, spec, ingest)
                 target = tmp / name / f"{chunk.period}.parquet" if chunk.period else tmp / f"{name}.parquet"
                 write_parquet_into(typed, target)
                 held.append(bad)

@@ -1,6 +1,8 @@
-"""Stage `package`: the gated model as a self-describing, content-addressed, checksummed directory.
+"""Write the gated model as models/package/model-<hash>/ (model, manifest, checksums).
 
-Writes `models/package/model-<hash>/` (flightdelay.packaging: the hash covers every file) and
+Stage `package`: the gated model as a self-describing, content-addressed, checksummed directory.
+
+Writes `models/package/model-<hash>/` (flightdelay.release.package_format: the hash covers every file) and
 `reports/package.json`, a small git-tracked pointer (name, full hash, metrics, gate decision, data hashes)
 that promotion and the report read from any commit without the DVC cache.
 
@@ -15,11 +17,12 @@ Lineage comes from dvc.lock, which `dvc repro` updates after each stage, so when
 the `train` entry of the model being packaged. The stage checks that entry's MD5 against the model file and
 refuses a stale lock. The git commit is not in the manifest: a file cannot hold the hash of the commit that
 contains it, and an output that changed with every commit would break `dvc repro` reproducibility. The
-commit is recorded at promotion, in the GTO tag and registry/<stage>.json (see flightdelay.registry).
+commit is recorded at promotion, in the GTO tag and registry/<stage>.json (see flightdelay.release.registry).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -32,15 +35,32 @@ import pandas as pd
 import yaml
 
 from flightdelay import __version__
-from flightdelay.config import Params, Schema
-from flightdelay.errors import PipelineError
-from flightdelay.io import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
-from flightdelay.packaging import MANIFEST_FORMAT, sha256_bytes, verify_package, write_package
+from flightdelay.core.config import Params
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
+from flightdelay.core.hashing import sha256_bytes
+from flightdelay.release.package_format import MANIFEST_FORMAT, verify_package, write_package
 
 log = logging.getLogger(__name__)
 
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "model": "the model file (skops)",
+    "summary": "the train stage's JSON summary",
+    "processed": "the features stage's folder (input schema, reference distributions, examples)",
+    "metrics": "the evaluate stage's headline metrics",
+    "gate": "the gate stage's decision (only pass or overridden is packaged)",
+    "drift": "the drift stage's JSON result (reference distributions)",
+}
+OUTPUTS = {
+    "out": "folder that holds the package folder model-<hash>/",
+    "pointer": "JSON pointer to the package: name, hash, gate decision",
+}
+UNTRACKED = {"lock": "dvc.lock, for the lineage of the model (what it was trained on)"}
+
 # The params sections recorded in the manifest and hashed into the name: everything that shaped the model,
 # its evaluation and its gate (dvc.yaml lists the same sections for this stage).
+# The params sections recorded in the manifest: the ones dvc.yaml declares for this stage (a test checks).
 SECTIONS = ("data", "raw", "ingest", "validate", "features", "train", "evaluate", "drift", "gate", "package")
 LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "skops")
 
@@ -144,8 +164,8 @@ def reference_distributions(drift: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def params_record(params: Params) -> dict[str, Any]:
-    return {name: dataclasses.asdict(getattr(params, name)) for name in SECTIONS}
+def params_record(sections: dict[str, Any]) -> dict[str, Any]:
+    return {name: dataclasses.asdict(sections[name]) for name in SECTIONS}
 
 
 def environment() -> dict[str, Any]:
@@ -218,18 +238,33 @@ def pointer(manifest: dict[str, Any], parent: str, name: str, full_hash: str) ->
 # ------------------------------------------------------------------------------------------------ entry point
 
 
+def main(args: argparse.Namespace, params: Params) -> None:
+    run(
+        {name: getattr(params, name) for name in SECTIONS},
+        model_file=args.model,
+        summary_file=args.summary,
+        processed_dir=args.processed,
+        metrics_file=args.metrics,
+        gate_file=args.gate,
+        drift_file=args.drift,
+        lock_file=args.lock,
+        out_dir=args.out,
+        pointer_file=args.pointer,
+    )
+
+
 def run(
-    params: Params,
-    schema: Schema,
-    model_file: str = "models/model.skops",
-    summary_file: str = "models/train_summary.json",
-    processed_dir: str = "data/processed",
-    metrics_file: str = "reports/metrics.json",
-    gate_file: str = "reports/gate.json",
-    drift_file: str = "reports/drift.json",
-    lock_file: str = "dvc.lock",
-    out_dir: str = "models/package",
-    pointer_file: str = "reports/package.json",
+    sections: dict[str, Any],
+    *,
+    model_file: str | Path,
+    summary_file: str | Path,
+    processed_dir: str | Path,
+    metrics_file: str | Path,
+    gate_file: str | Path,
+    drift_file: str | Path,
+    lock_file: str | Path,
+    out_dir: str | Path,
+    pointer_file: str | Path,
 ) -> None:
     model_bytes = Path(model_file).read_bytes()
     model_sha = sha256_bytes(model_bytes)
@@ -239,7 +274,7 @@ def run(
     if gate["candidate"]["model_sha256"] != model_sha:
         raise PipelineError(f"{gate_file} judged another model file than {model_file}; run `dvc repro`")
     lock = yaml.safe_load(Path(lock_file).read_text()) if Path(lock_file).exists() else {}
-    locked = lock_out_hash(lock, "train", model_file)
+    locked = lock_out_hash(lock, "train", str(model_file))
     if locked != hashlib.md5(model_bytes).hexdigest():
         raise PipelineError(
             f"{lock_file}: its train entry does not match {model_file}, so it cannot tell what the model was trained "
@@ -254,19 +289,19 @@ def run(
     manifest = build_manifest(
         model_sha256=model_sha,
         summary=summary,
-        params=params_record(params),
+        params=params_record(sections),
         metrics=read_json(metrics_file),
         gate=gate,
         lineage_record=lineage(lock, "train"),
         env=environment(),
         schema_columns=input_schema(train, numeric, categorical),
         reference=reference_distributions(read_json(drift_file)),
-        examples=example_rows(examples_from, numeric, categorical, params.package.example_rows),
+        examples=example_rows(examples_from, numeric, categorical, sections["package"].example_rows),
     )
     with atomic_dir(out_dir) as tmp:
         directory, full_hash = write_package(tmp, model_bytes, manifest)
         verify_package(directory)  # what this stage writes, `verify` and `promote` accept
-    write_json(pointer_file, pointer(manifest, out_dir, directory.name, full_hash))
+    write_json(pointer_file, pointer(manifest, str(out_dir), directory.name, full_hash))
     log.info("package: %s/%s (gate: %s)", out_dir, directory.name, gate["decision"])
     if gate["decision"] == "overridden":
         log.warning("package: built under a gate override by %s", gate["override"]["approved_by"])

@@ -1,4 +1,6 @@
-"""Stage `predict`: score the test months with the trained model and measure permutation importance.
+"""Score the test months (and the training months, the reference for prediction drift), permutation importance.
+
+Stage `predict`: score the test months with the trained model and measure permutation importance.
 
 The training months are scored too: their predictions are the reference the `drift` stage compares the test
 predictions with. Kept apart from `evaluate` and `drift` because it is the expensive part: its outputs are
@@ -8,6 +10,7 @@ git-tracked reports.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,20 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from flightdelay.config import Params, Schema
-from flightdelay.io import read_json, read_split, write_json, write_parquet
-from flightdelay.model import load_model, prepare
+from flightdelay.core.config import EvaluateParams, Params, TrainParams
+from flightdelay.core.files import read_json, read_split, write_json, write_parquet
+from flightdelay.modeling.model import load_model, prepare
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "input": "the features stage's folder",
+    "model": "the model file (skops)",
+    "summary": "the train stage's JSON summary",
+}
+OUTPUTS = {"out": "folder for test.parquet, train.parquet (the drift reference) and importance.json"}
+UNTRACKED: dict[str, str] = {}
 
 
 def predictions(model: Any, frame: pd.DataFrame, summary: dict[str, Any], id_columns: list[str]) -> pd.DataFrame:
@@ -54,13 +66,25 @@ def importance(
     return sorted(table, key=lambda r: (-r["importance"], r["feature"]))
 
 
+def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    return run(
+        params.train,
+        params.evaluate,
+        in_dir=args.input,
+        model_file=args.model,
+        summary_file=args.summary,
+        out_dir=args.out,
+    )
+
+
 def run(
-    params: Params,
-    schema: Schema,
-    in_dir: str = "data/processed",
-    model_file: str = "models/model.skops",
-    summary_file: str = "models/train_summary.json",
-    out_dir: str = "data/predictions",
+    train: TrainParams,
+    evaluate: EvaluateParams,
+    *,
+    in_dir: str | Path,
+    model_file: str | Path,
+    summary_file: str | Path,
+    out_dir: str | Path,
 ) -> dict[str, int]:
     spec = read_json(Path(in_dir) / "feature_spec.json")
     summary = read_json(summary_file)
@@ -68,8 +92,8 @@ def run(
     test = read_split(Path(in_dir) / "test")
     scored = predictions(model, test, summary, spec["id_columns"])
     log.info("predict: scored %d test rows", len(scored))
-    ep = params.evaluate
-    table = importance(model, test, summary, ep.importance_sample, ep.importance_repeats, params.train.seed)
+    ep = evaluate
+    table = importance(model, test, summary, ep.importance_sample, ep.importance_repeats, train.seed)
     log.info(
         "predict: permutation importance on %d rows x %d repeats; top: %s",
         min(ep.importance_sample, len(test)),

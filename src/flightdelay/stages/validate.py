@@ -1,4 +1,6 @@
-"""Stage `validate`: check ingested data against the schema (pandera), quarantine rows that break it, profile.
+"""Check ingested data against the schema, quarantine bad rows, profile columns.
+
+Stage `validate`: check ingested data against the schema (pandera), quarantine rows that break it, profile.
 
 Row-level failures (out of range, not in the allowed set, null where not allowed, duplicate key, a row in
 the wrong month's file) send the row to data/quarantine/validate.parquet; the rest go to data/validated/.
@@ -8,6 +10,7 @@ with a message naming the file, column and rule.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from pathlib import Path
@@ -17,10 +20,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from flightdelay import quarantine
-from flightdelay.config import ColumnSpec, Params, Schema, TableSpec
-from flightdelay.errors import DataError
-from flightdelay.io import (
+from flightdelay.core.config import ColumnSpec, Params, Schema, TableSpec, ValidateParams, load_schema
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import (
     atomic_dir,
     partition_files,
     read_parquet,
@@ -29,10 +31,22 @@ from flightdelay.io import (
     write_parquet_into,
     write_text,
 )
-from flightdelay.schema_checks import column_drift, null_spikes
-from flightdelay.stages.ingest import total_rows
+from flightdelay.core.tables import markdown_table
+from flightdelay.data import quarantine
+from flightdelay.data.counts import total_rows
+from flightdelay.data.schema_checks import column_drift, null_spikes
 
 log = logging.getLogger(__name__)
+
+# Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
+INPUTS = {"schema": "the schema file: tables, column types and rules", "input": "the ingest stage's folder"}
+OUTPUTS = {
+    "out": "folder for the partitions that pass",
+    "quarantine": "Parquet file of the rows refused, with file, row, column and rule",
+    "profile": "JSON profile of every column",
+    "summary": "Markdown summary of counts and rules broken",
+}
+UNTRACKED: dict[str, str] = {}
 
 PANDAS_DTYPES = {
     "int": "Int64",
@@ -155,28 +169,33 @@ def profile_column(values: pd.Series, quantiles: tuple[float, ...]) -> dict[str,
     return out
 
 
-def summary_markdown(counts: dict[str, dict[str, int]], bad: pd.DataFrame, examples: int = 5) -> str:
+def _examples(group: pd.DataFrame, n: int) -> str:
+    return ", ".join(f"{r.source}:{r.row} = {r.value}" for r in group.head(n).itertuples(index=False))
+
+
+def summary_markdown(
+    counts: dict[str, dict[str, int]], bad: pd.DataFrame, quarantine_file: str | Path, examples: int = 5
+) -> str:
     lines = [
         "# Validation summary",
         "",
-        "Rows that break the schema are kept in `data/quarantine/validate.parquet` with file, row, column and rule.",
+        f"Rows that break the schema are kept in `{quarantine_file}` with file, row, column and rule.",
         "",
-        "| table | partitions | rows in | passed | quarantined |",
-        "|---|---:|---:|---:|---:|",
+        *markdown_table(
+            ["table", "partitions", "rows in", "passed", "quarantined"],
+            [[t, c["partitions"], c["rows_in"], c["rows_passed"], c["rows_quarantined"]] for t, c in counts.items()],
+            "->>>>",
+        ),
     ]
-    for table, c in counts.items():
-        lines.append(f"| {table} | {c['partitions']} | {c['rows_in']} | {c['rows_passed']} | {c['rows_quarantined']} |")
     lines += ["", "## Rules broken", ""]
     if bad.empty:
         lines.append("None: every row passed.")
     else:
-        lines += [
-            "| table | column | rule | rows | example (file:row = value) |",
-            "|---|---|---|---:|---|",
+        rows = [
+            [table, column, f"`{rule}`", len(group), _examples(group, examples)]
+            for (table, column, rule), group in bad.groupby(["table", "column", "rule"], sort=True)
         ]
-        for (table, column, rule), group in bad.groupby(["table", "column", "rule"], sort=True):
-            sample = ", ".join(f"{r.source}:{r.row} = {r.value}" for r in group.head(examples).itertuples(index=False))
-            lines.append(f"| {table} | {column} | `{rule}` | {len(group)} | {sample} |")
+        lines += markdown_table(["table", "column", "rule", "rows", "example (file:row = value)"], rows, "--->-")
     return "\n".join(lines) + "\n"
 
 
@@ -189,17 +208,30 @@ def _inputs(in_dir: Path, spec: TableSpec) -> list[tuple[Path, str | None]]:
     return [(in_dir / f"{spec.name}.parquet", None)]
 
 
+def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    return run(
+        params.validate,
+        load_schema(args.schema),
+        in_dir=args.input,
+        out_dir=args.out,
+        quarantine_file=args.quarantine,
+        profile_file=args.profile,
+        summary_file=args.summary,
+    )
+
+
 def run(
-    params: Params,
+    validate: ValidateParams,
     schema: Schema,
-    in_dir: str = "data/ingested",
-    out_dir: str = "data/validated",
-    quarantine_file: str = "data/quarantine/validate.parquet",
-    profile_file: str = "reports/data_profile.json",
-    summary_file: str = "reports/validation_summary.md",
+    *,
+    in_dir: str | Path,
+    out_dir: str | Path,
+    quarantine_file: str | Path,
+    profile_file: str | Path,
+    summary_file: str | Path,
 ) -> dict[str, int]:
     source_dir = Path(in_dir)
-    limit = params.validate.max_invalid_share
+    limit = validate.max_invalid_share
     counts: dict[str, dict[str, int]] = {}
     held: list[pd.DataFrame] = []
     profile: dict[str, Any] = {}
@@ -240,12 +272,12 @@ def run(
                     time.perf_counter() - start,
                 )
             counts[name] = totals
-            profile[name] = profile_table(written, spec, params.validate.profile_quantiles)
+            profile[name] = profile_table(written, spec, validate.profile_quantiles)
         write_json(tmp / "counts.json", counts)
     bad_rows = quarantine.concat(held)
     write_parquet(bad_rows, quarantine_file)
     write_json(profile_file, {"tables": profile, "counts": counts})
-    write_text(summary_file, summary_markdown(counts, bad_rows))
+    write_text(summary_file, summary_markdown(counts, bad_rows, quarantine_file))
     for name, totals in counts.items():
         log.info("validate: %s total %s", name, totals)
     return total_rows(counts)

@@ -1,4 +1,4 @@
-"""`flightdelay pr-report --base REV`: the PR job's side of the pull-request comment (see pr_collect).
+"""`flightdelay pr-report --base REV`: the PR job's side of the pull-request comment (see prcomment.collect).
 
 It runs the PR's code, so it writes comment DATA, never the comment that is posted: the trusted job renders that
 itself with `flightdelay pr-comment` (pr_comment) from the default branch's code.
@@ -9,17 +9,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flightdelay import pr_collect
+from flightdelay.core.layout import GATE_FILE, SLICES_FILE
+from flightdelay.prcomment import collect
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main or a SHA")
     parser.add_argument("--out", default="pr-report", type=Path, help="output folder (default: %(default)s)")
     parser.add_argument("--repo", default=".", type=Path, help="repository root (default: %(default)s)")
-    parser.add_argument("--gate", default=pr_collect.GATE_FILE, help="gate decision file (default: %(default)s)")
-    parser.add_argument("--slices", default=pr_collect.SLICES_FILE, help="slice metrics file (default: %(default)s)")
+    parser.add_argument("--gate", default=GATE_FILE, help="gate decision file (default: %(default)s)")
+    parser.add_argument("--slices", default=SLICES_FILE, help="slice metrics file (default: %(default)s)")
     parser.add_argument(
-        "--slice-metric", help=f"slice metric to rank by (default: the first of {', '.join(pr_collect.SLICE_METRICS)})"
+        "--slice-metric", help=f"slice metric to rank by (default: the first of {', '.join(collect.SLICE_METRICS)})"
     )
     parser.add_argument("--top", type=int, default=5, help="slices to show (default: %(default)s)")
     parser.add_argument(
@@ -35,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Path:
     if args.top < 0:
-        raise pr_collect.ReportError(f"--top must be 0 or more, got {args.top}")
-    data, specs = pr_collect.collect(
+        raise collect.ReportError(f"--top must be 0 or more, got {args.top}")
+    data, specs = collect.collect(
         args.base,
         repo=args.repo,
         gate_file=args.gate,
@@ -46,4 +47,4 @@ def run(args: argparse.Namespace) -> Path:
         top=args.top,
         pipeline_failed=args.pipeline_failed,
     )
-    return pr_collect.write(data, specs, args.out, head_label=args.head_label, run_url=args.run_url)
+    return collect.write(data, specs, args.out, head_label=args.head_label, run_url=args.run_url)

@@ -7,7 +7,6 @@ them never change an output hash.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import sys
@@ -56,24 +55,3 @@ def configure(stage: str, log_dir: str | Path = "logs", verbose: bool = False) -
     for noisy in ("fsspec", "asyncio", "botocore", "s3fs", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return log_file
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def path_sha256(path: str | Path) -> str | None:
-    """SHA-256 of a file, or of a directory's sorted (relative path, file hash) list; None if absent."""
-    path = Path(path)
-    if path.is_file():
-        return file_sha256(path)
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
-        return digest.hexdigest()
-    return None

@@ -1,4 +1,4 @@
-"""The pull-request comment, rendered from validated comment data (see pr_data). Runs in the trusted job.
+"""The pull-request comment, rendered from validated comment data (see prcomment.data). Runs in the trusted job.
 
 Nothing from the data reaches the markdown unescaped: names are schema-checked and shown in code spans, free
 text (gate notes, the override's reason) goes through `escape`, numbers are formatted here, and the gate's
@@ -14,8 +14,10 @@ import logging
 import re
 from pathlib import Path
 
-from flightdelay.io import write_text
-from flightdelay.pr_data import (
+from flightdelay.core.files import write_text
+from flightdelay.core.layout import SLICES_FILE
+from flightdelay.core.tables import markdown_table
+from flightdelay.prcomment.data import (
     DATA_FILE,
     PR_FILE,
     ArtifactError,
@@ -29,7 +31,6 @@ from flightdelay.pr_data import (
 log = logging.getLogger(__name__)
 
 MARKER = "<!-- flightdelay-report -->"
-SLICES_FILE = "reports/slices.json"
 MAX_ROWS = 40  # per table, so a sweeping change still fits in a comment (GitHub's limit is 65,536 characters)
 MAX_CHARS = 60_000
 GRID_POINTS = 25
@@ -139,11 +140,10 @@ def plot_file(title: str) -> str:
 # --- markdown --------------------------------------------------------------------------------------------------
 
 
-def _table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
-    """Cells must already be escaped (or be code spans of checked names)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """Cells must already be escaped (or be code spans of checked names); at most MAX_ROWS rows are shown."""
     shown = rows[:MAX_ROWS]
-    lines += ["| " + " | ".join(row) + " |" for row in shown]
+    lines = markdown_table(header, shown, align)
     if len(rows) > len(shown):
         lines.append(f"\n…and {len(rows) - len(shown)} more.")
     return lines
@@ -168,7 +168,7 @@ def gate_lines(gate: Gate | None) -> list[str]:
             else:
                 detail = escape(rule.note)
             rows.append([code(rule.rule), f"{GATE_ICONS[rule.outcome]} {rule.outcome}", detail])
-        lines += ["", *_table(["rule", "result", "detail"], rows, [":---", ":---", ":---"])]
+        lines += ["", *_table(["rule", "result", "detail"], rows, "<<<")]
     return lines
 
 
@@ -269,7 +269,7 @@ def render_markdown(
     lines += ["", "### Params", ""]
     if data.params:
         rows = [[_change_name(c), escape(format_param(c.base)), escape(format_param(c.pr))] for c in data.params]
-        lines += _table(["param", "base", "this PR"], rows, [":---", "---:", "---:"])
+        lines += _table(["param", "base", "this PR"], rows, "<>>")
     else:
         lines.append("No change.")
 
@@ -279,7 +279,7 @@ def render_markdown(
             [_change_name(c), escape(format_metric(c.base)), escape(format_metric(c.pr)), format_delta(c.base, c.pr)]
             for c in data.metrics
         ]
-        lines += _table(["metric", "base", "this PR", "change"], rows, [":---", "---:", "---:", "---:"])
+        lines += _table(["metric", "base", "this PR", "change"], rows, "<>>>")
     else:
         lines.append("No change.")
 
@@ -302,7 +302,7 @@ def render_markdown(
             ]
             for m in s.moves
         ]
-        lines += _table(["slice", "rows", "base", "this PR", "change"], rows, [":---", "---:", "---:", "---:", "---:"])
+        lines += _table(["slice", "rows", "base", "this PR", "change"], rows, "<>>>>")
     else:
         lines.append("No change.")
 

@@ -7,8 +7,8 @@ import difflib
 
 import pandas as pd
 
-from flightdelay.config import TableSpec
-from flightdelay.errors import DataError
+from flightdelay.core.config import TableSpec
+from flightdelay.core.errors import DataError
 
 LINEAGE = ("_source", "_row")
 

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import tenacity
 
-from flightdelay.config import RetryParams
-from flightdelay.errors import DataError
+from flightdelay.core.config import RetryParams
+from flightdelay.core.errors import DataError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -4,7 +4,7 @@ skops refuses types it does not trust, but trusting a type name is not enough: a
 also trusted as a function, a constructor called with arguments from the file, or a module to import. So a
 model file is read in two steps, and the first one runs no code from the file:
 
-1. `audit_model_bytes` checks the zip archive against the limits in flightdelay.limits (file size, the sum of
+1. `audit_model_bytes` checks the zip archive against the limits in flightdelay.core.limits (file size, the sum of
    the entries' uncompressed sizes and each entry's compression ratio, read from the zip directory before
    anything is decompressed), parses schema.json, and walks every node in it. Each node's loader and exact type
    must be one that `build_pipeline` produces (`MODEL_TYPES`, derived by fitting every model kind for every
@@ -28,8 +28,8 @@ import re
 import zipfile
 from typing import Any
 
-from flightdelay import limits
-from flightdelay.errors import PipelineError
+from flightdelay.core import limits
+from flightdelay.core.errors import PipelineError
 
 # Loader and type of every node in a model file written by `build_pipeline` (all model kinds and tasks).
 MODEL_TYPES = frozenset(
@@ -198,8 +198,8 @@ def audit_schema(schema: Any, where: str) -> None:
                 )
             elif kind not in MODEL_TYPES and name not in defaults.get(loader, ()):
                 raise PipelineError(
-                    f"{where}: the model file holds {kind}, which no model built by flightdelay.model.build_pipeline "
-                    "contains; refusing it before anything in it is loaded"
+                    f"{where}: the model file holds {kind}, which no model built by "
+                    "flightdelay.modeling.model.build_pipeline contains; refusing it before anything in it is loaded"
                 )
             if "__id__" in item:
                 seen = first.setdefault(ident, kind)

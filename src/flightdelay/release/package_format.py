@@ -11,20 +11,19 @@ hex digits. So the name covers every file: change a byte of the model or the man
 changes, so the checksum file changes, so the hash does. Nothing in a package holds the package's own hash or
 name (a file cannot hold a hash of itself); the checksum file holds the hashes of the other two, the name the
 hash of the checksum file. `reports/package.json` (git-tracked) records the full hash, and `dvc.lock` the
-DVC hash of the whole `models/package` directory, for promotion to compare with (flightdelay.registry).
+DVC hash of the whole `models/package` directory, for promotion to compare with (flightdelay.release.registry).
 
 `verify_package` checks, before reading further: the directory is a real directory named `model-<16 hex>`,
 its checksum file is a regular file under its size limit, in canonical form, and hashes to the name; it lists
 exactly the model and the manifest, which are the only other files there; each is a regular file under its
-limit (flightdelay.limits) whose SHA-256 matches. Then the manifest must be a JSON object of this format that
+limit (flightdelay.core.limits) whose SHA-256 matches. Then the manifest must be a JSON object of this format that
 names this model file and records a gate decision of `pass` or `overridden`. `load_package` then loads the
-model from the verified bytes (flightdelay.model_audit refuses anything `build_pipeline` does not make).
+model from the verified bytes (flightdelay.modeling.model_audit refuses anything `build_pipeline` does not make).
 Nothing in a package is ever executed or unpickled. The hash proves integrity, not who built the package.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flightdelay import limits
-from flightdelay.errors import PipelineError
-from flightdelay.io import to_json
+from flightdelay.core import limits
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import to_json
+from flightdelay.core.hashing import sha256_bytes
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -48,10 +48,6 @@ _NAME = re.compile(r"^model-([0-9a-f]{16})$")
 
 class PackageError(PipelineError):
     """A package that fails verification: it is refused, never loaded."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def package_hash(checksums_text: str) -> str:
@@ -200,7 +196,7 @@ class LoadedPackage:
 
 def load_package(path: str | Path) -> LoadedPackage:
     """Verify a package, then load its model from the verified bytes (never re-read from disk)."""
-    from flightdelay.model import loads_model
+    from flightdelay.modeling.model import loads_model
 
     checked = verify(path)
     model = loads_model(checked.model_bytes, str(checked.path / MODEL_FILE))

@@ -1,7 +1,7 @@
 """The scikit-learn pipeline and its model file.
 
 The model is saved in skops format, which stores state as data. Loading checks the file's bytes first and
-refuses anything `build_pipeline` does not make, before skops builds or runs anything (flightdelay.model_audit,
+refuses anything `build_pipeline` does not make, before skops builds or runs anything (flightdelay.modeling.model_audit,
 docs/security.md). skops names
 array entries and shared objects by `id()` and stamps zip entries with the current time, so two identical
 models would give different bytes; `dumps_canonical` renames entries by order of appearance and fixes the
@@ -29,11 +29,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from skops.io.exceptions import UntrustedTypesFoundException
 
-from flightdelay import limits
-from flightdelay.errors import PipelineError
-from flightdelay.io import atomic_path
-from flightdelay.limits import read_capped
-from flightdelay.model_audit import SKOPS_TRUSTED, audit_model_bytes
+from flightdelay.core import limits
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import atomic_path
+from flightdelay.core.limits import read_capped
+from flightdelay.modeling.model_audit import SKOPS_TRUSTED, audit_model_bytes
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Object ids skops writes: array entry names ("<id>.npy") and memo ids ("__id__": <id>).
@@ -172,6 +172,6 @@ def loads_model(data: bytes, where: str) -> Any:
 
 
 def load_model(path: str | Path) -> Any:
-    """Load a skops model file holding only the types `build_pipeline` makes (see flightdelay.model_audit)."""
+    """Load a skops model file holding only the types `build_pipeline` makes (see flightdelay.modeling.model_audit)."""
     data = read_capped(path, limits.MODEL_FILE_MAX_BYTES, "MODEL_FILE_MAX_BYTES", PipelineError)
     return loads_model(data, str(path))

@@ -14,7 +14,7 @@ import zlib
 
 import pandas as pd
 
-from flightdelay.errors import DataError
+from flightdelay.core.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"

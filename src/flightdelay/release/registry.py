@@ -41,25 +41,16 @@ from typing import Any, Concatenate, ParamSpec
 
 import yaml
 
-from flightdelay.errors import PipelineError
-from flightdelay.io import read_json, to_json
+from flightdelay.core.files import to_json
+from flightdelay.core.layout import DVC_LOCK, GATE_FILE, PACKAGE_POINTER
+from flightdelay.core.layout import PACKAGE_DIR as PACKAGE_PARENT
+from flightdelay.release.record import ARTIFACT, CHANNELS, RegistryError, make_record, record_file
 
 log = logging.getLogger(__name__)
 
-ARTIFACT = "flight-delay"
-STAGES = ("staging", "prod")  # also in .gto, which makes GTO refuse any other stage name
-RECORD_DIR = "registry"
-PACKAGE_POINTER = "reports/package.json"
-GATE_FILE = "reports/gate.json"
-PACKAGE_PARENT = "models/package"
-DVC_LOCK = "dvc.lock"
 _COUNTER = re.compile(r"#(\d+)$")
 LOCK_FILE = "flightdelay-registry.lock"
 _P = ParamSpec("_P")
-
-
-class RegistryError(PipelineError):
-    """A promotion or rollback that cannot be done; the message says why and what to do."""
 
 
 @contextlib.contextmanager
@@ -71,36 +62,6 @@ def _gto_errors() -> Iterator[None]:
         yield
     except GTOException as exc:
         raise RegistryError(f"gto: {exc}") from None
-
-
-# ------------------------------------------------------------------------------------------------ record files
-
-
-def record_file(stage: str, root: str | Path = ".") -> Path:
-    return Path(root) / RECORD_DIR / f"{stage}.json"
-
-
-def empty_record(stage: str) -> dict[str, Any]:
-    return {"artifact": ARTIFACT, "stage": stage, "promoted": None}
-
-
-def make_record(stage: str, version: str, commit: str, tag: str, package: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "artifact": ARTIFACT,
-        "stage": stage,
-        "promoted": {"stage": stage, "version": version, "commit": commit, "tag": tag, "package": package},
-    }
-
-
-def read_record(path: str | Path) -> dict[str, Any] | None:
-    """The promoted version of registry/<stage>.json, or None when nothing is promoted."""
-    path = Path(path)
-    if not path.exists():
-        raise RegistryError(f"{path}: missing; restore it with `git checkout -- {path}` (it says what is promoted)")
-    record = read_json(path)
-    if not isinstance(record, dict) or set(record) != {"artifact", "stage", "promoted"}:
-        raise RegistryError(f"{path}: not a registry record (keys artifact, stage, promoted)")
-    return record["promoted"]
 
 
 # ------------------------------------------------------------------------------------------------ git
@@ -172,11 +133,11 @@ def _tags(repo: Path) -> set[str]:
 
 
 @contextlib.contextmanager
-def _undo_on_failure(repo: Path, stage: str) -> Iterator[None]:
-    """If the operation fails before its commit, delete the tags it made and restore the stage's record file."""
+def _undo_on_failure(repo: Path, channel: str) -> Iterator[None]:
+    """If the operation fails before its commit, delete the tags it made and restore the channel's record file."""
     tags = _tags(repo)
     head = _git(repo, "rev-parse", "HEAD").strip()
-    path = record_file(stage, repo)
+    path = record_file(channel, repo)
 
     def content() -> bytes | None:
         return path.read_bytes() if path.exists() else None
@@ -206,9 +167,9 @@ def _locked(
     """Run a registry change under the registry lock, undoing it if it fails midway."""
 
     @functools.wraps(operation)
-    def locked(repo: str | Path, stage: str, *args: _P.args, **kwargs: _P.kwargs) -> dict[str, Any]:
-        with registry_lock(Path(repo)), _undo_on_failure(Path(repo), stage):
-            return operation(repo, stage, *args, **kwargs)
+    def locked(repo: str | Path, channel: str, *args: _P.args, **kwargs: _P.kwargs) -> dict[str, Any]:
+        with registry_lock(Path(repo)), _undo_on_failure(Path(repo), channel):
+            return operation(repo, channel, *args, **kwargs)
 
     return locked
 
@@ -218,12 +179,12 @@ def _locked(
 
 @dataclass(frozen=True)
 class Event:
-    """One GTO stage tag: an assignment (promotion) or an unassignment (withdrawal)."""
+    """One GTO stage tag (GTO's word for a channel): an assignment (promotion) or an unassignment (withdrawal)."""
 
     number: int
     tag: str
     kind: str  # "assignment" | "unassignment"
-    stage: str
+    channel: str
     version: str
     commit: str
     author: str
@@ -239,11 +200,11 @@ def _gto_events(repo: Path) -> list[dict[str, Any]]:
         return list(api.history(str(repo), ARTIFACT))
 
 
-def events_of(raw: list[dict[str, Any]], stage: str) -> list[Event]:
-    """The stage's assignments and unassignments, oldest first (by the tag's counter, which GTO increments)."""
+def events_of(raw: list[dict[str, Any]], channel: str) -> list[Event]:
+    """The channel's assignments and unassignments, oldest first (by the tag's counter, which GTO increments)."""
     out = []
     for e in raw:
-        if e["event"] not in ("assignment", "unassignment") or e["stage"] != stage:
+        if e["event"] not in ("assignment", "unassignment") or e["stage"] != channel:
             continue
         match = _COUNTER.search(e["ref"])
         if not match:
@@ -253,7 +214,7 @@ def events_of(raw: list[dict[str, Any]], stage: str) -> list[Event]:
                 number=int(match.group(1)),
                 tag=e["ref"],
                 kind=e["event"],
-                stage=stage,
+                channel=channel,
                 version=e["version"],
                 commit=e["commit"],
                 author=e["author"] or "",
@@ -266,7 +227,7 @@ def events_of(raw: list[dict[str, Any]], stage: str) -> list[Event]:
 
 
 def stack(events: list[Event]) -> list[str]:
-    """Versions that held the stage, oldest first; the last is current. A promotion pushes, a withdrawal
+    """Versions that held the channel, oldest first; the last is current. A promotion pushes, a withdrawal
     removes the withdrawn version, so rolling back never returns to a version that was rolled back."""
     versions: list[str] = []
     for ev in events:
@@ -298,7 +259,7 @@ def _package_at(repo: Path, commit: str) -> dict[str, Any]:
 
 
 def _verify_workspace_package(repo: Path, package: dict[str, Any], commit: str) -> None:
-    from flightdelay.packaging import verify
+    from flightdelay.release.package_format import verify
 
     path = repo / PACKAGE_PARENT / package["name"]
     if not path.is_dir():
@@ -337,8 +298,8 @@ def check_package_matches_lock(repo: Path, commit: str) -> None:
         lock = yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
     except yaml.YAMLError:
         lock = None
-    stages = lock.get("stages") if isinstance(lock, dict) else None
-    outs = (stages or {}).get("package", {}).get("outs", []) if isinstance(stages, dict) else []
+    channels = lock.get("stages") if isinstance(lock, dict) else None
+    outs = (channels or {}).get("package", {}).get("outs", []) if isinstance(channels, dict) else []
     recorded = next((o.get("md5") for o in outs if isinstance(o, dict) and o.get("path") == PACKAGE_PARENT), None)
     if not recorded:
         raise RegistryError(
@@ -367,9 +328,9 @@ def _find_version_of(repo: Path, raw: list[dict[str, Any]], package_name: str) -
     return None
 
 
-def _check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise RegistryError(f"unknown stage {stage!r}; the stages are {list(STAGES)} (.gto)")
+def _check_channel(channel: str) -> None:
+    if channel not in CHANNELS:
+        raise RegistryError(f"unknown channel {channel!r}; the channels are {list(CHANNELS)} (.gto)")
 
 
 def _write_and_commit(repo: Path, record: dict[str, Any], subject: str) -> None:
@@ -382,18 +343,18 @@ def _write_and_commit(repo: Path, record: dict[str, Any], subject: str) -> None:
 
 
 def _next_second() -> None:
-    """Tag times have one-second resolution and DVC orders a stage's tags by time: make the next tag later."""
+    """Tag times have one-second resolution and DVC orders a channel's tags by time: make the next tag later."""
     time.sleep(1.0 - (time.time() % 1.0) + 0.01)
 
 
 @_locked
-def promote(repo: str | Path, stage: str, version: str | None = None, reason: str = "") -> dict[str, Any]:
-    """Assign `stage` to a version: the package committed at HEAD (registered as a new version if needed),
+def promote(repo: str | Path, channel: str, version: str | None = None, reason: str = "") -> dict[str, Any]:
+    """Assign `channel` to a version: the package committed at HEAD (registered as a new version if needed),
     or an already registered `version`. Returns the registry record written and committed."""
     from gto import api
 
     repo = Path(repo)
-    _check_stage(stage)
+    _check_channel(channel)
     if _git(repo, "status", "--porcelain", "--untracked-files=no").strip():
         raise RegistryError("the working tree has uncommitted changes: commit them first (a version is a commit)")
     raw = _gto_events(repo)
@@ -417,62 +378,65 @@ def promote(repo: str | Path, stage: str, version: str | None = None, reason: st
     _check_gate(repo, commit, version)
     if (repo / PACKAGE_PARENT / package["name"]).is_dir():  # a version's files are verified whenever present
         _verify_workspace_package(repo, package, commit)
-    current = stack(events_of(raw, stage))
+    current = stack(events_of(raw, channel))
     if current and current[-1] == version:
-        raise RegistryError(f"{version} ({package['name']}) is already in {stage}")
+        raise RegistryError(f"{version} ({package['name']}) is already in {channel}")
     if current and _semver(version) < _semver(current[-1]):
         raise RegistryError(
-            f"{version} is older than {current[-1]}, which is in {stage}: use `python -m flightdelay rollback {stage}`"
+            f"{version} is older than {current[-1]}, which is in {channel}: "
+            f"use `python -m flightdelay rollback {channel}`"
         )
-    text = f"promote {ARTIFACT} {version} ({package['name']}) to {stage}" + (f": {reason}" if reason else "")
+    text = f"promote {ARTIFACT} {version} ({package['name']}) to {channel}" + (f": {reason}" if reason else "")
     with _gto_errors():
-        api.assign(str(repo), ARTIFACT, stage, version=version, message=text, force=True)
-    tag = _latest_tag(repo, stage, version)
-    record = make_record(stage, version, commit, tag, package)
+        api.assign(str(repo), ARTIFACT, channel, version=version, message=text, force=True)
+    tag = _latest_tag(repo, channel, version)
+    record = make_record(channel, version, commit, tag, package)
     _write_and_commit(repo, record, text)
-    log.info("%s (%s) is now in %s (tag %s)", version, package["name"], stage, tag)
+    log.info("%s (%s) is now in %s (tag %s)", version, package["name"], channel, tag)
     return record
 
 
-def _latest_tag(repo: Path, stage: str, version: str) -> str:
-    events = [e for e in events_of(_gto_events(repo), stage) if e.kind == "assignment" and e.version == version]
+def _latest_tag(repo: Path, channel: str, version: str) -> str:
+    events = [e for e in events_of(_gto_events(repo), channel) if e.kind == "assignment" and e.version == version]
     return events[-1].tag
 
 
 @_locked
-def rollback(repo: str | Path, stage: str, reason: str = "") -> dict[str, Any]:
-    """Withdraw the version in `stage` and assign the stage again to the version before it."""
+def rollback(repo: str | Path, channel: str, reason: str = "") -> dict[str, Any]:
+    """Withdraw the version in `channel` and assign the channel again to the version before it."""
     from gto import api
 
     repo = Path(repo)
-    _check_stage(stage)
+    _check_channel(channel)
     if _git(repo, "status", "--porcelain", "--untracked-files=no").strip():
         raise RegistryError("the working tree has uncommitted changes: commit them first")
     raw = _gto_events(repo)
-    current = stack(events_of(raw, stage))
+    current = stack(events_of(raw, channel))
     if len(current) < 2:
         what = f"only {current[-1]} has been" if current else "nothing has been"
-        raise RegistryError(f"nothing to roll back to: {what} promoted to {stage}")
+        raise RegistryError(f"nothing to roll back to: {what} promoted to {channel}")
     bad, target = current[-1], current[-2]
     commit = registered(raw)[target]
     package = _package_at(repo, commit)
     why = f": {reason}" if reason else ""
-    text = f"rollback {ARTIFACT} {stage} from {bad} to {target} ({package['name']}){why}"
+    text = f"rollback {ARTIFACT} {channel} from {bad} to {target} ({package['name']}){why}"
     with _gto_errors():
-        api.unassign(str(repo), ARTIFACT, stage=stage, version=bad, message=f"rollback {stage}: withdraw {bad}{why}")
+        api.unassign(  # GTO's word for a channel is stage
+            str(repo), ARTIFACT, stage=channel, version=bad, message=f"rollback {channel}: withdraw {bad}{why}"
+        )
         _next_second()
-        api.assign(str(repo), ARTIFACT, stage, version=target, message=text, force=True)
-    record = make_record(stage, target, commit, _latest_tag(repo, stage, target), package)
+        api.assign(str(repo), ARTIFACT, channel, version=target, message=text, force=True)
+    record = make_record(channel, target, commit, _latest_tag(repo, channel, target), package)
     _write_and_commit(repo, record, text)
-    log.info("%s rolled back from %s to %s (%s)", stage, bad, target, package["name"])
+    log.info("%s rolled back from %s to %s (%s)", channel, bad, target, package["name"])
     return record
 
 
-def history(repo: str | Path, stage: str) -> list[dict[str, Any]]:
-    """Every promotion, rollback and withdrawal of `stage`, newest first: when, who, what and which package."""
+def history(repo: str | Path, channel: str) -> list[dict[str, Any]]:
+    """Every promotion, rollback and withdrawal of `channel`, newest first: when, who, what and which package."""
     repo = Path(repo)
-    _check_stage(stage)
-    events = events_of(_gto_events(repo), stage)
+    _check_channel(channel)
+    events = events_of(_gto_events(repo), channel)
     current = stack(events)
     rows = []
     for ev in reversed(events):
@@ -502,10 +466,10 @@ def history(repo: str | Path, stage: str) -> list[dict[str, Any]]:
     return rows
 
 
-def render_history(stage: str, rows: list[dict[str, Any]]) -> str:
+def render_history(channel: str, rows: list[dict[str, Any]]) -> str:
     if not rows:
-        return f"nothing has been promoted to {stage}\n"
-    lines = [f"{ARTIFACT} {stage} history, newest first:"]
+        return f"nothing has been promoted to {channel}\n"
+    lines = [f"{ARTIFACT} {channel} history, newest first:"]
     for r in rows:
         mark = "  <- current" if r.get("current") else ""
         lines.append(

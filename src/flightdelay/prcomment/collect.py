@@ -3,7 +3,7 @@
 `flightdelay pr-report --base origin/main` compares the workspace (after `dvc repro`) with a base revision and
 writes a folder:
 
-    pr-report/comment-data.json   the comment's data (see pr_data); the trusted job renders the comment from it
+    pr-report/comment-data.json   the comment's data (see prcomment.data); the trusted job renders the comment from it
     pr-report/comment-preview.md  what the trusted job will post from that data (for the run summary)
     pr-report/report.md           the same report with the plots inline, referenced relatively (plots/*.png)
     pr-report/plots/*.png         the plots of `dvc plots diff`, rendered offline from their Vega-Lite specs
@@ -26,9 +26,10 @@ from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 
-from flightdelay.errors import PipelineError
-from flightdelay.io import atomic_path, write_text
-from flightdelay.pr_data import (
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import atomic_path, write_text
+from flightdelay.core.layout import DVC_LOCK, GATE_FILE, PLOTS_DIR, REPORTS_DIR, SLICES_FILE
+from flightdelay.prcomment.data import (
     DATA_FILE,
     MAX_POINTS,
     MAX_TEXT,
@@ -39,22 +40,20 @@ from flightdelay.pr_data import (
     describe,
     validate_comment_data,
 )
-from flightdelay.pr_render import format_metric, format_param, plot_file, render_markdown
+from flightdelay.prcomment.render import format_metric, format_param, plot_file, render_markdown
 
 log = logging.getLogger(__name__)
 
-GATE_FILE = "reports/gate.json"
-SLICES_FILE = "reports/slices.json"
 # Slice metric compared when none is asked for: the first one the slices hold.
 SLICE_METRICS = ("roc_auc", "mae", "rmse", "pr_auc", "brier")
 # Curve key -> (plot data file of the evaluate stage, x field, y field), as dvc.yaml's plots declare them.
 CURVE_FILES = {
-    "roc": ("reports/plots/roc.json", "fpr", "tpr"),
-    "precision_recall": ("reports/plots/precision_recall.json", "recall", "precision"),
-    "calibration": ("reports/plots/calibration.json", "mean_predicted", "fraction_late"),
+    "roc": (f"{PLOTS_DIR}/roc.json", "fpr", "tpr"),
+    "precision_recall": (f"{PLOTS_DIR}/precision_recall.json", "recall", "precision"),
+    "calibration": (f"{PLOTS_DIR}/calibration.json", "mean_predicted", "fraction_late"),
 }
 # Files `dvc repro` rewrites; a difference from the commit means the PR did not commit its own results.
-RESULT_FILES = ("dvc.lock", "reports")
+RESULT_FILES = (DVC_LOCK, REPORTS_DIR)
 PREVIEW_FILE = "comment-preview.md"
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from flightdelay.errors import PipelineError
+from flightdelay.core.errors import PipelineError
 
 DATA_FILE = "comment-data.json"
 PR_FILE = "pr.json"

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay.errors import PipelineError
+from flightdelay.core.errors import PipelineError
 
 
 def remove_leftovers(path: Path) -> None:

@@ -1,7 +1,7 @@
 """`flightdelay pr-comment --report DIR`: the trusted job's side of the pull-request comment.
 
-It runs the default branch's code on the PR job's artifact: validates the data against the schema (pr_data) and
-renders the comment itself, escaping every string (pr_render); data that fails validation gives a fixed comment.
+It runs the default branch's code on the PR job's artifact: validates the data against the schema (prcomment.data) and
+renders the comment itself, escaping every string (prcomment.render); data that fails validation gives a fixed comment.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flightdelay import pr_render
+from flightdelay.prcomment import render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,4 +21,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Path:
-    return pr_render.render_comment(args.report, args.out, head_sha=args.head_sha, run_url=args.run_url)
+    return render.render_comment(args.report, args.out, head_sha=args.head_sha, run_url=args.run_url)
