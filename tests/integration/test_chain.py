@@ -3,8 +3,9 @@
 The stage command lines come from dvc.yaml (tests/stage_cmd.py), so this is the pipeline `dvc repro` runs, minus
 DVC's scheduling: it proves each stage's run() works on a folder other than the repository and that each stage
 writes every output dvc.yaml declares for it. Before `package`, `dvc commit` records the stages the model came
-from in dvc.lock, as `dvc repro` would have, since `package` reads the model's lineage from the lock. The `raw` stage is replaced by writing the first
-days of two months the way it writes them; a few thousand rows keep the whole chain to seconds.
+from in dvc.lock, as `dvc repro` would have, since `package` reads the model's lineage from the lock. The `raw`
+stage is replaced by writing the first days of two months the way it writes them; a few thousand rows keep the
+whole chain to seconds.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def workspace(tmp_path, monkeypatch) -> tuple[Path, dict]:
 def test_every_stage_runs_in_process_and_writes_what_dvc_yaml_declares(workspace):
     root, params = workspace
     stages = pipeline()
-    assert list(stages)[0] == "raw"
+    assert next(iter(stages)) == "raw"
     ran = []
     repo = Repo.init(root, no_scm=True)
     with threadpool_limits(limits=1), repo:
