@@ -122,27 +122,27 @@ class TrainSummary(Contract):
 
 
 class NumericReference(Contract):
-    edges: list[float | None]
-    frequencies: list[float | None]
-    missing: float | None
+    edges: list[float]
+    frequencies: list[float]
+    missing: float
 
 
 class NumericCurrent(Contract):
-    frequencies: list[float | None]
-    missing: float | None
+    frequencies: list[float]
+    missing: float
 
 
 class CategoricalReference(Contract):
     categories: list[str]
-    frequencies: list[float | None]
-    other: float | None
-    missing: float | None
+    frequencies: list[float]
+    other: float
+    missing: float
 
 
 class CategoricalCurrent(Contract):
-    frequencies: list[float | None]
-    other: float | None
-    missing: float | None
+    frequencies: list[float]
+    other: float
+    missing: float
 
 
 class FeatureDrift(Contract):
