@@ -198,6 +198,11 @@ def _plain(value: Any) -> Any:
     return json.loads(to_json(value))
 
 
+def _span(months: list[str]) -> str:
+    """A run of consecutive 'YYYY-MM' months as 'first to last' (or the one month)."""
+    return months[0] if len(months) == 1 else f"{months[0]} to {months[-1]}"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "—"
@@ -259,8 +264,8 @@ def render(ctx: dict[str, Any]) -> str:
         "",
         "## Data",
         "",
-        f"Window {window['start']} to {window['end']}; training months {ctx['params']['features']['train_months']}, "
-        f"evaluation months {ctx['params']['features']['test_months']}.",
+        f"Window {window['start']} to {window['end']}; training months {_span(ctx['split']['train'])}, "
+        f"evaluation months {_span(ctx['split']['test'])}.",
         "",
         *_table(
             ["flights", "rows"],
@@ -442,6 +447,7 @@ def run(
         "promoted": read_record(promoted_file),
         "window": dataclasses.asdict(ingest.window),
         "params": _plain({"features": dataclasses.asdict(features), "train": dataclasses.asdict(train)}),
+        "split": {"train": features.split.train_months(), "test": features.split.test_months()},
         "top": report.top_features,
         "figures": sorted(pictures),
     }
