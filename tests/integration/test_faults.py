@@ -17,7 +17,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from flightdelay.cli import main
 from flightdelay.core.config import RetryParams
 from flightdelay.core.errors import DataError
-from flightdelay.core.files import write_json, write_parquet
+from flightdelay.core.files import write_parquet
 from flightdelay.data.retry import is_transient, with_retry
 from flightdelay.stages.features import feature_spec
 from tests.data.test_corpus import CORPUS, workspace
@@ -167,7 +167,7 @@ def processed(root: Path, rows: int = 200) -> None:
         }
     )
     spec = feature_spec({"schedule": ["dep_hour"], "route": ["carrier", "distance"]}, {"classification": "late"})
-    write_json(root / "data" / "processed" / "feature_spec.json", spec)
+    spec.save(root / "data" / "processed" / "feature_spec.json")
     write_parquet(frame, root / "data" / "processed" / "train" / "2013-01.parquet")
 
 

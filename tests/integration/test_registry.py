@@ -71,7 +71,7 @@ def commit_model(repo: Path, seed: int, decision: str = "pass") -> dict:
     package = pointer(manifest, "models/package", directory.name, full_hash)
     (repo / "reports").mkdir(exist_ok=True)
     (repo / "reports" / "package.json").write_text(json.dumps(package))
-    (repo / "reports" / "gate.json").write_text(json.dumps({"decision": decision}))
+    (repo / "reports" / "gate.json").write_text(json.dumps(manifest["gate"]))  # a whole GateDecision
     write_lock(repo)
     git(repo, "add", "-A")
     git(repo, "commit", "--quiet", "-m", f"model seed {seed}")
@@ -219,3 +219,17 @@ def test_cli_promote_and_history(repo, capfd, monkeypatch):
     assert json.loads(capfd.readouterr().out)[0]["version"] == "v0.0.1"
     assert main(["rollback", "prod"]) == 1
     assert "rollback failed: nothing to roll back to" in capfd.readouterr().err
+
+
+def test_a_gate_file_of_another_shape_is_named_not_guessed(repo):
+    from flightdelay.core.contracts import ContractError
+    from flightdelay.release.registry import _check_gate
+
+    commit_model(repo, seed=1)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    _check_gate(repo, head, "HEAD")  # a whole, passing decision
+    (repo / "reports" / "gate.json").write_text(json.dumps({"decision": "pass"}))
+    git(repo, "commit", "--quiet", "-am", "a gate.json with only a decision")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    with pytest.raises(ContractError, match=r"^reports/gate\.json at HEAD: not a GateDecision: missing key candidate"):
+        _check_gate(repo, head, "HEAD")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUPPORTED = ("3.11", "3.12", "3.13")
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

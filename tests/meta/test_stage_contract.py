@@ -20,7 +20,7 @@ import yaml
 from flightdelay import cli
 from flightdelay.core import layout
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 STAGES = DVC["stages"]
 

@@ -18,7 +18,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from flightdelay.core.config import load_schema, parse_params
-from flightdelay.core.files import partition_files, read_json, read_parquet, write_parquet
+from flightdelay.core.contracts import FeatureSpec, TrainSummary
+from flightdelay.core.files import partition_files, read_parquet, write_parquet
 from flightdelay.stages import features, train
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.predict import predictions
@@ -35,13 +36,13 @@ ROUNDS = 60
 @dataclass(frozen=True)
 class Trained:
     model: Any  # the fitted scikit-learn pipeline, as `train` saves it
-    summary: dict[str, Any]  # what `train` writes to train_summary.json
+    summary: TrainSummary  # what `train` writes to train_summary.json
     train: pd.DataFrame  # the processed training rows (features, ID columns, target)
     test: pd.DataFrame  # the processed held-out rows (March)
 
     @property
     def columns(self) -> list[str]:
-        return [*self.summary["numeric"], *self.summary["categorical"]]
+        return self.summary.features
 
     def p_late(self, frame: pd.DataFrame) -> pd.Series:
         """P(late) per row, the way `predict` computes it, indexed like `frame`."""
@@ -87,5 +88,5 @@ def trained(tmp_path_factory) -> Trained:
     }
     # One OpenMP thread: on a shared machine, boosting's spinning threads slow each other down by orders of magnitude.
     with threadpool_limits(limits=1):
-        model, summary = train.fit(split["train"], read_json(processed / "feature_spec.json"), params.train)
+        model, summary = train.fit(split["train"], FeatureSpec.load(processed / "feature_spec.json"), params.train)
     return Trained(model, summary, split["train"], split["test"])

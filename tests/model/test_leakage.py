@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from flightdelay.core.config import load_schema, parse_params
-from flightdelay.core.files import partition_files, read_json, read_parquet, write_parquet
+from flightdelay.core.contracts import FeatureSpec
+from flightdelay.core.files import partition_files, read_parquet, write_parquet
 from flightdelay.stages import features
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
@@ -67,11 +68,11 @@ def build(validated: Path, out: Path):
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(out / s)], ignore_index=True) for s in ("train", "test")
     }
-    return split, read_json(out / "feature_spec.json")
+    return split, FeatureSpec.load(out / "feature_spec.json")
 
 
-def feature_columns(spec) -> list[str]:
-    return [c for cols in spec["groups"].values() for c in cols]
+def feature_columns(spec: FeatureSpec) -> list[str]:
+    return [c for cols in spec.groups.values() for c in cols]
 
 
 def test_test_outcomes_do_not_change_any_feature(validated, tmp_path):

@@ -68,47 +68,47 @@ def test_categorical_counts_pool_unknown_and_missing():
 def test_a_shifted_numeric_feature_is_over_threshold():
     rng = np.random.default_rng(0)
     record = compare_numeric("temp", rng.normal(0, 1, 2000), rng.normal(1.5, 1, 2000), DP)
-    assert record["over_threshold"]
-    assert record["test"] == "ks"
-    assert record["statistic"] > 0.4
-    assert record["p_value"] < 1e-6
-    assert len(record["reference"]["edges"]) == 3
-    assert sum(record["reference"]["frequencies"]) + record["reference"]["missing"] == pytest.approx(1.0)
+    assert record.over_threshold
+    assert record.test == "ks"
+    assert record.statistic > 0.4
+    assert record.p_value < 1e-6
+    assert len(record.reference.edges) == 3
+    assert sum(record.reference.frequencies) + record.reference.missing == pytest.approx(1.0)
 
 
 def test_the_same_distribution_is_not_over_threshold():
     rng = np.random.default_rng(1)
     record = compare_numeric("temp", rng.normal(0, 1, 2000), rng.normal(0, 1, 2000), DP)
-    assert not record["over_threshold"]
-    assert record["psi"] < 0.05
+    assert not record.over_threshold
+    assert record.psi < 0.05
 
 
 def test_a_few_noisy_rows_do_not_count_even_with_a_large_psi():
     # Three rows cannot show a shift: PSI is large, the test does not reject, so it is not over threshold.
     record = compare_numeric("x", np.arange(100.0), np.array([5.0, 95.0, 96.0]), DP)
-    assert record["psi"] >= DP.psi_threshold
-    assert record["p_value"] > DP.p_value
-    assert not record["over_threshold"]
+    assert record.psi >= DP.psi_threshold
+    assert record.p_value > DP.p_value
+    assert not record.over_threshold
 
 
 def test_missing_values_shift_counts_as_drift():
     reference = np.arange(1000.0)
     current = np.where(np.arange(1000) % 2 == 0, np.nan, np.arange(1000.0))
     record = compare_numeric("x", reference, current, DP)
-    assert record["current"]["missing"] == pytest.approx(0.5)
-    assert record["reference"]["missing"] == 0.0
-    assert record["psi"] > 1
+    assert record.current.missing == pytest.approx(0.5)
+    assert record.reference.missing == 0.0
+    assert record.psi > 1
 
 
 def test_categorical_feature_with_a_new_category_is_over_threshold():
     reference = pd.Series(["UA"] * 500 + ["AA"] * 400 + ["DL"] * 100, dtype="string")
     current = pd.Series(["UA"] * 300 + ["ZZ"] * 700, dtype="string")
     record = compare_categorical("carrier", reference, current, DP)
-    assert record["reference"]["categories"] == ["UA", "AA"]  # max_categories=2; DL pooled as other
-    assert record["reference"]["other"] == pytest.approx(0.1)
-    assert record["current"]["other"] == pytest.approx(0.7)
-    assert record["test"] == "chi2"
-    assert record["over_threshold"]
+    assert record.reference.categories == ["UA", "AA"]  # max_categories=2; DL pooled as other
+    assert record.reference.other == pytest.approx(0.1)
+    assert record.current.other == pytest.approx(0.7)
+    assert record.test == "chi2"
+    assert record.over_threshold
 
 
 def test_compare_orders_features_and_excludes_expected_ones_from_the_count():
@@ -132,15 +132,15 @@ def test_compare_orders_features_and_excludes_expected_ones_from_the_count():
     )
     pred_ref, pred_cur = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
     result = compare(reference, current, ["month", "temp", "dist"], ["carrier"], pred_ref, pred_cur, DP)
-    names = [f["feature"] for f in result["features"]]
+    names = [f.feature for f in result.features]
     assert names[:2] == ["month", "temp"]  # over threshold first, by PSI
     assert set(names[2:]) == {"dist", "carrier"}
-    assert result["summary"]["over_threshold"] == ["month", "temp"]
-    assert result["summary"]["counted"] == ["temp"]  # month is expected
-    assert result["summary"]["expected"] == ["month"]
-    assert result["prediction"]["feature"] == "prediction"
-    assert not result["summary"]["prediction_over_threshold"]
-    assert result["rows"] == {"reference": n, "current": n}
+    assert result.summary.over_threshold == ["month", "temp"]
+    assert result.summary.counted == ["temp"]  # month is expected
+    assert result.summary.expected == ["month"]
+    assert result.prediction.feature == "prediction"
+    assert not result.summary.prediction_over_threshold
+    assert (result.rows.reference, result.rows.current) == (n, n)
 
 
 def test_render_markdown_lists_features_over_threshold_first():

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from flightdelay.core.config import EvaluateParams
+from flightdelay.core.contracts import TrainSummary
 from flightdelay.modeling import metrics
 from flightdelay.stages.evaluate import headline, row_counts, score
 
@@ -35,7 +36,19 @@ def test_headline_regression():
 
 def test_score_adds_a_constant_baseline():
     scored = pd.DataFrame({"late": [0, 0, 1, 1], "prediction": [0.1, 0.6, 0.4, 0.9]})
-    summary = {"task": "classification", "target": "late", "target_mean": 0.3}
+    summary = TrainSummary(
+        task="classification",
+        model="hist_gradient_boosting",
+        seed=0,
+        fallback_used=False,
+        target="late",
+        numeric=["distance"],
+        categorical=[],
+        rows=10,
+        target_mean=0.3,
+        iterations=1,
+        training_loss=0.5,
+    )
     result = score(scored, summary, EvaluateParams(threshold=0.5, calibration_bins=2))
     assert result["roc_auc"] == pytest.approx(0.75)
     assert result["baseline"]["roc_auc"] == 0.5  # a constant ranks nothing

@@ -456,7 +456,7 @@ def test_build_frame_congestion_counts_the_whole_schedule():
 
 def test_feature_spec():
     spec = F.feature_spec(F.FEATURE_GROUPS, F.TARGETS)
-    assert spec["categorical"] == sorted(spec["categorical"])
-    assert set(spec["categorical"]) == set(F.CATEGORICAL)
-    assert spec["leaky_columns"] == sorted(F.LEAKY)
-    assert spec["targets"] == {"classification": "late", "regression": "arr_delay"}
+    assert spec.categorical == sorted(spec.categorical)
+    assert set(spec.categorical) == set(F.CATEGORICAL)
+    assert spec.leaky_columns == sorted(F.LEAKY)
+    assert spec.targets == {"classification": "late", "regression": "arr_delay"}

@@ -11,6 +11,7 @@ import pytest
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from threadpoolctl import threadpool_limits
 
 from flightdelay.core.errors import PipelineError
 from flightdelay.modeling.model import build_pipeline, dumps_canonical, load_model, prepare, save_model
@@ -208,3 +209,15 @@ def test_load_model_zip_without_a_schema_is_a_pipeline_error(tmp_path):
         archive.writestr("readme.txt", "not a model")
     with pytest.raises(PipelineError, match="not a readable skops model file"):
         load_model(path)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_model_file_does_not_depend_on_the_thread_count(task):
+    frame = synthetic()
+    with threadpool_limits(limits=1):
+        one = fit(task, "hist_gradient_boosting", frame)
+    with threadpool_limits(limits=2):
+        two = fit(task, "hist_gradient_boosting", frame)
+    assert one[-1]._bin_mapper.n_threads != two[-1]._bin_mapper.n_threads  # the fit records it...
+    assert dumps_canonical(one) == dumps_canonical(two)  # ...the model file does not
+    assert one[-1]._bin_mapper.n_threads == 1  # and writing it leaves the caller's model as it was

@@ -10,6 +10,16 @@ import pandas as pd
 import pytest
 
 from flightdelay.cli import main
+from flightdelay.core.contracts import (
+    Candidate,
+    DriftResult,
+    DriftRows,
+    DriftSummary,
+    DriftThresholds,
+    FeatureDrift,
+    GateDecision,
+    TrainSummary,
+)
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.hashing import sha256_bytes
 from flightdelay.modeling.model import build_pipeline, dumps_canonical, prepare
@@ -84,43 +94,85 @@ LOCK = {
         },
     },
 }
-DRIFT = {
-    "rows": {"reference": 6, "current": 3},
-    "features": [
+
+
+def _drift(feature: str, reference: dict, current: dict) -> FeatureDrift:
+    kind = "categorical" if "categories" in reference else "numeric"
+    return FeatureDrift.model_validate(
         {
-            "feature": "distance",
-            "kind": "numeric",
-            "reference": {"edges": [300.0], "frequencies": [0.2, 0.6], "missing": 0.2},
-        },
-        {
-            "feature": "carrier",
-            "kind": "categorical",
-            "reference": {"categories": ["AA"], "frequencies": [0.4], "other": 0.4, "missing": 0.2},
-        },
+            "feature": feature,
+            "kind": kind,
+            "psi": 0.0,
+            "test": "chi2" if kind == "categorical" else "ks",
+            "statistic": 0.0,
+            "p_value": 1.0,
+            "over_threshold": False,
+            "expected": False,
+            "reference": reference,
+            "current": current,
+        }
+    )
+
+
+DRIFT = DriftResult(
+    thresholds=DriftThresholds(psi=0.2, p_value=0.01, bins=2),
+    rows=DriftRows(reference=6, current=3),
+    summary=DriftSummary(
+        features=2,
+        over_threshold=[],
+        counted=[],
+        expected=[],
+        max_psi=0.0,
+        prediction_psi=0.0,
+        prediction_over_threshold=False,
+    ),
+    features=[
+        _drift(
+            "distance",
+            {"edges": [300.0], "frequencies": [0.2, 0.6], "missing": 0.2},
+            {"frequencies": [0.3, 0.7], "missing": 0.0},
+        ),
+        _drift(
+            "carrier",
+            {"categories": ["AA"], "frequencies": [0.4], "other": 0.4, "missing": 0.2},
+            {"frequencies": [0.5], "other": 0.5, "missing": 0.0},
+        ),
     ],
-    "prediction": {
-        "feature": "prediction",
-        "kind": "numeric",
-        "reference": {"edges": [0.5], "frequencies": [0.5, 0.5], "missing": 0.0},
-    },
-}
-GATE = {"decision": "pass", "override": None, "rules": [], "candidate": {}}
+    prediction=_drift(
+        "prediction",
+        {"edges": [0.5], "frequencies": [0.5, 0.5], "missing": 0.0},
+        {"frequencies": [0.4, 0.6], "missing": 0.0},
+    ),
+)
+GATE = GateDecision(
+    decision="pass",
+    candidate=Candidate(model_sha256="0" * 64, model="logistic_regression", task="classification"),
+    baseline=None,
+    failed=[],
+    skipped=[],
+    override=None,
+    rules=[],
+)
+SUMMARY = TrainSummary(
+    task="classification",
+    model="logistic_regression",
+    seed=0,
+    fallback_used=False,
+    target="late",
+    numeric=NUMERIC,
+    categorical=CATEGORICAL,
+    rows=6,
+    target_mean=0.5,
+    iterations=5,
+    training_loss=0.6,
+)
 
 
 def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
     frame = tiny_frame()
-    summary = {
-        "model": "logistic_regression",
-        "task": "classification",
-        "target": "late",
-        "rows": 6,
-        "iterations": 5,
-        "numeric": NUMERIC,
-        "categorical": CATEGORICAL,
-    }
     return build_manifest(
         model_sha256=sha256_bytes(model_bytes),
-        summary=summary,
+        summary=SUMMARY,
         params=params or {"train": {"seed": 1, "model": "logistic_regression"}},
         metrics={"roc_auc": 0.75},
         gate=GATE,

@@ -4,36 +4,66 @@ from __future__ import annotations
 
 import copy
 
-from flightdelay.stages.report import figures, render
+from flightdelay.core.contracts import (
+    Candidate,
+    CategoricalCurrent,
+    CategoricalReference,
+    DriftResult,
+    DriftRows,
+    DriftSummary,
+    DriftThresholds,
+    FeatureDrift,
+    GateDecision,
+    GateRule,
+    NumericCurrent,
+    NumericReference,
+    OverrideRecord,
+    TrainSummary,
+)
+from flightdelay.stages.report import ReportInputs, figures, render
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-DRIFT = {
-    "thresholds": {"psi": 0.2, "p_value": 0.01, "bins": 10},
-    "rows": {"reference": 100, "current": 40},
-    "summary": {
-        "features": 3,
-        "over_threshold": ["month", "temp"],
-        "counted": ["temp"],
-        "expected": ["month"],
-        "max_psi": 1.5,
-        "prediction_psi": 0.03,
-        "prediction_over_threshold": False,
-    },
-    "prediction": {"feature": "prediction", "psi": 0.03},
-    "features": [
-        {"feature": "month", "kind": "numeric", "psi": 8.0, "p_value": 0.0, "over_threshold": True, "expected": True},
-        {"feature": "temp", "kind": "numeric", "psi": 1.5, "p_value": 1e-9, "over_threshold": True, "expected": False},
-        {
-            "feature": "carrier",
-            "kind": "categorical",
-            "psi": 0.01,
-            "p_value": 0.4,
-            "over_threshold": False,
-            "expected": False,
-        },
+
+def _feature(feature: str, kind: str, psi: float, p_value: float, over: bool, expected: bool) -> FeatureDrift:
+    numeric = kind == "numeric"
+    return FeatureDrift(
+        feature=feature,
+        kind="numeric" if numeric else "categorical",
+        psi=psi,
+        test="ks" if numeric else "chi2",
+        statistic=0.5,
+        p_value=p_value,
+        over_threshold=over,
+        expected=expected,
+        reference=NumericReference(edges=[1.0], frequencies=[0.5, 0.5], missing=0.0)
+        if numeric
+        else CategoricalReference(categories=["AA"], frequencies=[0.6], other=0.4, missing=0.0),
+        current=NumericCurrent(frequencies=[0.5, 0.5], missing=0.0)
+        if numeric
+        else CategoricalCurrent(frequencies=[0.6], other=0.4, missing=0.0),
+    )
+
+
+DRIFT = DriftResult(
+    thresholds=DriftThresholds(psi=0.2, p_value=0.01, bins=10),
+    rows=DriftRows(reference=100, current=40),
+    summary=DriftSummary(
+        features=3,
+        over_threshold=["month", "temp"],
+        counted=["temp"],
+        expected=["month"],
+        max_psi=1.5,
+        prediction_psi=0.03,
+        prediction_over_threshold=False,
+    ),
+    prediction=_feature("prediction", "numeric", 0.03, 0.2, False, False),
+    features=[
+        _feature("month", "numeric", 8.0, 0.0, True, True),
+        _feature("temp", "numeric", 1.5, 1e-9, True, False),
+        _feature("carrier", "categorical", 0.01, 0.4, False, False),
     ],
-}
+)
 PLOTS = {
     "roc.json": [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.8}, {"fpr": 1.0, "tpr": 1.0}],
     "precision_recall.json": [{"recall": 0.0, "precision": 1.0}, {"recall": 1.0, "precision": 0.3}],
@@ -51,56 +81,65 @@ PROMOTED = {
 }
 
 
-def context(promoted=None, figure_names=("roc.png",)) -> dict:
-    return {
-        "package": {
+def context(promoted=None, figure_names=("roc.png",)) -> ReportInputs:
+    return ReportInputs(
+        package={
             "name": "model-0123456789abcdef",
             "hash": "0123456789abcdef" * 4,
             "path": "models/package/model-0123456789abcdef",
             "model_sha256": "f" * 64,
             "data": {"data/processed": "aaa.dir", "data/raw/x": "bbb.dir"},
         },
-        "summary": {
-            "model": "hist_gradient_boosting",
-            "task": "classification",
-            "target": "late",
-            "rows": 12345,
-            "iterations": 80,
-            "numeric": ["temp", "month"],
-            "categorical": ["carrier"],
-        },
-        "gate": {
-            "decision": "overridden",
-            "baseline": None,
-            "override": {
-                "approved_by": "Ada",
-                "reason": "winter drift reviewed",
-                "rules": ["max_drifted_features"],
-                "applied": True,
-            },
-            "rules": [
-                {
-                    "rule": "max_drifted_features",
-                    "value": 1,
-                    "comparison": "<=",
-                    "threshold": 0,
-                    "outcome": "fail",
-                    "note": "over threshold: temp",
-                }
+        summary=TrainSummary(
+            task="classification",
+            model="hist_gradient_boosting",
+            seed=42,
+            fallback_used=False,
+            target="late",
+            numeric=["temp", "month"],
+            categorical=["carrier"],
+            rows=12345,
+            target_mean=0.2,
+            iterations=80,
+            training_loss=0.4,
+        ),
+        gate=GateDecision(
+            decision="overridden",
+            candidate=Candidate(model_sha256="f" * 64, model="hist_gradient_boosting", task="classification"),
+            baseline=None,
+            failed=["max_drifted_features"],
+            skipped=[],
+            override=OverrideRecord(
+                approved_by="Ada",
+                reason="winter drift reviewed",
+                rules=["max_drifted_features"],
+                model_sha256="f" * 64,
+                applied=True,
+                note="accepts the failed rule(s) ['max_drifted_features']",
+            ),
+            rules=[
+                GateRule(
+                    rule="max_drifted_features",
+                    value=1,
+                    comparison="<=",
+                    threshold=0,
+                    outcome="fail",
+                    note="over threshold: temp",
+                )
             ],
-        },
-        "drift": DRIFT,
-        "metrics": {"roc_auc": 0.7, "ece": 0.05, "baseline": {"roc_auc": 0.5}},
-        "rows": {
+        ),
+        drift=DRIFT,
+        metrics={"roc_auc": 0.7, "ece": 0.05, "baseline": {"roc_auc": 0.5}},
+        rows={
             "ingest": {"in": 100, "passed": 99, "quarantined": 1},
             "validate": {"in": 99, "passed": 97, "quarantined": 2},
             "features": {"in": 97, "no_arrival": 2, "unused_months": 0, "train": 60, "test": 35},
         },
-        "slices": {"origin": {"EWR": {"rows": 20, "positive_rate": 0.2, "roc_auc": 0.71, "pr_auc": 0.4, "brier": 0.1}}},
-        "promoted": promoted,
-        "window": {"start": "2013-01", "end": "2013-03"},
-        "split": {"train": ["2013-01", "2013-02"], "test": ["2013-03"]},
-        "params": {
+        slices={"origin": {"EWR": {"rows": 20, "positive_rate": 0.2, "roc_auc": 0.71, "pr_auc": 0.4, "brier": 0.1}}},
+        promoted=promoted,
+        window={"start": "2013-01", "end": "2013-03"},
+        split={"train": ["2013-01", "2013-02"], "test": ["2013-03"]},
+        params={
             "features": {
                 "split": {
                     "train": {"start": "2013-01", "end": "2013-02"},
@@ -109,9 +148,9 @@ def context(promoted=None, figure_names=("roc.png",)) -> dict:
             },
             "train": {"model": "hist_gradient_boosting", "seed": 42, "feature_groups": ["schedule", "route"]},
         },
-        "top": 10,
-        "figures": list(figure_names),
-    }
+        top=10,
+        figures=list(figure_names),
+    )
 
 
 def test_report_has_every_section_with_its_numbers():

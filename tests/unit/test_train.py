@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import pytest
 
+from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.errors import PipelineError
 from flightdelay.stages.features import FEATURE_GROUPS, TARGETS, feature_spec
 from flightdelay.stages.train import iterations, select_features
 
 
-def small_spec() -> dict:
-    return {
-        "groups": {
+def small_spec(**groups: list[str]) -> FeatureSpec:
+    return FeatureSpec(
+        groups={
             "route": ["carrier", "origin", "distance"],
             "schedule": ["dep_hour", "month"],
             "mixed": ["month", "carrier", "temp"],
+            **groups,
         },
-        "categorical": ["carrier", "origin"],
-        "leaky_columns": ["arr_delay", "dep_delay", "late"],
-    }
+        categorical=["carrier", "origin"],
+        targets={"classification": "late"},
+        id_columns=[],
+        leaky_columns=["arr_delay", "dep_delay", "late"],
+    )
 
 
 def test_select_features_splits_numeric_and_categorical_in_group_order():
@@ -39,8 +43,7 @@ def test_select_features_unknown_group():
 
 
 def test_select_features_rejects_a_leaky_column():
-    spec = small_spec()
-    spec["groups"]["schedule"] = ["dep_hour", "dep_delay"]
+    spec = small_spec(schedule=["dep_hour", "dep_delay"])
     with pytest.raises(PipelineError, match=r"known only after departure: \['dep_delay'\]"):
         select_features(spec, ("route", "schedule"))
     # the same spec is fine when the leaky group is not chosen
@@ -53,7 +56,7 @@ def test_select_features_on_the_real_feature_spec():
     every = [c for cols in FEATURE_GROUPS.values() for c in cols]
     assert sorted(numeric + categorical) == sorted(set(every))
     assert set(categorical) == {"carrier", "origin", "dest", "plane_type", "engine_type", "manufacturer"}
-    assert not set(numeric + categorical) & set(spec["leaky_columns"])
+    assert not set(numeric + categorical) & set(spec.leaky_columns)
 
 
 class _Boosted:

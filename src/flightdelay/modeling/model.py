@@ -10,6 +10,7 @@ timestamps, so the same training run always writes the same file (and DVC sees t
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import re
@@ -115,9 +116,26 @@ def prepare(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> 
 # ------------------------------------------------------------------------------------------------ model files
 
 
+def without_thread_counts(obj: Any) -> Any:
+    """`obj`, or a copy of it in which no fitted part records how many CPU threads fitted it.
+
+    Hist gradient boosting keeps the OpenMP thread count of its fit in its bin mapper (`n_threads`), so the same
+    fit on a machine with another core count (or another OMP_NUM_THREADS) would write another model file. The
+    fitted values do not depend on it, and the bin mapper given `None` uses all threads when it bins again.
+    """
+    steps = obj.steps if isinstance(obj, Pipeline) else []
+    if not any(getattr(getattr(est, "_bin_mapper", None), "n_threads", None) is not None for _, est in steps):
+        return obj
+    obj = copy.deepcopy(obj)
+    for _, est in obj.steps:
+        if getattr(est, "_bin_mapper", None) is not None:
+            est._bin_mapper.n_threads = None
+    return obj
+
+
 def dumps_canonical(obj: Any) -> bytes:
-    """skops bytes that depend only on the object's state."""
-    raw = zipfile.ZipFile(io.BytesIO(sio.dumps(obj)))
+    """skops bytes that depend only on the object's fitted state (not on ids, the clock or the machine's cores)."""
+    raw = zipfile.ZipFile(io.BytesIO(sio.dumps(without_thread_counts(obj))))
     schema = raw.read("schema.json").decode()
     names: dict[str, str] = {}
     for match in _IDS.finditer(schema):

@@ -41,6 +41,7 @@ from typing import Any, Concatenate, ParamSpec
 
 import yaml
 
+from flightdelay.core.contracts import GateDecision
 from flightdelay.core.files import to_json
 from flightdelay.core.layout import DVC_LOCK, GATE_FILE, PACKAGE_POINTER
 from flightdelay.core.layout import PACKAGE_DIR as PACKAGE_PARENT
@@ -315,8 +316,8 @@ def check_package_matches_lock(repo: Path, commit: str) -> None:
 
 
 def _check_gate(repo: Path, commit: str, label: str) -> None:
-    gate = show_json(repo, commit, GATE_FILE) or {}
-    if gate.get("decision") not in ("pass", "overridden"):
+    raw = show_json(repo, commit, GATE_FILE)
+    if raw is None or not GateDecision.from_json(raw, f"{GATE_FILE} at {label}").packageable:
         raise RegistryError(f"the gate did not pass at {label} ({GATE_FILE}): a failed model is never promoted")
 
 

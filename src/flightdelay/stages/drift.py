@@ -24,14 +24,26 @@ import argparse
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from flightdelay.core.config import DriftParams, Params
-from flightdelay.core.files import read_json, read_parquet, read_split, write_json, write_text
+from flightdelay.core.contracts import (
+    CategoricalCurrent,
+    CategoricalReference,
+    DriftResult,
+    DriftRows,
+    DriftSummary,
+    DriftThresholds,
+    FeatureDrift,
+    NumericCurrent,
+    NumericReference,
+    TrainSummary,
+)
+from flightdelay.core.files import read_parquet, read_split, write_text
 from flightdelay.core.tables import markdown_table
 
 log = logging.getLogger(__name__)
@@ -120,31 +132,31 @@ def _chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float | None, flo
 
 def _record(
     name: str,
-    kind: str,
+    kind: Literal["numeric", "categorical"],
     value: float,
     test: str,
     statistic: float | None,
     p_value: float | None,
-    reference: dict[str, Any],
-    current: dict[str, Any],
+    reference: NumericReference | CategoricalReference,
+    current: NumericCurrent | CategoricalCurrent,
     dp: DriftParams,
-) -> dict[str, Any]:
+) -> FeatureDrift:
     over = value >= dp.psi_threshold and p_value is not None and p_value < dp.p_value
-    return {
-        "feature": name,
-        "kind": kind,
-        "psi": value,
-        "test": test,
-        "statistic": statistic,
-        "p_value": p_value,
-        "over_threshold": bool(over),
-        "expected": name in dp.expected,
-        "reference": reference,
-        "current": current,
-    }
+    return FeatureDrift(
+        feature=name,
+        kind=kind,
+        psi=value,
+        test=test,
+        statistic=statistic,
+        p_value=p_value,
+        over_threshold=bool(over),
+        expected=name in dp.expected,
+        reference=reference,
+        current=current,
+    )
 
 
-def compare_numeric(name: str, reference: np.ndarray, current: np.ndarray, dp: DriftParams) -> dict[str, Any]:
+def compare_numeric(name: str, reference: np.ndarray, current: np.ndarray, dp: DriftParams) -> FeatureDrift:
     reference = np.asarray(reference, dtype=float)
     current = np.asarray(current, dtype=float)
     edges = quantile_edges(reference, dp.bins)
@@ -160,13 +172,13 @@ def compare_numeric(name: str, reference: np.ndarray, current: np.ndarray, dp: D
         "ks",
         statistic,
         p_value,
-        {"edges": edges, "frequencies": ref_shares[:-1].tolist(), "missing": float(ref_shares[-1])},
-        {"frequencies": cur_shares[:-1].tolist(), "missing": float(cur_shares[-1])},
+        NumericReference(edges=edges, frequencies=ref_shares[:-1].tolist(), missing=float(ref_shares[-1])),
+        NumericCurrent(frequencies=cur_shares[:-1].tolist(), missing=float(cur_shares[-1])),
         dp,
     )
 
 
-def compare_categorical(name: str, reference: pd.Series, current: pd.Series, dp: DriftParams) -> dict[str, Any]:
+def compare_categorical(name: str, reference: pd.Series, current: pd.Series, dp: DriftParams) -> FeatureDrift:
     categories = top_categories(reference, dp.max_categories)
     ref_known, ref_other, ref_missing = categorical_counts(reference, categories)
     cur_known, cur_other, cur_missing = categorical_counts(current, categories)
@@ -181,13 +193,15 @@ def compare_categorical(name: str, reference: pd.Series, current: pd.Series, dp:
         "chi2",
         statistic,
         p_value,
-        {
-            "categories": categories,
-            "frequencies": ref_shares[:-2].tolist(),
-            "other": float(ref_shares[-2]),
-            "missing": float(ref_shares[-1]),
-        },
-        {"frequencies": cur_shares[:-2].tolist(), "other": float(cur_shares[-2]), "missing": float(cur_shares[-1])},
+        CategoricalReference(
+            categories=categories,
+            frequencies=ref_shares[:-2].tolist(),
+            other=float(ref_shares[-2]),
+            missing=float(ref_shares[-1]),
+        ),
+        CategoricalCurrent(
+            frequencies=cur_shares[:-2].tolist(), other=float(cur_shares[-2]), missing=float(cur_shares[-1])
+        ),
         dp,
     )
 
@@ -196,8 +210,13 @@ def _floats(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _order(record: dict[str, Any]) -> tuple[int, float, str]:
-    return (0 if record["over_threshold"] else 1, -record["psi"], record["feature"])
+def _psi(record: FeatureDrift) -> float:
+    """PSI for ordering; `psi` always gives a number, a file may hold null (NaN), which sorts as 0."""
+    return 0.0 if record.psi is None else record.psi
+
+
+def _order(record: FeatureDrift) -> tuple[int, float, str]:
+    return (0 if record.over_threshold else 1, -_psi(record), record.feature)
 
 
 def compare(
@@ -208,29 +227,29 @@ def compare(
     reference_prediction: np.ndarray,
     current_prediction: np.ndarray,
     dp: DriftParams,
-) -> dict[str, Any]:
+) -> DriftResult:
     """Drift of every feature and of the prediction; features over threshold first, then by PSI."""
     features = [compare_numeric(c, _floats(reference[c]), _floats(current[c]), dp) for c in numeric]
     features += [compare_categorical(c, reference[c], current[c], dp) for c in categorical]
     features.sort(key=_order)
     prediction = compare_numeric(PREDICTION, reference_prediction, current_prediction, dp)
-    over = [f["feature"] for f in features if f["over_threshold"]]
-    counted = [f["feature"] for f in features if f["over_threshold"] and not f["expected"]]
-    return {
-        "thresholds": {"psi": dp.psi_threshold, "p_value": dp.p_value, "bins": dp.bins},
-        "rows": {"reference": len(reference), "current": len(current)},
-        "summary": {
-            "features": len(features),
-            "over_threshold": over,
-            "counted": counted,
-            "expected": sorted(set(dp.expected) & {f["feature"] for f in features}),
-            "max_psi": max((f["psi"] for f in features if not f["expected"]), default=0.0),
-            "prediction_psi": prediction["psi"],
-            "prediction_over_threshold": prediction["over_threshold"],
-        },
-        "prediction": prediction,
-        "features": features,
-    }
+    over = [f.feature for f in features if f.over_threshold]
+    counted = [f.feature for f in features if f.over_threshold and not f.expected]
+    return DriftResult(
+        thresholds=DriftThresholds(psi=dp.psi_threshold, p_value=dp.p_value, bins=dp.bins),
+        rows=DriftRows(reference=len(reference), current=len(current)),
+        summary=DriftSummary(
+            features=len(features),
+            over_threshold=over,
+            counted=counted,
+            expected=sorted(set(dp.expected) & {f.feature for f in features}),
+            max_psi=max((_psi(f) for f in features if not f.expected), default=0.0),
+            prediction_psi=prediction.psi,
+            prediction_over_threshold=prediction.over_threshold,
+        ),
+        prediction=prediction,
+        features=features,
+    )
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -245,42 +264,41 @@ def _p(value: float | None) -> str:
     return "<0.0001" if value < 1e-4 else f"{value:.4f}"
 
 
-def _flag(feature: dict[str, Any]) -> str:
-    flag = "**yes**" if feature["over_threshold"] else "no"
-    return flag + " (expected)" if feature["expected"] else flag
+def _flag(feature: FeatureDrift) -> str:
+    flag = "**yes**" if feature.over_threshold else "no"
+    return flag + " (expected)" if feature.expected else flag
 
 
-def render_markdown(result: dict[str, Any]) -> str:
+def render_markdown(result: DriftResult) -> str:
     """A readable drift report: the prediction first, then features over threshold, then the rest."""
-    t, rows, summary = result["thresholds"], result["rows"], result["summary"]
-    pred = result["prediction"]
+    t, summary, pred = result.thresholds, result.summary, result.prediction
     lines = [
         "# Drift: training rows vs the evaluation window",
         "",
-        f"Reference: {rows['reference']:,} training rows. Current: {rows['current']:,} rows of the evaluation window.",
+        f"Reference: {result.rows.reference:,} training rows. Current: {result.rows.current:,} rows of the "
+        "evaluation window.",
         "",
-        f"A feature is **over threshold** when its PSI is at least {t['psi']} and its test (Kolmogorov-Smirnov for "
-        f"numeric features, chi-squared for categorical ones) gives p < {t['p_value']}. Numeric features are "
-        f"cut into {t['bins']} quantile bins of the training rows (edges fixed from training) plus a bin for missing "
+        f"A feature is **over threshold** when its PSI is at least {t.psi} and its test (Kolmogorov-Smirnov for "
+        f"numeric features, chi-squared for categorical ones) gives p < {t.p_value}. Numeric features are "
+        f"cut into {t.bins} quantile bins of the training rows (edges fixed from training) plus a bin for missing "
         "values. Features listed in `drift.expected` differ by design of the time split; they are reported but the "
         "gate does not count them.",
         "",
-        f"**Model predictions:** PSI {_num(pred['psi'])}, KS {_num(pred['statistic'])} (p {_p(pred['p_value'])}): "
-        + ("**over threshold**." if pred["over_threshold"] else "within threshold."),
+        f"**Model predictions:** PSI {_num(pred.psi)}, KS {_num(pred.statistic)} (p {_p(pred.p_value)}): "
+        + ("**over threshold**." if pred.over_threshold else "within threshold."),
         "",
     ]
-    over, counted = summary["over_threshold"], summary["counted"]
+    over, counted = summary.over_threshold, summary.counted
     if over:
         lines.append(
-            f"**{len(over)} of {summary['features']} features over threshold** ({len(counted)} counted by the gate): "
+            f"**{len(over)} of {summary.features} features over threshold** ({len(counted)} counted by the gate): "
             + ", ".join(f"`{name}`" for name in over)
             + "."
         )
     else:
-        lines.append(f"No feature of {summary['features']} is over threshold.")
+        lines.append(f"No feature of {summary.features} is over threshold.")
     rows = [
-        [f["feature"], f["kind"], _num(f["psi"]), f["test"], _num(f["statistic"]), _p(f["p_value"]), _flag(f)]
-        for f in result["features"]
+        [f.feature, f.kind, _num(f.psi), f.test, _num(f.statistic), _p(f.p_value), _flag(f)] for f in result.features
     ]
     lines += [
         "",
@@ -313,8 +331,8 @@ def run(
     report_file: str | Path,
 ) -> None:
     dp = drift
-    summary = read_json(summary_file)
-    numeric, categorical = summary["numeric"], summary["categorical"]
+    summary = TrainSummary.load(summary_file)
+    numeric, categorical = summary.numeric, summary.categorical
     unknown = sorted(set(dp.expected) - set(numeric) - set(categorical))
     if unknown:
         log.warning("drift: drift.expected names %s, which the model does not use", unknown)
@@ -324,14 +342,14 @@ def run(
     ref_pred = read_parquet(Path(predictions_dir) / "train.parquet")["prediction"].to_numpy(dtype=float)
     cur_pred = read_parquet(Path(predictions_dir) / "test.parquet")["prediction"].to_numpy(dtype=float)
     result = compare(reference, current, numeric, categorical, ref_pred, cur_pred, dp)
-    write_json(drift_file, result)
+    result.save(drift_file)
     write_text(report_file, render_markdown(result))
-    s = result["summary"]
+    s = result.summary
     log.info(
         "drift: %d of %d features over threshold (%d counted by the gate: %s); prediction PSI %.3f",
-        len(s["over_threshold"]),
-        s["features"],
-        len(s["counted"]),
-        s["counted"],
-        s["prediction_psi"],
+        len(s.over_threshold),
+        s.features,
+        len(s.counted),
+        s.counted,
+        s.prediction_psi,
     )

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay.core.config import EvaluateParams, Params, TrainParams
+from flightdelay.core.contracts import TrainSummary
 from flightdelay.core.files import atomic_dir, read_json, read_parquet, write_json
 from flightdelay.modeling import metrics
 
@@ -40,12 +41,12 @@ OUTPUTS = {
 UNTRACKED: dict[str, str] = {}
 
 
-def score(scored: pd.DataFrame, summary: dict[str, Any], ep: EvaluateParams) -> dict[str, Any]:
+def score(scored: pd.DataFrame, summary: TrainSummary, ep: EvaluateParams) -> dict[str, Any]:
     """Test metrics of the model and of a constant baseline (the training mean)."""
-    y = scored[summary["target"]].to_numpy()
+    y = scored[summary.target].to_numpy()
     pred = scored["prediction"].to_numpy()
-    constant = np.full(len(y), summary["target_mean"], dtype=float)
-    if summary["task"] == "classification":
+    constant = np.full(len(y), summary.target_mean, dtype=float)
+    if summary.task == "classification":
         model = metrics.classification(y, pred, ep.threshold, ep.calibration_bins)
         baseline = metrics.classification(y, constant, ep.threshold, ep.calibration_bins)
     else:
@@ -80,13 +81,13 @@ def headline(result: dict[str, Any], task: str) -> dict[str, Any]:
     }
 
 
-def slices(scored: pd.DataFrame, summary: dict[str, Any], ep: EvaluateParams) -> dict[str, Any]:
+def slices(scored: pd.DataFrame, summary: TrainSummary, ep: EvaluateParams) -> dict[str, Any]:
     return {
         column: metrics.slice_table(
             scored,
             column,
-            summary["target"],
-            summary["task"],
+            summary.target,
+            summary.task,
             ep.threshold,
             ep.calibration_bins,
             ep.min_slice_rows,
@@ -99,17 +100,17 @@ def slices(scored: pd.DataFrame, summary: dict[str, Any], ep: EvaluateParams) ->
 def plot_data(
     scored: pd.DataFrame,
     importance: list[dict[str, Any]],
-    summary: dict[str, Any],
+    summary: TrainSummary,
     ep: EvaluateParams,
     seed: int,
 ) -> dict[str, Any]:
     """File name -> rows, for the plots declared in dvc.yaml. Plots that do not apply to the task get an
     empty list, so `dvc plots show` and `dvc plots diff` find every declared file for either task."""
-    y = scored[summary["target"]].to_numpy()
+    y = scored[summary.target].to_numpy()
     pred = scored["prediction"].to_numpy()
     files: dict[str, Any] = {name: [] for name in PLOT_FILES}
     files["importance.json"] = importance
-    if summary["task"] == "classification":
+    if summary.task == "classification":
         files["roc.json"] = metrics.roc_points(y, pred, ep.curve_points)
         files["precision_recall.json"] = metrics.pr_points(y, pred, ep.curve_points)
         files["calibration.json"] = metrics.calibration_points(y, pred, ep.calibration_bins)
@@ -178,18 +179,18 @@ def run(
     plots_dir: str | Path,
 ) -> dict[str, int]:
     ep = evaluate
-    summary = read_json(summary_file)
+    summary = TrainSummary.load(summary_file)
     scored = read_parquet(Path(predictions_dir) / "test.parquet")
     importance = read_json(Path(predictions_dir) / "importance.json")
     result = score(scored, summary, ep)
-    write_json(metrics_file, headline(result, summary["task"]))
+    write_json(metrics_file, headline(result, summary.task))
     write_json(
         detail_file,
         {
-            "task": summary["task"],
-            "model": summary["model"],
-            "train_rows": summary["rows"],
-            "train_target_mean": summary["target_mean"],
+            "task": summary.task,
+            "model": summary.model,
+            "train_rows": summary.rows,
+            "train_target_mean": summary.target_mean,
             **result,
         },
     )
@@ -205,7 +206,7 @@ def run(
     with atomic_dir(plots_dir) as tmp:
         for name, rows in plot_data(scored, importance, summary, ep, train.seed).items():
             write_json(tmp / name, rows)
-    key = "roc_auc" if summary["task"] == "classification" else "mae"
+    key = "roc_auc" if summary.task == "classification" else "mae"
     log.info(
         "evaluate: %s %.4f (baseline %.4f) on %d test rows", key, result[key], result["baseline"][key], len(scored)
     )

@@ -23,13 +23,13 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import holidays
 import numpy as np
 import pandas as pd
 
 from flightdelay.core.config import FeatureParams, Params, TrainParams
+from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
 
@@ -272,14 +272,14 @@ class History:
         return out
 
 
-def feature_spec(groups: dict[str, list[str]], task_targets: dict[str, str]) -> dict[str, Any]:
-    return {
-        "groups": groups,
-        "categorical": sorted(c for cols in groups.values() for c in cols if c in CATEGORICAL),
-        "targets": task_targets,
-        "id_columns": ID_COLUMNS,
-        "leaky_columns": sorted(LEAKY),
-    }
+def feature_spec(groups: dict[str, list[str]], task_targets: dict[str, str]) -> FeatureSpec:
+    return FeatureSpec(
+        groups=groups,
+        categorical=sorted(c for cols in groups.values() for c in cols if c in CATEGORICAL),
+        targets=task_targets,
+        id_columns=ID_COLUMNS,
+        leaky_columns=sorted(LEAKY),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ entry point
@@ -360,7 +360,7 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
             write_parquet_into(frame, tmp / split / path.name)
             counts[split] += len(frame)
             log.info("features: %s -> %s, %d rows", path.name, split, len(frame))
-        write_json(tmp / "feature_spec.json", feature_spec(FEATURE_GROUPS, TARGETS))
+        feature_spec(FEATURE_GROUPS, TARGETS).save(tmp / "feature_spec.json")
         write_json(tmp / "counts.json", counts)
     log.info("features: %s", counts)
     return {

@@ -24,11 +24,21 @@ import argparse
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
-from flightdelay.core.config import GATE_METRICS, GateParams, Override, Params
+from flightdelay.core.config import GATE_METRICS, GateMetric, GateParams, Override, Params
+from flightdelay.core.contracts import (
+    Baseline,
+    Candidate,
+    DriftResult,
+    DriftSummary,
+    GateDecision,
+    GateRule,
+    OverrideRecord,
+    TrainSummary,
+)
 from flightdelay.core.errors import PipelineError
-from flightdelay.core.files import read_json, write_json, write_text
+from flightdelay.core.files import read_json, write_text
 from flightdelay.core.hashing import sha256_file
 from flightdelay.core.tables import markdown_table
 from flightdelay.release.record import read_record
@@ -46,7 +56,10 @@ INPUTS = {
 OUTPUTS = {"gate": "JSON decision with every rule"}
 UNTRACKED = {"alerts": "folder for the alert written when the gate fails or is overridden"}
 
-PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+PASS: Final = "pass"
+FAIL: Final = "fail"
+SKIPPED: Final = "skipped"
+Decision = Literal["pass", "fail", "overridden"]
 
 
 class GateFailed(PipelineError):
@@ -60,28 +73,29 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def rule(name: str, value: Any, comparison: str, threshold: Any, outcome: str, note: str = "") -> dict[str, Any]:
-    return {
-        "rule": name,
-        "value": value,
-        "comparison": comparison,
-        "threshold": threshold,
-        "outcome": outcome,
-        "note": note,
-    }
+Comparison = Literal[">=", "<="]
+Outcome = Literal["pass", "fail", "skipped"]
 
 
-def _bound(name: str, value: Any, comparison: str, threshold: float) -> dict[str, Any]:
+def rule(name: str, value: Any, comparison: Comparison, threshold: Any, outcome: Outcome, note: str = "") -> GateRule:
+    return GateRule(rule=name, value=value, comparison=comparison, threshold=threshold, outcome=outcome, note=note)
+
+
+def _bound(name: str, value: Any, comparison: Comparison, threshold: float) -> GateRule:
     if _missing(value):
         return rule(name, None, comparison, threshold, FAIL, "the value is missing (NaN): cannot show the rule holds")
     ok = value >= threshold if comparison == ">=" else value <= threshold
     return rule(name, value, comparison, threshold, PASS if ok else FAIL)
 
 
-def metric_rules(metrics: dict[str, Any], task: str, gp: GateParams) -> list[dict[str, Any]]:
+def metric_rules(metrics: dict[str, Any], task: str, gp: GateParams) -> list[GateRule]:
     """`min_metrics` and `max_metrics` against the headline metrics of this run."""
     out = []
-    for section, comparison, rules in (("min_metrics", ">=", gp.min_metrics), ("max_metrics", "<=", gp.max_metrics)):
+    bounds: tuple[tuple[str, Comparison, dict[GateMetric, int | float]], ...] = (
+        ("min_metrics", ">=", gp.min_metrics),
+        ("max_metrics", "<=", gp.max_metrics),
+    )
+    for section, comparison, rules in bounds:
         for metric, threshold in rules.items():
             name = f"{section}.{metric}"
             if metric not in metrics:
@@ -91,22 +105,20 @@ def metric_rules(metrics: dict[str, Any], task: str, gp: GateParams) -> list[dic
     return out
 
 
-def drift_rules(drift: dict[str, Any], gp: GateParams) -> list[dict[str, Any]]:
-    summary = drift["summary"]
+def drift_rules(summary: DriftSummary, gp: GateParams) -> list[GateRule]:
     out = []
     if gp.max_drifted_features is not None:
-        counted = summary["counted"]
+        counted = summary.counted
         r = _bound("max_drifted_features", len(counted), "<=", gp.max_drifted_features)
-        r["note"] = "over threshold: " + (", ".join(counted) if counted else "none")
-        out.append(r)
+        out.append(r.model_copy(update={"note": "over threshold: " + (", ".join(counted) if counted else "none")}))
     if gp.max_prediction_psi is not None:
-        out.append(_bound("max_prediction_psi", summary["prediction_psi"], "<=", gp.max_prediction_psi))
+        out.append(_bound("max_prediction_psi", summary.prediction_psi, "<=", gp.max_prediction_psi))
     return out
 
 
 def promoted_rules(
     metrics: dict[str, Any], task: str, promoted: dict[str, Any] | None, gp: GateParams
-) -> list[dict[str, Any]]:
+) -> list[GateRule]:
     """No worse than the promoted model by more than the tolerance, per metric (absolute difference)."""
     out = []
     for metric, tolerance in gp.max_drop_vs_promoted.items():
@@ -128,69 +140,69 @@ def promoted_rules(
             continue
         drop = theirs - ours if GATE_METRICS[metric] == "higher" else ours - theirs
         r = _bound(name, drop, "<=", tolerance)
-        r["note"] = f"this model {ours:.4f}, promoted {label} {theirs:.4f}"
-        out.append(r)
+        out.append(r.model_copy(update={"note": f"this model {ours:.4f}, promoted {label} {theirs:.4f}"}))
     return out
 
 
 def apply_override(
     failed: list[str], override: Override | None, model_sha256: str
-) -> tuple[str, dict[str, Any] | None]:
+) -> tuple[Decision, OverrideRecord | None]:
     """(decision, override record). An override applies only to the model file it names and only when it
     accepts every failed rule; otherwise the gate still fails and the record says why."""
     if override is None:
         return (FAIL if failed else PASS), None
-    record: dict[str, Any] = {
-        "approved_by": override.approved_by,
-        "reason": override.reason,
-        "rules": list(override.rules),
-        "model_sha256": override.model_sha256,
-        "applied": False,
-    }
+
+    def record(applied: bool, note: str) -> OverrideRecord:
+        return OverrideRecord(
+            approved_by=override.approved_by,
+            reason=override.reason,
+            rules=list(override.rules),
+            model_sha256=override.model_sha256,
+            applied=applied,
+            note=note,
+        )
+
     if not failed:
-        record["note"] = "not needed: every rule passed"
-        return PASS, record
+        return PASS, record(False, "not needed: every rule passed")
     if model_sha256.lower() != override.model_sha256.lower():
-        record["note"] = f"written for model {override.model_sha256[:12]}, not this model {model_sha256[:12]}"
-        return FAIL, record
+        return FAIL, record(
+            False, f"written for model {override.model_sha256[:12]}, not this model {model_sha256[:12]}"
+        )
     uncovered = [r for r in failed if r not in override.rules]
     if uncovered:
-        record["note"] = f"does not accept the failed rule(s) {uncovered}"
-        return FAIL, record
-    record["applied"] = True
-    record["note"] = f"accepts the failed rule(s) {failed}"
-    return "overridden", record
+        return FAIL, record(False, f"does not accept the failed rule(s) {uncovered}")
+    return "overridden", record(True, f"accepts the failed rule(s) {failed}")
 
 
 def decide(
     metrics: dict[str, Any],
-    drift: dict[str, Any],
+    drift: DriftSummary,
     promoted: dict[str, Any] | None,
-    candidate: dict[str, Any],
+    candidate: Candidate,
     gp: GateParams,
-) -> dict[str, Any]:
+) -> GateDecision:
     """The gate decision with every rule's value, threshold and outcome."""
-    task = candidate["task"]
+    task = candidate.task
     rules = metric_rules(metrics, task, gp) + drift_rules(drift, gp) + promoted_rules(metrics, task, promoted, gp)
-    failed = [r["rule"] for r in rules if r["outcome"] == FAIL]
-    decision, override = apply_override(failed, gp.override, candidate["model_sha256"])
+    failed = [r.rule for r in rules if r.outcome == FAIL]
+    decision, override = apply_override(failed, gp.override, candidate.model_sha256)
     baseline = None
     if promoted is not None:
-        baseline = {
-            "stage": "prod",
-            "version": promoted["version"],
-            "package": promoted["package"]["name"],
-            "commit": promoted["commit"],
-        }
-    return {
-        "decision": decision,
-        "candidate": candidate,
-        "baseline": baseline,
-        "failed": failed,
-        "skipped": [r["rule"] for r in rules if r["outcome"] == SKIPPED],
-        "override": override,
-        "rules": rules,
-    }
+        baseline = Baseline(
+            stage="prod",
+            version=promoted["version"],
+            package=promoted["package"]["name"],
+            commit=promoted["commit"],
+        )
+    return GateDecision(
+        decision=decision,
+        candidate=candidate,
+        baseline=baseline,
+        failed=failed,
+        skipped=[r.rule for r in rules if r.outcome == SKIPPED],
+        override=override,
+        rules=rules,
+    )
 
 
 def _show(value: Any) -> str:
@@ -201,35 +213,35 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def render_alert(gate: dict[str, Any]) -> str:
+def render_alert(gate: GateDecision) -> str:
     """The alert a human reads after a failed (or overridden) gate, with the override snippet to accept it."""
-    c = gate["candidate"]
-    sha = c["model_sha256"][:12]
-    title = "FAILED" if gate["decision"] == FAIL else "OVERRIDDEN"
+    c = gate.candidate
+    sha = c.model_sha256[:12]
+    title = "FAILED" if gate.decision == FAIL else "OVERRIDDEN"
     lines = [
-        f"# Gate {title}: model {sha} ({c['model']}, {c['task']})",
+        f"# Gate {title}: model {sha} ({c.model}, {c.task})",
         "",
-        "No package is built from a failed gate." if gate["decision"] == FAIL else "The package was built anyway.",
+        "No package is built from a failed gate." if gate.decision == FAIL else "The package was built anyway.",
         "",
         *markdown_table(
             ["failed rule", "value", "threshold", "note"],
             [
-                [r["rule"], _show(r["value"]), f"{r['comparison']} {_show(r['threshold'])}", r["note"]]
-                for r in gate["rules"]
-                if r["outcome"] == FAIL
+                [r.rule, _show(r.value), f"{r.comparison} {_show(r.threshold)}", r.note]
+                for r in gate.rules
+                if r.outcome == FAIL
             ],
             "->>-",
         ),
     ]
-    override = gate["override"]
+    override = gate.override
     if override is not None:
         lines += [
             "",
-            f"Override by {override['approved_by']}: {override['reason']} "
-            f"({'applied' if override['applied'] else 'not applied'}: {override['note']}).",
+            f"Override by {override.approved_by}: {override.reason} "
+            f"({'applied' if override.applied else 'not applied'}: {override.note}).",
         ]
-    if gate["decision"] == FAIL:
-        rules = ", ".join(gate["failed"])
+    if gate.decision == FAIL:
+        rules = ", ".join(gate.failed)
         lines += [
             "",
             "## What to do",
@@ -244,7 +256,7 @@ def render_alert(gate: dict[str, Any]) -> str:
             '    approved_by: "<your name>"',
             '    reason: "<why this model may ship anyway>"',
             f"    rules: [{rules}]",
-            f'    model_sha256: "{c["model_sha256"]}"',  # the full hash: an override names one exact file
+            f'    model_sha256: "{c.model_sha256}"',  # the full hash: an override names one exact file
             "```",
         ]
     lines += ["", "Every rule, passed or not: `reports/gate.json`."]
@@ -283,25 +295,25 @@ def run(
     gate_file: str | Path,
     alerts_dir: str | Path,
 ) -> None:
-    summary = read_json(summary_file)
-    candidate = {"model_sha256": sha256_file(model_file), "model": summary["model"], "task": summary["task"]}
-    result = decide(read_json(metrics_file), read_json(drift_file), read_record(promoted_file), candidate, gate)
-    write_json(gate_file, result)
-    for r in result["rules"]:
-        log.info(
-            "gate: %-34s %-7s %s %s %s", r["rule"], r["outcome"], _show(r["value"]), r["comparison"], r["threshold"]
-        )
-    if result["decision"] == PASS:
+    summary = TrainSummary.load(summary_file)
+    candidate = Candidate(model_sha256=sha256_file(model_file), model=summary.model, task=summary.task)
+    drift = DriftResult.load(drift_file).summary
+    result = decide(read_json(metrics_file), drift, read_record(promoted_file), candidate, gate)
+    result.save(gate_file)
+    for r in result.rules:
+        log.info("gate: %-34s %-7s %s %s %s", r.rule, r.outcome, _show(r.value), r.comparison, r.threshold)
+    if result.decision == PASS:
         log.info("gate: pass")
         return
-    alert = alert_path(alerts_dir, candidate["model_sha256"])
+    alert = alert_path(alerts_dir, candidate.model_sha256)
     write_text(alert, render_alert(result))
-    if result["decision"] == FAIL:
+    if result.decision == FAIL:
         for line in render_alert(result).splitlines():
             if line.startswith("| ") and not line.startswith("| failed rule"):
                 log.error("gate alert: %s", line)
         raise GateFailed(
-            f"the model may not be packaged; failed rule(s): {', '.join(result['failed'])}. Alert: {alert} "
+            f"the model may not be packaged; failed rule(s): {', '.join(result.failed)}. Alert: {alert} "
             "(it shows how to override after review)"
         )
-    log.warning("gate: OVERRIDDEN by %s: %s (alert: %s)", result["override"]["approved_by"], result["failed"], alert)
+    approver = result.override.approved_by if result.override is not None else "?"
+    log.warning("gate: OVERRIDDEN by %s: %s (alert: %s)", approver, result.failed, alert)

@@ -36,6 +36,7 @@ import yaml
 
 from flightdelay import __version__
 from flightdelay.core.config import Params
+from flightdelay.core.contracts import DriftResult, GateDecision, TrainSummary
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
 from flightdelay.core.hashing import sha256_bytes
@@ -153,14 +154,14 @@ def example_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str]
     return rows
 
 
-def reference_distributions(drift: dict[str, Any]) -> dict[str, Any]:
+def reference_distributions(drift: DriftResult) -> dict[str, Any]:
     """Training bin edges (or categories) and frequencies per feature and for the prediction."""
-    out = {f["feature"]: {"kind": f["kind"], **f["reference"]} for f in drift["features"]}
-    pred = drift["prediction"]
+    out = {f.feature: {"kind": f.kind, **f.reference.to_dict()} for f in drift.features}
+    pred = drift.prediction
     return {
-        "rows": drift["rows"]["reference"],
+        "rows": drift.rows.reference,
         "features": dict(sorted(out.items())),
-        "prediction": {"kind": pred["kind"], **pred["reference"]},
+        "prediction": {"kind": pred.kind, **pred.reference.to_dict()},
     }
 
 
@@ -179,10 +180,10 @@ def environment() -> dict[str, Any]:
 def build_manifest(
     *,
     model_sha256: str,
-    summary: dict[str, Any],
+    summary: TrainSummary,
     params: dict[str, Any],
     metrics: dict[str, Any],
-    gate: dict[str, Any],
+    gate: GateDecision,
     lineage_record: dict[str, Any],
     env: dict[str, Any],
     schema_columns: list[dict[str, Any]],
@@ -195,16 +196,16 @@ def build_manifest(
             "file": "model.skops",
             "format": "skops",
             "sha256": model_sha256,
-            "kind": summary["model"],
-            "task": summary["task"],
-            "target": summary["target"],
-            "train_rows": summary["rows"],
-            "iterations": summary.get("iterations"),
-            "features": {"numeric": summary["numeric"], "categorical": summary["categorical"]},
+            "kind": summary.model,
+            "task": summary.task,
+            "target": summary.target,
+            "train_rows": summary.rows,
+            "iterations": summary.iterations,
+            "features": {"numeric": summary.numeric, "categorical": summary.categorical},
         },
         "params": params,
         "metrics": metrics,
-        "gate": gate,
+        "gate": gate.to_dict(),
         "lineage": {
             **lineage_record,
             "git_commit": None,
@@ -268,10 +269,10 @@ def run(
 ) -> None:
     model_bytes = Path(model_file).read_bytes()
     model_sha = sha256_bytes(model_bytes)
-    gate = read_json(gate_file)
-    if gate["decision"] not in ("pass", "overridden"):
-        raise PipelineError(f"{gate_file}: the gate decision is {gate['decision']!r}; no package from a failed gate")
-    if gate["candidate"]["model_sha256"] != model_sha:
+    gate = GateDecision.load(gate_file)
+    if not gate.packageable:
+        raise PipelineError(f"{gate_file}: the gate decision is {gate.decision!r}; no package from a failed gate")
+    if gate.candidate.model_sha256 != model_sha:
         raise PipelineError(f"{gate_file} judged another model file than {model_file}; run `dvc repro`")
     lock = yaml.safe_load(Path(lock_file).read_text()) if Path(lock_file).exists() else {}
     locked = lock_out_hash(lock, "train", str(model_file))
@@ -280,8 +281,8 @@ def run(
             f"{lock_file}: its train entry does not match {model_file}, so it cannot tell what the model was trained "
             "on; run `dvc repro` (it updates the lock after each stage)"
         )
-    summary = read_json(summary_file)
-    numeric, categorical = summary["numeric"], summary["categorical"]
+    summary = TrainSummary.load(summary_file)
+    numeric, categorical = summary.numeric, summary.categorical
     columns = numeric + categorical
     train = read_split(Path(processed_dir) / "train", columns)
     test_files = partition_files(Path(processed_dir) / "test")
@@ -295,13 +296,13 @@ def run(
         lineage_record=lineage(lock, "train"),
         env=environment(),
         schema_columns=input_schema(train, numeric, categorical),
-        reference=reference_distributions(read_json(drift_file)),
+        reference=reference_distributions(DriftResult.load(drift_file)),
         examples=example_rows(examples_from, numeric, categorical, sections["package"].example_rows),
     )
     with atomic_dir(out_dir) as tmp:
         directory, full_hash = write_package(tmp, model_bytes, manifest)
         verify_package(directory)  # what this stage writes, `verify` and `promote` accept
     write_json(pointer_file, pointer(manifest, str(out_dir), directory.name, full_hash))
-    log.info("package: %s/%s (gate: %s)", out_dir, directory.name, gate["decision"])
-    if gate["decision"] == "overridden":
-        log.warning("package: built under a gate override by %s", gate["override"]["approved_by"])
+    log.info("package: %s/%s (gate: %s)", out_dir, directory.name, gate.decision)
+    if gate.override is not None and gate.decision == "overridden":
+        log.warning("package: built under a gate override by %s", gate.override.approved_by)

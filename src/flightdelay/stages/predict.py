@@ -20,7 +20,8 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 
 from flightdelay.core.config import EvaluateParams, Params, TrainParams
-from flightdelay.core.files import read_json, read_split, write_json, write_parquet
+from flightdelay.core.contracts import FeatureSpec, TrainSummary
+from flightdelay.core.files import read_split, write_json, write_parquet
 from flightdelay.modeling.model import load_model, prepare
 
 log = logging.getLogger(__name__)
@@ -35,28 +36,28 @@ OUTPUTS = {"out": "folder for test.parquet, train.parquet (the drift reference) 
 UNTRACKED: dict[str, str] = {}
 
 
-def predictions(model: Any, frame: pd.DataFrame, summary: dict[str, Any], id_columns: list[str]) -> pd.DataFrame:
+def predictions(model: Any, frame: pd.DataFrame, summary: TrainSummary, id_columns: list[str]) -> pd.DataFrame:
     """ID columns, the target and the model's prediction (probability of late, or minutes) per row."""
-    X = prepare(frame, summary["numeric"], summary["categorical"])
-    if summary["task"] == "classification":
+    X = prepare(frame, summary.numeric, summary.categorical)
+    if summary.task == "classification":
         pred = model.predict_proba(X)[:, 1]
     else:
         pred = model.predict(X)
     out = frame[[c for c in id_columns if c in frame.columns]].copy()
-    out[summary["target"]] = frame[summary["target"]].to_numpy()
+    out[summary.target] = frame[summary.target].to_numpy()
     out["prediction"] = np.asarray(pred, dtype="float64")
     return out
 
 
 def importance(
-    model: Any, frame: pd.DataFrame, summary: dict[str, Any], sample: int, repeats: int, seed: int
+    model: Any, frame: pd.DataFrame, summary: TrainSummary, sample: int, repeats: int, seed: int
 ) -> list[dict[str, Any]]:
     """Permutation importance on a fixed-seed sample of rows, largest first."""
     rows = frame.sample(n=min(sample, len(frame)), random_state=seed).sort_index()
-    X = prepare(rows, summary["numeric"], summary["categorical"])
-    y = rows[summary["target"]].to_numpy()
-    scoring = "roc_auc" if summary["task"] == "classification" else "neg_mean_absolute_error"
-    if summary["task"] == "classification" and len(np.unique(y)) < 2:
+    X = prepare(rows, summary.numeric, summary.categorical)
+    y = rows[summary.target].to_numpy()
+    scoring = "roc_auc" if summary.task == "classification" else "neg_mean_absolute_error"
+    if summary.task == "classification" and len(np.unique(y)) < 2:
         scoring = "neg_log_loss"
     result = permutation_importance(model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1)
     table = [
@@ -86,11 +87,11 @@ def run(
     summary_file: str | Path,
     out_dir: str | Path,
 ) -> dict[str, int]:
-    spec = read_json(Path(in_dir) / "feature_spec.json")
-    summary = read_json(summary_file)
+    spec = FeatureSpec.load(Path(in_dir) / "feature_spec.json")
+    summary = TrainSummary.load(summary_file)
     model = load_model(model_file)
     test = read_split(Path(in_dir) / "test")
-    scored = predictions(model, test, summary, spec["id_columns"])
+    scored = predictions(model, test, summary, spec.id_columns)
     log.info("predict: scored %d test rows", len(scored))
     ep = evaluate
     table = importance(model, test, summary, ep.importance_sample, ep.importance_repeats, train.seed)

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from flightdelay.core.config import FeatureParams, IngestParams, Params, ReportParams, TrainParams
+from flightdelay.core.contracts import DriftResult, FeatureDrift, GateDecision, TrainSummary
 from flightdelay.core.files import atomic_dir, read_json, to_json, write_text
 from flightdelay.core.tables import markdown_table
 from flightdelay.release.record import read_record
@@ -121,7 +122,7 @@ def _bars(
     return _png(fig, dpi)
 
 
-def figures(plots: dict[str, Any], drift: dict[str, Any], task: str, top: int, dpi: int) -> dict[str, bytes]:
+def figures(plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi: int) -> dict[str, bytes]:
     """File name -> PNG bytes. Curves that do not apply to the task (or have no points) are left out."""
     out: dict[str, bytes] = {}
     if task == "classification":
@@ -173,17 +174,17 @@ def figures(plots: dict[str, Any], drift: dict[str, Any], task: str, top: int, d
             "drop in test score when the feature is shuffled",
             dpi,
         )
-    ranked = sorted(drift["features"], key=lambda f: (-f["psi"], f["feature"]))[:top]
+    ranked = sorted(drift.features, key=lambda f: (-(f.psi or 0.0), f.feature))[:top]
     if ranked:
         out["drift.png"] = _bars(
-            [f["feature"] + (" (expected)" if f["expected"] else "") for f in ranked],
-            [f["psi"] for f in ranked],
+            [f.feature + (" (expected)" if f.expected else "") for f in ranked],
+            [f.psi or 0.0 for f in ranked],
             "Drift: PSI, training rows vs evaluation window",
             "population stability index",
             dpi,
-            line=drift["thresholds"]["psi"],
+            line=drift.thresholds.psi,
             colors=[
-                "tab:red" if f["over_threshold"] and not f["expected"] else "tab:grey" if f["expected"] else "tab:blue"
+                "tab:red" if f.over_threshold and not f.expected else "tab:grey" if f.expected else "tab:blue"
                 for f in ranked
             ],
         )
@@ -224,15 +225,30 @@ def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> list[str]
     return markdown_table(header, [[_fmt(v) for v in row] for row in rows], "-" * left + ">" * (len(header) - left))
 
 
-def render(ctx: dict[str, Any]) -> str:
-    """The model card draft from the pipeline's outputs (see `run` for the keys of `ctx`)."""
-    package, summary, gate, drift = ctx["package"], ctx["summary"], ctx["gate"], ctx["drift"]
-    metrics, rows, promoted = ctx["metrics"], ctx["rows"], ctx["promoted"]
-    window = ctx["window"]
-    task = summary["task"]
-    n_num, n_cat = len(summary["numeric"]), len(summary["categorical"])
-    lines = [
-        f"# Model card (draft): flight delay, {summary['model']}",
+@dataclasses.dataclass(frozen=True)
+class ReportInputs:
+    """What the model card is drawn from: the pipeline's outputs, loaded and typed, and the params it shows."""
+
+    summary: TrainSummary
+    drift: DriftResult
+    gate: GateDecision
+    package: dict[str, Any]  # reports/package.json, the package stage's pointer
+    metrics: dict[str, Any]  # reports/metrics.json: headline metrics and the constant baseline's
+    rows: dict[str, Any]  # reports/rows.json: flights per stage
+    slices: dict[str, dict[str, dict[str, Any]]]  # reports/slices.json: column -> value -> metrics
+    promoted: dict[str, Any] | None  # the promoted version in registry/prod.json, None when none is
+    window: dict[str, str]  # ingest.window: start and end month
+    split: dict[str, list[str]]  # features.split: the train and test months, 'YYYY-MM', in order
+    params: dict[str, Any]  # `features` and `train` params as plain JSON types
+    top: int  # features in the drift table
+    figures: list[str]  # names of the PNG figures, in order
+
+
+def _model_section(r: ReportInputs) -> list[str]:
+    summary, package = r.summary, r.package
+    n_num, n_cat = len(summary.numeric), len(summary.categorical)
+    return [
+        f"# Model card (draft): flight delay, {summary.model}",
         "",
         "> Draft written by the `report` stage from the pipeline's outputs. A human polishes the prose (intended "
         "use, limitations) before publishing; the numbers come from `reports/*.json` of the same commit.",
@@ -246,26 +262,35 @@ def render(ctx: dict[str, Any]) -> str:
                 ["package", f"`{package['name']}` (`{package['path']}/`)"],
                 ["package hash", f"`{package['hash']}`"],
                 ["model file SHA-256", f"`{package['model_sha256']}`"],
-                ["model", f"{summary['model']}, {task} of `{summary['target']}`"],
+                ["model", f"{summary.model}, {summary.task} of `{summary.target}`"],
                 ["features", f"{n_num + n_cat} ({n_num} numeric, {n_cat} categorical)"],
-                ["feature groups", ", ".join(ctx["params"]["train"]["feature_groups"])],
-                ["training rows", summary["rows"]],
-                ["iterations", summary.get("iterations")],
+                ["feature groups", ", ".join(r.params["train"]["feature_groups"])],
+                ["training rows", summary.rows],
+                ["iterations", summary.iterations],
             ],
         ),
-        "",
+    ]
+
+
+def _intended_use_section(r: ReportInputs) -> list[str]:
+    return [
         "## Intended use and limitations",
         "",
         "Predicts, when a flight is scheduled, whether it will arrive more than 15 minutes late"
-        if task == "classification"
+        if r.summary.task == "classification"
         else "Predicts, when a flight is scheduled, how many minutes late it will arrive",
         "(only facts known at scheduling time are features). *To be completed by the model owner: who uses the "
         "predictions, for what decision, and where the model must not be used.*",
-        "",
+    ]
+
+
+def _data_section(r: ReportInputs) -> list[str]:
+    rows = r.rows
+    return [
         "## Data",
         "",
-        f"Window {window['start']} to {window['end']}; training months {_span(ctx['split']['train'])}, "
-        f"evaluation months {_span(ctx['split']['test'])}.",
+        f"Window {r.window['start']} to {r.window['end']}; training months {_span(r.split['train'])}, "
+        f"evaluation months {_span(r.split['test'])}.",
         "",
         *_table(
             ["flights", "rows"],
@@ -280,21 +305,26 @@ def render(ctx: dict[str, Any]) -> str:
                 ["evaluation", rows["features"]["test"]],
             ],
         ),
-        "",
+    ]
+
+
+def _params_section(r: ReportInputs) -> list[str]:
+    return [
         "## Params",
         "",
         "```yaml",
         yaml.safe_dump(
-            {"features": ctx["params"]["features"], "train": ctx["params"]["train"]},
+            {"features": r.params["features"], "train": r.params["train"]},
             sort_keys=False,
             default_flow_style=None,
             width=110,
         ).rstrip(),
         "```",
-        "",
-        "## Metrics",
-        "",
     ]
+
+
+def _metrics_section(r: ReportInputs) -> list[str]:
+    metrics, promoted = r.metrics, r.promoted
     baseline = metrics.get("baseline", {})
     theirs = promoted["package"]["metrics"] if promoted else {}
     promoted_label = (
@@ -302,79 +332,98 @@ def render(ctx: dict[str, Any]) -> str:
         if promoted
         else "promoted"
     )
-    lines += _table(
-        ["metric (evaluation months)", "this model", "constant baseline", promoted_label],
-        [[METRIC_LABELS.get(k, k), metrics[k], baseline.get(k), theirs.get(k)] for k in METRIC_LABELS if k in metrics],
-    )
-    lines += [
+    return [
+        "## Metrics",
+        "",
+        *_table(
+            ["metric (evaluation months)", "this model", "constant baseline", promoted_label],
+            [
+                [METRIC_LABELS.get(k, k), metrics[k], baseline.get(k), theirs.get(k)]
+                for k in METRIC_LABELS
+                if k in metrics
+            ],
+        ),
         "",
         (
             f"The promoted model is {promoted['version']} at commit `{promoted['commit'][:12]}`."
             if promoted
             else "No model is promoted to prod yet, so there is nothing to compare with."
         ),
-        "",
-        "## Slice metrics",
-        "",
     ]
-    for column, table in ctx["slices"].items():
-        keys = (
-            ["rows", "positive_rate", "roc_auc", "pr_auc", "brier"]
-            if task == "classification"
-            else ["rows", "mae", "rmse", "r2"]
-        )
+
+
+def _slices_section(r: ReportInputs) -> list[str]:
+    keys = (
+        ["rows", "positive_rate", "roc_auc", "pr_auc", "brier"]
+        if r.summary.task == "classification"
+        else ["rows", "mae", "rmse", "r2"]
+    )
+    lines = ["## Slice metrics", ""]
+    for column, table in r.slices.items():
         lines += [f"By `{column}`:", ""]
         lines += _table([column, *keys], [[value, *[m.get(k) for k in keys]] for value, m in table.items()])
         lines.append("")
-    s = drift["summary"]
-    counted = s["counted"]
-    lines += [
+    return lines[:-1]
+
+
+def _drift_order(f: FeatureDrift) -> tuple[bool, float, str]:
+    return (not f.over_threshold, -(f.psi or 0.0), f.feature)
+
+
+def _drift_section(r: ReportInputs) -> list[str]:
+    s = r.drift.summary
+    top = sorted(r.drift.features, key=_drift_order)[: r.top]
+    return [
         "## Drift",
         "",
-        f"Prediction PSI {_fmt(s['prediction_psi'], 3)} (training rows vs evaluation window). "
-        f"{len(s['over_threshold'])} of {s['features']} features over threshold"
-        + (f": {', '.join(s['over_threshold'])}" if s["over_threshold"] else "")
-        + f"; {len(counted)} counted by the gate (not in `drift.expected`). Full table: "
+        f"Prediction PSI {_fmt(s.prediction_psi, 3)} (training rows vs evaluation window). "
+        f"{len(s.over_threshold)} of {s.features} features over threshold"
+        + (f": {', '.join(s.over_threshold)}" if s.over_threshold else "")
+        + f"; {len(s.counted)} counted by the gate (not in `drift.expected`). Full table: "
         "[drift_report.md](drift_report.md).",
         "",
-    ]
-    top = sorted(drift["features"], key=lambda f: (not f["over_threshold"], -f["psi"], f["feature"]))
-    lines += _table(
-        ["feature", "kind", "over threshold", "PSI", "test p-value"],
-        [
+        *_table(
+            ["feature", "kind", "over threshold", "PSI", "test p-value"],
             [
-                f["feature"],
-                f["kind"],
-                ("yes" if f["over_threshold"] else "no") + (" (expected)" if f["expected"] else ""),
-                f["psi"],
-                _pvalue(f["p_value"]),
-            ]
-            for f in top[: ctx["top"]]
-        ],
-        left=3,
-    )
-    lines += ["", "## Gate", "", f"Decision: **{gate['decision']}**."]
-    if gate["baseline"]:
-        b = gate["baseline"]
-        lines.append(f"Compared with the promoted {b['stage']} model {b['version']} (`{b['package']}`).")
+                [
+                    f.feature,
+                    f.kind,
+                    ("yes" if f.over_threshold else "no") + (" (expected)" if f.expected else ""),
+                    f.psi,
+                    _pvalue(f.p_value),
+                ]
+                for f in top
+            ],
+            left=3,
+        ),
+    ]
+
+
+def _gate_section(r: ReportInputs) -> list[str]:
+    gate = r.gate
+    lines = ["## Gate", "", f"Decision: **{gate.decision}**."]
+    if gate.baseline:
+        b = gate.baseline
+        lines.append(f"Compared with the promoted {b.stage} model {b.version} (`{b.package}`).")
     lines.append("")
     lines += _table(
         ["rule", "outcome", "note", "value", "threshold"],
-        [
-            [r["rule"], r["outcome"], r["note"], r["value"], f"{r['comparison']} {r['threshold']}"]
-            for r in gate["rules"]
-        ],
+        [[g.rule, g.outcome, g.note, g.value, f"{g.comparison} {g.threshold}"] for g in gate.rules],
         left=3,
     )
-    if gate["override"]:
-        o = gate["override"]
+    if gate.override:
+        o = gate.override
         lines += [
             "",
-            f"Override by **{o['approved_by']}** ({'applied' if o['applied'] else 'not applied'}): {o['reason']} "
-            f"— accepts {', '.join(o['rules'])}.",
+            f"Override by **{o.approved_by}** ({'applied' if o.applied else 'not applied'}): {o.reason} "
+            f"— accepts {', '.join(o.rules)}.",
         ]
-    lines += [
-        "",
+    return lines
+
+
+def _lineage_section(r: ReportInputs) -> list[str]:
+    package = r.package
+    return [
         "## Lineage",
         "",
         "- Git commit: the commit that holds this file and `dvc.lock`. A file cannot name the commit that "
@@ -383,11 +432,36 @@ def render(ctx: dict[str, Any]) -> str:
         f"- Package `{package['name']}`, hash `{package['hash']}`.",
         "- Data and config it was trained from (hashes from `dvc.lock`):",
         "",
+        *_table(["path", "hash"], [[f"`{p}`", f"`{h}`"] for p, h in package["data"].items()], left=2),
     ]
-    lines += _table(["path", "hash"], [[f"`{p}`", f"`{h}`"] for p, h in package["data"].items()], left=2)
-    lines += ["", "## Figures", ""]
-    for name in ctx["figures"]:
+
+
+def _figures_section(r: ReportInputs) -> list[str]:
+    lines = ["## Figures", ""]
+    for name in r.figures:
         lines += [f"![{FIGURE_TITLES.get(name, name)}](figures/{name})", ""]
+    return lines
+
+
+SECTIONS = (
+    _model_section,
+    _intended_use_section,
+    _data_section,
+    _params_section,
+    _metrics_section,
+    _slices_section,
+    _drift_section,
+    _gate_section,
+    _lineage_section,
+    _figures_section,
+)
+
+
+def render(inputs: ReportInputs) -> str:
+    """The model card draft: its sections in order, a blank line between two."""
+    lines: list[str] = []
+    for section in SECTIONS:
+        lines += [*section(inputs), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -432,27 +506,27 @@ def run(
     report_file: str | Path,
     figures_dir: str | Path,
 ) -> None:
-    summary = read_json(summary_file)
+    summary = TrainSummary.load(summary_file)
     plots = {p.name: read_json(p) for p in sorted(Path(plots_dir).glob("*.json"))}
-    drift = read_json(drift_file)
-    pictures = figures(plots, drift, summary["task"], report.top_features, report.dpi)
-    ctx = {
-        "package": read_json(pointer_file),
-        "summary": summary,
-        "gate": read_json(gate_file),
-        "drift": drift,
-        "metrics": read_json(metrics_file),
-        "rows": read_json(rows_file),
-        "slices": read_json(slices_file),
-        "promoted": read_record(promoted_file),
-        "window": dataclasses.asdict(ingest.window),
-        "params": _plain({"features": dataclasses.asdict(features), "train": dataclasses.asdict(train)}),
-        "split": {"train": features.split.train_months(), "test": features.split.test_months()},
-        "top": report.top_features,
-        "figures": sorted(pictures),
-    }
+    drift = DriftResult.load(drift_file)
+    pictures = figures(plots, drift, summary.task, report.top_features, report.dpi)
+    inputs = ReportInputs(
+        summary=summary,
+        drift=drift,
+        gate=GateDecision.load(gate_file),
+        package=read_json(pointer_file),
+        metrics=read_json(metrics_file),
+        rows=read_json(rows_file),
+        slices=read_json(slices_file),
+        promoted=read_record(promoted_file),
+        window=dataclasses.asdict(ingest.window),
+        split={"train": features.split.train_months(), "test": features.split.test_months()},
+        params=_plain({"features": dataclasses.asdict(features), "train": dataclasses.asdict(train)}),
+        top=report.top_features,
+        figures=sorted(pictures),
+    )
     with atomic_dir(figures_dir) as tmp:
         for name, data in pictures.items():
             (tmp / name).write_bytes(data)
-    write_text(report_file, render(ctx))
+    write_text(report_file, render(inputs))
     log.info("report: %s with %d figures in %s", report_file, len(pictures), figures_dir)

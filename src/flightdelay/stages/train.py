@@ -17,8 +17,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, mean_squared_error
 
 from flightdelay.core.config import Params, TrainParams
+from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.errors import PipelineError
-from flightdelay.core.files import read_json, read_split, write_json
+from flightdelay.core.files import read_split, write_json
 from flightdelay.modeling.model import build_pipeline, prepare, save_model
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,19 @@ OUTPUTS = {"model": "the model file (skops)", "summary": "JSON training summary:
 UNTRACKED = {"diagnostics": "JSON written only when training does not converge"}
 
 
-def select_features(spec: dict[str, Any], groups: tuple[str, ...]) -> tuple[list[str], list[str]]:
+def select_features(spec: FeatureSpec, groups: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """(numeric, categorical) feature columns of the chosen groups, in a stable order."""
-    unknown = [g for g in groups if g not in spec["groups"]]
+    unknown = [g for g in groups if g not in spec.groups]
     if unknown:
-        raise PipelineError(f"train.feature_groups: unknown group(s) {unknown}; available: {sorted(spec['groups'])}")
+        raise PipelineError(f"train.feature_groups: unknown group(s) {unknown}; available: {sorted(spec.groups)}")
     columns: list[str] = []
     for group in groups:
-        columns += [c for c in spec["groups"][group] if c not in columns]
-    leaky = sorted(set(columns) & set(spec["leaky_columns"]))
+        columns += [c for c in spec.groups[group] if c not in columns]
+    leaky = sorted(set(columns) & set(spec.leaky_columns))
     if leaky:
         raise PipelineError(f"feature set contains columns known only after departure: {leaky}")
-    categorical = [c for c in columns if c in spec["categorical"]]
-    numeric = [c for c in columns if c not in spec["categorical"]]
+    categorical = [c for c in columns if c in spec.categorical]
+    numeric = [c for c in columns if c not in spec.categorical]
     return numeric, categorical
 
 
@@ -100,13 +101,13 @@ def diagnostics(X: pd.DataFrame, y: np.ndarray, tp: TrainParams, attempts: list[
     }
 
 
-def fit(frame: pd.DataFrame, spec: dict[str, Any], tp: TrainParams) -> tuple[Any, dict[str, Any]]:
+def fit(frame: pd.DataFrame, spec: FeatureSpec, tp: TrainParams) -> tuple[Any, TrainSummary]:
     """Fit the configured pipeline; a fit that does not converge is retried once with `tp.fallback_seed`.
 
     Returns (fitted pipeline, summary of what was fitted). Raises NotConverged after two failures.
     """
     numeric, categorical = select_features(spec, tp.feature_groups)
-    target = spec["targets"][tp.task]
+    target = spec.targets[tp.task]
     X = prepare(frame, numeric, categorical)
     y = frame[target].to_numpy()
     attempts: list[dict[str, Any]] = []
@@ -121,19 +122,19 @@ def fit(frame: pd.DataFrame, spec: dict[str, Any], tp: TrainParams) -> tuple[Any
             f"the {tp.model} fit did not converge with seed {tp.seed} nor fallback seed {tp.fallback_seed}",
             diagnostics(X, y, tp, attempts),
         )
-    summary: dict[str, Any] = {
-        "task": tp.task,
-        "model": tp.model,
-        "seed": attempts[-1]["seed"],
-        "fallback_used": len(attempts) > 1,
-        "target": target,
-        "numeric": numeric,
-        "categorical": categorical,
-        "rows": len(frame),
-        "target_mean": float(y.mean()),
-        "iterations": iterations(pipeline[-1]),
-        "training_loss": loss,
-    }
+    summary = TrainSummary(
+        task=tp.task,
+        model=tp.model,
+        seed=attempts[-1]["seed"],
+        fallback_used=len(attempts) > 1,
+        target=target,
+        numeric=numeric,
+        categorical=categorical,
+        rows=len(frame),
+        target_mean=float(y.mean()),
+        iterations=iterations(pipeline[-1]),
+        training_loss=loss,
+    )
     return pipeline, summary
 
 
@@ -155,7 +156,7 @@ def run(
     summary_file: str | Path,
     diagnostics_file: str | Path,
 ) -> dict[str, int]:
-    spec = read_json(Path(in_dir) / "feature_spec.json")
+    spec = FeatureSpec.load(Path(in_dir) / "feature_spec.json")
     frame = read_split(Path(in_dir) / "train")
     log.info(
         "train: %d rows, model %s, task %s, seed %d",
@@ -172,11 +173,11 @@ def run(
         raise PipelineError(f"{exc}; diagnostics in {diagnostics_file}") from None
     log.info(
         "train: fitted %d features in %.1fs (%d iterations)",
-        len(summary["numeric"]) + len(summary["categorical"]),
+        len(summary.features),
         time.perf_counter() - start,
-        summary["iterations"],
+        summary.iterations,
     )
     save_model(pipeline, model_file)
-    write_json(summary_file, summary)
+    summary.save(summary_file)
     log.info("train: wrote %s", model_file)
     return {"rows_in": len(frame)}
