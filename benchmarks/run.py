@@ -57,8 +57,10 @@ QUICK_MONTHS = ["2013-01", "2013-02"]
 # Quick: two months, a small model, small importance sample (as the end-to-end tests' short window).
 QUICK_PARAMS: dict[tuple[str, ...], Any] = {
     ("ingest", "window"): {"start": QUICK_MONTHS[0], "end": QUICK_MONTHS[-1]},
-    ("features", "train_months"): [1],
-    ("features", "test_months"): [2],
+    ("features", "split"): {
+        "train": {"start": QUICK_MONTHS[0], "end": QUICK_MONTHS[0]},
+        "test": {"start": QUICK_MONTHS[1], "end": QUICK_MONTHS[1]},
+    },
     ("train", "hist_gradient_boosting", "max_iter"): 50,
     ("evaluate", "importance_sample"): 500,
     ("evaluate", "importance_repeats"): 1,

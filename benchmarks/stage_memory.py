@@ -23,9 +23,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOWS = {
-    "2 months": ("2013-01", "2013-02", [1], [2]),
-    "4 months": ("2013-01", "2013-04", [1, 2, 3], [4]),
-    "12 months": ("2013-01", "2013-12", list(range(1, 11)), [11, 12]),
+    # window start, end; train start, end; test start, end
+    "2 months": ("2013-01", "2013-02", ("2013-01", "2013-01"), ("2013-02", "2013-02")),
+    "4 months": ("2013-01", "2013-04", ("2013-01", "2013-03"), ("2013-04", "2013-04")),
+    "12 months": ("2013-01", "2013-12", ("2013-01", "2013-10"), ("2013-11", "2013-12")),
 }
 STAGES = ["ingest", "validate", "features"]
 
@@ -71,7 +72,10 @@ def main() -> None:
         rows = []
         for label, (start, end, train, test) in WINDOWS.items():
             params["ingest"]["window"] = {"start": start, "end": end}
-            params["features"]["train_months"], params["features"]["test_months"] = train, test
+            params["features"]["split"] = {
+                "train": {"start": train[0], "end": train[1]},
+                "test": {"start": test[0], "end": test[1]},
+            }
             (work / "params.yaml").write_text(yaml.safe_dump(params))
             for stage in STAGES:
                 runs = [peak_rss_mib(stage_cmd(stage, params), work) for _ in range(args.repeats)]

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.slow
 
 SHORT = {
     ("ingest", "window"): {"start": "2013-01", "end": "2013-03"},
-    ("features", "train_months"): [1, 2],
-    ("features", "test_months"): [3],
+    ("features", "split"): {
+        "train": {"start": "2013-01", "end": "2013-02"},
+        "test": {"start": "2013-03", "end": "2013-03"},
+    },
     ("evaluate", "importance_sample"): 500,
     ("evaluate", "importance_repeats"): 1,
     # March against January-February: more weather and schedule features drift than in the default split
@@ -111,7 +113,15 @@ def test_train_param_reruns_only_train_and_downstream(repo):
 
 
 def test_test_window_change_does_not_reingest(repo):
-    set_params(repo, {("features", "train_months"): [1], ("features", "test_months"): [2, 3]})
+    set_params(
+        repo,
+        {
+            ("features", "split"): {
+                "train": {"start": "2013-01", "end": "2013-01"},
+                "test": {"start": "2013-02", "end": "2013-03"},
+            }
+        },
+    )
     try:
         ran = repro(repo)
         assert "ingest" not in ran and "validate" not in ran and "raw" not in ran

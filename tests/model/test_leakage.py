@@ -17,6 +17,7 @@ from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from flightdelay.stages.train import select_features
 from tests.default_params import default_params
+from tests.model.conftest import MONTHS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,7 +63,7 @@ def validated(tmp_path_factory) -> Path:
 
 
 def build(validated: Path, out: Path):
-    params = parse_params(default_params({"features.train_months": [1, 2], "features.test_months": [3]}))
+    params = parse_params(default_params(MONTHS))
     features.run(params.features, params.train, in_dir=validated, out_dir=out)
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(out / s)], ignore_index=True) for s in ("train", "test")

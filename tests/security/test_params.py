@@ -81,9 +81,14 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
         "params.yaml: train.seed: 7.0 is not an integer (expected an integer from 0 to 4294967295)",
     ),
     (
-        {"features.train_months": [13, 14]},
-        "params.yaml: features.train_months[0]: 13 is out of range (expected a month number from 1 to 12)\n"
-        "params.yaml: features.train_months[1]: 14 is out of range (expected a month number from 1 to 12)",
+        {
+            "features.split": {
+                "train": {"start": "2013-13", "end": "2013-14"},
+                "test": {"start": "2014-01", "end": "2014-01"},
+            }
+        },
+        "params.yaml: features.split.train.start: '2013-13' is not allowed (expected a month like '2013-01', quoted)\n"
+        "params.yaml: features.split.train.end: '2013-14' is not allowed (expected a month like '2013-01', quoted)",
     ),
     (
         {"validate.profile_quantiles": [1.5]},

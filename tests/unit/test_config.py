@@ -14,9 +14,10 @@ from flightdelay.core.config import (
     GATE_METRICS,
     ColumnSpec,
     ConfigError,
-    FeatureParams,
     Override,
     Source,
+    Split,
+    TrainRange,
     Window,
     load_params,
     load_schema,
@@ -38,7 +39,10 @@ MINIMAL: dict[str, Any] = {
         },
     },
     "validate": {"max_invalid_share": 0.05, "profile_quantiles": [0.5]},
-    "features": {"train_months": [11, 12], "test_months": [1, 2], "missing_target": "late"},
+    "features": {
+        "split": {"train": {"start": "2013-11", "end": "2013-12"}, "test": {"start": "2014-01", "end": "2014-02"}},
+        "missing_target": "late",
+    },
     "train": {
         "task": "regression",
         "model": "logistic_regression",
@@ -71,7 +75,8 @@ def test_parse_params_minimal_dict_gives_typed_values_and_defaults():
     assert params.ingest.sources["planes"].query == "select * from planes"
     # YAML lists become tuples
     assert params.validate.profile_quantiles == (0.5,)
-    assert params.features.train_months == (11, 12)
+    assert params.features.split.train_months() == ["2013-11", "2013-12"]
+    assert params.features.split.test_months() == ["2014-01", "2014-02"]
     assert params.train.feature_groups == ("schedule", "route")
     assert params.evaluate.slices == ("carrier",)
     # defaults fill keys that are not given
@@ -195,7 +200,7 @@ def test_test_defaults_parse_and_have_the_keys_of_the_repository_params():
     [
         (None, "extra_section", "params: extra_section"),
         ("train", "learning_rate", "params: train.learning_rate"),
-        ("features", "trainmonths", "params: features.trainmonths"),
+        ("features", "train_months", "params: features.train_months"),
         ("evaluate", "treshold", "params: evaluate.treshold"),
     ],
 )
@@ -310,24 +315,117 @@ def test_bad_window_in_params_is_rejected():
         parse_params(raw)
 
 
-def test_overlapping_train_and_test_months_are_rejected():
+def split_params(train: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
     raw = minimal()
-    raw["features"]["train_months"] = [1, 2, 3]
-    raw["features"]["test_months"] = [3, 4, 1]
-    with pytest.raises(ConfigError, match=r"^params: features: months \[1, 3\] are in both"):
-        parse_params(raw)
+    raw["features"]["split"] = {"train": train, "test": test}
+    return raw
 
 
-def test_empty_test_months_are_rejected():
+def test_split_across_a_year_boundary_keeps_every_month_once():
+    split = Split(train=TrainRange(start="2012-11", end="2014-04"), test=Window("2014-05", "2014-06"))
+    train = split.train_months()
+    assert len(train) == 18
+    assert len(set(train)) == 18
+    assert "2013-05" in train
+    assert "2014-04" in train
+    assert split.part("2013-05") == "train"
+    assert split.part("2014-05") == "test"
+    assert split.part("2014-07") is None
+    assert split.part("2012-10") is None
+
+
+@pytest.mark.parametrize(
+    ("rolling", "test_start", "expected"),
+    [
+        (3, "2013-11", ["2013-08", "2013-09", "2013-10"]),
+        (2, "2014-01", ["2013-11", "2013-12"]),
+        (13, "2014-02", [f"2013-{m:02d}" for m in range(1, 13)] + ["2014-01"]),
+    ],
+)
+def test_rolling_train_range_is_the_months_before_the_test_range(rolling, test_start, expected):
+    raw = split_params({"rolling_months": rolling}, {"start": test_start, "end": test_start})
+    split = parse_params(raw).features.split
+    assert split.train_months() == expected
+    assert split.test_months() == [test_start]
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "message"),
+    [
+        (
+            {"start": "2013-01", "end": "2013-11"},
+            {"start": "2013-11", "end": "2013-12"},
+            "features.split: train 2013-01..2013-11 and test 2013-11..2013-12 overlap on 2013-11; "
+            "a month is in one or the other",
+        ),
+        (
+            {"start": "2013-03", "end": "2013-04"},
+            {"start": "2013-01", "end": "2013-02"},
+            "features.split: train 2013-03..2013-04 is after test 2013-01..2013-02; "
+            "the test months must come after the training months",
+        ),
+        (
+            {"start": "2013-01", "end": "2013-10"},
+            {"start": "2013-12", "end": "2013-11"},
+            "features.split.test: start 2013-12 is after end 2013-11",
+        ),
+        (
+            {"start": "2013-10", "end": "2013-01"},
+            {"start": "2013-11", "end": "2013-12"},
+            "features.split.train: start 2013-10 is after end 2013-01",
+        ),
+        (
+            {"start": "2013-1", "end": "2013-10"},
+            {"start": "2013-11", "end": "2013-12"},
+            "features.split.train.start: '2013-1' is not allowed (expected a month like '2013-01', quoted)",
+        ),
+        (
+            {"start": "2013-01", "end": "2013-10"},
+            {"start": "2013-13", "end": "2013-12"},
+            "features.split.test.start: '2013-13' is not allowed (expected a month like '2013-01', quoted)",
+        ),
+        (
+            {"start": "2013-01"},
+            {"start": "2013-11", "end": "2013-12"},
+            "features.split.train: give start and end (quoted 'YYYY-MM'), or rolling_months: N "
+            "(the N months before the test range)",
+        ),
+        (
+            {"start": "2013-01", "end": "2013-10", "rolling_months": 3},
+            {"start": "2013-11", "end": "2013-12"},
+            "features.split.train: give either start and end, or rolling_months, not both",
+        ),
+        (
+            {"rolling_months": 0},
+            {"start": "2013-11", "end": "2013-12"},
+            "features.split.train.rolling_months: 0 is out of range (expected an integer >= 1)",
+        ),
+        (
+            {"start": "2013-01", "end": "2013-10"},
+            {"start": "2013-11"},
+            "features.split.test.end: missing",
+        ),
+    ],
+)
+def test_bad_split_is_rejected_with_one_line(train, test, message):
+    with pytest.raises(ConfigError) as err:
+        parse_params(split_params(train, test))
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(f"params: {message}")
+
+
+def test_old_month_number_split_is_rejected_naming_the_key():
     raw = minimal()
-    raw["features"]["test_months"] = []
-    with pytest.raises(ConfigError, match=r"^params: features.test_months: \[\] is empty \(expected a non-empty list"):
+    del raw["features"]["split"]
+    raw["features"]["train_months"] = [1, 2]
+    with pytest.raises(ConfigError) as err:
         parse_params(raw)
+    assert "params: features.train_months: unknown key" in str(err.value)
 
 
 def test_direct_construction_validates_too():
-    with pytest.raises(ValueError, match="test_months"):
-        FeatureParams(train_months=(1, 2), test_months=())
+    with pytest.raises(ValueError, match="overlap on 2013-02"):
+        Split(train=TrainRange(start="2013-01", end="2013-02"), test=Window("2013-02", "2013-03"))
     with pytest.raises(ValueError, match="start 2014-01 is after end 2013-12"):
         Window("2014-01", "2013-12")
 

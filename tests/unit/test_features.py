@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.config import FeatureParams
+from flightdelay.core.config import FeatureParams, Split, TrainRange, Window
 from flightdelay.stages import features as F
 
 
@@ -234,43 +234,55 @@ def training_month(month: int, routes: list[tuple[str, int]]) -> pd.DataFrame:
 
 JAN = training_month(1, [("ORD", 1), ("ORD", 1), ("ORD", 1), ("LAX", 0)])
 FEB = training_month(2, [("ORD", 1), ("ORD", 0), ("LAX", 0), ("LAX", 0)])
+PERIODS = [("2013-01", JAN), ("2013-02", FEB)]
 
 
-def test_history_collect_sums_per_key_and_month():
-    history = F.History.collect([JAN, FEB], "late")
-    assert history.overall[["month", "sum", "count"]].values.tolist() == [[1, 3, 4], [2, 1, 4]]
-    route = history.per_month["hist_route"].sort_values(["dest", "month"])
-    assert route[["dest", "month", "sum", "count"]].values.tolist() == [
-        ["LAX", 1, 0, 1],
-        ["LAX", 2, 0, 2],
-        ["ORD", 1, 3, 3],
-        ["ORD", 2, 1, 2],
+def test_history_collect_sums_per_key_and_period():
+    history = F.History.collect(PERIODS, "late")
+    assert history.overall[["period", "sum", "count"]].values.tolist() == [["2013-01", 3, 4], ["2013-02", 1, 4]]
+    route = history.per_period["hist_route"].sort_values(["dest", "period"])
+    assert route[["dest", "period", "sum", "count"]].values.tolist() == [
+        ["LAX", "2013-01", 0, 1],
+        ["LAX", "2013-02", 0, 2],
+        ["ORD", "2013-01", 3, 3],
+        ["ORD", "2013-02", 1, 2],
     ]
-    assert set(history.per_month) == set(F.HISTORY_KEYS)
+    assert set(history.per_period) == set(F.HISTORY_KEYS)
+
+
+def test_history_keeps_the_same_month_of_two_years_apart():
+    # January 2013 and January 2014 are two periods: leaving out a row's own month leaves the other year in.
+    jan_2014 = training_month(1, [("ORD", 0), ("ORD", 0), ("LAX", 1), ("LAX", 1)])
+    history = F.History.collect([("2013-01", JAN), ("2014-01", jan_2014)], "late")
+    assert history.overall["period"].tolist() == ["2013-01", "2014-01"]
+    out = history.apply(JAN, smoothing=0.0, exclude_period="2013-01")
+    assert out["hist_route"].tolist() == pytest.approx([0 / 2] * 3 + [2 / 2])  # 2014 only
+    out = history.apply(jan_2014, smoothing=0.0, exclude_period="2014-01")
+    assert out["hist_route"].tolist() == pytest.approx([3 / 3] * 2 + [0 / 1] * 2)  # 2013 only
 
 
 def test_history_without_smoothing_is_the_mean_over_training_months():
-    history = F.History.collect([JAN, FEB], "late")
+    history = F.History.collect(PERIODS, "late")
     test = training_month(11, [("ORD", 0), ("LAX", 1), ("SFO", 0)])
-    out = history.apply(test, smoothing=0.0, exclude_month=None)
+    out = history.apply(test, smoothing=0.0, exclude_period=None)
     assert out["hist_route"].tolist() == pytest.approx([4 / 5, 0 / 3, 4 / 8])  # unseen route -> overall rate
     assert out["hist_carrier_hour"].tolist() == pytest.approx([4 / 8] * 3)
     assert out["late"].tolist() == [0, 1, 0]  # the frame's own labels are untouched and not used
 
 
 def test_history_smoothing_pulls_toward_the_prior():
-    history = F.History.collect([JAN, FEB], "late")
+    history = F.History.collect(PERIODS, "late")
     test = training_month(11, [("ORD", 0), ("LAX", 0)])
     prior = 4 / 8
-    out = history.apply(test, smoothing=4.0, exclude_month=None)
+    out = history.apply(test, smoothing=4.0, exclude_period=None)
     assert out["hist_route"].tolist() == pytest.approx([(4 + 4 * prior) / (5 + 4), (0 + 4 * prior) / (3 + 4)])
-    heavy = history.apply(test, smoothing=1e9, exclude_month=None)
+    heavy = history.apply(test, smoothing=1e9, exclude_period=None)
     assert heavy["hist_route"].tolist() == pytest.approx([prior, prior])
 
 
 def test_history_leaves_out_a_training_rows_own_month():
-    history = F.History.collect([JAN, FEB], "late")
-    out = history.apply(JAN, smoothing=2.0, exclude_month=1)
+    history = F.History.collect(PERIODS, "late")
+    out = history.apply(JAN, smoothing=2.0, exclude_period="2013-01")
     prior = 1 / 4  # February only
     ord_rate = (1 + 2 * prior) / (2 + 2)
     lax_rate = (0 + 2 * prior) / (2 + 2)
@@ -280,19 +292,25 @@ def test_history_leaves_out_a_training_rows_own_month():
 
 def test_history_of_a_training_month_ignores_that_months_labels():
     flipped = JAN.assign(late=(1 - JAN["late"]).astype("int8"))
-    before = F.History.collect([JAN, FEB], "late").apply(JAN, 5.0, exclude_month=1)
-    after = F.History.collect([flipped, FEB], "late").apply(flipped, 5.0, exclude_month=1)
+    before = F.History.collect(PERIODS, "late").apply(JAN, 5.0, exclude_period="2013-01")
+    after = F.History.collect([("2013-01", flipped), ("2013-02", FEB)], "late").apply(
+        flipped, 5.0, exclude_period="2013-01"
+    )
     columns = list(F.HISTORY_KEYS)
     pd.testing.assert_frame_equal(before[columns], after[columns])
     # ...while another month's history does depend on them
-    other = F.History.collect([flipped, FEB], "late").apply(FEB, 5.0, exclude_month=2)
-    assert not np.allclose(other["hist_route"], F.History.collect([JAN, FEB], "late").apply(FEB, 5.0, 2)["hist_route"])
+    other = F.History.collect([("2013-01", flipped), ("2013-02", FEB)], "late").apply(
+        FEB, 5.0, exclude_period="2013-02"
+    )
+    assert not np.allclose(
+        other["hist_route"], F.History.collect(PERIODS, "late").apply(FEB, 5.0, "2013-02")["hist_route"]
+    )
 
 
 def test_history_key_seen_only_in_its_own_month_gets_the_prior():
     jan = training_month(1, [("ORD", 1), ("BOS", 1)])
-    history = F.History.collect([jan, FEB], "late")
-    out = history.apply(jan, smoothing=0.0, exclude_month=1)
+    history = F.History.collect([("2013-01", jan), ("2013-02", FEB)], "late")
+    out = history.apply(jan, smoothing=0.0, exclude_period="2013-01")
     assert out.loc[out["dest"] == "BOS", "hist_dest"].iloc[0] == pytest.approx(1 / 4)
 
 
@@ -379,7 +397,8 @@ def test_aircraft_table_one_row_per_tail():
     assert out["plane_type"].tolist() == ["Fixed wing multi engine"] * 2
 
 
-PARAMS = FeatureParams(train_months=(1,), test_months=(2,))
+SPLIT = Split(train=TrainRange(start="2013-01", end="2013-01"), test=Window("2013-02", "2013-02"))
+PARAMS = FeatureParams(split=SPLIT)
 
 
 def test_build_frame_has_every_non_history_feature_and_no_leaky_column():
@@ -412,7 +431,7 @@ def test_build_frame_joins_weather_and_aircraft():
 def test_build_frame_with_history_has_every_feature():
     weather = F.weather_table(weather_rows(), 3)
     frame, _ = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
-    out = F.History.collect([frame], "late").apply(frame, 50.0, exclude_month=None)
+    out = F.History.collect([("2013-01", frame)], "late").apply(frame, 50.0, exclude_period=None)
     features = {c for cols in F.FEATURE_GROUPS.values() for c in cols}
     assert features <= set(out.columns)
     assert len(out) == len(frame)
@@ -421,7 +440,7 @@ def test_build_frame_with_history_has_every_feature():
 
 def test_build_frame_late_keeps_cancelled_flights():
     weather = F.weather_table(weather_rows(), 3)
-    params = FeatureParams(train_months=(1,), test_months=(2,), missing_target="late")
+    params = FeatureParams(split=SPLIT, missing_target="late")
     frame, dropped = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), params)
     assert dropped == 0
     assert frame["late"].tolist() == [1, 0, 1, 0]

@@ -138,8 +138,14 @@ def context(promoted=None, figure_names=("roc.png",)) -> ReportInputs:
         slices={"origin": {"EWR": {"rows": 20, "positive_rate": 0.2, "roc_auc": 0.71, "pr_auc": 0.4, "brier": 0.1}}},
         promoted=promoted,
         window={"start": "2013-01", "end": "2013-03"},
+        split={"train": ["2013-01", "2013-02"], "test": ["2013-03"]},
         params={
-            "features": {"train_months": [1, 2], "test_months": [3]},
+            "features": {
+                "split": {
+                    "train": {"start": "2013-01", "end": "2013-02"},
+                    "test": {"start": "2013-03", "end": "2013-03"},
+                }
+            },
             "train": {"model": "hist_gradient_boosting", "seed": 42, "feature_groups": ["schedule", "route"]},
         },
         top=10,
@@ -163,7 +169,7 @@ def test_report_has_every_section_with_its_numbers():
         "## Figures",
     ):
         assert heading in text, heading
-    assert "Window 2013-01 to 2013-03; training months [1, 2], evaluation months [3]." in text
+    assert "Window 2013-01 to 2013-03; training months 2013-01 to 2013-02, evaluation months 2013-03." in text
     assert "| quarantined by ingest (unreadable values) | 1 |" in text
     assert "| quarantined by validate (schema rules) | 2 |" in text
     assert "| passed validation | 97 |" in text

