@@ -37,7 +37,9 @@ def test_importance_equals_permutation_importance_of_the_whole_pipeline(model):
     table = importance(pipeline, data, SUMMARY, sample=400, repeats=3, seed=7)
     rows = data.sample(n=400, random_state=7).sort_index()
     Xs = prepare(rows, SUMMARY["numeric"], SUMMARY["categorical"])
-    whole = permutation_importance(pipeline, Xs, rows["late"].to_numpy(), scoring="roc_auc", n_repeats=3, random_state=7)
+    whole = permutation_importance(
+        pipeline, Xs, rows["late"].to_numpy(), scoring="roc_auc", n_repeats=3, random_state=7
+    )
     expected = dict(zip(Xs.columns, whole.importances_mean, strict=True))
     assert {r["feature"] for r in table} == set(expected)
     for r in table:

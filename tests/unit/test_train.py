@@ -93,5 +93,7 @@ def test_training_loss_recorded_by_the_estimator_equals_a_second_pass(task):
     assert recorded is not None
     pipeline[-1].train_score_ = np.array([])  # as an estimator without a recorded loss: computed
     assert training_loss(pipeline, X, y, task) == pytest.approx(recorded, rel=1e-9)
-    no_record = build_pipeline(task, "hist_gradient_boosting", ["x"], ["c"], {"max_iter": 5, "early_stopping": False}, 0)
+    no_record = build_pipeline(
+        task, "hist_gradient_boosting", ["x"], ["c"], {"max_iter": 5, "early_stopping": False}, 0
+    )
     assert recorded_loss(no_record.fit(X, y)[-1], task) is None

@@ -4,9 +4,9 @@ Stage `predict`: score the test months with the trained model and measure permut
 
 The training months are scored too: their predictions are the reference the `drift` stage compares the test
 predictions with. Drift needs only their distribution, so a fixed-seed sample of `drift.reference_sample` training
-rows is scored (all of them when there are fewer). Kept apart from `evaluate` and `drift` because it is the expensive part: its outputs are
-DVC-cached, so the run-cache can restore them, while the cheap stages after it turn them into small
-git-tracked reports.
+rows is scored (all of them when there are fewer). Kept apart from `evaluate` and `drift` because it is the expensive
+part: its outputs are DVC-cached, so the run-cache can restore them, while the cheap stages after it turn them into
+small git-tracked reports.
 """
 
 from __future__ import annotations
