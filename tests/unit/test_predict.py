@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.inspection import permutation_importance
 
+from flightdelay.core.contracts import TrainSummary
 from flightdelay.modeling.model import build_pipeline, prepare
 from flightdelay.stages.predict import encoded_step, importance, reference_rows
 
@@ -24,19 +25,31 @@ def frame(n: int = 600) -> pd.DataFrame:
     return out
 
 
-SUMMARY = {"task": "classification", "target": "late", "numeric": ["x", "z"], "categorical": ["carrier"]}
+SUMMARY = TrainSummary(
+    task="classification",
+    model="hist_gradient_boosting",
+    seed=0,
+    fallback_used=False,
+    target="late",
+    numeric=["x", "z"],
+    categorical=["carrier"],
+    rows=600,
+    target_mean=0.5,
+    iterations=20,
+    training_loss=0.5,
+)
 
 
 @pytest.mark.parametrize("model", ["hist_gradient_boosting", "logistic_regression", "constant"])
 def test_importance_equals_permutation_importance_of_the_whole_pipeline(model):
     data = frame()
-    X = prepare(data, SUMMARY["numeric"], SUMMARY["categorical"])
+    X = prepare(data, SUMMARY.numeric, SUMMARY.categorical)
     params = {"max_iter": 20} if model != "constant" else {}
     pipeline = build_pipeline("classification", model, ["x", "z"], ["carrier"], params, seed=0).fit(X, data["late"])
     assert (encoded_step(pipeline, X) is not None) == (model == "hist_gradient_boosting")
     table = importance(pipeline, data, SUMMARY, sample=400, repeats=3, seed=7)
     rows = data.sample(n=400, random_state=7).sort_index()
-    Xs = prepare(rows, SUMMARY["numeric"], SUMMARY["categorical"])
+    Xs = prepare(rows, SUMMARY.numeric, SUMMARY.categorical)
     whole = permutation_importance(
         pipeline, Xs, rows["late"].to_numpy(), scoring="roc_auc", n_repeats=3, random_state=7
     )
