@@ -176,7 +176,7 @@ def run_stage(stage: str, argv: Sequence[str]) -> int:
     log.debug(
         "%s started",
         stage,
-        extra={"event": {"event": "stage_start", "stage": stage, "inputs": {p: sha256_path(p) for p in inputs}}},
+        extra={"event": {"event": "stage_start", "stage": stage, "inputs": inputs}},  # hashed once, at the end
     )
     try:
         rows = module.main(args, load_params(args.params)) or {}

@@ -71,3 +71,29 @@ def test_iterations():
     assert iterations(_Boosted()) == 17
     assert iterations(_PerClass()) == 9
     assert iterations(object()) == 0
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_training_loss_recorded_by_the_estimator_equals_a_second_pass(task):
+    import numpy as np
+    import pandas as pd
+
+    from flightdelay.modeling.model import build_pipeline
+    from flightdelay.stages.train import recorded_loss, training_loss
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"c": rng.choice(["a", "b", "c"], 400).astype(object), "x": rng.normal(size=400)})
+    y = (X["x"] + (X["c"] == "a") + rng.normal(size=400) > 0.5).astype(int).to_numpy()
+    if task == "regression":
+        y = X["x"].to_numpy() * 3 + rng.normal(size=400)
+    # no validation share: the recorded loss is on every row, so it must equal the second pass it replaces
+    params = {"max_iter": 20, "early_stopping": True, "validation_fraction": None}
+    pipeline = build_pipeline(task, "hist_gradient_boosting", ["x"], ["c"], params, seed=0).fit(X, y)
+    recorded = recorded_loss(pipeline[-1], task)
+    assert recorded is not None
+    pipeline[-1].train_score_ = np.array([])  # as an estimator without a recorded loss: computed
+    assert training_loss(pipeline, X, y, task) == pytest.approx(recorded, rel=1e-9)
+    no_record = build_pipeline(
+        task, "hist_gradient_boosting", ["x"], ["c"], {"max_iter": 5, "early_stopping": False}, 0
+    )
+    assert recorded_loss(no_record.fit(X, y)[-1], task) is None

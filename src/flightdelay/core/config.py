@@ -289,6 +289,7 @@ class DriftParams:
     psi_threshold: NonNegative = 0.2
     p_value: Probability = 0.01
     expected: tuple[Text, ...] = ()
+    reference_sample: Positive = 50000
 
 
 GateRule = Annotated[StrictStr, Field(description=f"one of the gate's rule names: {', '.join(GATE_RULES)}")]

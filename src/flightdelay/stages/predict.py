@@ -3,9 +3,10 @@
 Stage `predict`: score the test months with the trained model and measure permutation importance.
 
 The training months are scored too: their predictions are the reference the `drift` stage compares the test
-predictions with. Kept apart from `evaluate` and `drift` because it is the expensive part: its outputs are
-DVC-cached, so the run-cache can restore them, while the cheap stages after it turn them into small
-git-tracked reports.
+predictions with. Drift needs only their distribution, so a fixed-seed sample of `drift.reference_sample` training
+rows is scored (all of them when there are fewer). Kept apart from `evaluate` and `drift` because it is the expensive
+part: its outputs are DVC-cached, so the run-cache can restore them, while the cheap stages after it turn them into
+small git-tracked reports.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from flightdelay.core.config import EvaluateParams, Params, TrainParams
+from flightdelay.core.config import DriftParams, EvaluateParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.files import read_split, write_json, write_parquet
 from flightdelay.modeling.model import load_model, prepare
@@ -32,7 +33,7 @@ INPUTS = {
     "model": "the model file (skops)",
     "summary": "the train stage's JSON summary",
 }
-OUTPUTS = {"out": "folder for test.parquet, train.parquet (the drift reference) and importance.json"}
+OUTPUTS = {"out": "folder for test.parquet, train.parquet (the drift reference sample) and importance.json"}
 UNTRACKED: dict[str, str] = {}
 
 
@@ -49,28 +50,60 @@ def predictions(model: Any, frame: pd.DataFrame, summary: TrainSummary, id_colum
     return out
 
 
+def encoded_step(model: Any, X: pd.DataFrame) -> tuple[Any, np.ndarray, list[str]] | None:
+    """(estimator, X encoded, raw column of each encoded column) when the encoding maps columns one to one.
+
+    Such an encoding (the ordinal codes and passthrough of hist_gradient_boosting) is fitted state applied to each
+    value alone, so shuffling an encoded column is shuffling its raw column, and permutation importance measured
+    on the encoded matrix with the estimator alone is the importance of the raw features, with the strings
+    encoded once instead of once per shuffle. One-hot encoding (logistic_regression) spreads a column over
+    several, and the constant model has no encoding: None for those.
+    """
+    if len(model.steps) < 2:
+        return None
+    encode = model[:-1]
+    names = [str(n) for n in encode.get_feature_names_out()]
+    if sorted(names) != sorted(X.columns):
+        return None
+    encoded = np.asarray(encode.transform(X), dtype="float64")
+    if encoded.shape[1] != len(names):
+        return None
+    return model[-1], encoded, names
+
+
 def importance(
     model: Any, frame: pd.DataFrame, summary: TrainSummary, sample: int, repeats: int, seed: int
 ) -> list[dict[str, Any]]:
-    """Permutation importance on a fixed-seed sample of rows, largest first."""
+    """Permutation importance of the raw features on a fixed-seed sample of rows, largest first."""
     rows = frame.sample(n=min(sample, len(frame)), random_state=seed).sort_index()
     X = prepare(rows, summary.numeric, summary.categorical)
     y = rows[summary.target].to_numpy()
     scoring = "roc_auc" if summary.task == "classification" else "neg_mean_absolute_error"
     if summary.task == "classification" and len(np.unique(y)) < 2:
         scoring = "neg_log_loss"
-    result = permutation_importance(model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1)
+    encoded = encoded_step(model, X)
+    estimator, X_in, names = encoded if encoded is not None else (model, X, list(X.columns))
+    # the seed gives every column the same shuffle of rows whatever the column order: both ways, the same numbers
+    result = permutation_importance(estimator, X_in, y, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1)
     table = [
         {"feature": name, "importance": float(m), "std": float(s)}
-        for name, m, s in zip(X.columns, result.importances_mean, result.importances_std, strict=True)
+        for name, m, s in zip(names, result.importances_mean, result.importances_std, strict=True)
     ]
     return sorted(table, key=lambda r: (-r["importance"], r["feature"]))
+
+
+def reference_rows(frame: pd.DataFrame, sample: int, seed: int) -> pd.DataFrame:
+    """The training rows scored as the drift reference: a fixed-seed sample of `sample` rows, in file order."""
+    if len(frame) <= sample:
+        return frame
+    return frame.sample(n=sample, random_state=seed).sort_index()
 
 
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
     return run(
         params.train,
         params.evaluate,
+        params.drift,
         in_dir=args.input,
         model_file=args.model,
         summary_file=args.summary,
@@ -81,6 +114,7 @@ def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
 def run(
     train: TrainParams,
     evaluate: EvaluateParams,
+    drift: DriftParams,
     *,
     in_dir: str | Path,
     model_file: str | Path,
@@ -101,9 +135,14 @@ def run(
         ep.importance_repeats,
         [r["feature"] for r in table[:5]],
     )
-    train = read_split(Path(in_dir) / "train")
-    reference = predictions(model, train, summary, [])[["prediction"]]
-    log.info("predict: scored %d training rows (the reference for prediction drift)", len(reference))
+    train_rows = read_split(Path(in_dir) / "train")
+    reference = predictions(model, reference_rows(train_rows, drift.reference_sample, train.seed), summary, [])
+    reference = reference[["prediction"]].reset_index(drop=True)
+    log.info(
+        "predict: scored %d of %d training rows (the reference sample for prediction drift)",
+        len(reference),
+        len(train_rows),
+    )
     write_parquet(scored, Path(out_dir) / "test.parquet")
     write_parquet(reference, Path(out_dir) / "train.parquet")
     write_json(Path(out_dir) / "importance.json", table)

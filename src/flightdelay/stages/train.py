@@ -60,8 +60,29 @@ class NotConverged(PipelineError):
         self.diagnostics = diagnostics
 
 
+def recorded_loss(estimator: Any, task: str) -> float | None:
+    """The training loss the estimator recorded while fitting, or None if it recorded none.
+
+    With early stopping on its own loss (`scoring="loss"`, the default), a hist_gradient_boosting estimator keeps
+    the loss of every iteration on the rows it fitted (the training rows less its validation share) in
+    `train_score_`, as minus the loss; its loss for regression is half the squared error.
+    """
+    scores = getattr(estimator, "train_score_", None)
+    if getattr(estimator, "scoring", None) != "loss" or scores is None or len(scores) == 0:
+        return None
+    loss = -float(scores[-1])
+    return loss if task == "classification" else 2.0 * loss
+
+
 def training_loss(pipeline: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> float:
-    """Log loss (classification) or mean squared error (regression) on the training rows."""
+    """Log loss (classification) or mean squared error (regression) on the training rows.
+
+    Taken from the fitted estimator when it recorded it (`recorded_loss`), which saves a second pass over
+    every training row through every tree; otherwise computed on all training rows.
+    """
+    recorded = recorded_loss(pipeline[-1], task)
+    if recorded is not None:
+        return recorded
     if task == "classification":
         return float(log_loss(y, pipeline.predict_proba(X), labels=pipeline.classes_))
     return float(mean_squared_error(y, pipeline.predict(X)))
