@@ -55,7 +55,7 @@ test: $(DEV_STAMP)  ## run the whole test suite, end-to-end tests included
 	$(BIN)/python -m pytest
 
 test-fast: $(DEV_STAMP)  ## every test not marked slow (no end-to-end runs; under a minute)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n auto
 
 lint: $(DEV_STAMP)  ## ruff over src, tests and tools; mypy over the package (CI runs it before the tests)
 	$(BIN)/ruff check src tests tools
