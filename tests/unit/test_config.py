@@ -44,7 +44,7 @@ MINIMAL: dict[str, Any] = {
         "missing_target": "late",
     },
     "train": {
-        "task": "regression",
+        "task": "classification",
         "model": "logistic_regression",
         "seed": 7,
         "feature_groups": ["schedule", "route"],
@@ -255,6 +255,19 @@ def test_bad_choice_is_rejected(section, key, value, message):
     raw[section][key] = value
     with pytest.raises(ConfigError, match=message):
         parse_params(raw)
+
+
+def test_logistic_regression_for_regression_is_refused_at_load_in_one_line():
+    raw = minimal()
+    raw["train"]["task"] = "regression"
+    with pytest.raises(ConfigError) as caught:
+        parse_params(raw)
+    assert str(caught.value) == (
+        "params: train.model: 'logistic_regression' cannot be trained for train.task 'regression'; "
+        "use one of hist_gradient_boosting, constant (or train.task: classification)"
+    )
+    raw["train"]["model"] = "hist_gradient_boosting"
+    assert parse_params(raw).train.model == "hist_gradient_boosting"
 
 
 def test_sql_source_needs_url_and_query():

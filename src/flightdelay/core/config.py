@@ -26,6 +26,11 @@ T = TypeVar("T")
 
 Task = Literal["classification", "regression"]
 Model = Literal["hist_gradient_boosting", "logistic_regression", "constant"]
+# The models each task can build: logistic regression is a classifier only (no silent stand-in for regression).
+MODELS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": ("hist_gradient_boosting", "logistic_regression", "constant"),
+    "regression": ("hist_gradient_boosting", "constant"),
+}
 DType = Literal["int", "float", "str", "datetime"]
 TASKS: tuple[str, ...] = get_args(Task)
 MODELS: tuple[str, ...] = get_args(Model)
@@ -266,6 +271,15 @@ class TrainParams:
     # Estimator keyword arguments, passed as written; scikit-learn checks them when the model is built.
     hist_gradient_boosting: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
     logistic_regression: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        allowed = MODELS_BY_TASK[self.task]
+        if self.model not in allowed:
+            raise _rule(
+                f"{self.model!r} cannot be trained for train.task {self.task!r}; "
+                f"use one of {', '.join(allowed)} (or train.task: classification)",
+                "model",
+            )
 
     def estimator_params(self) -> dict[str, Any]:
         return dict(getattr(self, self.model, {}) or {})
