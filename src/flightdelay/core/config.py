@@ -106,6 +106,61 @@ def _rule(message: str, at: str = "") -> PydanticCustomError:
 # ---------------------------------------------------------------------------------------------------- params
 
 
+# A GTO artifact name: lowercase letters, digits and dashes (it is part of every version and stage tag).
+ArtifactName = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", description="lowercase letters, digits and dashes, e.g. my-model"
+    ),
+]
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class ClassificationTarget:
+    """The target of `train.task: classification`: its column, what it means and the names of its two classes."""
+
+    column: Text
+    name: Text
+    predicts: Text
+    labels: dict[StrictInt, Text]
+
+    def __post_init__(self) -> None:
+        if sorted(self.labels) != [0, 1]:
+            raise _rule("give a name to each class, 0 and 1, e.g. {0: dry, 1: rain}", "labels")
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class RegressionTarget:
+    """The target of `train.task: regression`: its column, what it means and its unit."""
+
+    column: Text
+    name: Text
+    predicts: Text
+    unit: Text
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class DatasetTargets:
+    classification: ClassificationTarget
+    regression: RegressionTarget
+
+    def column(self, task: str) -> str:
+        return self.classification.column if task == "classification" else self.regression.column
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class DatasetParams:
+    """What the data set and its model are called: the stages after `features` read names and words from here,
+    never from code, so another data set is a change of this section."""
+
+    name: Text
+    artifact: ArtifactName
+    table: Text
+    rows: Text
+    entity_keys: Annotated[tuple[Text, ...], Field(min_length=1, description="a non-empty list of column names")]
+    target: DatasetTargets
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class DataParams:
     raw_dir: Text
@@ -291,7 +346,7 @@ class EvaluateParams:
     calibration_bins: Positive = 10
     importance_sample: Positive = 5000
     importance_repeats: Positive = 3
-    slices: tuple[Text, ...] = ("carrier", "origin", "month")
+    slices: tuple[Text, ...] = ()
     min_slice_rows: Count = 200
     curve_points: AtLeast2 = 200
 
@@ -363,6 +418,7 @@ class ReportParams:
 
 @dataclass(frozen=True, config=_CONFIG)
 class Params:
+    dataset: DatasetParams
     data: DataParams
     raw: RawParams
     ingest: IngestParams
