@@ -1,3 +1,4 @@
-"""flightdelay: a reproducible DVC pipeline that predicts late flight arrivals from tabular data."""
+"""flightdelay: a reproducible DVC pipeline that trains, gates and packages a model of tabular data (what the
+data set and its model are called is params.yaml `dataset`)."""
 
 __version__ = "0.1.0"

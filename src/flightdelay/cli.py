@@ -57,8 +57,8 @@ TOOLS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flightdelay",
-        description="Run one stage of the flight-delay pipeline (use `dvc repro` to run what is out of date), "
-        "or manage released model packages.",
+        description="Run one stage of the pipeline (use `dvc repro` to run what is out of date), or manage "
+        "released model packages. What the data set and its model are called is params.yaml `dataset`.",
     )
     sub = parser.add_subparsers(dest="stage", required=True, metavar="COMMAND")
     for name in STAGES:  # a stage's options come from its module (stage_parser), imported when it runs

@@ -157,9 +157,12 @@ def test_report_contents_and_identical_figures(repo):
     for name in figures:
         assert f"(figures/{name})" in text
     before = {name: (repo / "reports" / "figures" / name).read_bytes() for name in figures}
+    pdf = (repo / "reports" / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"/Subtype /Image" in pdf  # the model card with its figures
     assert stages_ran(dvc("repro", "--force", "--single-item", "report", cwd=repo).stdout) == ["report"]
     for name in figures:
         assert (repo / "reports" / "figures" / name).read_bytes() == before[name], f"{name} changed on a rerun"
+    assert (repo / "reports" / "report.pdf").read_bytes() == pdf, "report.pdf changed on a rerun"
     assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
 
 

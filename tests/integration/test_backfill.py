@@ -152,6 +152,7 @@ def test_every_row_of_both_years_is_accounted_for(runs, raw_two_years):
         read_json(data / "ingested" / "counts.json"),
         read_json(data / "validated" / "counts.json"),
         read_json(data / "processed" / "counts.json"),
+        "flights",
     )
     months = [f"{y}-{m:02d}" for y in (2013, 2014) for m in range(1, 13)]
     assert rows["ingest"]["in"] == raw_rows(raw_two_years, months)

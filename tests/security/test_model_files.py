@@ -20,6 +20,7 @@ import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
 from flightdelay.cli import main
+from flightdelay.core.config import MODELS_BY_TASK
 from flightdelay.core.errors import PipelineError
 from flightdelay.modeling.model import dumps_canonical, load_model, loads_model, save_model
 from flightdelay.modeling.model_audit import AUDITED_PARTIAL, MODEL_TYPES, SKOPS_TRUSTED, _without_ids, node_types
@@ -42,7 +43,7 @@ from tests.security.crafting import (
     use,
     value,
 )
-from tests.unit.test_model import PARAMS, TARGETS, fit, predict, synthetic
+from tests.unit.test_model import fit, predict, synthetic
 
 NPYIO = "numpy.lib._npyio_impl"  # where numpy.save lives
 
@@ -182,7 +183,7 @@ def test_an_id_shared_by_nodes_of_different_types_is_refused():
 
 
 def every_model() -> dict[tuple[str, str], Any]:
-    return {(m, t): fit(t, m, synthetic()) for m in PARAMS for t in TARGETS}
+    return {(m, t): fit(t, m, synthetic()) for t, models in MODELS_BY_TASK.items() for m in models}
 
 
 def test_model_types_are_exactly_what_build_pipeline_makes():

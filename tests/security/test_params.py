@@ -159,14 +159,14 @@ def test_a_params_file_that_is_not_a_mapping_is_one_line(text, workspace, capfd)
     (workspace / "params.yaml").write_text(text)
     lines = refused("train", capfd, workspace)
     assert len(lines) == 1
-    assert lines[0].startswith("params.yaml: expected a mapping of sections (data, raw, ingest, ")
+    assert lines[0].startswith("params.yaml: expected a mapping of sections (dataset, data, raw, ingest, ")
 
 
 def test_an_empty_params_file_names_every_missing_section(workspace, capfd):
     (workspace / "params.yaml").write_text("")
     lines = refused("train", capfd, workspace)
     assert lines == [
-        "params.yaml: expected a mapping of sections (data, raw, ingest, validate, features, train, "
+        "params.yaml: expected a mapping of sections (dataset, data, raw, ingest, validate, features, train, "
         "evaluate, drift, gate, package, report), got NoneType"
     ]
 
@@ -246,7 +246,7 @@ def test_model_sha256_must_be_64_hex_digits(sha, workspace, capfd):
 # ------------------------------------------------------------------------------------- test isolation (point 10)
 
 # Tests whose subject is the repository's params.yaml itself (its keys); they read nothing else from it.
-READS_REPO_PARAMS = {"tests/meta/test_docs.py", "tests/unit/test_config.py"}
+READS_REPO_PARAMS = {"tests/meta/test_dataset_words.py", "tests/meta/test_docs.py", "tests/unit/test_config.py"}
 
 
 def test_no_test_reads_the_working_params_file():

@@ -28,7 +28,24 @@ from tests.default_params import DEFAULTS_FILE, default_params
 
 REPO = Path(__file__).resolve().parents[2]
 
+DATASET: dict[str, Any] = {
+    "name": "rain tomorrow",
+    "artifact": "rain-tomorrow",
+    "table": "days",
+    "rows": "days",
+    "entity_keys": ["station"],
+    "target": {
+        "classification": {
+            "column": "rain_tomorrow",
+            "name": "rain tomorrow",
+            "predicts": "whether it rains at a station tomorrow",
+            "labels": {0: "dry", 1: "rain"},
+        },
+        "regression": {"column": "rain_mm", "name": "rainfall", "predicts": "tomorrow's rainfall", "unit": "mm"},
+    },
+}
 MINIMAL: dict[str, Any] = {
+    "dataset": DATASET,
     "data": {"raw_dir": "data/raw/x", "schema": "config/schema.yaml"},
     "raw": {"dataset": "nycflights13"},
     "ingest": {
@@ -44,7 +61,7 @@ MINIMAL: dict[str, Any] = {
         "missing_target": "late",
     },
     "train": {
-        "task": "regression",
+        "task": "classification",
         "model": "logistic_regression",
         "seed": 7,
         "feature_groups": ["schedule", "route"],
@@ -255,6 +272,51 @@ def test_bad_choice_is_rejected(section, key, value, message):
     raw[section][key] = value
     with pytest.raises(ConfigError, match=message):
         parse_params(raw)
+
+
+def test_dataset_section_names_the_target_per_task_and_the_classes():
+    dataset = parse_params(minimal()).dataset
+    assert dataset.artifact == "rain-tomorrow"
+    assert dataset.target.column("classification") == "rain_tomorrow"
+    assert dataset.target.column("regression") == "rain_mm"
+    assert dataset.target.classification.labels == {0: "dry", 1: "rain"}
+    assert dataset.entity_keys == ("station",)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"artifact": "Rain Tomorrow"}, r"dataset\.artifact: 'Rain Tomorrow' is not allowed \(expected lowercase"),
+        ({"entity_keys": []}, r"dataset\.entity_keys: \[\] is empty"),
+        ({"table": ""}, r"dataset\.table: '' is not allowed \(expected a non-empty text\)"),
+    ],
+)
+def test_bad_dataset_names_are_rejected(change, message):
+    raw = minimal()
+    raw["dataset"] = {**DATASET, **change}
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw)
+
+
+@pytest.mark.parametrize("labels", [{0: "dry"}, {1: "rain", 2: "snow"}, {0: "dry", 1: "rain", 2: "snow"}])
+def test_class_labels_must_name_classes_0_and_1(labels):
+    raw = minimal()
+    raw["dataset"]["target"]["classification"]["labels"] = labels
+    with pytest.raises(ConfigError, match=r"^params: dataset\.target\.classification\.labels: give a name to each"):
+        parse_params(raw)
+
+
+def test_logistic_regression_for_regression_is_refused_at_load_in_one_line():
+    raw = minimal()
+    raw["train"]["task"] = "regression"
+    with pytest.raises(ConfigError) as caught:
+        parse_params(raw)
+    assert str(caught.value) == (
+        "params: train.model: 'logistic_regression' cannot be trained for train.task 'regression'; "
+        "use one of hist_gradient_boosting, constant (or train.task: classification)"
+    )
+    raw["train"]["model"] = "hist_gradient_boosting"
+    assert parse_params(raw).train.model == "hist_gradient_boosting"
 
 
 def test_sql_source_needs_url_and_query():

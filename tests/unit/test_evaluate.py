@@ -6,10 +6,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.config import EvaluateParams
+from flightdelay.core.config import EvaluateParams, parse_params
 from flightdelay.core.contracts import TrainSummary
+from flightdelay.core.errors import PipelineError
 from flightdelay.modeling import metrics
-from flightdelay.stages.evaluate import headline, row_counts, score
+from flightdelay.stages.evaluate import check_names, headline, row_counts, score
+from tests.default_params import default_params
+
+SUMMARY = TrainSummary(
+    task="classification",
+    model="hist_gradient_boosting",
+    seed=0,
+    fallback_used=False,
+    target="late",
+    numeric=["distance"],
+    categorical=[],
+    rows=10,
+    target_mean=0.3,
+    iterations=1,
+    training_loss=0.5,
+)
 
 
 def test_headline_classification():
@@ -36,20 +52,7 @@ def test_headline_regression():
 
 def test_score_adds_a_constant_baseline():
     scored = pd.DataFrame({"late": [0, 0, 1, 1], "prediction": [0.1, 0.6, 0.4, 0.9]})
-    summary = TrainSummary(
-        task="classification",
-        model="hist_gradient_boosting",
-        seed=0,
-        fallback_used=False,
-        target="late",
-        numeric=["distance"],
-        categorical=[],
-        rows=10,
-        target_mean=0.3,
-        iterations=1,
-        training_loss=0.5,
-    )
-    result = score(scored, summary, EvaluateParams(threshold=0.5, calibration_bins=2))
+    result = score(scored, SUMMARY, EvaluateParams(threshold=0.5, calibration_bins=2))
     assert result["roc_auc"] == pytest.approx(0.75)
     assert result["baseline"]["roc_auc"] == 0.5  # a constant ranks nothing
     assert result["baseline"]["mean_prediction"] == pytest.approx(0.3)
@@ -64,7 +67,7 @@ def counts(table: str = "flights"):
 
 
 def test_row_counts_account_for_every_row():
-    out = row_counts(*counts())
+    out = row_counts(*counts(), table="flights")
     assert out["ingest"] == {"in": 1000, "passed": 993, "quarantined": 7}
     assert out["validate"] == {"in": 993, "passed": 980, "quarantined": 13}
     assert out["features"] == {"in": 980, "no_arrival": 30, "unused_months": 100, "train": 700, "test": 150}
@@ -77,3 +80,21 @@ def test_row_counts_of_another_table():
     out = row_counts(*counts("planes"), table="planes")
     assert out["ingest"]["in"] == 1000
     assert out["validate"]["quarantined"] == 13
+
+
+def test_row_counts_of_a_table_not_counted_names_the_param_and_the_tables():
+    with pytest.raises(
+        PipelineError, match=r"has no table 'days' \(params.yaml dataset.table\); it counts flights, other"
+    ):
+        row_counts(*counts(), table="days")
+
+
+def test_check_names_refuses_a_target_the_features_stage_did_not_build():
+    dataset = parse_params(default_params()).dataset
+    scored = pd.DataFrame({"carrier": ["AA"], "flight": [1], "late": [1], "prediction": [0.4]})
+    summary = SUMMARY
+    check_names(dataset, summary, scored, "test.parquet")  # agrees: nothing to say
+    with pytest.raises(PipelineError, match=r"dataset.target.classification.column is 'late' but the features stage"):
+        check_names(dataset, summary.model_copy(update={"target": "rain"}), scored, "test.parquet")
+    with pytest.raises(PipelineError, match=r"^test.parquet: no column 'flight' of dataset.entity_keys"):
+        check_names(dataset, summary, scored.drop(columns="flight"), "test.parquet")

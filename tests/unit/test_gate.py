@@ -171,8 +171,8 @@ def test_decide_without_promoted_model_passes_and_has_no_baseline():
 def test_alert_names_failed_rules_and_gives_the_override_snippet():
     gp = GateParams(min_metrics={"roc_auc": 0.9}, max_metrics={"ece": 0.1})
     gate = decide(METRICS, DRIFT, None, CANDIDATE, gp)
-    text = render_alert(gate)
-    assert text.startswith("# Gate FAILED: model 0123456789ab (hist_gradient_boosting, classification)")
+    text = render_alert(gate, "flight delay")
+    assert text.startswith("# Gate FAILED: flight delay model 0123456789ab (hist_gradient_boosting, classification)")
     assert "| min_metrics.roc_auc | 0.7000 | >= 0.9000 |" in text
     assert "max_metrics.ece |" not in text  # passed rules are not in the alert table
     assert "    rules: [min_metrics.roc_auc]" in text
@@ -184,7 +184,7 @@ def test_alert_of_an_overridden_gate_names_who_and_why():
     gp = GateParams(max_metrics={"ece": 0.04}, override=override())
     gate = decide(METRICS, DRIFT, None, CANDIDATE, gp)
     assert gate.decision == "overridden"
-    text = render_alert(gate)
+    text = render_alert(gate, "flight delay")
     assert text.startswith("# Gate OVERRIDDEN")
     assert "Override by Ada: reviewed (applied" in text
     assert "## What to do" not in text

@@ -45,8 +45,8 @@ def test_ece_of_nothing_is_nan():
 def test_calibration_points():
     points = metrics.calibration_points(Y, P, 2)
     assert points == [
-        {"mean_predicted": pytest.approx(0.25), "fraction_late": 0.5, "rows": 2},
-        {"mean_predicted": pytest.approx(0.75), "fraction_late": 0.5, "rows": 2},
+        {"mean_predicted": pytest.approx(0.25), "fraction_positive": 0.5, "rows": 2},
+        {"mean_predicted": pytest.approx(0.75), "fraction_positive": 0.5, "rows": 2},
     ]
 
 
@@ -131,11 +131,14 @@ def test_pr_points():
     assert all(b <= a for a, b in itertools.pairwise(precision))
 
 
+LABELS = {0: "on time", 1: "late"}
+
+
 def test_confusion_counts_sum_to_n():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 50)
     p = rng.random(50)
-    cells = metrics.confusion_counts(y, p, 0.35)
+    cells = metrics.confusion_counts(y, p, 0.35, LABELS)
     assert len(cells) == 4
     assert sum(c["count"] for c in cells) == 50
     late_called = sum(c["count"] for c in cells if c["predicted"] == "late")
@@ -143,13 +146,18 @@ def test_confusion_counts_sum_to_n():
 
 
 def test_confusion_counts_cells():
-    cells = {(c["actual"], c["predicted"]): c["count"] for c in metrics.confusion_counts(Y, P, 0.5)}
+    cells = {(c["actual"], c["predicted"]): c["count"] for c in metrics.confusion_counts(Y, P, 0.5, LABELS)}
     assert cells == {
         ("on time", "on time"): 1,
         ("on time", "late"): 1,
         ("late", "on time"): 1,
         ("late", "late"): 1,
     }
+
+
+def test_confusion_counts_name_the_classes_as_the_params_do():
+    cells = metrics.confusion_counts(Y, P, 0.5, {0: "dry", 1: "rain"})
+    assert {c["actual"] for c in cells} == {c["predicted"] for c in cells} == {"dry", "rain"}
 
 
 # ------------------------------------------------------------------------------------------------ slices

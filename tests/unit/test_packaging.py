@@ -171,6 +171,7 @@ SUMMARY = TrainSummary(
 def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
     frame = tiny_frame()
     return build_manifest(
+        artifact="flight-delay",
         model_sha256=sha256_bytes(model_bytes),
         summary=SUMMARY,
         params=params or {"train": {"seed": 1, "model": "logistic_regression"}},

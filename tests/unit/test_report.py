@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from flightdelay.core.config import DatasetParams, parse_params
 from flightdelay.core.contracts import (
     Candidate,
     CategoricalCurrent,
@@ -21,8 +22,32 @@ from flightdelay.core.contracts import (
     TrainSummary,
 )
 from flightdelay.stages.report import ReportInputs, figures, render
+from tests.default_params import default_params
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FLIGHTS = parse_params(default_params()).dataset
+RAIN = parse_params(
+    default_params(
+        {
+            "dataset": {
+                "name": "rain tomorrow",
+                "artifact": "rain-tomorrow",
+                "table": "days",
+                "rows": "days",
+                "entity_keys": ["station"],
+                "target": {
+                    "classification": {
+                        "column": "rain",
+                        "name": "rain tomorrow",
+                        "predicts": "whether it rains at a station tomorrow",
+                        "labels": {0: "dry", 1: "rain"},
+                    },
+                    "regression": {"column": "mm", "name": "rainfall", "predicts": "rainfall", "unit": "mm"},
+                },
+            }
+        }
+    )
+).dataset
 
 
 def _feature(feature: str, kind: str, psi: float, p_value: float, over: bool, expected: bool) -> FeatureDrift:
@@ -67,7 +92,10 @@ DRIFT = DriftResult(
 PLOTS = {
     "roc.json": [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.8}, {"fpr": 1.0, "tpr": 1.0}],
     "precision_recall.json": [{"recall": 0.0, "precision": 1.0}, {"recall": 1.0, "precision": 0.3}],
-    "calibration.json": [{"mean_predicted": 0.1, "fraction_late": 0.12}, {"mean_predicted": 0.6, "fraction_late": 0.5}],
+    "calibration.json": [
+        {"mean_predicted": 0.1, "fraction_positive": 0.12},
+        {"mean_predicted": 0.6, "fraction_positive": 0.5},
+    ],
     "confusion.json": [],
     "importance.json": [{"feature": "temp", "importance": 0.02}, {"feature": "carrier", "importance": 0.01}],
     "residuals.json": [],
@@ -81,8 +109,9 @@ PROMOTED = {
 }
 
 
-def context(promoted=None, figure_names=("roc.png",)) -> ReportInputs:
+def context(promoted=None, figure_names=("roc.png",), dataset: DatasetParams = FLIGHTS, target="late") -> ReportInputs:
     return ReportInputs(
+        dataset=dataset,
         package={
             "name": "model-0123456789abcdef",
             "hash": "0123456789abcdef" * 4,
@@ -95,7 +124,7 @@ def context(promoted=None, figure_names=("roc.png",)) -> ReportInputs:
             model="hist_gradient_boosting",
             seed=42,
             fallback_used=False,
-            target="late",
+            target=target,
             numeric=["temp", "month"],
             categorical=["carrier"],
             rows=12345,
@@ -182,6 +211,21 @@ def test_report_has_every_section_with_its_numbers():
     assert "| `data/processed` | `aaa.dir` |" in text
     assert "![ROC curve](figures/roc.png)" in text
     assert "seed: 42" in text
+    assert "Predicts whether a flight, when it is scheduled, will arrive more than 15 minutes late" in text
+    assert "| `flight-delay` |" in text
+    assert "| flights | rows |" in text
+
+
+def test_report_takes_every_name_of_the_data_set_from_params():
+    text = render(context(dataset=RAIN, target="rain"))
+    assert "# Model card (draft): rain tomorrow, hist_gradient_boosting" in text
+    assert "Predicts whether it rains at a station tomorrow" in text
+    assert "| days | rows |" in text
+    assert "Main table `days`; entity keys `station`." in text
+    assert "classification of `rain` (rain tomorrow: 1 rain, 0 dry)" in text
+    words = text.lower().replace("flightdelay", "")  # the package's name (`python -m flightdelay ...`) is no data
+    for word in ("flight", "late", "arrival", "on time"):
+        assert word not in words, word
 
 
 def test_report_compares_with_the_promoted_model():
@@ -199,8 +243,8 @@ def test_report_does_not_change_its_input():
 
 
 def test_figures_for_classification_are_pngs_with_identical_bytes_every_time():
-    first = figures(PLOTS, DRIFT, "classification", top=10, dpi=50)
-    second = figures(copy.deepcopy(PLOTS), copy.deepcopy(DRIFT), "classification", top=10, dpi=50)
+    first = figures(PLOTS, DRIFT, "classification", top=10, dpi=50, dataset=FLIGHTS)
+    second = figures(copy.deepcopy(PLOTS), copy.deepcopy(DRIFT), "classification", top=10, dpi=50, dataset=FLIGHTS)
     assert sorted(first) == ["calibration.png", "drift.png", "importance.png", "precision_recall.png", "roc.png"]
     for name, data in first.items():
         assert data.startswith(PNG_SIGNATURE), name
@@ -211,5 +255,11 @@ def test_figures_for_classification_are_pngs_with_identical_bytes_every_time():
 def test_figures_for_regression_draw_residuals_not_curves():
     plots = {**PLOTS, "roc.json": [], "precision_recall.json": [], "calibration.json": []}
     plots["residuals.json"] = [{"predicted": 5.0, "residual": 1.0}, {"predicted": 10.0, "residual": -3.0}]
-    out = figures(plots, DRIFT, "regression", top=10, dpi=50)
+    out = figures(plots, DRIFT, "regression", top=10, dpi=50, dataset=FLIGHTS)
     assert sorted(out) == ["drift.png", "importance.png", "residuals.png"]
+
+
+def test_figures_name_the_data_set_so_another_one_draws_other_figures():
+    flights = figures(PLOTS, DRIFT, "classification", top=10, dpi=50, dataset=FLIGHTS)
+    rain = figures(PLOTS, DRIFT, "classification", top=10, dpi=50, dataset=RAIN)
+    assert all(flights[name] != rain[name] for name in flights), "a title or axis does not come from params"

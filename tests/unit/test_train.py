@@ -44,7 +44,9 @@ def test_select_features_unknown_group():
 
 def test_select_features_rejects_a_leaky_column():
     spec = small_spec(schedule=["dep_hour", "dep_delay"])
-    with pytest.raises(PipelineError, match=r"known only after departure: \['dep_delay'\]"):
+    with pytest.raises(
+        PipelineError, match=r"known only after the moment of prediction \(leaky_columns\): \[.dep_delay.\]"
+    ):
         select_features(spec, ("route", "schedule"))
     # the same spec is fine when the leaky group is not chosen
     assert select_features(spec, ("route",)) == (["distance"], ["carrier", "origin"])

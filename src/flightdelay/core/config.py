@@ -26,6 +26,11 @@ T = TypeVar("T")
 
 Task = Literal["classification", "regression"]
 Model = Literal["hist_gradient_boosting", "logistic_regression", "constant"]
+# The models each task can build: logistic regression is a classifier only (no silent stand-in for regression).
+MODELS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": ("hist_gradient_boosting", "logistic_regression", "constant"),
+    "regression": ("hist_gradient_boosting", "constant"),
+}
 DType = Literal["int", "float", "str", "datetime"]
 TASKS: tuple[str, ...] = get_args(Task)
 MODELS: tuple[str, ...] = get_args(Model)
@@ -99,6 +104,61 @@ def _rule(message: str, at: str = "") -> PydanticCustomError:
 
 
 # ---------------------------------------------------------------------------------------------------- params
+
+
+# A GTO artifact name: lowercase letters, digits and dashes (it is part of every version and stage tag).
+ArtifactName = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", description="lowercase letters, digits and dashes, e.g. my-model"
+    ),
+]
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class ClassificationTarget:
+    """The target of `train.task: classification`: its column, what it means and the names of its two classes."""
+
+    column: Text
+    name: Text
+    predicts: Text
+    labels: dict[StrictInt, Text]
+
+    def __post_init__(self) -> None:
+        if sorted(self.labels) != [0, 1]:
+            raise _rule("give a name to each class, 0 and 1, e.g. {0: dry, 1: rain}", "labels")
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class RegressionTarget:
+    """The target of `train.task: regression`: its column, what it means and its unit."""
+
+    column: Text
+    name: Text
+    predicts: Text
+    unit: Text
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class DatasetTargets:
+    classification: ClassificationTarget
+    regression: RegressionTarget
+
+    def column(self, task: str) -> str:
+        return self.classification.column if task == "classification" else self.regression.column
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class DatasetParams:
+    """What the data set and its model are called: the stages after `features` read names and words from here,
+    never from code, so another data set is a change of this section."""
+
+    name: Text
+    artifact: ArtifactName
+    table: Text
+    rows: Text
+    entity_keys: Annotated[tuple[Text, ...], Field(min_length=1, description="a non-empty list of column names")]
+    target: DatasetTargets
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -267,6 +327,15 @@ class TrainParams:
     hist_gradient_boosting: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
     logistic_regression: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        allowed = MODELS_BY_TASK[self.task]
+        if self.model not in allowed:
+            raise _rule(
+                f"{self.model!r} cannot be trained for train.task {self.task!r}; "
+                f"use one of {', '.join(allowed)} (or train.task: classification)",
+                "model",
+            )
+
     def estimator_params(self) -> dict[str, Any]:
         return dict(getattr(self, self.model, {}) or {})
 
@@ -277,7 +346,7 @@ class EvaluateParams:
     calibration_bins: Positive = 10
     importance_sample: Positive = 5000
     importance_repeats: Positive = 3
-    slices: tuple[Text, ...] = ("carrier", "origin", "month")
+    slices: tuple[Text, ...] = ()
     min_slice_rows: Count = 200
     curve_points: AtLeast2 = 200
 
@@ -349,6 +418,7 @@ class ReportParams:
 
 @dataclass(frozen=True, config=_CONFIG)
 class Params:
+    dataset: DatasetParams
     data: DataParams
     raw: RawParams
     ingest: IngestParams

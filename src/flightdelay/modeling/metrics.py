@@ -83,16 +83,16 @@ def calibration_points(y: np.ndarray, p: np.ndarray, bins: int) -> list[dict[str
             out.append(
                 {
                     "mean_predicted": float(p[mask].mean()),
-                    "fraction_late": float(y[mask].mean()),
+                    "fraction_positive": float(y[mask].mean()),
                     "rows": int(mask.sum()),
                 }
             )
     return out
 
 
-def confusion_counts(y: np.ndarray, p: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+def confusion_counts(y: np.ndarray, p: np.ndarray, threshold: float, names: dict[int, str]) -> list[dict[str, Any]]:
+    """Rows per (actual, predicted) class at the threshold; `names` gives each class (0, 1) its display name."""
     call = (np.asarray(p) >= threshold).astype(int)
-    names = {0: "on time", 1: "late"}
     return [
         {"actual": names[a], "predicted": names[c], "count": int(((y == a) & (call == c)).sum())}
         for a in (0, 1)

@@ -59,7 +59,6 @@ MODEL_TYPES = frozenset(
         "ObjectNode sklearn.impute._base.MissingIndicator",
         "ObjectNode sklearn.impute._base.SimpleImputer",
         "ObjectNode sklearn.linear_model._logistic.LogisticRegression",
-        "ObjectNode sklearn.linear_model._ridge.Ridge",
         "ObjectNode sklearn.pipeline.Pipeline",
         "ObjectNode sklearn.preprocessing._data.StandardScaler",
         "ObjectNode sklearn.preprocessing._encoders.OneHotEncoder",

@@ -50,7 +50,7 @@ SLICE_METRICS = ("roc_auc", "mae", "rmse", "pr_auc", "brier")
 CURVE_FILES = {
     "roc": (f"{PLOTS_DIR}/roc.json", "fpr", "tpr"),
     "precision_recall": (f"{PLOTS_DIR}/precision_recall.json", "recall", "precision"),
-    "calibration": (f"{PLOTS_DIR}/calibration.json", "mean_predicted", "fraction_late"),
+    "calibration": (f"{PLOTS_DIR}/calibration.json", "mean_predicted", "fraction_positive"),
 }
 # Files `dvc repro` rewrites; a difference from the commit means the PR did not commit its own results.
 RESULT_FILES = (DVC_LOCK, REPORTS_DIR)

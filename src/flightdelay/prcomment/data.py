@@ -91,7 +91,7 @@ class Gate(_Strict):
 
 
 class SliceMove(_Strict):
-    """One slice (e.g. carrier = AA) whose metric moved."""
+    """One slice (a value of a slice column, e.g. month = 11) whose metric moved."""
 
     dimension: Name
     value: Name

@@ -40,7 +40,7 @@ GATE_ICONS = {"pass": "✅", "fail": "❌", "overridden": "⚠️", "skipped": "
 CHARTS = {
     "roc": ("ROC", "false positive rate", "true positive rate"),
     "precision_recall": ("Precision-recall", "recall", "precision"),
-    "calibration": ("Calibration", "mean predicted probability", "observed share late"),
+    "calibration": ("Calibration", "mean predicted probability", "observed share of class 1"),
 }
 BASE_COLOUR, PR_COLOUR = "#9e9e9e", "#d62728"
 FALLBACK = (

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay.core.config import EvaluateParams, Params, TrainParams
+from flightdelay.core.config import DatasetParams, EvaluateParams, Params, TrainParams
 from flightdelay.core.contracts import TrainSummary
+from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import atomic_dir, read_json, read_parquet, write_json
 from flightdelay.modeling import metrics
 
@@ -103,9 +104,11 @@ def plot_data(
     summary: TrainSummary,
     ep: EvaluateParams,
     seed: int,
+    labels: dict[int, str],
 ) -> dict[str, Any]:
     """File name -> rows, for the plots declared in dvc.yaml. Plots that do not apply to the task get an
-    empty list, so `dvc plots show` and `dvc plots diff` find every declared file for either task."""
+    empty list, so `dvc plots show` and `dvc plots diff` find every declared file for either task. `labels` names
+    the classes in the confusion matrix (dataset.target.classification.labels)."""
     y = scored[summary.target].to_numpy()
     pred = scored["prediction"].to_numpy()
     files: dict[str, Any] = {name: [] for name in PLOT_FILES}
@@ -114,17 +117,41 @@ def plot_data(
         files["roc.json"] = metrics.roc_points(y, pred, ep.curve_points)
         files["precision_recall.json"] = metrics.pr_points(y, pred, ep.curve_points)
         files["calibration.json"] = metrics.calibration_points(y, pred, ep.calibration_bins)
-        files["confusion.json"] = metrics.confusion_counts(y, pred, ep.threshold)
+        files["confusion.json"] = metrics.confusion_counts(y, pred, ep.threshold, labels)
     else:
         files["residuals.json"] = metrics.residual_points(y, pred, ep.curve_points * 5, seed)
     return files
 
 
+def check_names(dataset: DatasetParams, summary: TrainSummary, scored: pd.DataFrame, source: str) -> None:
+    """The params' names of the data set agree with what was built: the target column of the task and the entity
+    keys (which `predict` keeps beside each prediction)."""
+    column = dataset.target.column(summary.task)
+    if column != summary.target:
+        raise PipelineError(
+            f"params.yaml: dataset.target.{summary.task}.column is {column!r} but the features stage built the "
+            f"target {summary.target!r} (the train summary); make dataset.target.{summary.task}.column "
+            "name the column the features stage builds"
+        )
+    missing = [key for key in dataset.entity_keys if key not in scored.columns]
+    if missing:
+        raise PipelineError(
+            f"{source}: no column {', '.join(map(repr, missing))} of dataset.entity_keys; name columns the "
+            "features stage keeps as id columns (id_columns in its feature_spec.json)"
+        )
+
+
 def row_counts(
-    ingest: dict[str, Any], validate: dict[str, Any], features: dict[str, Any], table: str = "flights"
+    ingest: dict[str, Any], validate: dict[str, Any], features: dict[str, Any], table: str
 ) -> dict[str, Any]:
-    """Where every row of the main table went, stage by stage. For each stage, in = passed + quarantined
-    (+ rows removed by a documented rule: flights with no arrival, months in neither split)."""
+    """Where every row of the main table (dataset.table) went, stage by stage. For each stage, in = passed +
+    quarantined (+ rows removed by a documented rule: rows with no target, months in neither split)."""
+    for stage, counts in (("ingest", ingest), ("validate", validate)):
+        if table not in counts:
+            raise PipelineError(
+                f"the {stage} stage's counts.json has no table {table!r} (params.yaml dataset.table); it counts "
+                f"{', '.join(sorted(counts))}: set dataset.table to the main table of the schema"
+            )
     return {
         "ingest": {
             "in": ingest[table]["rows_in"],
@@ -148,6 +175,7 @@ def row_counts(
 
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
     return run(
+        params.dataset,
         params.evaluate,
         params.train,
         predictions_dir=args.predictions,
@@ -164,6 +192,7 @@ def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
 
 
 def run(
+    dataset: DatasetParams,
     evaluate: EvaluateParams,
     train: TrainParams,
     *,
@@ -181,6 +210,7 @@ def run(
     ep = evaluate
     summary = TrainSummary.load(summary_file)
     scored = read_parquet(Path(predictions_dir) / "test.parquet")
+    check_names(dataset, summary, scored, str(Path(predictions_dir) / "test.parquet"))
     importance = read_json(Path(predictions_dir) / "importance.json")
     result = score(scored, summary, ep)
     write_json(metrics_file, headline(result, summary.task))
@@ -201,10 +231,13 @@ def run(
             read_json(Path(ingested_dir) / "counts.json"),
             read_json(Path(validated_dir) / "counts.json"),
             read_json(Path(processed_dir) / "counts.json"),
+            dataset.table,
         ),
     )
     with atomic_dir(plots_dir) as tmp:
-        for name, rows in plot_data(scored, importance, summary, ep, train.seed).items():
+        for name, rows in plot_data(
+            scored, importance, summary, ep, train.seed, dataset.target.classification.labels
+        ).items():
             write_json(tmp / name, rows)
     key = "roc_auc" if summary.task == "classification" else "mae"
     log.info(

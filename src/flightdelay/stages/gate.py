@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from flightdelay.core.config import GATE_METRICS, GateMetric, GateParams, Override, Params
+from flightdelay.core.config import GATE_METRICS, DatasetParams, GateMetric, GateParams, Override, Params
 from flightdelay.core.contracts import (
     Baseline,
     Candidate,
@@ -213,13 +213,14 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def render_alert(gate: GateDecision) -> str:
-    """The alert a human reads after a failed (or overridden) gate, with the override snippet to accept it."""
+def render_alert(gate: GateDecision, name: str) -> str:
+    """The alert a human reads after a failed (or overridden) gate, with the override snippet to accept it;
+    `name` is the model's name (dataset.name)."""
     c = gate.candidate
     sha = c.model_sha256[:12]
     title = "FAILED" if gate.decision == FAIL else "OVERRIDDEN"
     lines = [
-        f"# Gate {title}: model {sha} ({c.model}, {c.task})",
+        f"# Gate {title}: {name} model {sha} ({c.model}, {c.task})",
         "",
         "No package is built from a failed gate." if gate.decision == FAIL else "The package was built anyway.",
         "",
@@ -273,6 +274,7 @@ def alert_path(alerts_dir: str | Path, model_sha256: str) -> Path:
 
 def main(args: argparse.Namespace, params: Params) -> None:
     run(
+        params.dataset,
         params.gate,
         metrics_file=args.metrics,
         drift_file=args.drift,
@@ -285,6 +287,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
 
 
 def run(
+    dataset: DatasetParams,
     gate: GateParams,
     *,
     metrics_file: str | Path,
@@ -306,9 +309,9 @@ def run(
         log.info("gate: pass")
         return
     alert = alert_path(alerts_dir, candidate.model_sha256)
-    write_text(alert, render_alert(result))
+    write_text(alert, render_alert(result, dataset.name))
     if result.decision == FAIL:
-        for line in render_alert(result).splitlines():
+        for line in render_alert(result, dataset.name).splitlines():
             if line.startswith("| ") and not line.startswith("| failed rule"):
                 log.error("gate alert: %s", line)
         raise GateFailed(

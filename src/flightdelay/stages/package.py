@@ -62,7 +62,7 @@ UNTRACKED = {"lock": "dvc.lock, for the lineage of the model (what it was traine
 # The params sections recorded in the manifest and hashed into the name: everything that shaped the model,
 # its evaluation and its gate (dvc.yaml lists the same sections for this stage).
 # The params sections recorded in the manifest: the ones dvc.yaml declares for this stage (a test checks).
-SECTIONS = ("data", "raw", "ingest", "validate", "features", "train", "evaluate", "drift", "gate", "package")
+SECTIONS = ("dataset", "data", "raw", "ingest", "validate", "features", "train", "evaluate", "drift", "gate", "package")
 LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "skops")
 
 
@@ -179,6 +179,7 @@ def environment() -> dict[str, Any]:
 
 def build_manifest(
     *,
+    artifact: str,
     model_sha256: str,
     summary: TrainSummary,
     params: dict[str, Any],
@@ -193,6 +194,7 @@ def build_manifest(
     return {
         "format": MANIFEST_FORMAT,
         "model": {
+            "artifact": artifact,
             "file": "model.skops",
             "format": "skops",
             "sha256": model_sha256,
@@ -288,6 +290,7 @@ def run(
     test_files = partition_files(Path(processed_dir) / "test")
     examples_from = read_parquet(test_files[0], columns=columns) if test_files else train
     manifest = build_manifest(
+        artifact=sections["dataset"].artifact,
         model_sha256=model_sha,
         summary=summary,
         params=params_record(sections),

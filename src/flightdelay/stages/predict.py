@@ -38,7 +38,7 @@ UNTRACKED: dict[str, str] = {}
 
 
 def predictions(model: Any, frame: pd.DataFrame, summary: TrainSummary, id_columns: list[str]) -> pd.DataFrame:
-    """ID columns, the target and the model's prediction (probability of late, or minutes) per row."""
+    """ID columns, the target and the model's prediction (probability of class 1, or the predicted value) per row."""
     X = prepare(frame, summary.numeric, summary.categorical)
     if summary.task == "classification":
         pred = model.predict_proba(X)[:, 1]

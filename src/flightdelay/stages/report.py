@@ -1,11 +1,13 @@
-"""Write reports/report.md, a model card draft, with PNG figures in reports/figures/.
+"""Write reports/report.md, a model card draft, with PNG figures in reports/figures/ and the same as a PDF.
 
-Stage `report`: reports/report.md, a model card draft for a human to polish, with PNG figures.
+Stage `report`: reports/report.md, a model card draft for a human to polish, with PNG figures, and
+reports/report.pdf, the same content with the figures in it, for readers who do not read Markdown.
 
 Reads only the pipeline's small outputs (metrics, rows, slices, drift, gate, the package pointer, plot data,
-the promoted model's registry record), so it is cheap and its outputs are git-tracked. The figures are drawn
-with matplotlib's Agg renderer in its default style, with no metadata that changes between runs, so the same
-inputs give the same PNG bytes.
+the promoted model's registry record), so it is cheap and its outputs are git-tracked. Every name and word of the
+data set (titles, the target, class names, what the rows are) comes from params.yaml `dataset`. The figures are
+drawn with matplotlib's Agg renderer in its default style, with no metadata that changes between runs, and the
+PDF is written by reportlab in invariant mode (core/pdf.py), so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 
 import yaml
 
-from flightdelay.core.config import FeatureParams, IngestParams, Params, ReportParams, TrainParams
+from flightdelay.core.config import DatasetParams, FeatureParams, IngestParams, Params, ReportParams, TrainParams
 from flightdelay.core.contracts import DriftResult, FeatureDrift, GateDecision, TrainSummary
-from flightdelay.core.files import atomic_dir, read_json, to_json, write_text
+from flightdelay.core.files import atomic_dir, atomic_path, read_json, to_json, write_text
+from flightdelay.core.pdf import render_pdf
 from flightdelay.core.tables import markdown_table
 from flightdelay.release.record import read_record
 
@@ -40,7 +43,11 @@ INPUTS = {
     "promoted": "the registry record of the model in prod",
     "summary": "the train stage's JSON summary",
 }
-OUTPUTS = {"report": "the Markdown model card draft", "figures": "folder for its PNG figures"}
+OUTPUTS = {
+    "report": "the Markdown model card draft",
+    "figures": "folder for its PNG figures",
+    "pdf": "the same model card as a PDF, figures included",
+}
 UNTRACKED: dict[str, str] = {}
 
 # Metrics shown in the model card, in this order, with a label.
@@ -52,8 +59,8 @@ METRIC_LABELS = {
     "ece": "expected calibration error",
     "f1": "F1 at the threshold",
     "accuracy": "accuracy at the threshold",
-    "mae": "mean absolute error (minutes)",
-    "rmse": "root mean squared error (minutes)",
+    "mae": "mean absolute error",
+    "rmse": "root mean squared error",
     "r2": "R²",
 }
 FIGURE_TITLES = {
@@ -122,16 +129,27 @@ def _bars(
     return _png(fig, dpi)
 
 
-def figures(plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi: int) -> dict[str, bytes]:
-    """File name -> PNG bytes. Curves that do not apply to the task (or have no points) are left out."""
+def metric_label(key: str, dataset: DatasetParams) -> str:
+    """A metric's name in the model card; errors of a regression carry the target's unit."""
+    label = METRIC_LABELS.get(key, key)
+    return f"{label} ({dataset.target.regression.unit})" if key in ("mae", "rmse") else label
+
+
+def figures(
+    plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi: int, dataset: DatasetParams
+) -> dict[str, bytes]:
+    """File name -> PNG bytes. Curves that do not apply to the task (or have no points) are left out. Titles and
+    axes name the model and the target as params.yaml `dataset` does."""
     out: dict[str, bytes] = {}
+    name, positive = dataset.name, dataset.target.classification.labels[1]
+    regression = dataset.target.regression
     if task == "classification":
         if plots.get("roc.json"):
             out["roc.png"] = _curve(
                 plots["roc.json"],
                 "fpr",
                 "tpr",
-                "ROC curve (evaluation months)",
+                f"ROC curve, {name} (evaluation months)",
                 "false positive rate",
                 "true positive rate",
                 dpi,
@@ -141,7 +159,7 @@ def figures(plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi:
                 plots["precision_recall.json"],
                 "recall",
                 "precision",
-                "Precision-recall (evaluation months)",
+                f"Precision-recall, {name} (evaluation months)",
                 "recall",
                 "precision",
                 dpi,
@@ -150,10 +168,10 @@ def figures(plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi:
             out["calibration.png"] = _curve(
                 plots["calibration.json"],
                 "mean_predicted",
-                "fraction_late",
-                "Calibration (evaluation months)",
-                "mean predicted probability of late",
-                "observed share late",
+                "fraction_positive",
+                f"Calibration, {name} (evaluation months)",
+                f"mean predicted probability of {positive}",
+                f"observed share {positive}",
                 dpi,
             )
     elif plots.get("residuals.json"):
@@ -162,7 +180,11 @@ def figures(plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi:
         rows = plots["residuals.json"]
         ax.scatter([r["predicted"] for r in rows], [r["residual"] for r in rows], s=4, alpha=0.4)
         ax.axhline(0, color="grey", linewidth=1)
-        ax.set(title="Residuals (evaluation months)", xlabel="predicted minutes late", ylabel="actual - predicted")
+        ax.set(
+            title=f"Residuals, {name} (evaluation months)",
+            xlabel=f"predicted {regression.name} ({regression.unit})",
+            ylabel=f"actual - predicted ({regression.unit})",
+        )
         fig.tight_layout()
         out["residuals.png"] = _png(fig, dpi)
     importance = (plots.get("importance.json") or [])[:top]
@@ -170,7 +192,7 @@ def figures(plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi:
         out["importance.png"] = _bars(
             [r["feature"] for r in importance],
             [r["importance"] for r in importance],
-            "Permutation importance (top features)",
+            f"Permutation importance, {name} (top features)",
             "drop in test score when the feature is shuffled",
             dpi,
         )
@@ -179,7 +201,7 @@ def figures(plots: dict[str, Any], drift: DriftResult, task: str, top: int, dpi:
         out["drift.png"] = _bars(
             [f.feature + (" (expected)" if f.expected else "") for f in ranked],
             [f.psi or 0.0 for f in ranked],
-            "Drift: PSI, training rows vs evaluation window",
+            f"Drift of {name}: PSI, training rows vs evaluation window",
             "population stability index",
             dpi,
             line=drift.thresholds.psi,
@@ -229,12 +251,13 @@ def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> list[str]
 class ReportInputs:
     """What the model card is drawn from: the pipeline's outputs, loaded and typed, and the params it shows."""
 
+    dataset: DatasetParams  # names and words of the data set (params.yaml `dataset`)
     summary: TrainSummary
     drift: DriftResult
     gate: GateDecision
     package: dict[str, Any]  # reports/package.json, the package stage's pointer
     metrics: dict[str, Any]  # reports/metrics.json: headline metrics and the constant baseline's
-    rows: dict[str, Any]  # reports/rows.json: flights per stage
+    rows: dict[str, Any]  # reports/rows.json: rows of the main table per stage
     slices: dict[str, dict[str, dict[str, Any]]]  # reports/slices.json: column -> value -> metrics
     promoted: dict[str, Any] | None  # the promoted version in registry/prod.json, None when none is
     window: dict[str, str]  # ingest.window: start and end month
@@ -248,7 +271,7 @@ def _model_section(r: ReportInputs) -> list[str]:
     summary, package = r.summary, r.package
     n_num, n_cat = len(summary.numeric), len(summary.categorical)
     return [
-        f"# Model card (draft): flight delay, {summary.model}",
+        f"# Model card (draft): {r.dataset.name}, {summary.model}",
         "",
         "> Draft written by the `report` stage from the pipeline's outputs. A human polishes the prose (intended "
         "use, limitations) before publishing; the numbers come from `reports/*.json` of the same commit.",
@@ -259,10 +282,11 @@ def _model_section(r: ReportInputs) -> list[str]:
             ["property", "value"],
             left=2,
             rows=[
+                ["artifact", f"`{r.dataset.artifact}`"],
                 ["package", f"`{package['name']}` (`{package['path']}/`)"],
                 ["package hash", f"`{package['hash']}`"],
                 ["model file SHA-256", f"`{package['model_sha256']}`"],
-                ["model", f"{summary.model}, {summary.task} of `{summary.target}`"],
+                ["model", f"{summary.model}, {summary.task} of `{summary.target}` ({target_name(r)})"],
                 ["features", f"{n_num + n_cat} ({n_num} numeric, {n_cat} categorical)"],
                 ["feature groups", ", ".join(r.params["train"]["feature_groups"])],
                 ["training rows", summary.rows],
@@ -272,15 +296,21 @@ def _model_section(r: ReportInputs) -> list[str]:
     ]
 
 
+def target_name(r: ReportInputs) -> str:
+    t = r.dataset.target
+    if r.summary.task == "classification":
+        return f"{t.classification.name}: 1 {t.classification.labels[1]}, 0 {t.classification.labels[0]}"
+    return f"{t.regression.name}, in {t.regression.unit}"
+
+
 def _intended_use_section(r: ReportInputs) -> list[str]:
+    t = r.dataset.target
+    predicts = t.classification.predicts if r.summary.task == "classification" else t.regression.predicts
     return [
         "## Intended use and limitations",
         "",
-        "Predicts, when a flight is scheduled, whether it will arrive more than 15 minutes late"
-        if r.summary.task == "classification"
-        else "Predicts, when a flight is scheduled, how many minutes late it will arrive",
-        "(only facts known at scheduling time are features). *To be completed by the model owner: who uses the "
-        "predictions, for what decision, and where the model must not be used.*",
+        f"Predicts {predicts} (the features are facts known when the prediction is made). *To be completed by "
+        "the model owner: who uses the predictions, for what decision, and where the model must not be used.*",
     ]
 
 
@@ -290,16 +320,17 @@ def _data_section(r: ReportInputs) -> list[str]:
         "## Data",
         "",
         f"Window {r.window['start']} to {r.window['end']}; training months {_span(r.split['train'])}, "
-        f"evaluation months {_span(r.split['test'])}.",
+        f"evaluation months {_span(r.split['test'])}. Main table `{r.dataset.table}`; entity keys "
+        f"{', '.join(f'`{k}`' for k in r.dataset.entity_keys)}.",
         "",
         *_table(
-            ["flights", "rows"],
+            [r.dataset.rows, "rows"],
             [
                 ["read", rows["ingest"]["in"]],
                 ["quarantined by ingest (unreadable values)", rows["ingest"]["quarantined"]],
                 ["quarantined by validate (schema rules)", rows["validate"]["quarantined"]],
                 ["passed validation", rows["validate"]["passed"]],
-                ["no arrival (cancelled or diverted)", rows["features"]["no_arrival"]],
+                ["no target value (features.missing_target)", rows["features"]["no_arrival"]],
                 ["outside the training and evaluation months", rows["features"]["unused_months"]],
                 ["training", rows["features"]["train"]],
                 ["evaluation", rows["features"]["test"]],
@@ -338,7 +369,7 @@ def _metrics_section(r: ReportInputs) -> list[str]:
         *_table(
             ["metric (evaluation months)", "this model", "constant baseline", promoted_label],
             [
-                [METRIC_LABELS.get(k, k), metrics[k], baseline.get(k), theirs.get(k)]
+                [metric_label(k, r.dataset), metrics[k], baseline.get(k), theirs.get(k)]
                 for k in METRIC_LABELS
                 if k in metrics
             ],
@@ -470,6 +501,7 @@ def render(inputs: ReportInputs) -> str:
 
 def main(args: argparse.Namespace, params: Params) -> None:
     run(
+        params.dataset,
         params.ingest,
         params.features,
         params.train,
@@ -485,10 +517,12 @@ def main(args: argparse.Namespace, params: Params) -> None:
         summary_file=args.summary,
         report_file=args.report,
         figures_dir=args.figures,
+        pdf_file=args.pdf,
     )
 
 
 def run(
+    dataset: DatasetParams,
     ingest: IngestParams,
     features: FeatureParams,
     train: TrainParams,
@@ -505,12 +539,14 @@ def run(
     summary_file: str | Path,
     report_file: str | Path,
     figures_dir: str | Path,
+    pdf_file: str | Path,
 ) -> None:
     summary = TrainSummary.load(summary_file)
     plots = {p.name: read_json(p) for p in sorted(Path(plots_dir).glob("*.json"))}
     drift = DriftResult.load(drift_file)
-    pictures = figures(plots, drift, summary.task, report.top_features, report.dpi)
+    pictures = figures(plots, drift, summary.task, report.top_features, report.dpi, dataset)
     inputs = ReportInputs(
+        dataset=dataset,
         summary=summary,
         drift=drift,
         gate=GateDecision.load(gate_file),
@@ -528,5 +564,15 @@ def run(
     with atomic_dir(figures_dir) as tmp:
         for name, data in pictures.items():
             (tmp / name).write_bytes(data)
-    write_text(report_file, render(inputs))
-    log.info("report: %s with %d figures in %s", report_file, len(pictures), figures_dir)
+    markdown = render(inputs)
+    write_text(report_file, markdown)
+    # The PDF's images are the figures the Markdown links to, by the same relative path (_figures_section).
+    linked = {f"figures/{name}": data for name, data in pictures.items()}
+    with atomic_path(pdf_file) as tmp:
+        tmp.write_bytes(pdf(markdown, linked, dataset))
+    log.info("report: %s and %s with %d figures in %s", report_file, pdf_file, len(pictures), figures_dir)
+
+
+def pdf(markdown: str, figures: dict[str, bytes], dataset: DatasetParams) -> bytes:
+    """The model card as PDF bytes, the same for the same inputs."""
+    return render_pdf(markdown, figures, title=f"Model card: {dataset.name}", author=f"{dataset.artifact} pipeline")

@@ -40,7 +40,9 @@ def select_features(spec: FeatureSpec, groups: tuple[str, ...]) -> tuple[list[st
         columns += [c for c in spec.groups[group] if c not in columns]
     leaky = sorted(set(columns) & set(spec.leaky_columns))
     if leaky:
-        raise PipelineError(f"feature set contains columns known only after departure: {leaky}")
+        raise PipelineError(
+            f"feature set contains columns known only after the moment of prediction (leaky_columns): {leaky}"
+        )
     categorical = [c for c in columns if c in spec.categorical]
     numeric = [c for c in columns if c not in spec.categorical]
     return numeric, categorical
