@@ -211,6 +211,17 @@ def typed_flights(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> 
     return out
 
 
+def model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """What flightdelay.modeling.model.prepare gives (categorical as objects with NaN for missing, numeric as
+    float64), built in one step from numpy arrays instead of column by column: the per-call cost of a small batch."""
+    data: dict[str, Any] = {}
+    for column in categorical:  # a Series of dtype object: pandas would infer a string dtype from the array
+        data[column] = pd.Series(frame[column].to_numpy(dtype=object, na_value=np.nan), frame.index, dtype=object)
+    for column in numeric:
+        data[column] = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(data, index=frame.index, columns=[*categorical, *numeric])
+
+
 # ------------------------------------------------------------------------------------------------ reference
 
 
@@ -383,7 +394,7 @@ class Predictor:
             validate_input(flights, self.input_schema)
         typed = typed_flights(flights, self.input_schema)
         frame, fallback = compute_features(typed, self._context, self.state)
-        return prepare(frame, self.numeric, self.categorical), fallback
+        return model_input(frame, self.numeric, self.categorical), fallback
 
     def features(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
         """The model-input rows `predict` scores (numeric as float64, categorical as text), one per flight."""
@@ -424,7 +435,7 @@ class Predictor:
                 f"{self.name}: the manifest has {len(examples)} example rows and {len(recorded)} recorded outputs; "
                 "rebuild the package with `dvc repro`"
             )
-        rows = prepare(pd.DataFrame(examples), self.numeric, self.categorical)
+        rows = prepare(pd.DataFrame(examples), self.numeric, self.categorical)  # as the package stage scored them
         return rows, np.array([float(v) for v in recorded], dtype="float64")
 
     def canary(self) -> None:
