@@ -94,7 +94,8 @@ def test_a_flight_without_context_uses_the_fallback_counted_and_never_fails(pred
 
 
 def test_with_no_context_every_flight_is_a_fallback(package, trained):
-    alone = Predictor.load(package)
+    alone = Predictor.load(package.parent)  # the folder that holds the package finds it
+    assert alone.name == package.name
     out = alone.predict(as_sent(raw_flights(trained).head(4), alone))
     assert out["context_fallback"].all()
 

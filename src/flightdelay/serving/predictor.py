@@ -37,7 +37,7 @@ from flightdelay.modeling.flight_features import (
     compute_features,
 )
 from flightdelay.modeling.model import prepare
-from flightdelay.release.package_format import STATE_FILE, PackageError, load_package
+from flightdelay.release.package_format import STATE_FILE, PackageError, find_package, load_package
 
 log = logging.getLogger(__name__)
 
@@ -358,9 +358,13 @@ class Predictor:
 
     @classmethod
     def load(cls, package_dir: str | Path, context: ContextSource | None = None) -> Predictor:
-        """Verify the package, then load it; a tampered package raises PackageError. With no context, every flight
-        is scored with the fallback (see ContextSource)."""
-        package = load_package(package_dir)
+        """Verify the package, then load it; a tampered package raises PackageError. `package_dir` is a package
+        (model-<hash>/) or the folder that holds exactly one (models/package). With no context, every flight is
+        scored with the fallback (see ContextSource)."""
+        path = Path(package_dir)
+        if not path.name.startswith("model-") and path.is_dir() and not path.is_symlink():
+            path = find_package(path)
+        package = load_package(path)
         manifest = package.manifest
         where = str(package.path / STATE_FILE)
         try:
