@@ -289,7 +289,7 @@ class ContextSource:
                 f"{location}/flights: no validated partitions for {', '.join(missing)} "
                 f"(it has {sorted(flight_files)}); run ingest and validate for those months, or score other months"
             )
-        weather_months = sorted({*wanted, *(_previous(m) for m in wanted)} & set(weather_files))
+        weather_months = sorted({*wanted, *(previous_month(m) for m in wanted)} & set(weather_files))
 
         def read(paths: list[str], columns: list[str] | None = None) -> pd.DataFrame:
             frames = []
@@ -317,7 +317,8 @@ class ContextSource:
         return self._built[trend_hours]
 
 
-def _previous(month: str) -> str:
+def previous_month(month: str) -> str:
+    """The 'YYYY-MM' before `month`."""
     year, number = int(month[:4]), int(month[5:7])
     return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
 

@@ -44,7 +44,7 @@ from flightdelay.core.files import atomic_dir, to_json, write_parquet_into
 from flightdelay.core.layout import PARAMS_FILE
 from flightdelay.data import quarantine
 from flightdelay.release.record import CHANNELS, read_record, record_file
-from flightdelay.serving.predictor import ContextSource, Predictor, input_problems
+from flightdelay.serving.predictor import ContextSource, Predictor, input_problems, previous_month
 from flightdelay.stages.ingest import ingest_chunk, iter_files
 from flightdelay.stages.validate import check_partition
 
@@ -76,11 +76,6 @@ def parse_window(text: str) -> Window:
     except (ValueError, TypeError) as exc:
         first = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
         raise PipelineError(f"--window {text!r}: expected YYYY-MM..YYYY-MM with start <= end ({first})") from None
-
-
-def previous_month(month: str) -> str:
-    year, number = int(month[:4]), int(month[5:7])
-    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
 
 
 def package_in_channel(channel: str, repo: str | Path = ".") -> Path:
