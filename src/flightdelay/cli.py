@@ -51,6 +51,13 @@ COMMANDS = {
 TOOLS = {
     "pr-report": "collect the pull-request comment's data: gate, params, metrics, slices and curves against a base",
     "pr-comment": "validate a pr-report artifact and render the pull-request comment from it (the trusted side)",
+    "score": "batch scoring: score raw monthly partitions with a verified package (or the one in a channel)",
+}
+# The module of each tool (the pr-* tools are in prcomment, batch scoring in serving).
+TOOL_MODULES = {
+    "pr-report": "flightdelay.prcomment.pr_report",
+    "pr-comment": "flightdelay.prcomment.pr_comment",
+    "score": "flightdelay.serving.score",
 }
 
 
@@ -109,7 +116,7 @@ def runner(command: str) -> str:
     if command in COMMANDS:
         return "flightdelay.release.commands"
     if command in TOOLS:
-        return f"flightdelay.prcomment.{command.replace('-', '_')}"
+        return TOOL_MODULES[command]
     raise ValueError(f"unknown command {command!r}")
 
 
