@@ -51,6 +51,15 @@ COMMANDS = {
 TOOLS = {
     "pr-report": "collect the pull-request comment's data: gate, params, metrics, slices and curves against a base",
     "pr-comment": "validate a pr-report artifact and render the pull-request comment from it (the trusted side)",
+    "serve": "serve a verified model package over HTTP (POST /predict, /health, /ready, /metadata, /metrics, /docs)",
+    "deploy": "deploy a package to the running service after its canary passes, roll back, or print the history",
+}
+# The module of each tool (imported only when it runs).
+TOOL_MODULES = {
+    "pr-report": "flightdelay.prcomment.pr_report",
+    "pr-comment": "flightdelay.prcomment.pr_comment",
+    "serve": "flightdelay.serving.serve",
+    "deploy": "flightdelay.serving.deploy",
 }
 
 
@@ -109,7 +118,7 @@ def runner(command: str) -> str:
     if command in COMMANDS:
         return "flightdelay.release.commands"
     if command in TOOLS:
-        return f"flightdelay.prcomment.{command.replace('-', '_')}"
+        return TOOL_MODULES[command]
     raise ValueError(f"unknown command {command!r}")
 
 
