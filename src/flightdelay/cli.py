@@ -136,8 +136,9 @@ def run_tool(name: str, argv: Sequence[str]) -> int:
     log_file = logs.configure(name, verbose=args.verbose)
     try:
         written = importlib.import_module(runner(name)).run(args)
-    except PipelineError as exc:
-        log.error("%s failed: %s", args.stage, exc)
+    except (PipelineError, ConfigError) as exc:  # serve reads params.yaml: one line per problem
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            log.error("%s failed: %s", args.stage, line)
         log.error("full log: %s", log_file)
         return 1
     sys.stdout.write(f"{written}\n")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -71,6 +72,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "the model is not ready (its canary has not passed)",
         504: "scoring took longer than serve.timeout_s",
     }.items()
+}
+
+
+RELOAD_BODY = {
+    "type": "object",
+    "description": 'deploy a package: {"package": "/abs/path/model-<hash>", "channel": "prod"}; or {"rollback": true}',
+    "properties": {
+        "package": {"type": "string", "description": "the package directory, as the service's machine sees it"},
+        "channel": {"type": "string", "description": "the release channel it comes from, shown in /metadata"},
+        "rollback": {"type": "boolean", "description": "return to the previous good package"},
+    },
+    "additionalProperties": False,
 }
 
 
@@ -134,16 +147,19 @@ def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> J
 
 
 def frame_of(rows: list[dict[str, Any]], fields: list[Any]) -> pd.DataFrame:
-    """The validated flights as a DataFrame with the input schema's columns in order and a dtype per kind."""
-    frame = pd.DataFrame.from_records(rows, columns=[f.name for f in fields])
+    """The validated flights as a DataFrame with the input schema's columns in order and a dtype per kind
+    (integer: nullable Int64, number: float64 with NaN for null, string: object with None), built column by column
+    from arrays: casting a finished frame costs ~1 ms a column, most of a one-flight request."""
+    columns: dict[str, Any] = {}
     for f in fields:
+        values = [row[f.name] for row in rows]
         if f.kind == "integer":
-            frame[f.name] = frame[f.name].astype("Int64")
+            columns[f.name] = pd.array(values, dtype="Int64")
         elif f.kind == "number":
-            frame[f.name] = frame[f.name].astype("float64")
+            columns[f.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
         else:
-            frame[f.name] = frame[f.name].astype("object")
-    return frame
+            columns[f.name] = np.array(values, dtype=object)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)), copy=False)
 
 
 class Observe:
@@ -461,6 +477,10 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
             }
+        spec["paths"]["/admin/reload"]["post"]["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": RELOAD_BODY}},
+        }
         app.openapi_schema = spec
         return spec
 

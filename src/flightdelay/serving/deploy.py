@@ -25,7 +25,7 @@ from flightdelay.serving.serve import DEFAULT_PORT, PORT_ENV, TOKEN_ENV, default
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--package", metavar="PATH", help="deploy this package directory (models/package/model-<hash>)")
-    what.add_argument("--stage", choices=CHANNELS, help="deploy the package this release channel holds")
+    what.add_argument("--stage", dest="channel", choices=CHANNELS, help="deploy the package this release channel holds")
     what.add_argument("--rollback", action="store_true", help="return to the previous good package")
     what.add_argument("--history", action="store_true", help="print the deploy history and exit")
     parser.add_argument(
@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> str:
     if args.rollback:
         body: dict[str, Any] = {"rollback": True}
     else:
-        body = {"package": str(resolve_package(args.package, args.stage))}
-        if args.stage:
-            body["channel"] = args.stage
+        body = {"package": str(resolve_package(args.package, args.channel))}
+        if args.channel:
+            body["channel"] = args.channel
     answer = post(f"{base}/admin/reload", body, token, args.timeout)
     model = answer.get("model", {})
     return (

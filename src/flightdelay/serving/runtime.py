@@ -24,6 +24,7 @@ import pandas as pd
 
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import to_json, write_json
+from flightdelay.release.package_format import verify
 from flightdelay.release.record import read_record, record_file
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,9 @@ Loader = Callable[[Path], PredictorLike]
 
 def load_predictor(path: Path) -> PredictorLike:
     """The real loader: verify the package, then load it safely (a tampered package raises PackageError)."""
-    from flightdelay.serving.predictor import Predictor  # the heavy imports (scikit-learn) only when serving
+    verify(path)  # refused here, before the predictor's (heavier) imports; Predictor.load verifies again
+    from flightdelay.serving.predictor import Predictor
 
-    from flightdelay.release.package_format import verify
-
-    verify(path)  # refused here whatever the predictor's own checks (Predictor.load verifies again)
     predictor: PredictorLike = Predictor.load(path)
     return predictor
 

@@ -42,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--package", metavar="PATH", help="a package directory, e.g. models/package/model-<hash>")
     source.add_argument(
-        "--stage", choices=CHANNELS, help="serve the package a release channel holds (registry/<channel>.json)"
+        "--stage",
+        dest="channel",
+        choices=CHANNELS,
+        help="serve the package a release channel holds (registry/<channel>.json)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, help=f"port (default: ${PORT_ENV}, else {DEFAULT_PORT})")
@@ -94,12 +97,12 @@ def run(args: argparse.Namespace) -> str:
     from flightdelay.serving.app import Settings, create_app
 
     params = load_params(args.params).serve
-    path = resolve_package(args.package, args.stage)
+    path = resolve_package(args.package, args.channel)
     port = args.port if args.port is not None else default_port()
     predictor = load_predictor(path)  # verifies the package first: PackageError ends the command here
     log.info("loaded %s (hash %s) from %s", predictor.name, predictor.package_hash, path)
     sock = bind(args.host, port)
-    slot = Slot(current=Deployed(predictor, path, args.stage, now_iso()), ready=False, reason="the canary is running")
+    slot = Slot(current=Deployed(predictor, path, args.channel, now_iso()), ready=False, reason="the canary is running")
     settings = Settings(
         params=params,
         request_log=Path(args.request_log),
