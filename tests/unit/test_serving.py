@@ -4,15 +4,23 @@ input frame, and the deploy history that rollback replays."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from flightdelay.serving.app import frame_of, parse_json, request_id
-from flightdelay.serving.runtime import DeployError, good_stack, read_history, render_history, resolve_package
+from flightdelay.serving.runtime import (
+    DeployError,
+    good_stack,
+    read_history,
+    render_history,
+    resolve_package,
+    version_of,
+)
 from flightdelay.serving.schema import ApiError, check_body, check_flights, flight_model
-from tests.fake_predictor import FLIGHT, SCHEMA, InputField
+from tests.fake_predictor import FLIGHT, SCHEMA, FakePredictor, InputField
 
 
 def entry(outcome: str, name: str) -> dict[str, str]:
@@ -118,3 +126,21 @@ def test_frame_of_keeps_order_and_gives_each_kind_its_dtype():
     assert frame["month"].dtype == "Int64" and frame["distance"].dtype == "float64"
     assert frame["distance"].tolist() == [1400.0, 5.0]
     assert frame["tailnum"].iloc[0] == "N14228" and pd.isna(frame["tailnum"].iloc[1])
+
+
+def test_a_date_time_field_is_shown_with_its_format_and_left_to_the_predictor_to_parse():
+    @dataclass(frozen=True)
+    class WithFormat(InputField):
+        format: str | None = None
+
+    model = flight_model([WithFormat("time_hour", "string", False, max_length=25, format="date-time")], 64)
+    assert model.model_json_schema()["properties"]["time_hour"]["format"] == "date-time"
+    assert check_flights([{"time_hour": "2013-11-03T17:00:00Z"}], model) == [{"time_hour": "2013-11-03T17:00:00Z"}]
+
+
+def test_the_version_is_the_predictors_own_else_the_manifests():
+    assert version_of(FakePredictor(manifest={"version": "v1"})) == "v1"
+    predictor = FakePredictor(manifest={})
+    assert version_of(predictor) is None
+    predictor.version = "0.1.0"  # type: ignore[attr-defined]
+    assert version_of(predictor) == "0.1.0"

@@ -20,3 +20,4 @@ REPORTS_DIR = "reports"
 REQUEST_LOG = "logs/requests.jsonl"
 DEPLOY_HISTORY = "logs/deploy/history.jsonl"
 ALERTS_DIR = "reports/alerts"
+VALIDATED_DIR = "data/validated"  # the service's default context source (the validate stage's partitions)

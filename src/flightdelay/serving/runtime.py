@@ -61,13 +61,30 @@ class PredictorLike(Protocol):
 Loader = Callable[[Path], PredictorLike]
 
 
-def load_predictor(path: Path) -> PredictorLike:
-    """The real loader: verify the package, then load it safely (a tampered package raises PackageError)."""
+def load_predictor(path: Path, context: Any = None) -> PredictorLike:
+    """The real loader: verify the package, then load it safely (a tampered package raises PackageError), scoring
+    with `context` (a ContextSource; None: no context, every flight gets the fallback)."""
     verify(path)  # refused here, before the predictor's (heavier) imports; Predictor.load verifies again
     from flightdelay.serving.predictor import Predictor
 
-    predictor: PredictorLike = Predictor.load(path)
+    predictor: PredictorLike = Predictor.load(path, context)
     return predictor
+
+
+def load_context(location: str | None) -> Any:
+    """The context source the service scores with: the validated partitions at `location` (a path or fsspec URL),
+    or None for no context."""
+    if not location or location == "none":
+        return None
+    from flightdelay.serving.predictor import ContextSource
+
+    return ContextSource.from_validated(location)
+
+
+def version_of(predictor: PredictorLike) -> str | None:
+    """The package's version: the predictor's own `version` if it has one, else the manifest's."""
+    version = getattr(predictor, "version", None) or predictor.manifest.get("version")
+    return None if version is None else str(version)
 
 
 def now_iso() -> str:
@@ -83,8 +100,7 @@ class Deployed:
 
     @property
     def version(self) -> str | None:
-        version = self.predictor.manifest.get("version")
-        return None if version is None else str(version)
+        return version_of(self.predictor)
 
     def ref(self) -> dict[str, Any]:
         return {"name": self.predictor.name, "hash": self.predictor.package_hash, "version": self.version}
@@ -140,9 +156,7 @@ def history_entry(
         "outcome": outcome,
         "package": predictor.name if predictor else path.name,
         "hash": predictor.package_hash if predictor else None,
-        "version": None
-        if predictor is None or predictor.manifest.get("version") is None
-        else str(predictor.manifest.get("version")),
+        "version": None if predictor is None else version_of(predictor),
         "path": str(path),
         "reason": reason,
         "previous": previous.predictor.name if previous else None,

@@ -103,7 +103,8 @@ def _field_type(field: InputFieldLike, max_string_length: int) -> Any:
         annotated = Literal[tuple(field.allowed)]
     elif field.kind == "string":
         longest = min(field.max_length or max_string_length, max_string_length)
-        annotated = Annotated[StrictStr, Field(max_length=longest)]
+        shown = {"format": fmt} if (fmt := getattr(field, "format", None)) else None  # date-time: the predictor checks
+        annotated = Annotated[StrictStr, Field(max_length=longest, json_schema_extra=shown)]
     else:
         raise ValueError(f"input field {field.name}: unknown kind {field.kind!r} (integer, number or string)")
     return annotated | None if field.nullable else annotated

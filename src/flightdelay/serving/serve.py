@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import logging
 import os
 import socket
 from pathlib import Path
 
 from flightdelay.core.config import load_params
-from flightdelay.core.layout import ALERTS_DIR, DEPLOY_HISTORY, PARAMS_FILE, REQUEST_LOG
+from flightdelay.core.layout import ALERTS_DIR, DEPLOY_HISTORY, PARAMS_FILE, REQUEST_LOG, VALIDATED_DIR
+from flightdelay.release.package_format import verify
 from flightdelay.release.record import CHANNELS
-from flightdelay.serving.runtime import Deployed, DeployError, Slot, load_predictor, now_iso, resolve_package
+from flightdelay.serving.runtime import (
+    Deployed,
+    DeployError,
+    Slot,
+    load_context,
+    load_predictor,
+    now_iso,
+    resolve_package,
+)
 
 log = logging.getLogger(__name__)
 PORT_ENV = "FLIGHTDELAY_PORT"
@@ -65,11 +75,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where refused deploys write an alert (default: %(default)s)",
     )
+    parser.add_argument(
+        "--context",
+        metavar="DIR",
+        help="where the flights' context comes from (the schedule and weather around each flight): validated "
+        f"partitions, a path or fsspec URL (default: {VALIDATED_DIR} if it exists; 'none' for no context, every "
+        "flight then gets the fallback and is flagged context_fallback)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
     parser.epilog = (
         f"POST /admin/reload (and `flightdelay deploy`) needs ${TOKEN_ENV} set when the service starts; "
         "without it reloading is disabled. Endpoints: POST /predict; GET /health, /ready, /metadata, /metrics, /docs."
     )
+
+
+def context_location(given: str | None) -> str | None:
+    """--context as given; by default the validate stage's partitions when they are there, else none."""
+    if given:
+        return given
+    if Path(VALIDATED_DIR).is_dir():
+        return VALIDATED_DIR
+    log.warning("no %s here: serving without context, every flight gets the fallback (see --context)", VALIDATED_DIR)
+    return None
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -99,7 +126,10 @@ def run(args: argparse.Namespace) -> str:
     params = load_params(args.params).serve
     path = resolve_package(args.package, args.channel)
     port = args.port if args.port is not None else default_port()
-    predictor = load_predictor(path)  # verifies the package first: PackageError ends the command here
+    verify(path)  # a tampered package ends the command here, before anything else is read
+    context = load_context(context_location(args.context))
+    loader = functools.partial(load_predictor, context=context)
+    predictor = loader(path)
     log.info("loaded %s (hash %s) from %s", predictor.name, predictor.package_hash, path)
     sock = bind(args.host, port)
     slot = Slot(current=Deployed(predictor, path, args.channel, now_iso()), ready=False, reason="the canary is running")
@@ -110,7 +140,7 @@ def run(args: argparse.Namespace) -> str:
         alerts_dir=Path(args.alerts),
         reload_token=os.environ.get(TOKEN_ENV) or None,
     )
-    app = create_app(settings, slot, load_predictor)
+    app = create_app(settings, slot, loader)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10)
     log.info("serving %s on http://%s:%d (docs at /docs)", predictor.name, args.host, port)
     try:
