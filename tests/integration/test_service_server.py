@@ -184,3 +184,20 @@ def test_load_2000_requests_at_concurrency_8_without_an_error(running):
     assert len(statuses) == 2000 and set(statuses) == {200}
     metrics = httpx2.get(f"{running.url}/metrics").text
     assert 'flightdelay_requests_total{path="/predict",status="200"} 2000.0' in metrics
+
+
+def test_serve_help_names_the_options_and_the_token(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for option in (
+        "--package",
+        "--stage",
+        "--host",
+        "--port",
+        "--request-log",
+        "--context",
+        "FLIGHTDELAY_RELOAD_TOKEN",
+    ):
+        assert option in out
