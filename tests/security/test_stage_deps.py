@@ -148,7 +148,8 @@ LAYERS = {
     "release": {"core", "modeling", "release"},
     "stages": {"core", "data", "modeling", "release"},
     "prcomment": {"core", "prcomment"},
-    "serving": {"core", "data", "modeling", "release", "serving"},
+    # the predictor, batch scoring and the service: packages put to work, above the pipeline's stages
+    "serving": {"core", "data", "modeling", "release", "stages", "serving"},
 }
 
 
