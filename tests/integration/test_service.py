@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from flightdelay.core.config import ServeParams
 from flightdelay.core.hashing import sha256_bytes
-from flightdelay.release.package_format import write_package
+from flightdelay.release.package_format import MANIFEST_FORMAT, write_package
 from flightdelay.serving.app import Settings, create_app
 from flightdelay.serving.runtime import Deployed, Slot, read_history
 from tests.fake_predictor import FLIGHT, FakePredictor, fake_loader
@@ -29,8 +29,8 @@ LOG_KEYS = {
 def make_package(parent: Path, tag: bytes) -> Path:
     """A real, verifiable package directory (its model bytes are a stand-in: the fake predictor never reads them)."""
     model = b"stand-in model " + tag
-    manifest = {"format": 2, "model": {"sha256": sha256_bytes(model)}, "gate": {"decision": "pass"}, "version": "x"}
-    directory, _ = write_package(parent, model, manifest)
+    manifest = {"format": MANIFEST_FORMAT, "model": {"sha256": sha256_bytes(model)}, "gate": {"decision": "pass"}}
+    directory, _ = write_package(parent, model, manifest, b"{}")
     return directory
 
 
@@ -140,7 +140,8 @@ def test_a_nullable_field_may_be_left_out(make):
         ({"month": True}, "month", "int_type"),
         ({"month": 13}, "month", "less_than_equal"),
         ({"distance": -1}, "distance", "greater_than_equal"),
-        ({"distance": "far"}, "distance", "int_type"),
+        ({"distance": "far"}, "distance", "float_type"),
+        ({"distance": True}, "distance", "float_type"),
         ({"carrier": "ZZ"}, "carrier", "literal_error"),
         ({"origin": None}, "origin", "literal_error"),
         ({"dest": "X" * 5}, "dest", "string_too_long"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flightdelay.serving.app import frame_of, parse_json, request_id
+from flightdelay.serving.app import data_window, frame_of, parse_json, request_id
 from flightdelay.serving.runtime import (
     DeployError,
     good_stack,
@@ -144,3 +144,27 @@ def test_the_version_is_the_predictors_own_else_the_manifests():
     assert version_of(predictor) is None
     predictor.version = "0.1.0"  # type: ignore[attr-defined]
     assert version_of(predictor) == "0.1.0"
+
+
+def test_the_data_window_comes_from_the_recorded_params():
+    manifest = {
+        "params": {
+            "ingest": {"window": {"start": "2013-01", "end": "2013-12"}},
+            "features": {"split": {"train": {"start": "2013-01", "end": "2013-10"}, "test": {"start": "2013-11"}}},
+        },
+        "model": {"train_rows": 5},
+    }
+    window = data_window(manifest)
+    assert window == {
+        "ingested": {"start": "2013-01", "end": "2013-12"},
+        "train": {"start": "2013-01", "end": "2013-10"},
+        "test": {"start": "2013-11"},
+        "train_rows": 5,
+    }
+    assert data_window({}) is None
+
+
+def test_integer_bounds_are_integers_in_the_schema():
+    props = flight_model(SCHEMA, 64).model_json_schema()["properties"]
+    assert props["month"]["maximum"] == 12 and isinstance(props["month"]["maximum"], int)
+    assert isinstance(props["distance"]["maximum"], float)

@@ -348,7 +348,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
             "threshold": deployed.predictor.threshold,
             "params": m.get("params"),
             "metrics": m.get("metrics"),
-            "data_window": m.get("data_window", m.get("data")),
+            "data_window": data_window(m),
             "lineage": m.get("lineage"),
             "gate": m.get("gate"),
             "model": m.get("model"),
@@ -486,6 +486,19 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     return app
+
+
+def data_window(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The months the model learned from and was tested on, from the params its manifest records."""
+    if "data_window" in manifest:
+        return dict(manifest["data_window"])
+    params = manifest.get("params") or {}
+    split = (params.get("features") or {}).get("split")
+    window = (params.get("ingest") or {}).get("window")
+    if split is None and window is None:
+        return None
+    return {"ingested": window, "train": (split or {}).get("train"), "test": (split or {}).get("test"),
+            "train_rows": (manifest.get("model") or {}).get("train_rows")}  # fmt: skip
 
 
 def _serving(slot: Slot, need_ready: bool) -> Deployed:

@@ -38,8 +38,6 @@ class DeployError(PipelineError):
 
 
 class ReferenceLike(Protocol):
-    columns: list[str]
-
     def psi(self, column: str, values: pd.Series) -> float: ...
 
 
@@ -51,7 +49,9 @@ class PredictorLike(Protocol):
     manifest: dict[str, Any]
     input_schema: Any  # list[InputField]
     threshold: float
-    reference: ReferenceLike
+
+    @property
+    def reference(self) -> ReferenceLike: ...  # read-only here, so the predictor's own Reference type fits
 
     def predict(self, flights: pd.DataFrame) -> pd.DataFrame: ...
     def features(self, flights: pd.DataFrame) -> pd.DataFrame: ...

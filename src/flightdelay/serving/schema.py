@@ -91,14 +91,15 @@ class PredictResponse(BaseModel):
 
 def _field_type(field: InputFieldLike, max_string_length: int) -> Any:
     bounds: dict[str, Any] = {}
+    whole = int if field.kind == "integer" else float  # an integer field's bounds shown as integers
     if field.minimum is not None:
-        bounds["ge"] = field.minimum
+        bounds["ge"] = whole(field.minimum)
     if field.maximum is not None:
-        bounds["le"] = field.maximum
+        bounds["le"] = whole(field.maximum)
     if field.kind == "integer":
         annotated: Any = Annotated[StrictInt, Field(**bounds)]
     elif field.kind == "number":
-        annotated = Annotated[StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)], Field(**bounds)]
+        annotated = Annotated[StrictFloat, Field(allow_inf_nan=False, **bounds)]  # strict float takes JSON integers
     elif field.kind == "string" and field.allowed:
         annotated = Literal[tuple(field.allowed)]
     elif field.kind == "string":
