@@ -17,14 +17,20 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from flightdelay.core.config import load_schema, parse_params
+from flightdelay.core.config import DriftParams, load_schema, parse_params
 from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.files import partition_files, read_parquet, write_parquet
-from flightdelay.stages import features, train
+from flightdelay.core.hashing import sha256_bytes
+from flightdelay.modeling.flight_features import input_fields
+from flightdelay.modeling.model import dumps_canonical
+from flightdelay.release.package_format import STATE_FILE, write_package
+from flightdelay.stages import drift, features, train
 from flightdelay.stages.ingest import coerce_frame, with_lineage
+from flightdelay.stages.package import build_manifest, example_outputs, example_rows, reference_distributions
 from flightdelay.stages.predict import predictions
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from tests.default_params import default_params
+from tests.unit.test_packaging import GATE, LOCK, lineage
 
 REPO = Path(__file__).resolve().parents[2]
 SPLIT = {"train": {"start": "2013-01", "end": "2013-02"}, "test": {"start": "2013-03", "end": "2013-03"}}
@@ -92,3 +98,38 @@ def trained(tmp_path_factory) -> Trained:
     with threadpool_limits(limits=1):
         model, summary = train.fit(split["train"], FeatureSpec.load(processed / "feature_spec.json"), params.train)
     return Trained(model, summary, split["train"], split["test"], validated, processed)
+
+
+@pytest.fixture(scope="session")
+def package(trained: Trained, tmp_path_factory) -> Path:
+    """The trained model as the package stage packages it (manifest, feature state, checksums)."""
+    numeric, categorical = trained.summary.numeric, trained.summary.categorical
+    model_bytes = dumps_canonical(trained.model)
+    examples = example_rows(trained.test, numeric, categorical, 5)
+    reference = drift.compare(
+        trained.train,
+        trained.test,
+        numeric,
+        categorical,
+        trained.p_late(trained.train).to_numpy(),
+        trained.p_late(trained.test).to_numpy(),
+        DriftParams(),
+    )
+    seen = {c: sorted(trained.train[c].dropna().astype(str).unique()) for c in categorical}
+    manifest = build_manifest(
+        model_sha256=sha256_bytes(model_bytes),
+        summary=trained.summary,
+        params={"evaluate": {"threshold": 0.35}},
+        metrics={},
+        gate=GATE,
+        lineage_record=lineage(LOCK, "train"),
+        env={"python": "3", "flightdelay": "test", "libraries": {}},
+        schema_columns=[],
+        flight_fields=input_fields(load_schema(REPO / "config" / "schema.yaml").table("flights").columns, seen),
+        reference=reference_distributions(reference),
+        examples=examples,
+        example_predictions=example_outputs(trained.model, examples, numeric, categorical, "classification"),
+    )
+    state = (trained.processed / STATE_FILE).read_bytes()
+    path, _ = write_package(tmp_path_factory.mktemp("package"), model_bytes, manifest, state)
+    return path

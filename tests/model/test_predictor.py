@@ -15,11 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.config import DriftParams, load_schema
-from flightdelay.core.hashing import sha256_bytes
-from flightdelay.modeling.flight_features import input_fields
-from flightdelay.modeling.model import dumps_canonical, prepare
-from flightdelay.release.package_format import STATE_FILE, PackageError, write_package
+from flightdelay.core.config import DriftParams
+from flightdelay.modeling.model import prepare
+from flightdelay.release.package_format import STATE_FILE, PackageError
 from flightdelay.serving.predictor import (
     CanaryError,
     ContextSource,
@@ -29,45 +27,9 @@ from flightdelay.serving.predictor import (
     validate_input,
 )
 from flightdelay.stages import drift
-from flightdelay.stages.package import build_manifest, example_outputs, example_rows, reference_distributions
-from tests.model.conftest import REPO, Trained
-from tests.unit.test_packaging import GATE, LOCK, lineage
+from tests.model.conftest import Trained
 
 MARCH = "2013-03"
-
-
-@pytest.fixture(scope="module")
-def package(trained: Trained, tmp_path_factory) -> Path:
-    numeric, categorical = trained.summary.numeric, trained.summary.categorical
-    model_bytes = dumps_canonical(trained.model)
-    examples = example_rows(trained.test, numeric, categorical, 5)
-    reference = drift.compare(
-        trained.train,
-        trained.test,
-        numeric,
-        categorical,
-        trained.p_late(trained.train).to_numpy(),
-        trained.p_late(trained.test).to_numpy(),
-        DriftParams(),
-    )
-    seen = {c: sorted(trained.train[c].dropna().astype(str).unique()) for c in categorical}
-    manifest = build_manifest(
-        model_sha256=sha256_bytes(model_bytes),
-        summary=trained.summary,
-        params={"evaluate": {"threshold": 0.35}},
-        metrics={},
-        gate=GATE,
-        lineage_record=lineage(LOCK, "train"),
-        env={"python": "3", "flightdelay": "test", "libraries": {}},
-        schema_columns=[],
-        flight_fields=input_fields(load_schema(REPO / "config" / "schema.yaml").table("flights").columns, seen),
-        reference=reference_distributions(reference),
-        examples=examples,
-        example_predictions=example_outputs(trained.model, examples, numeric, categorical, "classification"),
-    )
-    state = (trained.processed / STATE_FILE).read_bytes()
-    path, _ = write_package(tmp_path_factory.mktemp("package"), model_bytes, manifest, state)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +94,8 @@ def test_a_flight_without_context_uses_the_fallback_counted_and_never_fails(pred
 
 
 def test_with_no_context_every_flight_is_a_fallback(package, trained):
-    alone = Predictor.load(package)
+    alone = Predictor.load(package.parent)  # the folder that holds the package finds it
+    assert alone.name == package.name
     out = alone.predict(as_sent(raw_flights(trained).head(4), alone))
     assert out["context_fallback"].all()
 

@@ -559,3 +559,10 @@ def test_the_feature_state_reads_back_exactly_and_gives_the_same_features():
 def test_a_feature_state_of_another_shape_is_refused(broken):
     with pytest.raises(DataError, match=r"state\.json"):
         FF.FeatureState.from_dict(broken, "state.json")
+
+
+def test_history_with_no_training_rows_left_is_the_prior():
+    # one training month: its rows leave their own month out, and nothing is left
+    frame, _ = build(flights_partition(), FF.weather_table(weather_rows(), 3), PARAMS)
+    out = FF.History.collect([("2013-01", frame)], "late").apply(frame, 5.0, exclude_period="2013-01")
+    assert (out[list(FF.HISTORY_KEYS)] == 0.0).all().all()  # no rows at all: the prior of nothing is 0

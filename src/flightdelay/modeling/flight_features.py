@@ -566,7 +566,8 @@ def history_features(
         stats = table.frame
         rate = ((stats["sum"] + smoothing * prior) / (stats["count"] + smoothing)).to_numpy(dtype="float64")
         found = table.index.lookup(frame)
-        out[feature] = np.where(found >= 0, rate[np.maximum(found, 0)], prior).astype("float64")
+        with_prior = np.append(rate, prior)  # an unseen key (-1) takes the last entry, the prior
+        out[feature] = with_prior[np.where(found >= 0, found, len(rate))].astype("float64")
     return out
 
 

