@@ -87,3 +87,9 @@ bench: $(RUNTIME_STAMP)  ## measure pipeline cost and scaling up to 30x the data
 
 bench-quick: $(RUNTIME_STAMP)  ## a small smoke run of the benchmarks; writes reports/benchmarks/quick/ (git-ignored)
 	$(BIN)/python benchmarks/run.py --quick
+
+# The HTTP service (docs/serving.md): the package the prod channel holds, or PACKAGE=models/package/model-<hash>
+# (STAGE=staging for the other channel); PORT=N instead of $FLIGHTDELAY_PORT or 8000. Ctrl-C stops it.
+.PHONY: serve
+serve: $(RUNTIME_STAMP)  ## serve a model package over HTTP on 127.0.0.1 (PACKAGE=path or STAGE=prod, PORT=8000)
+	$(BIN)/python -m flightdelay serve $(if $(PACKAGE),--package $(PACKAGE),--stage $(or $(STAGE),prod))$(if $(PORT), --port $(PORT))

@@ -52,12 +52,16 @@ TOOLS = {
     "pr-report": "collect the pull-request comment's data: gate, params, metrics, slices and curves against a base",
     "pr-comment": "validate a pr-report artifact and render the pull-request comment from it (the trusted side)",
     "score": "batch scoring: score raw monthly partitions with a verified package (or the one in a channel)",
+    "serve": "serve a verified model package over HTTP (POST /predict, /health, /ready, /metadata, /metrics, /docs)",
+    "deploy": "deploy a package to the running service after its canary passes, roll back, or print the history",
 }
-# The module of each tool (the pr-* tools are in prcomment, batch scoring in serving).
+# The module of each tool (imported only when it runs): the pr-* tools are in prcomment, scoring and serving in serving.
 TOOL_MODULES = {
     "pr-report": "flightdelay.prcomment.pr_report",
     "pr-comment": "flightdelay.prcomment.pr_comment",
     "score": "flightdelay.serving.score",
+    "serve": "flightdelay.serving.serve",
+    "deploy": "flightdelay.serving.deploy",
 }
 
 
@@ -134,8 +138,9 @@ def run_tool(name: str, argv: Sequence[str]) -> int:
     log_file = logs.configure(name, verbose=args.verbose)
     try:
         written = importlib.import_module(runner(name)).run(args)
-    except PipelineError as exc:
-        log.error("%s failed: %s", args.stage, exc)
+    except (PipelineError, ConfigError) as exc:  # serve reads params.yaml: one line per problem
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            log.error("%s failed: %s", args.stage, line)
         log.error("full log: %s", log_file)
         return 1
     sys.stdout.write(f"{written}\n")

@@ -112,6 +112,19 @@ def test_repro_installs_the_runtime_lock_only(project):
     assert installs(project, "repro") == ["requirements.lock"]
 
 
+def test_serve_installs_the_runtime_lock_and_serves_prod_or_the_package_given(project):
+    assert installs(project, "serve") == ["requirements.lock"]
+    commands = {
+        args: [line for line in make(project, "-n", "serve", *args).stdout.splitlines() if " serve" in line][-1]
+        for args in ((), ("PACKAGE=models/package/model-x", "PORT=8123"), ("STAGE=staging",))
+    }
+    assert commands[()].endswith("-m flightdelay serve --stage prod")
+    assert commands[("PACKAGE=models/package/model-x", "PORT=8123")].endswith(
+        "-m flightdelay serve --package models/package/model-x --port 8123"
+    )
+    assert commands[("STAGE=staging",)].endswith("-m flightdelay serve --stage staging")
+
+
 @pytest.mark.parametrize("target", ["test", "test-fast", "lint"])
 def test_test_targets_add_the_dev_lock(project, target):
     assert installs(project, target) == ["requirements.lock", "requirements-dev.lock"]

@@ -95,6 +95,7 @@ def test_the_repository_layout_is_the_one_dvc_yaml_names():
     assert layout.GATE_FILE in outs("gate")
     assert layout.SLICES_FILE in outs("evaluate")
     assert layout.PLOTS_DIR in outs("evaluate")
+    assert layout.VALIDATED_DIR in outs("validate")
     assert {layout.PACKAGE_DIR, layout.PACKAGE_POINTER} <= set(outs("package"))
     assert DVC["artifacts"]["flight-delay"]["path"] == layout.PACKAGE_DIR
     assert f"{layout.RECORD_DIR}/prod.json" in names(STAGES["gate"]["deps"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ MINIMAL: dict[str, Any] = {
     "gate": {"min_metrics": {"roc_auc": 0.6}, "max_metrics": {"ece": 0.1}, "override": None},
     "package": {},
     "report": {"dpi": 80},
+    "serve": {},
 }
 
 
@@ -114,6 +116,22 @@ def test_new_sections_parse_with_defaults():
     assert params.gate.max_drop_vs_promoted == {}
     assert params.package.example_rows == 5
     assert params.report.dpi == 80
+    assert params.serve.max_batch == 1000 and params.serve.log_inputs is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max_batch", 0, "serve.max_batch: 0 is out of range (expected an integer >= 1)"),
+        ("timeout_s", 0, "serve.timeout_s: 0 is out of range (expected a number of seconds > 0)"),
+        ("log_inputs", "yes", "serve.log_inputs: 'yes' is not"),
+    ],
+)
+def test_bad_serve_params_are_rejected(key, value, message):
+    raw = minimal()
+    raw["serve"] = {key: value}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_params(raw)
 
 
 OVERRIDE = {

@@ -417,6 +417,20 @@ class ReportParams:
 
 
 @dataclass(frozen=True, config=_CONFIG)
+class ServeParams:
+    """The HTTP service (flightdelay.serving): request limits, the request log and the drift gauge."""
+
+    max_batch: Positive = 1000
+    max_body_bytes: Positive = 1048576
+    max_string_length: Positive = 64
+    timeout_s: Annotated[Number, Field(gt=0, description="a number of seconds > 0")] = 5.0
+    log_features: StrictBool = False
+    log_inputs: StrictBool = False
+    drift_window: Positive = 5000
+    drift_min_rows: Positive = 200
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class Params:
     dataset: DatasetParams
     data: DataParams
@@ -430,6 +444,7 @@ class Params:
     gate: GateParams
     package: PackageParams
     report: ReportParams
+    serve: ServeParams
 
 
 # ---------------------------------------------------------------------------------------------------- schema

@@ -16,3 +16,8 @@ GATE_FILE = "reports/gate.json"
 SLICES_FILE = "reports/slices.json"
 PLOTS_DIR = "reports/plots"
 REPORTS_DIR = "reports"
+# The service (flightdelay serve / deploy): not pipeline outputs, all git-ignored.
+REQUEST_LOG = "logs/requests.jsonl"
+DEPLOY_HISTORY = "logs/deploy/history.jsonl"
+ALERTS_DIR = "reports/alerts"
+VALIDATED_DIR = "data/validated"  # the service's default context source (the validate stage's partitions)

@@ -1,0 +1,533 @@
+"""The HTTP service: a FastAPI app over one served package (see docs/serving.md, "Running the service").
+
+POST /predict scores 1..serve.max_batch raw flights; GET /health, /ready, /metadata, /metrics, /docs and
+/openapi.json; POST /admin/reload deploys or rolls back (bearer token, disabled without one). Every refusal is a
+defined status with the JSON error shape {"error": {"code", "message", "field"?, "limit"?}, "request_id"}, never a
+traceback. The /predict body is read and parsed here, not by FastAPI, so the size limit is checked while the bytes
+arrive (chunked bodies too), NaN/Infinity are refused, and the batch cap is a 413 before any flight is validated;
+the OpenAPI schema still shows the package's real input fields (built from its input_schema in `schema.py`).
+
+The model runs in a small thread pool whose threads each use one OpenMP/BLAS thread (threadpoolctl), so the event
+loop never blocks on scoring and a request over serve.timeout_s is answered 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hmac
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flightdelay.core.config import ServeParams
+from flightdelay.core.errors import PipelineError
+from flightdelay.serving import schema
+from flightdelay.serving.metrics import ServiceMetrics
+from flightdelay.serving.reqlog import RequestLog
+from flightdelay.serving.runtime import (
+    Deployed,
+    DeployError,
+    Loader,
+    Slot,
+    append_history,
+    deploy_into,
+    history_entry,
+    now_iso,
+    rollback_target,
+    write_alert,
+)
+from flightdelay.serving.schema import ApiError
+
+log = logging.getLogger(__name__)
+
+PATHS = ("/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json", "/admin/reload")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schema.ErrorResponse, "description": text}
+    for code, text in {
+        400: "the body is not JSON (or holds NaN/Infinity)",
+        413: "the body is over serve.max_body_bytes, or the batch over serve.max_batch",
+        422: "a flight breaks the input schema (the error names the row, field and rule), or the batch is empty",
+        503: "the model is not ready (its canary has not passed)",
+        504: "scoring took longer than serve.timeout_s",
+    }.items()
+}
+
+
+RELOAD_BODY = {
+    "type": "object",
+    "description": 'deploy a package: {"package": "/abs/path/model-<hash>", "channel": "prod"}; or {"rollback": true}',
+    "properties": {
+        "package": {"type": "string", "description": "the package directory, as the service's machine sees it"},
+        "channel": {"type": "string", "description": "the release channel it comes from, shown in /metadata"},
+        "rollback": {"type": "boolean", "description": "return to the previous good package"},
+    },
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    params: ServeParams
+    request_log: Path
+    history: Path
+    alerts_dir: Path
+    reload_token: str | None = None
+    version: str = "0.1.0"
+
+
+def _one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)  # for this worker thread's OpenMP and BLAS pools (OMP_NUM_THREADS=1 is set too)
+
+
+def request_id(header: str | None) -> str:
+    return header if header and _REQUEST_ID.match(header) else uuid.uuid4().hex
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON, or ApiError 400: empty, not UTF-8 JSON, NaN/Infinity (not JSON), or nested too deep."""
+    if not body.strip():
+        raise ApiError(400, "invalid_json", 'the body is empty; send {"flights": [ {...} ]} as JSON')
+
+    def no_constants(name: str) -> Any:
+        raise ApiError(400, "invalid_json", f"{name} is not JSON; send null for a missing value")
+
+    try:
+        return json.loads(body, parse_constant=no_constants)
+    except ApiError:
+        raise
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply to be a flight batch") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long to convert
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:160]}") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, counted while it arrives (chunked bodies have no Content-Length): ApiError 413 past `limit`."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "body_too_large", f"the body is over serve.max_body_bytes = {limit} bytes; send fewer flights", limit=limit
+    )
+
+
+def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+def frame_of(rows: list[dict[str, Any]], fields: list[Any]) -> pd.DataFrame:
+    """The validated flights as a DataFrame with the input schema's columns in order and a dtype per kind
+    (integer: nullable Int64, number: float64 with NaN for null, string: object with None), built column by column
+    from arrays: casting a finished frame costs ~1 ms a column, most of a one-flight request."""
+    columns: dict[str, Any] = {}
+    for f in fields:
+        values = [row[f.name] for row in rows]
+        if f.kind == "integer":
+            columns[f.name] = pd.array(values, dtype="Int64")
+        elif f.kind == "number":
+            columns[f.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        else:
+            columns[f.name] = np.array(values, dtype=object)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)), copy=False)
+
+
+class Observe:
+    """Outermost middleware: request id, Content-Length limit, latency, metrics and the request log for every
+    request; an unexpected error becomes a JSON 500 without a traceback (logged)."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        headers = Headers(scope=scope)
+        info: dict[str, Any] = {"request_id": request_id(headers.get("x-request-id")), "time": now_iso()}
+        scope["flightdelay"] = info
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", info["request_id"].encode())]
+            await send(message)
+
+        try:
+            length = headers.get("content-length")
+            limit = self.service.settings.params.max_body_bytes
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                error = _too_large(limit) if length.isdigit() else ApiError(400, "bad_length", "bad Content-Length")
+                info["error"] = error.code
+                await _json(error.status, error.body(info["request_id"]))(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            info["error"] = f"internal_error: {type(exc).__name__}"
+            if status == 0:
+                body = ApiError(500, "internal_error", "an unexpected error; the service log has the details")
+                await _json(500, body.body(info["request_id"]))(scope, receive, send_with_id)
+        finally:
+            self.service.finish(scope, info, status or 500, time.perf_counter() - start)
+
+
+class Service:
+    """The app's state: settings, the served slot, the loader for deploys, metrics, the request log, the pool."""
+
+    def __init__(self, settings: Settings, slot: Slot, loader: Loader) -> None:
+        self.settings = settings
+        self.slot = slot
+        self.loader = loader
+        self.metrics = ServiceMetrics(settings.params.drift_window, settings.params.drift_min_rows)
+        self.request_log = RequestLog(settings.request_log)
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="model", initializer=_one_thread
+        )
+        self._models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {}
+        if slot.current is not None:
+            self.metrics.model_changed(slot.current)
+
+    def models(self, deployed: Deployed) -> tuple[type[BaseModel], type[BaseModel]]:
+        """The Flight and PredictRequest models of a package (built once per package)."""
+        key = deployed.predictor.package_hash
+        if key not in self._models:
+            p = self.settings.params
+            flight = schema.flight_model(list(deployed.predictor.input_schema), p.max_string_length)
+            self._models[key] = (flight, schema.request_model(flight, p.max_batch))
+        return self._models[key]
+
+    def finish(self, scope: Scope, info: dict[str, Any], status: int, seconds: float) -> None:
+        path = scope.get("path", "")
+        label = path if path in PATHS else "other"
+        self.metrics.observe_request(label, status, seconds)
+        entry: dict[str, Any] = {
+            "time": info.get("time") or now_iso(),
+            "request_id": info["request_id"],
+            "method": scope.get("method"),
+            "path": label,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+            "model_hash": info.get("model_hash"),
+            "batch_size": info.get("batch_size", 0),
+            "error": info.get("error"),
+            "predictions": info.get("predictions"),
+        }
+        if "features" in info:
+            entry["features"] = info["features"]
+        if "inputs" in info:
+            entry["inputs"] = info["inputs"]
+        self.request_log.write(entry)
+
+    def initial_canary(self) -> None:
+        """The canary of the package the service started with; /ready turns true when it passes."""
+        deployed = self.slot.current
+        if deployed is None or self.slot.ready:
+            return
+        try:
+            deployed.predictor.canary()
+        except PipelineError as exc:
+            self.slot.reason = f"the canary failed: {str(exc).splitlines()[0]}"
+            entry = history_entry("refused", deployed.path, deployed.predictor, reason=self.slot.reason)
+            append_history(self.settings.history, entry)
+            write_alert(self.settings.alerts_dir, entry, None)
+            return
+        self.slot.ready, self.slot.reason = True, ""
+        append_history(self.settings.history, history_entry("started", deployed.path, deployed.predictor))
+        log.info("serving %s: the canary passed, ready", deployed.predictor.name)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.request_log.close()
+
+
+def _score(deployed: Deployed, frame: pd.DataFrame, want_features: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    predictions = deployed.predictor.predict(frame)
+    features = deployed.predictor.features(frame) if want_features else None
+    return predictions, features
+
+
+def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
+    """The service over `slot`; if its model's canary has not run, it runs when the app starts (/ready waits)."""
+    service = Service(settings, slot, loader)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=service.initial_canary, name="canary", daemon=True).start()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title=schema.SERVICE_TITLE,
+        version=settings.version,
+        description="Predicts whether a 2013 NYC flight arrives over 15 minutes late, from its raw schedule fields.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(Observe, service=service)
+
+    def info_of(request: Request) -> dict[str, Any]:
+        found: dict[str, Any] = request.scope.setdefault("flightdelay", {"request_id": uuid.uuid4().hex})
+        return found
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        info = info_of(request)
+        info["error"] = exc.code
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _json(exc.status, exc.body(info["request_id"]), headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        if exc.status_code == 404:
+            message += f"; the endpoints are {', '.join(PATHS)}"
+        return await api_error(request, ApiError(exc.status_code, code, message))
+
+    @app.get("/health", summary="the process is up")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="a model is loaded and its canary passed", responses={503: _ERRORS[503]})
+    async def ready() -> dict[str, Any]:
+        deployed = slot.current
+        if deployed is None or not slot.ready:
+            raise ApiError(503, "not_ready", slot.reason)
+        return {"ready": True, "model": deployed.ref()}
+
+    @app.get("/metadata", summary="what is served: name, hash, version, channel, params, metrics, data, lineage")
+    async def metadata(request: Request) -> dict[str, Any]:
+        deployed = _serving(slot, need_ready=False)
+        info_of(request)["model_hash"] = deployed.predictor.package_hash
+        m = deployed.predictor.manifest
+        return {
+            **deployed.ref(),
+            "channel": deployed.channel,
+            "path": str(deployed.path),
+            "loaded_at": deployed.loaded_at,
+            "ready": slot.ready,
+            "threshold": deployed.predictor.threshold,
+            "params": m.get("params"),
+            "metrics": m.get("metrics"),
+            "data_window": data_window(m),
+            "lineage": m.get("lineage"),
+            "gate": m.get("gate"),
+            "model": m.get("model"),
+        }
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
+    async def metrics() -> Response:
+        text = service.metrics.render(slot.current if slot.ready else None)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post(
+        "/predict",
+        summary="score one flight or a batch",
+        response_model=schema.PredictResponse,
+        responses={code: spec for code, spec in _ERRORS.items()},
+    )
+    async def predict(request: Request) -> JSONResponse:
+        info = info_of(request)
+        deployed = _serving(slot, need_ready=True)  # read once: a swap during this request does not affect it
+        info["model_hash"] = deployed.predictor.package_hash
+        p = settings.params
+        payload = parse_json(await read_body(request, p.max_body_bytes))
+        flights = schema.check_body(payload, p.max_batch)
+        info["batch_size"] = len(flights)
+        flight_model, _ = service.models(deployed)
+        rows = schema.check_flights(flights, flight_model)
+        fields = list(deployed.predictor.input_schema)
+        frame = frame_of(rows, fields)
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(service.pool, _score, deployed, frame, p.log_features)
+        try:
+            scored, features = await asyncio.wait_for(job, timeout=p.timeout_s)
+        except TimeoutError:
+            raise ApiError(
+                504,
+                "timeout",
+                f"scoring took over serve.timeout_s = {p.timeout_s} s; send fewer flights",
+                limit=p.timeout_s,
+            ) from None
+        except PipelineError as exc:
+            if hasattr(exc, "field"):  # the predictor's InputError: a value its own checks refuse
+                row = getattr(exc, "row", None)
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    str(exc).splitlines()[0],
+                    field=getattr(exc, "field", None),
+                    row=row if isinstance(row, int) else None,
+                    rule=getattr(exc, "rule", None),
+                ) from None
+            log.error("scoring failed: %s", exc)
+            raise ApiError(503, "scoring_failed", f"the model could not score this batch: {exc}") from None
+        if len(scored) != len(frame):
+            raise RuntimeError(f"the predictor returned {len(scored)} rows for {len(frame)} flights")
+        probabilities = [float(v) for v in scored["probability"]]
+        fallbacks = [bool(v) for v in scored["context_fallback"]]
+        predictions = [
+            {"probability": prob, "label": int(label), "context_fallback": fb}
+            for prob, label, fb in zip(probabilities, scored["label"], fallbacks, strict=True)
+        ]
+        service.metrics.observe_predictions(probabilities, sum(fallbacks))
+        info["predictions"] = probabilities
+        if features is not None:
+            info["features"] = {c: features[c].tolist() for c in features.columns}
+        if p.log_inputs:
+            info["inputs"] = rows
+        return _json(200, {"request_id": info["request_id"], "model": deployed.ref(), "predictions": predictions})
+
+    @app.post(
+        "/admin/reload",
+        summary="deploy a package or roll back (Authorization: Bearer $FLIGHTDELAY_RELOAD_TOKEN)",
+        responses={
+            401: {"model": schema.ErrorResponse, "description": "missing or wrong token"},
+            403: {"model": schema.ErrorResponse, "description": "reload is disabled (no token set)"},
+            409: {"model": schema.ErrorResponse, "description": "refused: the old model keeps serving"},
+            **{c: _ERRORS[c] for c in (400, 413)},
+        },
+    )
+    async def reload(request: Request) -> JSONResponse:
+        info = info_of(request)
+        _check_token(settings.reload_token, request.headers.get("authorization"))
+        payload = parse_json(await read_body(request, settings.params.max_body_bytes))
+        package, channel, rollback = _reload_body(payload)
+        if not slot.lock.acquire(blocking=False):
+            raise ApiError(409, "reload_in_progress", "another deploy is running; try again when it has finished")
+        try:
+            if rollback:
+                try:
+                    target = rollback_target(settings.history)
+                except DeployError as exc:
+                    raise ApiError(409, "nothing_to_roll_back", str(exc)) from None
+                path, outcome, channel = Path(target["path"]), "rolled_back", channel
+            else:
+                path, outcome = Path(str(package)), "deployed"
+            result = await anyio.to_thread.run_sync(
+                deploy_into, slot, service.loader, path, channel, settings.history, settings.alerts_dir, outcome
+            )
+        finally:
+            slot.lock.release()
+        if not result.ok:
+            raise ApiError(409, "deploy_refused", f"{result.entry['reason']}; still serving {result.entry['previous']}")
+        deployed = slot.current
+        assert deployed is not None
+        service.metrics.model_changed(deployed)
+        app.openapi_schema = None  # the new package's input schema
+        info["model_hash"] = deployed.predictor.package_hash
+        return _json(200, {"request_id": info["request_id"], **result.entry, "model": deployed.ref()})
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        deployed = slot.current
+        if deployed is not None:
+            _, request_model = service.models(deployed)
+            body = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(body.pop("$defs", {}))
+            components["PredictRequest"] = body
+            spec["paths"]["/predict"]["post"]["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+            }
+        spec["paths"]["/admin/reload"]["post"]["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": RELOAD_BODY}},
+        }
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
+    return app
+
+
+def data_window(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The months the model learned from and was tested on, from the params its manifest records."""
+    if "data_window" in manifest:
+        return dict(manifest["data_window"])
+    params = manifest.get("params") or {}
+    split = (params.get("features") or {}).get("split")
+    window = (params.get("ingest") or {}).get("window")
+    if split is None and window is None:
+        return None
+    return {"ingested": window, "train": (split or {}).get("train"), "test": (split or {}).get("test"),
+            "train_rows": (manifest.get("model") or {}).get("train_rows")}  # fmt: skip
+
+
+def _serving(slot: Slot, need_ready: bool) -> Deployed:
+    deployed = slot.current
+    if deployed is None or (need_ready and not slot.ready):
+        raise ApiError(503, "not_ready", f"no model is ready: {slot.reason}")
+    return deployed
+
+
+def _check_token(expected: str | None, header: str | None) -> None:
+    if not expected:
+        raise ApiError(
+            403, "reload_disabled", "reload is disabled: start the service with FLIGHTDELAY_RELOAD_TOKEN set"
+        )
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "send the header 'Authorization: Bearer <FLIGHTDELAY_RELOAD_TOKEN>'")
+
+
+def _reload_body(payload: Any) -> tuple[str | None, str | None, bool]:
+    if not isinstance(payload, dict) or set(payload) - {"package", "channel", "rollback"}:
+        raise ApiError(
+            422, "invalid_body", 'send {"package": "/path/to/model-<hash>", "channel"?: "prod"} or {"rollback": true}'
+        )
+    package, channel, rollback = payload.get("package"), payload.get("channel"), payload.get("rollback", False)
+    if rollback is not True and rollback is not False:
+        raise ApiError(422, "invalid_body", "rollback: expected true or false", field="rollback")
+    if channel is not None and not isinstance(channel, str):
+        raise ApiError(422, "invalid_body", "channel: expected a text", field="channel")
+    if rollback == bool(isinstance(package, str) and package):
+        raise ApiError(422, "invalid_body", "give exactly one of package (a path) or rollback: true", field="package")
+    return package, channel, rollback
