@@ -25,6 +25,7 @@ def write_or_die(frame: pd.DataFrame, url: str) -> None:
     marker = Path(os.environ[MARKER_ENV])
     if url.endswith(TARGET) and not marker.exists():
         marker.write_text(str(os.getpid()))
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
         Path(f"{url}.killed{TEMP_SUFFIX}").write_bytes(b"half a file")
         os.kill(os.getpid(), signal.SIGKILL)
     _write(frame, url)

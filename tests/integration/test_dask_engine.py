@@ -1,4 +1,4 @@
-"""ingest and validate on a 2-worker Dask LocalCluster on 127.0.0.1 write the same bytes as the local engine:
+"""ingest, validate and features on a 2-worker Dask LocalCluster on 127.0.0.1 write the same bytes as the local engine:
 every partition file, the quarantine records in the same order, counts, profile and summary; also when a worker
 is killed mid-write, and a scheduler that cannot be reached stops the stage with one line naming it."""
 
@@ -18,7 +18,8 @@ from tests.data.test_corpus import CORPUS, workspace
 from tests.integration import dask_kill
 from tests.stage_cmd import stage_argv
 
-OUTPUTS = ["data/ingested", "data/validated", "data/quarantine", "reports"]
+OUTPUTS = ["data/ingested", "data/validated", "data/quarantine", "data/processed", "reports"]
+STAGES = ("ingest", "validate", "features")
 
 
 def three_months(root: Path) -> Path:
@@ -36,6 +37,10 @@ def three_months(root: Path) -> Path:
         frame.to_csv(flights / f"2013-{month:02d}.csv", index=False)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["ingest"]["window"] = {"start": "2013-01", "end": "2013-03"}
+    params["features"]["split"] = {
+        "train": {"start": "2013-01", "end": "2013-02"},
+        "test": {"start": "2013-03", "end": "2013-03"},
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 
@@ -48,7 +53,7 @@ def set_compute(root: Path, **compute: object) -> None:
 
 def run_data_stages(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(root)
-    for stage in ("ingest", "validate"):
+    for stage in STAGES:
         assert main(stage_argv(stage)) == 0, stage
 
 
@@ -77,7 +82,12 @@ def assert_same_outputs(local: Path, cluster: Path) -> None:
     quarantined = pd.read_parquet(local / "data/quarantine/ingest.parquet")
     assert len(quarantined) == 1  # the comparison covers real quarantine records, not only empty files
     assert len(pd.read_parquet(local / "data/quarantine/validate.parquet")) == 1
-    assert {"data/ingested/flights/2013-03.parquet", "data/validated/flights/2013-03.parquet"} <= set(expected)
+    assert {
+        "data/ingested/flights/2013-03.parquet",
+        "data/validated/flights/2013-03.parquet",
+        "data/processed/train/2013-02.parquet",
+        "data/processed/test/2013-03.parquet",
+    } <= set(expected)
 
 
 @pytest.mark.slow

@@ -351,8 +351,9 @@ class ReportParams:
 
 @dataclass(frozen=True, config=_CONFIG)
 class ComputeParams:
-    """Where the per-partition work of the data stages runs: in the stage's own process, one partition after
-    another (`local`), or as one task per partition on a Dask cluster (`dask`). The outputs are the same bytes."""
+    """Where the per-partition work of ingest, validate and features runs: in the stage's own process, one
+    partition after another (`local`), or as one task per partition on a Dask cluster (`dask`). The outputs are
+    the same bytes either way."""
 
     engine: Literal["local", "dask"] = "local"
     # A running scheduler such as 'tcp://10.0.0.5:8786'; None: DASK_SCHEDULER_ADDRESS if set, else a LocalCluster.

@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,25 +47,36 @@ def scheduler_address(compute: ComputeParams) -> str | None:
     return compute.scheduler or os.environ.get(ADDRESS_ENV) or None
 
 
-def map_partitions(fn: Callable[[T], R], items: Sequence[T], compute: ComputeParams, *, name: str) -> list[R]:
-    """`[fn(item) for item in items]`, run by the configured engine; results in the order of `items`.
+def map_partitions(
+    fn: Callable[..., R],
+    items: Sequence[T],
+    compute: ComputeParams,
+    *,
+    name: str,
+    shared: Mapping[str, Any] | None = None,
+) -> list[R]:
+    """`[fn(item, **shared) for item in items]`, run by the configured engine; results in the order of `items`.
 
     `fn` must be a module-level function (or a functools.partial of one) so that a worker process can import
-    it; `name` labels the tasks on the cluster (the stage's name). The first failing item (in order) raises
-    its own exception, as the local engine would.
+    it; `name` labels the tasks on the cluster (the stage's name). `shared` holds larger read-only inputs every
+    task needs (lookup tables): the dask engine sends them to each worker once, not with every task. The first
+    failing item (in order) raises its own exception, as the local engine would.
     """
+    shared = dict(shared or {})
     if compute.engine == "local" or not items:
-        return [fn(item) for item in items]
+        return [fn(item, **shared) for item in items]
+    from distributed import wait
+
     with dask_client(compute) as client:
         keys = [f"{name}-{i:06d}-{uuid.uuid4().hex[:8]}" for i in range(len(items))]
-        futures = client.map(fn, list(items), key=keys, pure=False)
+        scattered = {k: client.scatter([v], broadcast=True, hash=False)[0] for k, v in shared.items()}
+        futures = client.map(fn, list(items), key=keys, pure=False, **scattered)
+        wait(futures)
         try:
-            from distributed import wait
-
-            wait(futures)
             results = [future.result() for future in futures]
-        finally:
+        except BaseException:
             client.cancel(futures)
+            raise
         workers = client.run(peak_rss_mib)
         log.info(
             "compute: peak RSS MiB: this process %.0f, workers %s",
@@ -87,6 +98,19 @@ def peak_rss_mib() -> float:
 @contextlib.contextmanager
 def dask_client(compute: ComputeParams) -> Iterator[Any]:
     """A distributed Client on the named scheduler, or on a LocalCluster started (and stopped) here."""
+    # Dask's own INFO lines (workers starting, keys released) are noise in a stage log; warnings still show.
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        with _connect(compute) as client:
+            yield client
+    finally:
+        quiet.setLevel(level)
+
+
+@contextlib.contextmanager
+def _connect(compute: ComputeParams) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     address = scheduler_address(compute)
@@ -98,6 +122,9 @@ def dask_client(compute: ComputeParams) -> Iterator[Any]:
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
+                # the scheduler's HTTP server (health, metrics) on a free port, not 8787: stages on one machine
+                # (or a dashboard someone runs) must not collide
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.WARNING,
             ) as cluster,
             Client(cluster) as client,

@@ -331,7 +331,7 @@ def run(
         parts += planned
     counts: dict[str, dict[str, int]] = {}
     with atomic_dir(out_dir) as tmp:
-        task = functools.partial(ingest_part, schema=schema, ip=ingest, out_dir=str(tmp))
+        task = functools.partial(ingest_part, schema=schema, ip=ingest, out_dir=str(tmp.resolve()))
         results = map_partitions(task, parts, compute, name="ingest")
         remove_partials(tmp)
         for result in results:

@@ -341,7 +341,7 @@ def run(
             schema=schema,
             limit=validate.max_invalid_share,
             in_dir=str(source_dir.resolve()),
-            out_dir=str(tmp),
+            out_dir=str(tmp.resolve()),
         )
         results = map_partitions(task, items, compute, name="validate")
         remove_partials(tmp)
