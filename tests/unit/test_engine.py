@@ -44,6 +44,10 @@ def refuse_negative(value: int) -> int:
     return value
 
 
+def add_offset(value: int, *, offset: int, table: pd.DataFrame) -> int:
+    return value + offset + len(table)
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,6 +59,11 @@ def test_local_engine_maps_in_order_in_this_process():
     results = map_partitions(summarise, items, LOCAL, name="t")
     assert [r["seed"] for r in results] == [0, 1, 2, 3, 4]
     assert {r["pid"] for r in results} == {os.getpid()}
+
+
+def test_shared_inputs_reach_every_task():
+    shared = {"offset": 10, "table": pd.DataFrame({"a": range(5)})}
+    assert map_partitions(add_offset, [1, 2, 3], LOCAL, name="t", shared=shared) == [16, 17, 18]
 
 
 def test_the_local_engine_does_not_import_dask():
@@ -118,6 +127,8 @@ def test_a_local_cluster_gives_the_local_results_in_order():
         {k: v for k, v in r.items() if k != "pid"} for r in local
     ]
     assert os.getpid() not in {r["pid"] for r in cluster}  # the work ran in the worker processes
+    shared = {"offset": 10, "table": pd.DataFrame({"a": range(5)})}
+    assert map_partitions(add_offset, [1, 2, 3], CLUSTER, name="t", shared=shared) == [16, 17, 18]
 
 
 @pytest.mark.slow
