@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -326,6 +327,55 @@ def bench_scale(
     return sizes, throughput
 
 
+RSS_LINE = re.compile(r"compute: peak RSS MiB: this process (?P<stage>\d+), workers (?P<workers>[\d ]+)")
+
+
+def bench_dask(
+    run: Runner,
+    commands: list[tuple[str, list[str]]],
+    source: Path,
+    raw_dir: Path,
+    scales: Sequence[float],
+    months: Sequence[str] | None,
+    repeats: int,
+) -> list[dict[str, Any]]:
+    """ingest + validate with compute.engine local against a LocalCluster of 2 worker processes (1 thread each),
+    at each scale: wall and CPU seconds, and peak RSS per process (the stage process; each worker, as the
+    engine logs it). The outputs are the same bytes either way (tests/integration/test_dask_engine.py)."""
+    data_stages = [(stage, cmds) for stage, cmds in commands if stage in ("ingest", "validate")]
+    rows = []
+    for scale in scales:
+        print(f"dask: scale {scale:g}x: generating", flush=True)
+        written = generate(source, raw_dir, scale=scale, months=months, seed=0)
+        engines: dict[str, dict[str, Any]] = {}
+        for engine in ("local", "dask"):
+            set_params(run.copy, {("compute", "engine"): engine, ("compute", "workers"): 2})
+            per_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage, _ in data_stages}
+            for i in range(repeats):
+                print(f"dask: scale {scale:g}x, engine {engine}, run {i + 1} of {repeats}", flush=True)
+                for stage, cmds in data_stages:
+                    results = [run(cmd) for cmd in cmds]
+                    logged = [m for r in results for m in RSS_LINE.finditer(r["output"])]
+                    per_stage[stage].append(
+                        {
+                            "seconds": sum(r["seconds"] for r in results),
+                            "cpu_seconds_stage_process": sum(r["cpu_seconds"] for r in results),
+                            # wait4's peak is the largest of the process and its children (the workers):
+                            # the local engine's figure, and the dask engine's upper bound
+                            "peak_rss_mib_all": max(r["peak_rss_mib"] for r in results),
+                            "peak_rss_mib_stage_process": float(logged[-1]["stage"]) if logged else None,
+                            "peak_rss_mib_worker": max(map(float, logged[-1]["workers"].split())) if logged else None,
+                        }
+                    )
+            engines[engine] = {
+                stage: {key: stats([r[key] for r in runs]) if runs[0][key] is not None else None for key in runs[0]}
+                for stage, runs in per_stage.items()
+            }
+        set_params(run.copy, {("compute", "engine"): "local"})
+        rows.append({"scale": scale, "rows": written, "workers": 2, "engines": engines})
+    return rows
+
+
 def bench_fresh_clone(scratch: Path, verbose: bool) -> dict[str, Any]:
     """`git clone` of HEAD and `make repro`, the virtualenv built from the lock file included."""
     env = {k: v for k, v in environment(scratch).items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -449,6 +499,28 @@ def markdown(results: Mapping[str, Any]) -> str:
                 f"{spread(row['pyarrow_floor'])} | {row['ratio']:.2f} | {row['flights_per_second']:,.0f} |"
             )
         lines.append("")
+    d = results.get("dask")
+    if d:
+        lines += [
+            "## Local engine against a Dask LocalCluster",
+            "",
+            "ingest and validate with `compute.engine: local` and with `dask` (a LocalCluster of 2 worker processes, "
+            "1 thread each, started by the stage). Peak RSS per process: the stage process, and the largest worker.",
+            "",
+            "| scale | stage | local s | dask s | local peak MiB | dask: stage process MiB | dask: worker MiB |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in d:
+            local, cluster = row["engines"]["local"], row["engines"]["dask"]
+            for stage in local:
+                lines.append(
+                    f"| {row['scale']:g}x ({row['rows']['flights']:,} flights) | {stage} | "
+                    f"{spread(local[stage]['seconds'])} | {spread(cluster[stage]['seconds'])} | "
+                    f"{spread(local[stage]['peak_rss_mib_all'], '{:.0f}')} | "
+                    f"{spread(cluster[stage]['peak_rss_mib_stage_process'], '{:.0f}')} | "
+                    f"{spread(cluster[stage]['peak_rss_mib_worker'], '{:.0f}')} |"
+                )
+        lines.append("")
     c = results.get("fresh_clone")
     if c:
         lines += ["## Fresh clone", "", f"`git clone` + `make repro` to first metrics: {c['seconds']:.0f} s.", ""]
@@ -508,8 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["overhead", "noop", "experiment", "stages"],
-        help="run only these benchmarks (stages includes the ingest throughput)",
+        choices=["overhead", "noop", "experiment", "stages", "dask"],
+        help="run only these benchmarks (stages includes the ingest throughput; dask runs only when named)",
     )
     parser.add_argument(
         "--threads", type=int, help="set OMP_NUM_THREADS (and BLAS threads) for every command (default: unset)"
@@ -538,6 +610,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "overhead" in only:
             print("overhead: dvc repro -f against one process", flush=True)
             results["overhead"] = bench_overhead(run, commands, args.repeats)
+        elif only == {"dask"}:
+            run(["dvc", "repro", "raw"])  # the dask column needs only the raw data to scale up
         else:
             run(["dvc", "repro"])
         if "noop" in only:
@@ -553,6 +627,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             months = QUICK_MONTHS if args.quick else None
             sizes, throughput = bench_scale(run, commands, params, source, args.scales, months, args.repeats, scratch)
             results["stages"], results["ingest_throughput"] = sizes, throughput
+        if "dask" in only:
+            source = scratch / "source-dask"
+            shutil.copytree(copy / params["data"]["raw_dir"], source)
+            months = QUICK_MONTHS if args.quick else None
+            raw_dir = copy / params["data"]["raw_dir"]
+            results["dask"] = bench_dask(run, commands, source, raw_dir, args.scales, months, args.repeats)
         if args.fresh_clone:
             print("fresh clone: git clone + make repro", flush=True)
             results["fresh_clone"] = bench_fresh_clone(scratch, args.verbose)

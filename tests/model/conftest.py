@@ -89,7 +89,7 @@ def trained(tmp_path_factory) -> Trained:
     split_months = [*params.features.split.train_months(), *params.features.split.test_months()]
     validated = validated_months(tmp / "validated", split_months)
     processed = tmp / "processed"
-    features.run(params.features, params.train, in_dir=validated, out_dir=processed)
+    features.run(params.features, params.train, params.compute, in_dir=validated, out_dir=processed)
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(processed / s)], ignore_index=True)
         for s in ("train", "test")
@@ -128,6 +128,7 @@ def package(trained: Trained, tmp_path_factory) -> Path:
         flight_fields=input_fields(load_schema(REPO / "config" / "schema.yaml").table("flights").columns, seen),
         reference=reference_distributions(reference),
         examples=examples,
+        artifact="flight-delay",
         example_predictions=example_outputs(trained.model, examples, numeric, categorical, "classification"),
     )
     state = (trained.processed / STATE_FILE).read_bytes()

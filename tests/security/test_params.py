@@ -127,7 +127,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     (
         {"train.sede": 7},
         "params.yaml: train.sede: unknown key; expected one of task, model, seed, feature_groups, fallback_seed, "
-        "hist_gradient_boosting, logistic_regression",
+        "max_rows, hist_gradient_boosting, logistic_regression",
     ),
 ]
 
@@ -167,7 +167,7 @@ def test_an_empty_params_file_names_every_missing_section(workspace, capfd):
     lines = refused("train", capfd, workspace)
     assert lines == [
         "params.yaml: expected a mapping of sections (dataset, data, raw, ingest, validate, features, train, "
-        "evaluate, drift, gate, package, report, serve), got NoneType"
+        "evaluate, drift, gate, package, report, serve, compute), got NoneType"
     ]
 
 

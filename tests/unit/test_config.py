@@ -14,6 +14,7 @@ import yaml
 from flightdelay.core.config import (
     GATE_METRICS,
     ColumnSpec,
+    ComputeParams,
     ConfigError,
     Override,
     Source,
@@ -74,6 +75,7 @@ MINIMAL: dict[str, Any] = {
     "package": {},
     "report": {"dpi": 80},
     "serve": {},
+    "compute": {},
 }
 
 
@@ -115,6 +117,8 @@ def test_new_sections_parse_with_defaults():
     assert params.gate.override is None
     assert params.gate.max_drop_vs_promoted == {}
     assert params.package.example_rows == 5
+    assert params.compute == ComputeParams(engine="local", scheduler=None, workers=2, threads_per_worker=1)
+    assert params.train.max_rows is None
     assert params.report.dpi == 80
     assert params.serve.max_batch == 1000 and params.serve.log_inputs is False
 
@@ -132,6 +136,18 @@ def test_bad_serve_params_are_rejected(key, value, message):
     raw["serve"] = {key: value}
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_params(raw)
+
+
+def test_compute_engine_and_train_sample_are_checked():
+    raw = minimal()
+    raw["compute"] = {"engine": "spark", "workers": 0}
+    raw["train"]["max_rows"] = 0
+    with pytest.raises(ConfigError) as err:
+        parse_params(raw)
+    text = str(err.value)
+    assert "compute.engine: 'spark'" in text and "local" in text and "dask" in text
+    assert "compute.workers: 0" in text
+    assert "train.max_rows: 0" in text
 
 
 OVERRIDE = {

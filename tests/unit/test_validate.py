@@ -11,7 +11,16 @@ import pytest
 from flightdelay.core.config import ColumnSpec, TableSpec
 from flightdelay.core.errors import DataError
 from flightdelay.data import quarantine
-from flightdelay.stages.validate import check_partition, profile_column, summary_markdown, wrong_period
+from flightdelay.stages.validate import (
+    ColumnPartial,
+    check_partition,
+    exact_quantile,
+    merge_partials,
+    profile_column,
+    profile_partial,
+    summary_markdown,
+    wrong_period,
+)
 
 SOURCE = "flights/2013-01.parquet"
 
@@ -263,3 +272,29 @@ def test_summary_markdown_when_nothing_is_quarantined():
     text = summary_markdown(counts, quarantine.empty(), "q.parquet")
     assert "| t | 2 | 4 | 4 | 0 |" in text.splitlines()
     assert "None: every row passed." in text
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_exact_quantile_from_value_counts_is_numpys_quantile(seed):
+    rng = np.random.default_rng(seed)
+    column = np.round(rng.normal(0, 50, size=int(rng.integers(1, 400))), int(rng.integers(0, 3)))
+    values, counts = np.unique(column, return_counts=True)
+    for q in (0.0, 0.01, 0.25, 0.3, 0.5, 0.75, 0.99, 1.0):
+        assert exact_quantile(values, counts, q) == float(np.quantile(column, q))
+
+
+def test_merged_partition_partials_profile_the_whole_column_exactly():
+    whole = {
+        "n": pd.Series([5, None, 3, 3, 8, 1, None, 2, 9, 3], dtype="Int64"),
+        "x": pd.Series([0.5, 1.25, np.nan, 1.25, -3.0, 7.0, 0.5, 2.0, 2.0, 11.5]),
+        "s": pd.Series(["b", "a", None, "c", "b", "a", "d", "a", "e", "f"], dtype="string"),
+        "t": pd.Series(pd.to_datetime(["2013-01-02", None, "2013-01-01", "2013-03-01", "2013-01-01"] * 2, utc=True)),
+    }
+    for name, column in whole.items():
+        parts = [column.iloc[:3], column.iloc[3:3], column.iloc[3:7], column.iloc[7:]]
+        merged = merge_partials([{name: ColumnPartial.of(p.reset_index(drop=True))} for p in parts], spec_of(name))
+        assert profile_partial(merged[name], (0.1, 0.5, 0.9)) == profile_column(column, (0.1, 0.5, 0.9)), name
+
+
+def spec_of(name: str) -> TableSpec:
+    return TableSpec(name="t", columns={name: ColumnSpec("float")})

@@ -323,6 +323,8 @@ class TrainParams:
     feature_groups: Annotated[tuple[Text, ...], Field(min_length=1, description="a non-empty list of group names")]
     # Seed of the one retry when a fit does not converge.
     fallback_seed: Seed = 20130101
+    # Fit on a sample of this many training rows drawn with `seed` (the same rows every run); None: every row.
+    max_rows: Positive | None = None
     # Estimator keyword arguments, passed as written; scikit-learn checks them when the model is built.
     hist_gradient_boosting: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
     logistic_regression: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
@@ -431,6 +433,20 @@ class ServeParams:
 
 
 @dataclass(frozen=True, config=_CONFIG)
+class ComputeParams:
+    """Where the per-partition work of ingest, validate and features runs: in the stage's own process, one
+    partition after another (`local`), or as one task per partition on a Dask cluster (`dask`). The outputs are
+    the same bytes either way."""
+
+    engine: Literal["local", "dask"] = "local"
+    # A running scheduler such as 'tcp://10.0.0.5:8786'; None: DASK_SCHEDULER_ADDRESS if set, else a LocalCluster.
+    scheduler: Text | None = None
+    # The LocalCluster started when no scheduler is named: worker processes and threads in each.
+    workers: Positive = 2
+    threads_per_worker: Positive = 1
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class Params:
     dataset: DatasetParams
     data: DataParams
@@ -445,6 +461,7 @@ class Params:
     package: PackageParams
     report: ReportParams
     serve: ServeParams
+    compute: ComputeParams
 
 
 # ---------------------------------------------------------------------------------------------------- schema

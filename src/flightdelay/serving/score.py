@@ -45,7 +45,7 @@ from flightdelay.core.layout import PARAMS_FILE
 from flightdelay.data import quarantine
 from flightdelay.release.record import CHANNELS, read_record, record_file
 from flightdelay.serving.predictor import ContextSource, Predictor, input_problems, previous_month
-from flightdelay.stages.ingest import ingest_chunk, iter_files
+from flightdelay.stages.ingest import ingest_chunk, plan_files, read_part
 from flightdelay.stages.validate import check_partition
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,10 @@ class Month:
 def read_month(raw: str, spec: TableSpec, period: str, ip: IngestParams, vp: ValidateParams) -> Month | None:
     """One month of a partitioned table through ingest's and validate's checks; None when there is no file."""
     root = f"{raw.rstrip('/')}/{spec.name}"
-    chunks = list(iter_files(root, spec, Window(start=period, end=period), ip.retry))
-    if not chunks:
+    parts = plan_files(root, spec, Window(start=period, end=period), ip.retry)
+    if not parts:
         return None
-    chunk = chunks[0]
+    chunk = read_part(parts[0], ip.retry)
     typed, bad_types = ingest_chunk(chunk, spec, ip)
     valid, bad_rules = check_partition(typed, spec, chunk.source, period)
     n_in, n_bad = len(chunk.frame), len(typed) - len(valid)

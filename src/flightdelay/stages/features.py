@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -29,10 +30,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from flightdelay.core.config import FeatureParams, Params, TrainParams
+from flightdelay.core.config import ComputeParams, FeatureParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec
+from flightdelay.core.engine import map_partitions, read_parquet_url, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
-from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
+from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json
 from flightdelay.modeling.flight_features import (
     CATEGORICAL,
     FEATURE_GROUPS,
@@ -116,6 +118,41 @@ def feature_spec(groups: dict[str, list[str]], task_targets: dict[str, str]) -> 
 # ------------------------------------------------------------------------------------------------ entry point
 
 
+@dataclasses.dataclass(frozen=True)
+class Month:
+    """What a month's task sends back: its counts, never its rows (a training month's input rows and drops
+    were counted in pass 1, so they are 0 here)."""
+
+    name: str
+    split: str | None
+    rows_in: int
+    dropped: int
+    rows_out: int
+
+
+def write_month(
+    item: tuple[str, str, str | None],
+    *,
+    weather: WeatherLookup,
+    state: FeatureState,
+    history: History,
+    missing_target: str,
+    out_dir: str,
+) -> Month:
+    """The engine's task for pass 2: build one month's features with history (a training month's own month
+    left out), write it into its split."""
+    period, path, split = item
+    name = Path(path).name
+    if split is None:
+        return Month(name, None, len(read_parquet_url(path, columns=["month"])), 0, 0)
+    flights = read_parquet_url(path)
+    own_month_out = history.tables(period) if split == "train" else None
+    frame, dropped = build_frame(flights, FeatureContext(flights, weather), state, missing_target, own_month_out)
+    write_parquet_atomic(frame, f"{out_dir}/{split}/{name}")
+    counted = split == "test"
+    return Month(name, split, len(flights) if counted else 0, dropped if counted else 0, len(frame))
+
+
 def _load_weather(in_dir: Path, trend_hours: int) -> WeatherLookup:
     files = partition_files(in_dir / "weather")
     if not files:
@@ -125,10 +162,12 @@ def _load_weather(in_dir: Path, trend_hours: int) -> WeatherLookup:
 
 
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
-    return run(params.features, params.train, in_dir=args.input, out_dir=args.out)
+    return run(params.features, params.train, params.compute, in_dir=args.input, out_dir=args.out)
 
 
-def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
+def run(
+    features: FeatureParams, train: TrainParams, compute: ComputeParams, *, in_dir: str | Path, out_dir: str | Path
+) -> dict[str, int]:
     fp = features
     source = Path(in_dir)
     by_period = {f.stem: f for f in partition_files(source / "flights")}
@@ -181,25 +220,22 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
         prior_sum, prior_count, tables = history.tables(None)
         state = dataclasses.replace(state, prior_sum=prior_sum, prior_count=prior_count, history=tables)
         # Pass 2: build each month again (cheaper than holding them all), with history, write to its split.
-        for period, path in sorted(by_period.items()):
-            split = "train" if period in train_periods else "test" if period in test_periods else None
-            if split is None:
-                n = len(read_parquet(path, columns=["month"]))
-                counts["rows_in"] += n
-                counts["rows_unused_months"] += n
-                log.info("features: %s in neither range of features.split, %d rows unused", path.name, n)
+        months = [
+            (period, str(path), "train" if period in train_periods else "test" if period in test_periods else None)
+            for period, path in sorted(by_period.items())
+        ]
+        shared = {"weather": weather, "state": state, "history": history, "missing_target": fp.missing_target}
+        task = functools.partial(write_month, out_dir=str(tmp.resolve()))
+        for month in map_partitions(task, months, compute, name="features", shared=shared):
+            counts["rows_in"] += month.rows_in
+            if month.split is None:
+                counts["rows_unused_months"] += month.rows_in
+                log.info("features: %s in neither range of features.split, %d rows unused", month.name, month.rows_in)
                 continue
-            flights = read_parquet(path)
-            own_month_out = history.tables(period) if split == "train" else None
-            frame, dropped = build_frame(
-                flights, FeatureContext(flights, weather), state, fp.missing_target, own_month_out
-            )
-            if split == "test":
-                counts["rows_in"] += len(flights)
-                counts["rows_dropped_no_arrival"] += dropped
-            write_parquet_into(frame, tmp / split / path.name)
-            counts[split] += len(frame)
-            log.info("features: %s -> %s, %d rows", path.name, split, len(frame))
+            counts["rows_dropped_no_arrival"] += month.dropped
+            counts[month.split] += month.rows_out
+            log.info("features: %s -> %s, %d rows", month.name, month.split, month.rows_out)
+        remove_partials(tmp)
         feature_spec(FEATURE_GROUPS, TARGETS).save(tmp / "feature_spec.json")
         write_json(tmp / "counts.json", counts)
         (tmp / STATE_FILE).write_text(state.to_json(), encoding="utf-8")

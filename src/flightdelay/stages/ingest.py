@@ -15,7 +15,6 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 
 from flightdelay.core.config import (
     ColumnSpec,
+    ComputeParams,
     IngestParams,
     Params,
     RetryParams,
@@ -33,8 +33,9 @@ from flightdelay.core.config import (
     Window,
     load_schema,
 )
+from flightdelay.core.engine import map_partitions, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
-from flightdelay.core.files import atomic_dir, write_json, write_parquet, write_parquet_into
+from flightdelay.core.files import atomic_dir, write_json, write_parquet
 from flightdelay.data import quarantine
 from flightdelay.data.counts import total_rows
 from flightdelay.data.readers import read_bytes, repeated_headers
@@ -152,8 +153,45 @@ class Chunk:
     period: str | None = None
 
 
-def iter_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -> Iterator[Chunk]:
+@dataclass(frozen=True)
+class Part:
+    """One unit of input before it is read: planned in the stage's process, read and typed by the engine.
+
+    A file part has `url` (a path or fsspec URL); a SQL part has `query_url` and `query` (and `bind`, the year and
+    month of a partitioned table's month).
+    """
+
+    table: str
+    source: str
+    period: str | None = None
+    url: str | None = None
+    query_url: str | None = None
+    query: str | None = None
+    bind: tuple[tuple[str, int], ...] = ()
+
+    def output(self, out_dir: str) -> str:
+        """Where its typed rows go inside the output directory."""
+        name = f"{self.table}/{self.period}.parquet" if self.period else f"{self.table}.parquet"
+        return f"{out_dir.rstrip('/')}/{name}"
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """What a part's task sends back to the stage: counts and quarantine records, never the rows."""
+
+    table: str
+    source: str
+    rows_in: int
+    rows_passed: int
+    quarantine: pd.DataFrame
+    seconds: float
+
+
+def plan_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -> list[Part]:
+    """The files to read for one table: one per month of the window for a partitioned table, else one."""
     fs, base = fsspec.core.url_to_fs(root)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     if spec.partitioned:
         if not with_retry(f"listing {root}", lambda: fs.isdir(base), retry):
             raise DataError(f"{root}: no such directory for partitioned table {spec.name!r}")
@@ -167,46 +205,59 @@ def iter_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -
                 len(absent),
                 absent,
             )
-        for period, name in sorted(chosen.items()):
-            source = f"{spec.name}/{name}"
-            yield Chunk(source, read_file(fs, f"{base}/{name}", source, retry), period)
-        return
+        return [
+            Part(spec.name, f"{spec.name}/{name}", period, url=f"{prefix}{base}/{name}")
+            for period, name in sorted(chosen.items())
+        ]
     for ext in ("csv", "csv.gz", "parquet"):
         candidate = base if base.endswith(f".{ext}") else f"{base}.{ext}"
         if with_retry(f"looking for {candidate}", functools.partial(fs.exists, candidate), retry):
-            source = Path(candidate).name
-            yield Chunk(source, read_file(fs, candidate, source, retry))
-            return
+            return [Part(spec.name, Path(candidate).name, url=f"{prefix}{candidate}")]
     raise DataError(f"{root}: no file for table {spec.name!r} (looked for .csv, .csv.gz, .parquet)")
 
 
-def iter_sql(source: Source, spec: TableSpec, window: Window, retry: RetryParams) -> Iterator[Chunk]:
-    """Run the table's query (once per month for a partitioned table), each run retried on its own."""
+def plan_sql(source: Source, spec: TableSpec, window: Window) -> list[Part]:
+    """The table's query, once per month of the window for a partitioned table, else once."""
+    url, query = str(source.url), str(source.query)
+    if not spec.partitioned:
+        return [Part(spec.name, f"sql:{spec.name}", query_url=url, query=query)]
+    return [
+        Part(
+            spec.name,
+            f"sql:{spec.name}/{period}",
+            period,
+            query_url=url,
+            query=query,
+            bind=(("year", int(period[:4])), ("month", int(period[5:]))),
+        )
+        for period in window.months()
+    ]
+
+
+def plan_parts(name: str, source: Source, spec: TableSpec, raw_dir: str, ip: IngestParams) -> list[Part]:
+    if source.kind == "sql":
+        return plan_sql(source, spec, ip.window)
+    return plan_files(source.path or f"{raw_dir.rstrip('/')}/{name}", spec, ip.window, ip.retry)
+
+
+def read_part(part: Part, retry: RetryParams) -> Chunk:
+    """Read one part (a file, or a query run), retrying transient errors."""
+    if part.url is not None:
+        fs, path = fsspec.core.url_to_fs(part.url)
+        return Chunk(part.source, read_file(fs, path, part.source, retry), part.period)
     import sqlalchemy as sa
 
-    engine = sa.create_engine(str(source.url))
+    engine = sa.create_engine(str(part.query_url))
+    bind = dict(part.bind) or None
 
-    def query(bind: dict[str, int] | None) -> pd.DataFrame:
+    def query() -> pd.DataFrame:
         with engine.connect() as conn:
-            return pd.read_sql(sa.text(str(source.query)), conn, params=bind)
+            return pd.read_sql(sa.text(str(part.query)), conn, params=bind)
 
     try:
-        if not spec.partitioned:
-            name = f"sql:{spec.name}"
-            yield Chunk(name, with_retry(f"querying {name}", lambda: query(None), retry))
-            return
-        for period in window.months():
-            bind = {"year": int(period[:4]), "month": int(period[5:])}
-            name = f"sql:{spec.name}/{period}"
-            yield Chunk(name, with_retry(f"querying {name}", functools.partial(query, bind), retry), period)
+        return Chunk(part.source, with_retry(f"querying {part.source}", query, retry), part.period)
     finally:
         engine.dispose()
-
-
-def iter_chunks(name: str, source: Source, spec: TableSpec, raw_dir: str, ip: IngestParams) -> Iterator[Chunk]:
-    if source.kind == "sql":
-        return iter_sql(source, spec, ip.window, ip.retry)
-    return iter_files(source.path or f"{raw_dir.rstrip('/')}/{name}", spec, ip.window, ip.retry)
 
 
 def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -236,12 +287,22 @@ def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.Da
     return typed, quarantine.concat(held)
 
 
+def ingest_part(part: Part, schema: Schema, ip: IngestParams, out_dir: str) -> PartResult:
+    """The engine's task: read, type and quarantine one part, write its typed rows into `out_dir`."""
+    start = time.perf_counter()
+    chunk = read_part(part, ip.retry)
+    typed, bad = ingest_chunk(chunk, schema.tables[part.table], ip)
+    write_parquet_atomic(typed, part.output(out_dir))
+    return PartResult(part.table, part.source, len(chunk.frame), len(typed), bad, time.perf_counter() - start)
+
+
 # ------------------------------------------------------------------------------------------------ entry point
 
 
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
     return run(
         params.ingest,
+        params.compute,
         load_schema(args.schema),
         raw_dir=args.raw,
         out_dir=args.out,
@@ -250,42 +311,48 @@ def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
 
 
 def run(
-    ingest: IngestParams, schema: Schema, *, raw_dir: str, out_dir: str | Path, quarantine_file: str | Path
+    ingest: IngestParams,
+    compute: ComputeParams,
+    schema: Schema,
+    *,
+    raw_dir: str,
+    out_dir: str | Path,
+    quarantine_file: str | Path,
 ) -> dict[str, int]:
     window = ingest.window
+    parts: list[Part] = []
+    for name, spec in schema.tables.items():
+        planned = plan_parts(name, ingest.sources.get(name, Source()), spec, raw_dir, ingest)
+        if not planned:
+            raise DataError(
+                f"ingest: table {name!r} has no data in the window {window.start}..{window.end}; "
+                "check data.raw_dir and ingest.window"
+            )
+        parts += planned
     counts: dict[str, dict[str, int]] = {}
-    held: list[pd.DataFrame] = []
     with atomic_dir(out_dir) as tmp:
-        for name, spec in schema.tables.items():
-            source = ingest.sources.get(name, Source())
-            totals = {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0}
-            for chunk in iter_chunks(name, source, spec, raw_dir, ingest):
-                start = time.perf_counter()
-                typed, bad = ingest_chunk(chunk, spec, ingest)
-                target = tmp / name / f"{chunk.period}.parquet" if chunk.period else tmp / f"{name}.parquet"
-                write_parquet_into(typed, target)
-                held.append(bad)
-                n_bad = len(chunk.frame) - len(typed)
-                totals["partitions"] += 1
-                totals["rows_in"] += len(chunk.frame)
-                totals["rows_passed"] += len(typed)
-                totals["rows_quarantined"] += n_bad
-                log.info(
-                    "ingest: %-24s %7d rows in, %7d passed, %4d quarantined (%.2fs)",
-                    chunk.source,
-                    len(chunk.frame),
-                    len(typed),
-                    n_bad,
-                    time.perf_counter() - start,
-                )
-            if totals["partitions"] == 0:
-                raise DataError(
-                    f"ingest: table {name!r} has no data in the window {window.start}..{window.end}; "
-                    "check data.raw_dir and ingest.window"
-                )
-            counts[name] = totals
+        task = functools.partial(ingest_part, schema=schema, ip=ingest, out_dir=str(tmp.resolve()))
+        results = map_partitions(task, parts, compute, name="ingest")
+        remove_partials(tmp)
+        for result in results:
+            totals = counts.setdefault(
+                result.table, {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0}
+            )
+            n_bad = result.rows_in - result.rows_passed
+            totals["partitions"] += 1
+            totals["rows_in"] += result.rows_in
+            totals["rows_passed"] += result.rows_passed
+            totals["rows_quarantined"] += n_bad
+            log.info(
+                "ingest: %-24s %7d rows in, %7d passed, %4d quarantined (%.2fs)",
+                result.source,
+                result.rows_in,
+                result.rows_passed,
+                n_bad,
+                result.seconds,
+            )
         write_json(tmp / "counts.json", counts)
-    write_parquet(quarantine.concat(held), quarantine_file)
+    write_parquet(quarantine.concat([r.quarantine for r in results]), quarantine_file)
     for name, totals in counts.items():
         log.info("ingest: %s total %s", name, totals)
     return total_rows(counts)

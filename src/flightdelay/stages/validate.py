@@ -11,8 +11,10 @@ with a message naming the file, column and rule.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from flightdelay.core.config import ColumnSpec, Params, Schema, TableSpec, ValidateParams, load_schema
+from flightdelay.core.config import ColumnSpec, ComputeParams, Params, Schema, TableSpec, ValidateParams, load_schema
+from flightdelay.core.engine import map_partitions, read_parquet_url, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
-from flightdelay.core.files import (
-    atomic_dir,
-    partition_files,
-    read_parquet,
-    write_json,
-    write_parquet,
-    write_parquet_into,
-    write_text,
-)
+from flightdelay.core.files import atomic_dir, partition_files, write_json, write_parquet, write_text
 from flightdelay.core.tables import markdown_table
 from flightdelay.data import quarantine
 from flightdelay.data.counts import total_rows
@@ -140,33 +135,91 @@ def check_partition(
     return frame[~bad].reset_index(drop=True), quarantine.concat(problems)
 
 
-def profile_column(values: pd.Series, quantiles: tuple[float, ...]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ColumnPartial:
+    """A column's profile over some rows, mergeable with another's: the merge of every partition's partial
+    profiles the whole column exactly, so no process needs the whole column. `values` counts each distinct
+    present value (sorted by value); quantiles, mean and spread come from these counts."""
+
+    dtype: str
+    count: int
+    nulls: int
+    values: pd.Series
+
+    @classmethod
+    def of(cls, values: pd.Series) -> ColumnPartial:
+        present = values.dropna()
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            present = present.astype("float64")
+        counted = present.value_counts(sort=False).sort_index(kind="stable").astype("int64")
+        return cls(str(values.dtype), int(values.size), int(values.isna().sum()), counted)
+
+    def merge(self, other: ColumnPartial) -> ColumnPartial:
+        values = pd.concat([self.values, other.values]).groupby(level=0, sort=True).sum().astype("int64")
+        return ColumnPartial(self.dtype, self.count + other.count, self.nulls + other.nulls, values)
+
+
+def exact_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """numpy's default (linear) quantile of the sorted distinct `values` repeated `counts` times, computed
+    without expanding them: the same float as `np.quantile` of the expanded column."""
+    n = int(counts.sum())
+    position = (n - 1) * np.float64(q)
+    below = int(np.floor(position))
+    ends = np.cumsum(counts)
+    lo = values[np.searchsorted(ends, below, side="right")]
+    hi = values[np.searchsorted(ends, min(below + 1, n - 1), side="right")]
+    gamma = position - below
+    # numpy's _lerp: a + (b - a) * t, or b - (b - a) * (1 - t) for t >= 0.5
+    diff = hi - lo
+    return float(hi - diff * (1 - gamma) if gamma >= 0.5 else lo + diff * gamma)
+
+
+def profile_partial(partial: ColumnPartial, quantiles: tuple[float, ...]) -> dict[str, Any]:
     """Nulls, distinct values and, for numbers and times, min/max/mean/quantiles."""
     out: dict[str, Any] = {
-        "dtype": str(values.dtype),
-        "count": int(values.size),
-        "nulls": int(values.isna().sum()),
-        "null_share": float(values.isna().mean()) if values.size else 0.0,
-        "distinct": int(values.nunique(dropna=True)),
+        "dtype": partial.dtype,
+        "count": partial.count,
+        "nulls": partial.nulls,
+        "null_share": partial.nulls / partial.count if partial.count else 0.0,
+        "distinct": len(partial.values),
     }
-    present = values.dropna()
-    if present.empty:
+    if partial.values.empty:
         return out
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        numbers = present.astype("float64")
+    index = partial.values.index
+    if pd.api.types.is_float_dtype(index) or pd.api.types.is_integer_dtype(index):
+        numbers = index.to_numpy(dtype="float64")
+        counts = partial.values.to_numpy(dtype="int64")
+        n = int(counts.sum())
+        mean = float(np.dot(numbers, counts) / n)
         out.update(
-            min=float(numbers.min()),
-            max=float(numbers.max()),
-            mean=float(numbers.mean()),
-            std=float(numbers.std(ddof=0)),
-            quantiles={str(q): float(np.quantile(numbers, q)) for q in quantiles},
+            min=float(numbers[0]),
+            max=float(numbers[-1]),
+            mean=mean,
+            std=float(np.sqrt(np.dot((numbers - mean) ** 2, counts) / n)),
+            quantiles={str(q): exact_quantile(numbers, counts, q) for q in quantiles},
         )
-    elif pd.api.types.is_datetime64_any_dtype(values):
-        out.update(min=present.min().isoformat(), max=present.max().isoformat())
+    elif pd.api.types.is_datetime64_any_dtype(index):
+        out.update(min=index[0].isoformat(), max=index[-1].isoformat())
     else:
-        top = present.value_counts().sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+        top = partial.values.sort_values(ascending=False, kind="stable")
         out["top"] = {str(k): int(v) for k, v in top.head(5).items()}
     return out
+
+
+def profile_column(values: pd.Series, quantiles: tuple[float, ...]) -> dict[str, Any]:
+    """The profile of one whole column (the same as merging the partials of its parts)."""
+    return profile_partial(ColumnPartial.of(values), quantiles)
+
+
+def merge_partials(parts: list[dict[str, ColumnPartial]], spec: TableSpec) -> dict[str, ColumnPartial]:
+    """Every column's partials merged in partition order; a table with no partition profiles as empty floats."""
+    merged: dict[str, ColumnPartial] = {}
+    for column in spec.columns:
+        columns = [p[column] for p in parts]
+        merged[column] = (
+            functools.reduce(ColumnPartial.merge, columns) if columns else ColumnPartial.of(pd.Series(dtype="float64"))
+        )
+    return merged
 
 
 def _examples(group: pd.DataFrame, n: int) -> str:
@@ -202,15 +255,56 @@ def summary_markdown(
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def _inputs(in_dir: Path, spec: TableSpec) -> list[tuple[Path, str | None]]:
+@dataclass(frozen=True)
+class PartResult:
+    """What a partition's task sends back: counts, quarantine records and column partials, never the rows."""
+
+    table: str
+    source: str
+    rows_in: int
+    rows_passed: int
+    quarantine: pd.DataFrame
+    profile: dict[str, ColumnPartial]
+    seconds: float
+
+
+def _inputs(in_dir: Path, spec: TableSpec) -> list[tuple[str, str | None]]:
+    """(path relative to the input folder, period) of each partition of a table, in month order."""
     if spec.partitioned:
-        return [(p, p.stem) for p in partition_files(in_dir / spec.name)]
-    return [(in_dir / f"{spec.name}.parquet", None)]
+        return [(f"{spec.name}/{p.name}", p.stem) for p in partition_files(in_dir / spec.name)]
+    return [(f"{spec.name}.parquet", None)]
+
+
+def validate_part(
+    item: tuple[str, str, str | None], schema: Schema, limit: float, in_dir: str, out_dir: str
+) -> PartResult:
+    """The engine's task: check one partition (table, relative path, period), write the rows that pass into
+    `out_dir` and return counts, quarantine records and the passed rows' column partials."""
+    table, relative, period = item
+    spec = schema.tables[table]
+    start = time.perf_counter()
+    frame = read_parquet_url(f"{in_dir.rstrip('/')}/{relative}")
+    passed, bad = check_partition(frame, spec, relative, period)
+    n_bad = len(frame) - len(passed)
+    if frame.shape[0] and n_bad / len(frame) > limit:
+        worst = bad.groupby(["column", "rule"]).size().sort_values(ascending=False)
+        (column, rule), n = next(iter(worst.items()))
+        first = bad[(bad["column"] == column) & (bad["rule"] == rule)].iloc[0]
+        raise DataError(
+            f"{first['source']}: {n_bad} of {len(frame)} rows ({n_bad / len(frame):.1%}) break the "
+            f"schema, over validate.max_invalid_share={limit:.1%}. Most common: column {column!r} "
+            f"rule {rule} ({n} rows), e.g. row {first['row']} value {first['value']!r}. "
+            "Fix the extract, or raise the threshold if this is expected."
+        )
+    write_parquet_atomic(passed, f"{out_dir.rstrip('/')}/{relative}")
+    partials = {column: ColumnPartial.of(passed[column]) for column in spec.columns}
+    return PartResult(table, relative, len(frame), len(passed), bad, partials, time.perf_counter() - start)
 
 
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
     return run(
         params.validate,
+        params.compute,
         load_schema(args.schema),
         in_dir=args.input,
         out_dir=args.out,
@@ -222,6 +316,7 @@ def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
 
 def run(
     validate: ValidateParams,
+    compute: ComputeParams,
     schema: Schema,
     *,
     in_dir: str | Path,
@@ -231,66 +326,51 @@ def run(
     summary_file: str | Path,
 ) -> dict[str, int]:
     source_dir = Path(in_dir)
-    limit = validate.max_invalid_share
-    counts: dict[str, dict[str, int]] = {}
-    held: list[pd.DataFrame] = []
-    profile: dict[str, Any] = {}
+    items = [
+        (name, relative, period)
+        for name, spec in schema.tables.items()
+        for relative, period in _inputs(source_dir, spec)
+    ]
+    counts: dict[str, dict[str, int]] = {
+        name: {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0} for name in schema.tables
+    }
+    partials: dict[str, list[dict[str, ColumnPartial]]] = {name: [] for name in schema.tables}
     with atomic_dir(out_dir) as tmp:
-        for name, spec in schema.tables.items():
-            totals = {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0}
-            written: list[Path] = []
-            for path, period in _inputs(source_dir, spec):
-                start = time.perf_counter()
-                frame = read_parquet(path)
-                source = f"{path.relative_to(source_dir)}"
-                passed, bad = check_partition(frame, spec, source, period)
-                n_bad = len(frame) - len(passed)
-                if frame.shape[0] and n_bad / len(frame) > limit:
-                    worst = bad.groupby(["column", "rule"]).size().sort_values(ascending=False)
-                    (column, rule), n = next(iter(worst.items()))
-                    first = bad[(bad["column"] == column) & (bad["rule"] == rule)].iloc[0]
-                    raise DataError(
-                        f"{first['source']}: {n_bad} of {len(frame)} rows ({n_bad / len(frame):.1%}) break the "
-                        f"schema, over validate.max_invalid_share={limit:.1%}. Most common: column {column!r} "
-                        f"rule {rule} ({n} rows), e.g. row {first['row']} value {first['value']!r}. "
-                        "Fix the extract, or raise the threshold if this is expected."
-                    )
-                target = tmp / path.relative_to(source_dir)
-                write_parquet_into(passed, target)
-                written.append(target)
-                held.append(bad)
-                totals["partitions"] += 1
-                totals["rows_in"] += len(frame)
-                totals["rows_passed"] += len(passed)
-                totals["rows_quarantined"] += n_bad
-                log.info(
-                    "validate: %-24s %7d rows in, %7d passed, %4d quarantined (%.2fs)",
-                    source,
-                    len(frame),
-                    len(passed),
-                    n_bad,
-                    time.perf_counter() - start,
-                )
-            counts[name] = totals
-            profile[name] = profile_table(written, spec, validate.profile_quantiles)
+        task = functools.partial(
+            validate_part,
+            schema=schema,
+            limit=validate.max_invalid_share,
+            in_dir=str(source_dir.resolve()),
+            out_dir=str(tmp.resolve()),
+        )
+        results = map_partitions(task, items, compute, name="validate")
+        remove_partials(tmp)
+        for result in results:
+            totals = counts[result.table]
+            n_bad = result.rows_in - result.rows_passed
+            totals["partitions"] += 1
+            totals["rows_in"] += result.rows_in
+            totals["rows_passed"] += result.rows_passed
+            totals["rows_quarantined"] += n_bad
+            partials[result.table].append(result.profile)
+            log.info(
+                "validate: %-24s %7d rows in, %7d passed, %4d quarantined (%.2fs)",
+                result.source,
+                result.rows_in,
+                result.rows_passed,
+                n_bad,
+                result.seconds,
+            )
         write_json(tmp / "counts.json", counts)
-    bad_rows = quarantine.concat(held)
+    quantiles = validate.profile_quantiles
+    profile = {
+        name: {column: profile_partial(p, quantiles) for column, p in merge_partials(partials[name], spec).items()}
+        for name, spec in schema.tables.items()
+    }
+    bad_rows = quarantine.concat([r.quarantine for r in results])
     write_parquet(bad_rows, quarantine_file)
     write_json(profile_file, {"tables": profile, "counts": counts})
     write_text(summary_file, summary_markdown(counts, bad_rows, quarantine_file))
     for name, totals in counts.items():
         log.info("validate: %s total %s", name, totals)
     return total_rows(counts)
-
-
-def profile_table(files: list[Path], spec: TableSpec, quantiles: tuple[float, ...]) -> dict[str, Any]:
-    """Profile a table one column at a time, so memory holds one column of the whole table, not the table."""
-    return {
-        column: profile_column(
-            pd.concat([read_parquet(f, columns=[column])[column] for f in files], ignore_index=True)
-            if files
-            else pd.Series(dtype="float64"),
-            quantiles,
-        )
-        for column in spec.columns
-    }

@@ -1,0 +1,184 @@
+"""Run a stage's per-partition work locally or on a Dask cluster, with the same results in the same order.
+
+A stage plans its partitions (small descriptions: paths, periods) and hands a pure, top-level function of one
+partition to `map_partitions`. The function reads its input and writes its output itself (through fsspec, so
+a worker on another machine can reach S3 as well as a shared disk) and returns only something small: counts,
+quarantine records, profile partials. `map_partitions` returns those in partition order whichever engine runs
+them, so the stage assembles identical outputs.
+
+`compute.engine: local` calls the function on each partition in order, in this process. `compute.engine: dask`
+submits one task per partition to the scheduler named by `compute.scheduler` or the DASK_SCHEDULER_ADDRESS
+environment variable, or to a LocalCluster of `compute.workers` processes on 127.0.0.1 when neither is set.
+Dask retries a task whose worker dies (`distributed.scheduler.allowed-failures`), which is safe because a
+task's writes are atomic and it returns its result rather than appending anywhere. Dask is imported only here,
+and only for the dask engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import fsspec
+import pandas as pd
+
+from flightdelay.core.config import ComputeParams
+from flightdelay.core.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+# How long to wait for a named scheduler before failing: long enough for a busy one, short enough to fail fast.
+CONNECT_TIMEOUT_S = 5
+TEMP_SUFFIX = ".part.tmp"
+
+
+def scheduler_address(compute: ComputeParams) -> str | None:
+    """The scheduler to use: the param, else the environment variable, else None (start a LocalCluster)."""
+    return compute.scheduler or os.environ.get(ADDRESS_ENV) or None
+
+
+def map_partitions(
+    fn: Callable[..., R],
+    items: Sequence[T],
+    compute: ComputeParams,
+    *,
+    name: str,
+    shared: Mapping[str, Any] | None = None,
+) -> list[R]:
+    """`[fn(item, **shared) for item in items]`, run by the configured engine; results in the order of `items`.
+
+    `fn` must be a module-level function (or a functools.partial of one) so that a worker process can import
+    it; `name` labels the tasks on the cluster (the stage's name). `shared` holds larger read-only inputs every
+    task needs (lookup tables): the dask engine sends them to each worker once, not with every task. The first
+    failing item (in order) raises its own exception, as the local engine would.
+    """
+    shared = dict(shared or {})
+    if compute.engine == "local" or not items:
+        return [fn(item, **shared) for item in items]
+    from distributed import wait
+
+    with dask_client(compute) as client:
+        keys = [f"{name}-{i:06d}-{uuid.uuid4().hex[:8]}" for i in range(len(items))]
+        scattered = {k: client.scatter([v], broadcast=True, hash=False)[0] for k, v in shared.items()}
+        futures = client.map(fn, list(items), key=keys, pure=False, **scattered)
+        wait(futures)
+        try:
+            results = [future.result() for future in futures]
+        except BaseException:
+            client.cancel(futures)
+            raise
+        workers = client.run(peak_rss_mib)
+        log.info(
+            "compute: peak RSS MiB: this process %.0f, workers %s",
+            peak_rss_mib(),
+            " ".join(f"{workers[w]:.0f}" for w in sorted(workers)),
+        )
+        return results
+
+
+def peak_rss_mib() -> float:
+    """The peak resident memory of the calling process so far, in MiB (Linux and macOS units differ)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+@contextlib.contextmanager
+def dask_client(compute: ComputeParams) -> Iterator[Any]:
+    """A distributed Client on the named scheduler, or on a LocalCluster started (and stopped) here."""
+    # Dask's own INFO lines (workers starting, keys released) are noise in a stage log; warnings still show.
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        with _connect(compute) as client:
+            yield client
+    finally:
+        quiet.setLevel(level)
+
+
+@contextlib.contextmanager
+def _connect(compute: ComputeParams) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    address = scheduler_address(compute)
+    if address is None:
+        with (
+            LocalCluster(
+                n_workers=compute.workers,
+                threads_per_worker=compute.threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                # the scheduler's HTTP server (health, metrics) on a free port, not 8787: stages on one machine
+                # (or a dashboard someone runs) must not collide
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                silence_logs=logging.WARNING,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            log.info("compute: LocalCluster of %d worker process(es) at %s", compute.workers, cluster.scheduler_address)
+            yield client
+        return
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        source = "compute.scheduler" if compute.scheduler else ADDRESS_ENV
+        raise PipelineError(
+            f"compute: no Dask scheduler answers at {address} ({source}) within {CONNECT_TIMEOUT_S} s ({exc}); "
+            f"start one there (`dask scheduler`), fix {source}, unset it to start a LocalCluster, "
+            "or set compute.engine: local"
+        ) from None
+    with client:
+        log.info("compute: Dask scheduler at %s, %d worker(s)", address, len(client.scheduler_info()["workers"]))
+        yield client
+
+
+# ------------------------------------------------------------------------------------------------ task I/O
+
+
+def write_parquet_atomic(frame: pd.DataFrame, url: str) -> None:
+    """Write `frame` to `url` (a path or fsspec URL inside a stage's atomic output directory) under a temporary
+    name, then rename it into place: a task killed mid-write leaves only a temporary file, which
+    `remove_partials` deletes before the directory is swapped in. Identical frames give identical bytes."""
+    fs, path = fsspec.core.url_to_fs(url)
+    parent = path.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    try:
+        with fs.open(tmp, "wb") as fh:
+            frame.to_parquet(fh, index=False, engine="pyarrow", compression="zstd")
+        fs.mv(tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def read_parquet_url(url: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file from a path or fsspec URL."""
+    fs, path = fsspec.core.url_to_fs(url)
+    with fs.open(path, "rb") as fh:
+        return pd.read_parquet(fh, columns=columns, engine="pyarrow")
+
+
+def remove_partials(directory: str | Path) -> list[Path]:
+    """Delete the temporary files that killed tasks left in a local output directory; returns what it removed."""
+    removed = sorted(Path(directory).rglob(f"*{TEMP_SUFFIX}"))
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,145 @@
+"""The compute engine: the same results, in the same order, locally and on a 2-worker Dask LocalCluster;
+a scheduler that cannot be reached fails fast, naming the address; a worker killed mid-task is retried."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flightdelay.core import engine
+from flightdelay.core.config import ComputeParams
+from flightdelay.core.engine import map_partitions, remove_partials, write_parquet_atomic
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import write_parquet
+
+LOCAL = ComputeParams(engine="local")
+CLUSTER = ComputeParams(engine="dask", workers=2, threads_per_worker=1)
+
+
+def summarise(item: tuple[int, int]) -> dict[str, object]:
+    """A pure per-partition function: a small result from a seeded partition."""
+    seed, rows = item
+    values = np.random.default_rng(seed).normal(size=rows)
+    return {"seed": seed, "rows": rows, "sum": float(values.sum()), "pid": os.getpid()}
+
+
+def die_once(item: tuple[str, int]) -> int:
+    """Kill the worker process running it the first time (a marker file records that it did)."""
+    marker, value = item
+    if value == 2 and not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value * 10
+
+
+def refuse_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"item {value} is negative")
+    return value
+
+
+def add_offset(value: int, *, offset: int, table: pd.DataFrame) -> int:
+    return value + offset + len(table)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_local_engine_maps_in_order_in_this_process():
+    items = [(seed, 10 + seed) for seed in range(5)]
+    results = map_partitions(summarise, items, LOCAL, name="t")
+    assert [r["seed"] for r in results] == [0, 1, 2, 3, 4]
+    assert {r["pid"] for r in results} == {os.getpid()}
+
+
+def test_shared_inputs_reach_every_task():
+    shared = {"offset": 10, "table": pd.DataFrame({"a": range(5)})}
+    assert map_partitions(add_offset, [1, 2, 3], LOCAL, name="t", shared=shared) == [16, 17, 18]
+
+
+def test_the_local_engine_does_not_import_dask():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from flightdelay.core.engine import map_partitions; "
+        "from flightdelay.core.config import ComputeParams; "
+        "map_partitions(abs, [-1], ComputeParams(), name='t'); "
+        "print('distributed' in sys.modules, 'dask' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_an_atomic_task_write_is_the_same_bytes_as_the_stage_write(tmp_path):
+    frame = pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64"), "b": ["x", "y", None]})
+    write_parquet(frame, tmp_path / "stage.parquet")
+    write_parquet_atomic(frame, str(tmp_path / "out" / "task.parquet"))
+    assert (tmp_path / "out" / "task.parquet").read_bytes() == (tmp_path / "stage.parquet").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["task.parquet"]
+
+
+def test_partial_writes_left_by_killed_tasks_are_removed(tmp_path):
+    (tmp_path / "t").mkdir()
+    kept = tmp_path / "t" / "2013-01.parquet"
+    kept.write_bytes(b"done")
+    stale = tmp_path / "t" / f"2013-02.parquet.abc{engine.TEMP_SUFFIX}"
+    stale.write_bytes(b"half")
+    assert remove_partials(tmp_path) == [stale]
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["2013-01.parquet"]
+
+
+def test_an_unreachable_scheduler_fails_fast_naming_the_address(monkeypatch):
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT_S", 1)
+    address = f"tcp://127.0.0.1:{closed_port()}"
+    with pytest.raises(PipelineError) as err:
+        map_partitions(summarise, [(1, 2)], ComputeParams(engine="dask", scheduler=address), name="t")
+    message = str(err.value)
+    assert address in message and "compute.scheduler" in message
+    assert "dask scheduler" in message and "compute.engine: local" in message
+
+
+def test_the_scheduler_address_can_come_from_the_environment(monkeypatch):
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT_S", 1)
+    address = f"tcp://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv(engine.ADDRESS_ENV, address)
+    assert engine.scheduler_address(ComputeParams(engine="dask")) == address
+    assert engine.scheduler_address(ComputeParams(engine="dask", scheduler="tcp://other:1")) == "tcp://other:1"
+    with pytest.raises(PipelineError, match=f"{address} \\(DASK_SCHEDULER_ADDRESS\\)"):
+        map_partitions(summarise, [(1, 2)], ComputeParams(engine="dask"), name="t")
+
+
+@pytest.mark.slow
+def test_a_local_cluster_gives_the_local_results_in_order():
+    items = [(seed, 1000 + seed) for seed in range(8)]
+    local = map_partitions(summarise, items, LOCAL, name="t")
+    cluster = map_partitions(summarise, items, CLUSTER, name="t")
+    assert [{k: v for k, v in r.items() if k != "pid"} for r in cluster] == [
+        {k: v for k, v in r.items() if k != "pid"} for r in local
+    ]
+    assert os.getpid() not in {r["pid"] for r in cluster}  # the work ran in the worker processes
+    shared = {"offset": 10, "table": pd.DataFrame({"a": range(5)})}
+    assert map_partitions(add_offset, [1, 2, 3], CLUSTER, name="t", shared=shared) == [16, 17, 18]
+
+
+@pytest.mark.slow
+def test_a_task_whose_worker_is_killed_is_retried(tmp_path):
+    marker = str(tmp_path / "killed")
+    items = [(marker, value) for value in range(4)]
+    assert map_partitions(die_once, items, CLUSTER, name="t") == [0, 10, 20, 30]
+    assert Path(marker).exists()  # the worker really was killed once
+
+
+@pytest.mark.slow
+def test_a_failing_task_raises_its_own_error_first_in_order():
+    with pytest.raises(ValueError, match="item -1 is negative"):
+        map_partitions(refuse_negative, [3, -1, -2], CLUSTER, name="t")
