@@ -123,9 +123,9 @@ def test_test_window_change_does_not_reingest(repo):
         },
     )
     try:
-        ran = repro(repo)
-        assert "ingest" not in ran and "validate" not in ran and "raw" not in ran
-        assert ran[0] == "features"
+        # `features` and what it needs, not the stages after it: only whether ingest, validate and raw rerun is in
+        # question (that a changed split reruns everything downstream is the train-param test's point).
+        assert stages_ran(dvc("repro", "features", cwd=repo).stdout) == ["features"]
     finally:
         run(["git", "checkout", "--", "params.yaml"], cwd=repo)
         dvc("repro", cwd=repo)
@@ -160,7 +160,8 @@ def test_experiment_runs_and_shows_metrics(repo):
 
 
 def test_queued_experiments(repo):
-    dvc("exp", "run", "--queue", "-n", "logreg", "-S", "train.model=logistic_regression", cwd=repo)
+    # Both stop after evaluate (the metrics are all the queue needs to show; a full experiment is the test above).
+    dvc("exp", "run", "--queue", "-n", "logreg", "-S", "train.model=logistic_regression", "evaluate", cwd=repo)
     # The gate refuses a constant model (ROC AUC 0.5), so this experiment stops after evaluate (README, Experiments).
     dvc("exp", "run", "--queue", "-n", "const", "-S", "train.model=constant", "evaluate", cwd=repo)
     dvc("queue", "start", "--jobs", "1", cwd=repo)
