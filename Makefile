@@ -51,8 +51,8 @@ repro: $(RUNTIME_STAMP)  ## run the pipeline (only stale stages) and print the m
 	@echo
 	$(BIN)/dvc metrics show
 
-test: $(DEV_STAMP)  ## run the whole test suite, end-to-end tests included
-	$(BIN)/python -m pytest
+test: $(DEV_STAMP)  ## run the whole test suite, end-to-end tests included (the 25 slowest listed at the end)
+	$(BIN)/python -m pytest --durations=25
 
 test-fast: $(DEV_STAMP)  ## every test not marked slow (no end-to-end runs; under a minute)
 	$(BIN)/python -m pytest -m "not slow" -n auto
