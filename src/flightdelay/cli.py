@@ -51,7 +51,10 @@ COMMANDS = {
 TOOLS = {
     "pr-report": "collect the pull-request comment's data: gate, params, metrics, slices and curves against a base",
     "pr-comment": "validate a pr-report artifact and render the pull-request comment from it (the trusted side)",
+    "monitor": "measure the service per window from its request log (errors, latency, PSI) and alert on thresholds",
+    "replay": "send the real flights of a month through a running service (POST /predict), with counts",
 }
+MONITORING_TOOLS = ("monitor", "replay")  # flightdelay.monitoring.<name>
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +111,8 @@ def runner(command: str) -> str:
         return f"flightdelay.stages.{command}"
     if command in COMMANDS:
         return "flightdelay.release.commands"
+    if command in MONITORING_TOOLS:
+        return f"flightdelay.monitoring.{command}"
     if command in TOOLS:
         return f"flightdelay.prcomment.{command.replace('-', '_')}"
     raise ValueError(f"unknown command {command!r}")

@@ -148,6 +148,7 @@ LAYERS = {
     "release": {"core", "modeling", "release"},
     "stages": {"core", "data", "modeling", "release"},
     "prcomment": {"core", "prcomment"},
+    "monitoring": {"core", "release", "serving", "monitoring"},
 }
 
 
