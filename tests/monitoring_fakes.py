@@ -173,8 +173,10 @@ def stand_in_service(predictor: Any, log_file: Path, clock: Iterator[dt.datetime
                 predictions = out["probability"].tolist()
                 features = {c: v.tolist() for c, v in predictor.features(frame).items()}
                 payload = {"predictions": out.to_dict(orient="records")}
-            except (ValueError, KeyError):
-                status, payload = 422, {"error": {"code": "invalid", "message": "bad request"}}
+            except Exception as exc:  # the contract: bad input (InputError has .field, the fake raises ValueError) 422
+                bad_input = isinstance(exc, ValueError | KeyError) or hasattr(exc, "field")
+                status = 422 if bad_input else 500
+                payload = {"error": {"code": "invalid" if bad_input else "internal", "message": str(exc)[:200]}}
             data = json.dumps(payload, default=bool).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -207,9 +209,9 @@ def minutes(start: dt.datetime, step_s: float = 1.0) -> Iterator[dt.datetime]:
 
 
 @contextmanager
-def webhook_receiver(fail_first: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A Slack-like receiver on 127.0.0.1 answering 500 to the first `fail_first` POSTs (-1: to all of them),
-    then 200. Yields its URL and the list of the bodies it received."""
+def webhook_receiver(fail_first: int, fail_status: int = 500) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A Slack-like receiver on 127.0.0.1 answering `fail_status` to the first `fail_first` POSTs (-1: to all of
+    them), then 200. Yields its URL and the list of the bodies it received."""
     received: list[dict[str, Any]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -219,7 +221,7 @@ def webhook_receiver(fail_first: int) -> Iterator[tuple[str, list[dict[str, Any]
         def do_POST(self) -> None:
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             failing = fail_first < 0 or len(received) <= fail_first
-            self.send_response(500 if failing else 200)
+            self.send_response(fail_status if failing else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

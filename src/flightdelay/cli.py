@@ -54,7 +54,13 @@ TOOLS = {
     "monitor": "measure the service per window from its request log (errors, latency, PSI) and alert on thresholds",
     "replay": "send the real flights of a month through a running service (POST /predict), with counts",
 }
-MONITORING_TOOLS = ("monitor", "replay")  # flightdelay.monitoring.<name>
+# The module of each tool (imported only when it runs).
+TOOL_MODULES = {
+    "pr-report": "flightdelay.prcomment.pr_report",
+    "pr-comment": "flightdelay.prcomment.pr_comment",
+    "monitor": "flightdelay.monitoring.monitor",
+    "replay": "flightdelay.monitoring.replay",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,10 +117,8 @@ def runner(command: str) -> str:
         return f"flightdelay.stages.{command}"
     if command in COMMANDS:
         return "flightdelay.release.commands"
-    if command in MONITORING_TOOLS:
-        return f"flightdelay.monitoring.{command}"
     if command in TOOLS:
-        return f"flightdelay.prcomment.{command.replace('-', '_')}"
+        return TOOL_MODULES[command]
     raise ValueError(f"unknown command {command!r}")
 
 

@@ -115,6 +115,22 @@ def test_a_webhook_that_keeps_failing_never_loses_the_alert_and_never_shows_its_
     assert "secret-token-xyz" not in err + logged and "127.0.0.1" not in err + logged
 
 
+def test_a_webhook_that_refuses_the_message_is_not_retried(workdir, monkeypatch, capfd):
+    with webhook_receiver(fail_first=-1, fail_status=404) as (url, received):
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", url)
+        assert run_monitor(workdir, write_log(workdir / "requests.jsonl", errors=5)) == 1
+    assert len(received) == 1
+    assert "the webhook (ALERT_WEBHOOK_URL) failed: HTTP 404" in capfd.readouterr().err
+
+
+def test_a_webhook_url_that_is_not_http_is_refused_without_showing_it(workdir, monkeypatch, capfd):
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "file:///etc/secret-token-xyz")
+    assert run_monitor(workdir, write_log(workdir / "requests.jsonl", errors=5)) == 1
+    err = capfd.readouterr().err
+    assert "ALERT_WEBHOOK_URL is not an http(s) URL" in err and "secret-token-xyz" not in err
+    assert len(list((workdir / "alerts").glob("monitor-*.md"))) == 1
+
+
 def test_stage_prod_with_nothing_promoted_is_one_clear_line(workdir, capfd):
     (workdir / "registry").mkdir()
     (workdir / "registry" / "prod.json").write_text('{"artifact": "flight-delay", "stage": "prod", "promoted": null}')
