@@ -21,7 +21,7 @@ from flightdelay.release import record, registry
 from flightdelay.release.package_format import MODEL_FILE, write_package
 from flightdelay.release.registry import RegistryError
 from flightdelay.stages.package import pointer
-from tests.unit.test_packaging import manifest_for, tiny_model_bytes
+from tests.unit.test_packaging import manifest_for, tiny_model_bytes, tiny_state_bytes
 
 WHO = "Jane Doe"
 EMAIL = "jane@example.com"
@@ -67,7 +67,7 @@ def commit_model(repo: Path, seed: int, decision: str = "pass") -> dict:
             for f in old.iterdir():
                 f.unlink()
             old.rmdir()
-    directory, full_hash = write_package(parent, model_bytes, manifest)
+    directory, full_hash = write_package(parent, model_bytes, manifest, tiny_state_bytes())
     package = pointer(manifest, "models/package", directory.name, full_hash)
     (repo / "reports").mkdir(exist_ok=True)
     (repo / "reports" / "package.json").write_text(json.dumps(package))

@@ -72,8 +72,9 @@ def test_run_takes_the_declared_params_sections_and_paths_without_defaults(stage
     signature = inspect.signature(module(stage).run).parameters.values()
     positional = [p.name for p in signature if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     keyword = [p for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    if positional == ["sections"]:  # package records every section it declares: it gets them by name
+    if positional[:1] == ["sections"]:  # package records every section it declares: it gets them by name
         assert set(module(stage).SECTIONS) == declared, f"{stage}: SECTIONS differ from dvc.yaml params"
+        assert set(positional[1:]) <= {"schema"}, f"{stage}: run() takes only the sections and the schema"
     else:
         assert set(positional) - {"schema"} == declared, f"{stage}: run() params arguments differ from dvc.yaml params"
     assert ("schema" in positional) == ("schema" in module(stage).INPUTS)

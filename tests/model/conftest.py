@@ -39,6 +39,8 @@ class Trained:
     summary: TrainSummary  # what `train` writes to train_summary.json
     train: pd.DataFrame  # the processed training rows (features, ID columns, target)
     test: pd.DataFrame  # the processed held-out rows (March)
+    validated: Path  # the validated partitions the features were built from (flights, weather, planes)
+    processed: Path  # the features stage's folder (with feature_state.json)
 
     @property
     def columns(self) -> list[str]:
@@ -89,4 +91,4 @@ def trained(tmp_path_factory) -> Trained:
     # One OpenMP thread: on a shared machine, boosting's spinning threads slow each other down by orders of magnitude.
     with threadpool_limits(limits=1):
         model, summary = train.fit(split["train"], FeatureSpec.load(processed / "feature_spec.json"), params.train)
-    return Trained(model, summary, split["train"], split["test"])
+    return Trained(model, summary, split["train"], split["test"], validated, processed)

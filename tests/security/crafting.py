@@ -23,7 +23,7 @@ from skops.io._protocol import PROTOCOL
 
 from flightdelay.modeling.model import build_pipeline, dumps_canonical, prepare
 from flightdelay.release.package_format import write_package
-from tests.unit.test_packaging import CATEGORICAL, NUMERIC, manifest_for, tiny_frame
+from tests.unit.test_packaging import CATEGORICAL, NUMERIC, manifest_for, tiny_frame, tiny_state_bytes
 
 FUNCTION_TRANSFORMER = ("sklearn.preprocessing._function_transformer", "FunctionTransformer")
 
@@ -144,5 +144,5 @@ def use(model: Any) -> None:
 
 def package_with_model(parent: Path, model_bytes: bytes) -> Path:
     """A package whose checksums, name and manifest are all consistent: only the model file is hostile."""
-    path, _ = write_package(parent, model_bytes, manifest_for(model_bytes))
+    path, _ = write_package(parent, model_bytes, manifest_for(model_bytes), tiny_state_bytes())
     return path

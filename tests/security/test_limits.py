@@ -17,7 +17,13 @@ from flightdelay.cli import main
 from flightdelay.core import limits
 from flightdelay.core.errors import PipelineError
 from flightdelay.modeling.model import load_model, loads_model
-from flightdelay.release.package_format import CHECKSUM_FILE, MANIFEST_FILE, PackageError, verify_package
+from flightdelay.release.package_format import (
+    CHECKSUM_FILE,
+    MANIFEST_FILE,
+    STATE_FILE,
+    PackageError,
+    verify_package,
+)
 from tests.security.crafting import fitted_hgb_bytes, package_with_model, skops_file, value
 
 
@@ -127,6 +133,15 @@ def test_a_manifest_over_the_limit_is_refused(package, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     assert main(["verify", str(package)]) == 1
     assert "MANIFEST_MAX_BYTES" in capfd.readouterr().err
+
+
+def test_a_feature_state_over_the_limit_is_refused_before_it_is_read(package, tmp_path, monkeypatch, capfd):
+    grow_sparse(package / STATE_FILE, limits.FEATURE_STATE_MAX_BYTES + 1)
+    with pytest.raises(PackageError, match=r"feature_state\.json is [\d,]+ bytes, .* \(FEATURE_STATE_MAX_BYTES"):
+        verify_package(package)
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify", str(package)]) == 1
+    assert "FEATURE_STATE_MAX_BYTES" in capfd.readouterr().err
 
 
 def test_a_checksum_file_over_the_limit_is_refused(package):

@@ -20,19 +20,22 @@ from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    STATE_FILE,
     PackageError,
+    load_package,
     package_name,
     render_checksums,
     verify,
     write_package,
 )
-from tests.unit.test_packaging import manifest_for, tiny_model_bytes
+from flightdelay.serving.predictor import Predictor
+from tests.unit.test_packaging import manifest_for, tiny_model_bytes, tiny_state_bytes
 
 
 @pytest.fixture
 def package(tmp_path) -> Path:
     model_bytes = tiny_model_bytes()
-    path, _ = write_package(tmp_path / "packages", model_bytes, manifest_for(model_bytes))
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest_for(model_bytes), tiny_state_bytes())
     return path
 
 
@@ -59,6 +62,7 @@ def rewrite_manifest(package: Path, change: Callable[[dict], None]) -> dict:
     text = json.dumps(manifest).encode()
     (package / MANIFEST_FILE).write_bytes(text)
     sums = {MODEL_FILE: sha256_bytes((package / MODEL_FILE).read_bytes()), MANIFEST_FILE: sha256_bytes(text)}
+    sums[STATE_FILE] = sha256_bytes((package / STATE_FILE).read_bytes())
     (package / CHECKSUM_FILE).write_text(render_checksums(sums))
     return manifest
 
@@ -103,7 +107,7 @@ def test_a_failed_gate_is_refused_even_when_everything_else_is_consistent(tmp_pa
     model_bytes = tiny_model_bytes()
     manifest = manifest_for(model_bytes)
     manifest["gate"] = {**manifest["gate"], "decision": "fail"}
-    path, _ = write_package(tmp_path / "packages", model_bytes, manifest)
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest, tiny_state_bytes())
     pattern = "gate.decision is 'fail'; only a package whose gate decision is 'pass' or 'overridden'"
     assert_refused(path, pattern, tmp_path, monkeypatch, capfd)
 
@@ -125,15 +129,17 @@ def test_a_rewritten_and_renamed_package_is_another_package(package):
 
 def test_a_manifest_of_the_old_format_is_refused(tmp_path, monkeypatch, capfd):
     model_bytes = tiny_model_bytes()
-    path, _ = write_package(tmp_path / "packages", model_bytes, {**manifest_for(model_bytes), "format": 1})
-    assert_refused(path, "format 1, this version reads format 2", tmp_path, monkeypatch, capfd)
+    path, _ = write_package(
+        tmp_path / "packages", model_bytes, {**manifest_for(model_bytes), "format": 1}, tiny_state_bytes()
+    )
+    assert_refused(path, "format 1, this version reads format 3", tmp_path, monkeypatch, capfd)
 
 
 def test_a_manifest_naming_another_model_is_refused(tmp_path, monkeypatch, capfd):
     model_bytes = tiny_model_bytes()
     manifest = manifest_for(model_bytes)
     manifest["model"]["sha256"] = "0" * 64
-    path, _ = write_package(tmp_path / "packages", model_bytes, manifest)
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest, tiny_state_bytes())
     assert_refused(path, "model.sha256 names another model file", tmp_path, monkeypatch, capfd)
 
 
@@ -142,12 +148,19 @@ def test_a_manifest_naming_another_model_is_refused(tmp_path, monkeypatch, capfd
 
 def consistent_package(tmp_path: Path, manifest_bytes: bytes) -> Path:
     """A package whose checksums and name match a manifest of any bytes."""
-    model_bytes = tiny_model_bytes()
-    sums = render_checksums({MODEL_FILE: sha256_bytes(model_bytes), MANIFEST_FILE: sha256_bytes(manifest_bytes)})
+    model_bytes, state_bytes = tiny_model_bytes(), tiny_state_bytes()
+    sums = render_checksums(
+        {
+            MODEL_FILE: sha256_bytes(model_bytes),
+            MANIFEST_FILE: sha256_bytes(manifest_bytes),
+            STATE_FILE: sha256_bytes(state_bytes),
+        }
+    )
     path = tmp_path / "packages" / package_name(sha256_bytes(sums.encode()))
     path.mkdir(parents=True)
     (path / MODEL_FILE).write_bytes(model_bytes)
     (path / MANIFEST_FILE).write_bytes(manifest_bytes)
+    (path / STATE_FILE).write_bytes(state_bytes)
     (path / CHECKSUM_FILE).write_text(sums)
     return path
 
@@ -160,8 +173,8 @@ def consistent_package(tmp_path: Path, manifest_bytes: bytes) -> Path:
         (b"{not json", r"manifest\.json: not JSON \(JSONDecodeError"),
         (b"\xff\xfe{}", r"manifest\.json: not JSON \(UnicodeDecodeError"),
         (b"[" * 100_000 + b"]" * 100_000, r"manifest\.json: not JSON \(RecursionError"),
-        (b'{"format": 2, "model": [], "gate": {"decision": "pass"}}', "model.sha256 names another model file"),
-        (b'{"format": 2, "model": {}, "gate": "pass"}', "model.sha256 names another model file"),
+        (b'{"format": 3, "model": [], "gate": {"decision": "pass"}}', "model.sha256 names another model file"),
+        (b'{"format": 3, "model": {}, "gate": "pass"}', "model.sha256 names another model file"),
     ],
     ids=["list", "string", "not-json", "not-utf8", "nested-too-deep", "model-is-a-list", "gate-is-a-string"],
 )
@@ -203,7 +216,7 @@ def test_a_symlinked_package_folder_is_refused(package, tmp_path, monkeypatch, c
     assert_refused(package, "a symbolic link; a package must be a real directory", tmp_path, monkeypatch, capfd)
 
 
-@pytest.mark.parametrize("name", [CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE])
+@pytest.mark.parametrize("name", [CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE, STATE_FILE])
 def test_a_directory_where_a_file_is_expected_is_refused(package, tmp_path, monkeypatch, capfd, name):
     (package / name).unlink()
     (package / name).mkdir()
@@ -222,5 +235,60 @@ def test_an_extra_file_listed_in_the_checksums_is_refused(package, tmp_path, mon
     sums = {p.name: sha256_bytes(p.read_bytes()) for p in package.iterdir() if p.name != CHECKSUM_FILE}
     (package / CHECKSUM_FILE).write_text(render_checksums(sums))
     path = rename_to_its_hash(package)
-    assert_refused(path, "a package holds exactly model.skops and manifest.json", tmp_path, monkeypatch, capfd)
+    assert_refused(
+        path,
+        r"a package holds exactly \['feature_state.json', 'manifest.json', 'model.skops'\]",
+        tmp_path,
+        monkeypatch,
+        capfd,
+    )
+    assert not (tmp_path / "ran").exists()
+
+
+# ------------------------------------------------------------------------------------------------ the feature state
+
+
+def test_an_edited_feature_state_is_refused(package, tmp_path, monkeypatch, capfd):
+    state = json.loads((package / STATE_FILE).read_text())
+    state["history_smoothing"] = 0.0  # sharper history rates: a different model, silently
+    (package / STATE_FILE).write_text(json.dumps(state))
+    assert_refused(package, r"feature_state\.json: SHA-256 is .* refusing to load it", tmp_path, monkeypatch, capfd)
+
+
+def test_an_edited_feature_state_with_recomputed_checksums_is_refused(package, tmp_path, monkeypatch, capfd):
+    text = (package / STATE_FILE).read_bytes().replace(b'"history_smoothing":50.0', b'"history_smoothing":0.0')
+    assert text != (package / STATE_FILE).read_bytes()
+    (package / STATE_FILE).write_bytes(text)
+    sums = {p.name: sha256_bytes(p.read_bytes()) for p in package.iterdir() if p.name != CHECKSUM_FILE}
+    (package / CHECKSUM_FILE).write_text(render_checksums(sums))
+    assert_refused(package, "does not match its name", tmp_path, monkeypatch, capfd)
+
+
+def test_a_package_without_its_feature_state_is_refused(package, tmp_path, monkeypatch, capfd):
+    (package / STATE_FILE).unlink()
+    assert_refused(package, r"missing: \['feature_state\.json'\]", tmp_path, monkeypatch, capfd)
+
+
+@pytest.mark.parametrize(
+    ("state", "pattern"),
+    [
+        (b"[1, 2]", r"feature_state\.json: not a JSON object \(it is a list\)"),
+        (b"{not json", r"feature_state\.json: not JSON \(JSONDecodeError"),
+        (b"[" * 100_000 + b"]" * 100_000, r"feature_state\.json: not JSON \(RecursionError"),
+    ],
+)
+def test_a_malformed_feature_state_is_refused_at_load_without_running_anything(tmp_path, state, pattern):
+    model_bytes = tiny_model_bytes()
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest_for(model_bytes), state)
+    verify(path)  # the bytes are what the checksums say: only reading them as data refuses them
+    with pytest.raises(PackageError, match=pattern):
+        load_package(path)
+
+
+def test_a_feature_state_that_is_data_of_another_shape_is_refused_by_the_predictor(tmp_path):
+    model_bytes = tiny_model_bytes()
+    hostile = json.dumps({"format": 1, "__reduce__": ["os.system", ["touch ran"]]}).encode()
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest_for(model_bytes), hostile)
+    with pytest.raises(PackageError, match=r"feature_state\.json: not a feature state \(KeyError"):
+        Predictor.load(path)
     assert not (tmp_path / "ran").exists()

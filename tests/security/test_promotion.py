@@ -14,6 +14,7 @@ from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    STATE_FILE,
     package_name,
     render_checksums,
 )
@@ -51,7 +52,11 @@ def test_a_package_rewritten_after_dvc_repro_is_not_promoted(repo):
     text = json.dumps(manifest).encode()
     (old / MANIFEST_FILE).write_bytes(text)
     sums = render_checksums(
-        {MODEL_FILE: sha256_bytes((old / MODEL_FILE).read_bytes()), MANIFEST_FILE: sha256_bytes(text)}
+        {
+            MODEL_FILE: sha256_bytes((old / MODEL_FILE).read_bytes()),
+            MANIFEST_FILE: sha256_bytes(text),
+            STATE_FILE: sha256_bytes((old / STATE_FILE).read_bytes()),
+        }
     )
     (old / CHECKSUM_FILE).write_text(sums)
     full_hash = sha256_bytes(sums.encode())

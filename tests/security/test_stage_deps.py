@@ -148,6 +148,9 @@ LAYERS = {
     "release": {"core", "modeling", "release"},
     "stages": {"core", "data", "modeling", "release"},
     "prcomment": {"core", "prcomment"},
+    # the predictor, batch scoring and the service: packages put to work, above the pipeline's stages
+    "serving": {"core", "data", "modeling", "release", "stages", "serving"},
+    # the monitor reads the service's request log and the package's reference through the predictor
     "monitoring": {"core", "release", "serving", "monitoring"},
 }
 

@@ -1,12 +1,18 @@
-"""flightdelay.stages.features: labels, schedule/holiday/congestion/weather features, history, the frame."""
+"""stages.features and modeling.flight_features: labels, schedule/holiday/congestion/weather features, history,
+the context lookups, the feature state and the frame."""
 
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from flightdelay.core.config import FeatureParams, Split, TrainRange, Window
+from flightdelay.core.errors import DataError
+from flightdelay.modeling import flight_features as FF
 from flightdelay.stages import features as F
 
 
@@ -31,7 +37,7 @@ def delays() -> pd.DataFrame:
 
 def test_label_drop_removes_rows_without_arrival():
     frame = delays()
-    out, dropped = F.label(frame, "drop")
+    out, dropped = FF.label(frame, "drop")
     assert dropped == 1
     assert out["flight"].tolist() == [1, 2, 4, 5]
     assert out["late"].tolist() == [1, 0, 0, 1]  # late is strictly more than 15 minutes
@@ -41,7 +47,7 @@ def test_label_drop_removes_rows_without_arrival():
 
 
 def test_label_late_keeps_rows_without_arrival_as_late():
-    out, dropped = F.label(delays(), "late")
+    out, dropped = FF.label(delays(), "late")
     assert dropped == 0
     assert out["flight"].tolist() == [1, 2, 3, 4, 5]
     assert out["late"].tolist() == [1, 0, 1, 0, 1]
@@ -61,7 +67,7 @@ def test_schedule_features():
             "sched_arr_time": I([130, 900, 159]),
         }
     )
-    out = F.schedule_features(flights)
+    out = FF.schedule_features(flights)
     assert out["day_of_week"].tolist() == [2, 5, 0]
     assert out["is_weekend"].tolist() == [0, 1, 0]
     assert out["dep_hour"].tolist() == [23, 6, 0]
@@ -75,9 +81,21 @@ def test_schedule_features():
 # ------------------------------------------------------------------------------------------------ holidays
 
 
+US_HOLIDAYS = FF.holiday_calendar("US", 2012, 2015)
+
+
+def test_holiday_features_outside_the_calendar_are_missing_and_flagged():
+    dates = pd.Series(pd.to_datetime(["2013-07-03", "2015-07-03", "2011-07-03"]))
+    out, outside = FF.holiday_features(dates, US_HOLIDAYS)
+    assert outside.tolist() == [False, True, True]  # 2015: no 2016 holidays to count to; 2011: before it
+    assert out["days_to_next_holiday"].iloc[0] == 1
+    assert out.iloc[1:].isna().all().all()
+
+
 def test_holiday_features_around_independence_day():
     dates = pd.Series(pd.to_datetime(["2013-07-03", "2013-07-04", "2013-07-05", "2013-05-27"]), index=[5, 6, 7, 8])
-    out = F.holiday_features(dates, "US")
+    out, outside = FF.holiday_features(dates, US_HOLIDAYS)
+    assert not outside.any()
     assert out.index.tolist() == [5, 6, 7, 8]
     # previous holiday: Memorial Day 2013-05-27; next after July 4th: Labor Day 2013-09-02 (59 days)
     assert out["days_to_next_holiday"].tolist() == [1, 0, 59, 0]
@@ -86,10 +104,10 @@ def test_holiday_features_around_independence_day():
 
 def test_holiday_features_across_new_year_and_capped_at_60():
     dates = pd.Series(pd.to_datetime(["2013-12-31", "2013-08-15"]))
-    out = F.holiday_features(dates, "US")
+    out, _ = FF.holiday_features(dates, US_HOLIDAYS)
     assert out["days_to_next_holiday"].tolist() == [1, 18]  # 2014-01-01; Labor Day 2013-09-02
     assert out["days_since_prev_holiday"].tolist() == [6, 42]  # Christmas; July 4th
-    far = F.holiday_features(pd.Series(pd.to_datetime(["2013-03-01"])), "US")
+    far, _ = FF.holiday_features(pd.Series(pd.to_datetime(["2013-03-01"])), US_HOLIDAYS)
     assert far["days_to_next_holiday"].iloc[0] == 60  # Memorial Day is 87 days away
     assert far["days_since_prev_holiday"].iloc[0] == 11  # Washington's Birthday 2013-02-18
 
@@ -113,7 +131,7 @@ def schedule() -> pd.DataFrame:
 
 
 def test_congestion_counts():
-    out = F.congestion_features(schedule())
+    out = FF.congestion_features(schedule())
     assert out["origin_hour_departures"].tolist() == [2, 1, 2, 1, 1, 1]
     assert out["origin_day_departures"].tolist() == [4, 4, 4, 1, 4, 1]
     assert out["carrier_origin_day_departures"].tolist() == [3, 3, 1, 1, 3, 1]
@@ -122,7 +140,7 @@ def test_congestion_counts():
 
 
 def test_tail_leg_of_day_follows_departure_time_not_row_order():
-    out = F.congestion_features(schedule())
+    out = FF.congestion_features(schedule())
     # N1 on day 1 departs 09:00 (row 0), 09:30 (row 2), 10:00 (row 4); day 2 starts again
     assert out["tail_leg_of_day"].tolist()[:3] == [1, 1, 2]
     assert out["tail_leg_of_day"].iloc[4] == 3
@@ -137,8 +155,8 @@ def test_tail_leg_of_day_follows_departure_time_not_row_order():
 
 def test_tail_leg_of_day_reversed_rows_same_answer():
     flights = schedule()
-    forward = F.congestion_features(flights)
-    backward = F.congestion_features(flights.iloc[::-1])
+    forward = FF.congestion_features(flights)
+    backward = FF.congestion_features(flights.iloc[::-1])
     pd.testing.assert_frame_equal(backward.sort_index(), forward)
 
 
@@ -167,7 +185,7 @@ def hourly_weather() -> pd.DataFrame:
 
 
 def test_weather_table_fills_the_hourly_grid():
-    out = F.weather_table(hourly_weather(), 2)
+    out = FF.weather_table(hourly_weather(), 2)
     ewr = out[out["origin"] == "EWR"].reset_index(drop=True)
     assert ewr["time_hour"].tolist() == list(pd.date_range("2013-01-01 03:00", periods=6, freq="h", tz="UTC"))
     assert ewr.loc[2, ["temp", "precip", "pressure"]].isna().all()
@@ -175,7 +193,7 @@ def test_weather_table_fills_the_hourly_grid():
 
 
 def test_weather_trend_features():
-    out = F.weather_table(hourly_weather(), 2)
+    out = FF.weather_table(hourly_weather(), 2)
     ewr = out[out["origin"] == "EWR"].reset_index(drop=True)
     # window = the hour itself and the 2 before it (missing hours ignored)
     assert ewr["precip_trend_sum"].tolist() == pytest.approx([0.1, 0.3, 0.3, 0.2, 0.3, 0.3])
@@ -189,14 +207,14 @@ def test_weather_trend_features():
 
 
 def test_precip_day_so_far_resets_at_local_midnight():
-    out = F.weather_table(hourly_weather(), 2)
+    out = FF.weather_table(hourly_weather(), 2)
     ewr = out[out["origin"] == "EWR"].reset_index(drop=True)
     # 03:00 and 04:00 UTC are Dec 31 in New York; 05:00 UTC is local midnight
     assert ewr["precip_day_so_far"].tolist() == pytest.approx([0.1, 0.3, 0.0, 0.0, 0.3, 0.3])
 
 
 def test_weather_table_origins_do_not_mix():
-    out = F.weather_table(hourly_weather(), 2)
+    out = FF.weather_table(hourly_weather(), 2)
     jfk = out[out["origin"] == "JFK"].iloc[0]
     assert jfk["precip_trend_sum"] == 0.5
     assert jfk["pressure"] == 1000.0
@@ -205,7 +223,7 @@ def test_weather_table_origins_do_not_mix():
 def test_weather_table_keeps_the_first_of_duplicate_hours():
     weather = hourly_weather()
     duplicate = weather[weather["origin"] == "JFK"].assign(temp=99.0)
-    out = F.weather_table(pd.concat([weather, duplicate], ignore_index=True), 2)
+    out = FF.weather_table(pd.concat([weather, duplicate], ignore_index=True), 2)
     jfk = out[out["origin"] == "JFK"]
     assert len(jfk) == 1
     assert jfk["temp"].iloc[0] == 1.0
@@ -238,7 +256,7 @@ PERIODS = [("2013-01", JAN), ("2013-02", FEB)]
 
 
 def test_history_collect_sums_per_key_and_period():
-    history = F.History.collect(PERIODS, "late")
+    history = FF.History.collect(PERIODS, "late")
     assert history.overall[["period", "sum", "count"]].values.tolist() == [["2013-01", 3, 4], ["2013-02", 1, 4]]
     route = history.per_period["hist_route"].sort_values(["dest", "period"])
     assert route[["dest", "period", "sum", "count"]].values.tolist() == [
@@ -247,13 +265,13 @@ def test_history_collect_sums_per_key_and_period():
         ["ORD", "2013-01", 3, 3],
         ["ORD", "2013-02", 1, 2],
     ]
-    assert set(history.per_period) == set(F.HISTORY_KEYS)
+    assert set(history.per_period) == set(FF.HISTORY_KEYS)
 
 
 def test_history_keeps_the_same_month_of_two_years_apart():
     # January 2013 and January 2014 are two periods: leaving out a row's own month leaves the other year in.
     jan_2014 = training_month(1, [("ORD", 0), ("ORD", 0), ("LAX", 1), ("LAX", 1)])
-    history = F.History.collect([("2013-01", JAN), ("2014-01", jan_2014)], "late")
+    history = FF.History.collect([("2013-01", JAN), ("2014-01", jan_2014)], "late")
     assert history.overall["period"].tolist() == ["2013-01", "2014-01"]
     out = history.apply(JAN, smoothing=0.0, exclude_period="2013-01")
     assert out["hist_route"].tolist() == pytest.approx([0 / 2] * 3 + [2 / 2])  # 2014 only
@@ -262,7 +280,7 @@ def test_history_keeps_the_same_month_of_two_years_apart():
 
 
 def test_history_without_smoothing_is_the_mean_over_training_months():
-    history = F.History.collect(PERIODS, "late")
+    history = FF.History.collect(PERIODS, "late")
     test = training_month(11, [("ORD", 0), ("LAX", 1), ("SFO", 0)])
     out = history.apply(test, smoothing=0.0, exclude_period=None)
     assert out["hist_route"].tolist() == pytest.approx([4 / 5, 0 / 3, 4 / 8])  # unseen route -> overall rate
@@ -271,7 +289,7 @@ def test_history_without_smoothing_is_the_mean_over_training_months():
 
 
 def test_history_smoothing_pulls_toward_the_prior():
-    history = F.History.collect(PERIODS, "late")
+    history = FF.History.collect(PERIODS, "late")
     test = training_month(11, [("ORD", 0), ("LAX", 0)])
     prior = 4 / 8
     out = history.apply(test, smoothing=4.0, exclude_period=None)
@@ -281,7 +299,7 @@ def test_history_smoothing_pulls_toward_the_prior():
 
 
 def test_history_leaves_out_a_training_rows_own_month():
-    history = F.History.collect(PERIODS, "late")
+    history = FF.History.collect(PERIODS, "late")
     out = history.apply(JAN, smoothing=2.0, exclude_period="2013-01")
     prior = 1 / 4  # February only
     ord_rate = (1 + 2 * prior) / (2 + 2)
@@ -292,24 +310,24 @@ def test_history_leaves_out_a_training_rows_own_month():
 
 def test_history_of_a_training_month_ignores_that_months_labels():
     flipped = JAN.assign(late=(1 - JAN["late"]).astype("int8"))
-    before = F.History.collect(PERIODS, "late").apply(JAN, 5.0, exclude_period="2013-01")
-    after = F.History.collect([("2013-01", flipped), ("2013-02", FEB)], "late").apply(
+    before = FF.History.collect(PERIODS, "late").apply(JAN, 5.0, exclude_period="2013-01")
+    after = FF.History.collect([("2013-01", flipped), ("2013-02", FEB)], "late").apply(
         flipped, 5.0, exclude_period="2013-01"
     )
-    columns = list(F.HISTORY_KEYS)
+    columns = list(FF.HISTORY_KEYS)
     pd.testing.assert_frame_equal(before[columns], after[columns])
     # ...while another month's history does depend on them
-    other = F.History.collect([("2013-01", flipped), ("2013-02", FEB)], "late").apply(
+    other = FF.History.collect([("2013-01", flipped), ("2013-02", FEB)], "late").apply(
         FEB, 5.0, exclude_period="2013-02"
     )
     assert not np.allclose(
-        other["hist_route"], F.History.collect(PERIODS, "late").apply(FEB, 5.0, "2013-02")["hist_route"]
+        other["hist_route"], FF.History.collect(PERIODS, "late").apply(FEB, 5.0, "2013-02")["hist_route"]
     )
 
 
 def test_history_key_seen_only_in_its_own_month_gets_the_prior():
     jan = training_month(1, [("ORD", 1), ("BOS", 1)])
-    history = F.History.collect([("2013-01", jan), ("2013-02", FEB)], "late")
+    history = FF.History.collect([("2013-01", jan), ("2013-02", FEB)], "late")
     out = history.apply(jan, smoothing=0.0, exclude_period="2013-01")
     assert out.loc[out["dest"] == "BOS", "hist_dest"].iloc[0] == pytest.approx(1 / 4)
 
@@ -390,7 +408,7 @@ def planes() -> pd.DataFrame:
 
 
 def test_aircraft_table_one_row_per_tail():
-    out = F.aircraft_table(planes())
+    out = FF.aircraft_table(planes())
     assert out["tailnum"].tolist() == ["N1", "N2"]
     assert out["plane_year"].tolist()[0] == 2000.0
     assert np.isnan(out["plane_year"].tolist()[1])
@@ -401,9 +419,16 @@ SPLIT = Split(train=TrainRange(start="2013-01", end="2013-01"), test=Window("201
 PARAMS = FeatureParams(split=SPLIT)
 
 
+def build(flights: pd.DataFrame, weather: pd.DataFrame, params: FeatureParams) -> tuple[pd.DataFrame, int]:
+    """The features stage's frame for one partition: its own schedule as context, no history yet."""
+    context = FF.FeatureContext(flights, FF.WeatherLookup(weather))
+    state = F.initial_state(params, FF.aircraft_table(planes()), 2013, 2013)
+    return F.build_frame(flights, context, state, params.missing_target, (0.0, 0.0, {}))
+
+
 def test_build_frame_has_every_non_history_feature_and_no_leaky_column():
-    weather = F.weather_table(weather_rows(), 3)
-    frame, dropped = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
+    weather = FF.weather_table(weather_rows(), 3)
+    frame, dropped = build(flights_partition(), weather, PARAMS)
     assert dropped == 1
     assert frame["flight"].tolist() == [1, 2, 4]
     features = [c for group, cols in F.FEATURE_GROUPS.items() if group != "history" for c in cols]
@@ -412,13 +437,13 @@ def test_build_frame_has_every_non_history_feature_and_no_leaky_column():
         assert not set(cols) & F.LEAKY, group
     # leaky inputs never reach the frame except the targets, which are kept apart from the features
     assert set(frame.columns) & F.LEAKY == {"arr_delay", "late"}
-    for column in F.CATEGORICAL:
+    for column in FF.CATEGORICAL:
         assert str(frame[column].dtype) == "string", column
 
 
 def test_build_frame_joins_weather_and_aircraft():
-    weather = F.weather_table(weather_rows(), 3)
-    frame, _ = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
+    weather = FF.weather_table(weather_rows(), 3)
+    frame, _ = build(flights_partition(), weather, PARAMS)
     assert frame["temp"].tolist() == [30.0, 40.0, 30.0]  # by origin
     assert frame["plane_age"].tolist()[0] == 13.0
     assert np.isnan(frame["plane_age"].iloc[1])  # N2 has no year
@@ -429,27 +454,27 @@ def test_build_frame_joins_weather_and_aircraft():
 
 
 def test_build_frame_with_history_has_every_feature():
-    weather = F.weather_table(weather_rows(), 3)
-    frame, _ = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
-    out = F.History.collect([("2013-01", frame)], "late").apply(frame, 50.0, exclude_period=None)
+    weather = FF.weather_table(weather_rows(), 3)
+    frame, _ = build(flights_partition(), weather, PARAMS)
+    out = FF.History.collect([("2013-01", frame)], "late").apply(frame, 50.0, exclude_period=None)
     features = {c for cols in F.FEATURE_GROUPS.values() for c in cols}
     assert features <= set(out.columns)
     assert len(out) == len(frame)
-    assert out[list(F.HISTORY_KEYS)].notna().all().all()
+    assert out[list(FF.HISTORY_KEYS)].notna().all().all()
 
 
 def test_build_frame_late_keeps_cancelled_flights():
-    weather = F.weather_table(weather_rows(), 3)
+    weather = FF.weather_table(weather_rows(), 3)
     params = FeatureParams(split=SPLIT, missing_target="late")
-    frame, dropped = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), params)
+    frame, dropped = build(flights_partition(), weather, params)
     assert dropped == 0
     assert frame["late"].tolist() == [1, 0, 1, 0]
     assert frame["origin_day_departures"].tolist() == [3, 1, 3, 3]
 
 
 def test_build_frame_congestion_counts_the_whole_schedule():
-    weather = F.weather_table(weather_rows(), 3)
-    frame, _ = F.build_frame(flights_partition(), weather, F.aircraft_table(planes()), PARAMS)
+    weather = FF.weather_table(weather_rows(), 3)
+    frame, _ = build(flights_partition(), weather, PARAMS)
     # EWR has three scheduled departures that day, whether or not one of them was later cancelled
     assert frame["origin_day_departures"].tolist() == [3, 1, 3]
 
@@ -457,6 +482,80 @@ def test_build_frame_congestion_counts_the_whole_schedule():
 def test_feature_spec():
     spec = F.feature_spec(F.FEATURE_GROUPS, F.TARGETS)
     assert spec.categorical == sorted(spec.categorical)
-    assert set(spec.categorical) == set(F.CATEGORICAL)
+    assert set(spec.categorical) == set(FF.CATEGORICAL)
     assert spec.leaky_columns == sorted(F.LEAKY)
     assert spec.targets == {"classification": "late", "regression": "arr_delay"}
+
+
+# ------------------------------------------------------------------------------------------------ context and state
+
+
+def context(flights: pd.DataFrame | None = None) -> FF.FeatureContext:
+    schedule = flights_partition() if flights is None else flights
+    return FF.FeatureContext(schedule, FF.WeatherLookup.from_records(weather_rows(), 3))
+
+
+def test_the_context_gives_each_scheduled_flight_the_congestion_of_the_whole_schedule():
+    flights = flights_partition()
+    out, fallback = context().congestion(flights.iloc[[3, 0]])
+    expected = FF.congestion_features(flights).iloc[[3, 0]]
+    pd.testing.assert_frame_equal(out, expected[FF.CONGESTION])
+    assert not fallback.any()
+
+
+def test_a_flight_not_in_the_schedule_is_counted_as_if_it_were():
+    flights = flights_partition()
+    extra = flights.iloc[[0]].assign(flight=I([77]), sched_dep_time=I([1045]), hour=I([10]), minute=I([45]))
+    out, fallback = context().congestion(extra)
+    whole = FF.congestion_features(pd.concat([flights, extra], ignore_index=True)).iloc[[-1]]
+    np.testing.assert_array_equal(out.to_numpy(), whole[FF.CONGESTION].to_numpy())
+    assert not fallback.any()
+
+
+def test_a_flight_on_a_day_outside_the_schedule_gets_the_fallback():
+    other_day = flights_partition().iloc[[0]].assign(day=I([2]))
+    out, fallback = context().congestion(other_day)
+    assert fallback.tolist() == [True]
+    assert out.isna().all().all()
+
+
+def test_weather_by_origin_and_hour_and_its_fallback():
+    flights = flights_partition()
+    late = flights.iloc[[1]].assign(time_hour=utc(["2013-01-02 15:00"]))
+    weather, missing = FF.WeatherLookup.from_records(weather_rows(), 3).lookup(pd.concat([flights, late]))
+    assert weather["temp"].tolist()[:4] == [30.0, 40.0, 30.0, 30.0]
+    assert missing.tolist() == [False, False, False, False, True]
+    assert np.isnan(weather["temp"].iloc[4])
+
+
+def test_the_trend_sum_does_not_depend_on_where_the_weather_series_starts():
+    # a rolling sum keeps a running total, whose last bits depend on every earlier hour: the service, given a
+    # few days of weather, would get other bits than training, given the year (and a tree split can sit there)
+    rows = weather_rows()
+    rows = rows[rows["origin"] == "EWR"].reset_index(drop=True)
+    rows["precip"] = [0.01, 0.07, 0.02, 0.03, 0.01, 0.02]
+    full = FF.weather_table(rows, 3)
+    tail = FF.weather_table(rows.iloc[2:], 3)
+    assert full["precip_trend_sum"].iloc[-1] == tail["precip_trend_sum"].iloc[-1] == 0.02 + 0.03 + 0.01 + 0.02
+    assert full["precip_trend_sum"].iloc[0] == 0.01  # min_periods=1: the first hour sums itself
+
+
+def test_the_feature_state_reads_back_exactly_and_gives_the_same_features():
+    flights = flights_partition()
+    frame, _ = build(flights, FF.weather_table(weather_rows(), 3), PARAMS)
+    history = FF.History.collect([("2013-01", frame)], "late")
+    prior_sum, prior_count, tables = history.tables(None)
+    state = F.initial_state(PARAMS, FF.aircraft_table(planes()), 2013, 2013)
+    state = dataclasses.replace(state, prior_sum=prior_sum, prior_count=prior_count, history=tables)
+    read = FF.FeatureState.from_dict(json.loads(state.to_json()), "state.json")
+    assert read.to_json() == state.to_json()
+    a, _ = FF.compute_features(flights, context(), state)
+    b, _ = FF.compute_features(flights, context(), read)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["hist_route"].notna().all()
+
+
+@pytest.mark.parametrize("broken", [{}, {"format": 99}, {"format": 1, "history": {}}])
+def test_a_feature_state_of_another_shape_is_refused(broken):
+    with pytest.raises(DataError, match=r"state\.json"):
+        FF.FeatureState.from_dict(broken, "state.json")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from flightdelay.cli import main
+from flightdelay.core.config import load_schema
 from flightdelay.core.contracts import (
     Candidate,
     DriftResult,
@@ -22,11 +24,13 @@ from flightdelay.core.contracts import (
 )
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.hashing import sha256_bytes
+from flightdelay.modeling.flight_features import FeatureState, HistoryTable, aircraft_table, input_fields
 from flightdelay.modeling.model import build_pipeline, dumps_canonical, prepare
 from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    STATE_FILE,
     PackageError,
     find_package,
     load_package,
@@ -39,6 +43,7 @@ from flightdelay.release.package_format import (
 )
 from flightdelay.stages.package import (
     build_manifest,
+    example_outputs,
     example_rows,
     input_schema,
     lineage,
@@ -48,6 +53,7 @@ from flightdelay.stages.package import (
 )
 
 NUMERIC, CATEGORICAL = ["distance"], ["carrier"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_frame() -> pd.DataFrame:
@@ -60,11 +66,14 @@ def tiny_frame() -> pd.DataFrame:
     )
 
 
-def tiny_model_bytes() -> bytes:
+def tiny_model():
     frame = tiny_frame()
     pipeline = build_pipeline("classification", "logistic_regression", NUMERIC, CATEGORICAL, {"max_iter": 50}, 0)
-    pipeline.fit(prepare(frame, NUMERIC, CATEGORICAL), frame["late"].to_numpy())
-    return dumps_canonical(pipeline)
+    return pipeline.fit(prepare(frame, NUMERIC, CATEGORICAL), frame["late"].to_numpy())
+
+
+def tiny_model_bytes() -> bytes:
+    return dumps_canonical(tiny_model())
 
 
 LOCK = {
@@ -168,8 +177,35 @@ SUMMARY = TrainSummary(
 )
 
 
+def tiny_state_bytes() -> bytes:
+    """A feature state as the features stage writes it: one history row per table, one aircraft, a calendar."""
+    keys = {"hist_route": ["origin", "dest"], "hist_carrier_hour": ["carrier", "dep_hour"], "hist_dest": ["dest"]}
+    keys |= {"hist_flight": ["carrier", "flight"], "hist_tail": ["tailnum"]}
+    values = {"origin": "EWR", "dest": "ORD", "carrier": "UA", "dep_hour": 9, "flight": 1, "tailnum": "N1"}
+    history = {
+        name: HistoryTable(k, pd.DataFrame({**{c: [values[c]] for c in k}, "sum": [3], "count": [10]}))
+        for name, k in keys.items()
+    }
+    planes = pd.DataFrame(
+        {"tailnum": ["N1"], "year": [2000], "seats": [150], "engines": [2], "type": ["t"], "engine": ["e"]}
+    ).assign(manufacturer="m")
+    state = FeatureState(
+        holiday_country="US",
+        calendar=np.array(["2013-01-01", "2013-07-04", "2013-12-25"], dtype="datetime64[D]"),
+        weather_trend_hours=3,
+        smoothing=50.0,
+        prior_sum=25,
+        prior_count=100,
+        history=history,
+        aircraft=aircraft_table(planes),
+    )
+    return state.to_json().encode()
+
+
 def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
     frame = tiny_frame()
+    examples = example_rows(frame, NUMERIC, CATEGORICAL, 3)
+    model = tiny_model()  # not loaded from model_bytes: the security tests pass hostile bytes here
     return build_manifest(
         model_sha256=sha256_bytes(model_bytes),
         summary=SUMMARY,
@@ -179,8 +215,10 @@ def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
         lineage_record=lineage(LOCK, "train"),
         env={"python": "3.11", "libraries": {}},
         schema_columns=input_schema(frame, NUMERIC, CATEGORICAL),
+        flight_fields=input_fields(load_schema(REPO / "config" / "schema.yaml").table("flights").columns, {}),
         reference=reference_distributions(DRIFT),
-        examples=example_rows(frame, NUMERIC, CATEGORICAL, 3),
+        examples=examples,
+        example_predictions=example_outputs(model, examples, NUMERIC, CATEGORICAL, "classification"),
     )
 
 
@@ -188,7 +226,7 @@ def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
 def package(tmp_path):
     model_bytes = tiny_model_bytes()
     manifest = manifest_for(model_bytes)
-    path, _ = write_package(tmp_path / "package", model_bytes, manifest)
+    path, _ = write_package(tmp_path / "package", model_bytes, manifest, tiny_state_bytes())
     return path
 
 
@@ -240,16 +278,19 @@ def test_example_rows_are_model_inputs_with_nulls():
 def test_package_hash_is_the_hash_of_the_checksum_file_which_covers_every_file(tmp_path):
     model_bytes = tiny_model_bytes()
     manifest = manifest_for(model_bytes)
-    path, full_hash = write_package(tmp_path / "a", model_bytes, manifest)
+    path, full_hash = write_package(tmp_path / "a", model_bytes, manifest, tiny_state_bytes())
     checksums = (path / CHECKSUM_FILE).read_text()
     assert full_hash == package_hash(checksums) == sha256_bytes(checksums.encode())
     assert path.name == package_name(full_hash) == f"model-{full_hash[:16]}"
     assert parse_checksums(checksums, "x") == {
         MODEL_FILE: sha256_bytes((path / MODEL_FILE).read_bytes()),
         MANIFEST_FILE: sha256_bytes((path / MANIFEST_FILE).read_bytes()),
+        STATE_FILE: sha256_bytes((path / STATE_FILE).read_bytes()),
     }
     # any change to the manifest (not only params or data) gives another name
-    other, _ = write_package(tmp_path / "b", model_bytes, {**manifest, "metrics": {"roc_auc": 0.99}})
+    other, _ = write_package(
+        tmp_path / "b", model_bytes, {**manifest, "metrics": {"roc_auc": 0.99}}, tiny_state_bytes()
+    )
     assert other.name != path.name
 
 
@@ -257,7 +298,7 @@ def test_manifest_contents():
     model_bytes = tiny_model_bytes()
     m = manifest_for(model_bytes)
     assert "name" not in m and "hash" not in m  # a file cannot hold a hash of itself
-    assert m["format"] == 2
+    assert m["format"] == 3
     assert m["model"]["sha256"] == sha256_bytes(model_bytes)
     assert m["model"]["kind"] == "logistic_regression"
     assert m["model"]["features"] == {"numeric": NUMERIC, "categorical": CATEGORICAL}
@@ -274,6 +315,14 @@ def test_manifest_contents():
     }
     assert m["reference"]["prediction"]["kind"] == "numeric"
     assert len(m["examples"]) == 3
+    # the model's output for each example, as exact decimal text (the canary compares to 1e-9)
+    assert len(m["example_predictions"]) == 3
+    assert all(0.0 < float(p) < 1.0 and repr(float(p)) == p for p in m["example_predictions"])
+    fields = {f["name"]: f for f in m["input_schema"]["flights"]}
+    assert "dep_delay" not in fields and "arr_delay" not in fields  # no outcome columns
+    carriers = ["9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV"]
+    assert fields["carrier"]["allowed"] == carriers
+    assert fields["time_hour"]["format"] == "date-time"
     assert {c["name"] for c in m["input_schema"]["columns"]} == {"carrier", "distance"}
     p = pointer(m, "models/package", "model-" + "a" * 16, "a" * 64)
     assert p["name"] == "model-" + "a" * 16
@@ -302,7 +351,7 @@ def test_malformed_checksums_are_refused(text):
 
 
 def test_a_written_package_verifies_and_loads(package):
-    assert sorted(p.name for p in package.iterdir()) == [CHECKSUM_FILE, MANIFEST_FILE, MODEL_FILE]
+    assert sorted(p.name for p in package.iterdir()) == [CHECKSUM_FILE, STATE_FILE, MANIFEST_FILE, MODEL_FILE]
     loaded = load_package(package)
     assert loaded.path.name == package.name == f"model-{loaded.hash[:16]}"
     proba = loaded.model.predict_proba(prepare(tiny_frame(), NUMERIC, CATEGORICAL))
@@ -312,10 +361,10 @@ def test_a_written_package_verifies_and_loads(package):
 
 def test_writing_the_same_package_twice_gives_the_same_bytes(tmp_path):
     model_bytes = tiny_model_bytes()
-    first, _ = write_package(tmp_path / "a", model_bytes, manifest_for(model_bytes))
-    second, _ = write_package(tmp_path / "b", model_bytes, manifest_for(model_bytes))
+    first, _ = write_package(tmp_path / "a", model_bytes, manifest_for(model_bytes), tiny_state_bytes())
+    second, _ = write_package(tmp_path / "b", model_bytes, manifest_for(model_bytes), tiny_state_bytes())
     assert first.name == second.name
-    for file in (MODEL_FILE, MANIFEST_FILE, CHECKSUM_FILE):
+    for file in (MODEL_FILE, MANIFEST_FILE, STATE_FILE, CHECKSUM_FILE):
         assert (first / file).read_bytes() == (second / file).read_bytes()
 
 

@@ -4,21 +4,25 @@ A package is a directory `model-<hash>/` holding
 
 - `model.skops`       the fitted scikit-learn pipeline (skops: state as data, no pickle);
 - `manifest.json`     what the model is, what made it and how it was judged (see stages/package.py);
-- `checksums.sha256`  the SHA-256 of the two other files, in `sha256sum` format (`sha256sum -c` checks it).
+- `feature_state.json` the feature code's fitted state as data (history sums and counts, smoothing and prior,
+                      aircraft table, holiday calendar, weather trend hours: flightdelay.modeling.flight_features),
+                      so the package goes from raw flight records to a prediction (flightdelay.serving.predictor);
+- `checksums.sha256`  the SHA-256 of the other files, in `sha256sum` format (`sha256sum -c` checks it).
 
 The package hash is the SHA-256 of the bytes of `checksums.sha256`, and the name is `model-` and its first 16
 hex digits. So the name covers every file: change a byte of the model or the manifest and its checksum
 changes, so the checksum file changes, so the hash does. Nothing in a package holds the package's own hash or
-name (a file cannot hold a hash of itself); the checksum file holds the hashes of the other two, the name the
+name (a file cannot hold a hash of itself); the checksum file holds the hashes of the others, the name the
 hash of the checksum file. `reports/package.json` (git-tracked) records the full hash, and `dvc.lock` the
 DVC hash of the whole `models/package` directory, for promotion to compare with (flightdelay.release.registry).
 
 `verify_package` checks, before reading further: the directory is a real directory named `model-<16 hex>`,
 its checksum file is a regular file under its size limit, in canonical form, and hashes to the name; it lists
-exactly the model and the manifest, which are the only other files there; each is a regular file under its
-limit (flightdelay.core.limits) whose SHA-256 matches. Then the manifest must be a JSON object of this format that
-names this model file and records a gate decision of `pass` or `overridden`. `load_package` then loads the
-model from the verified bytes (flightdelay.modeling.model_audit refuses anything `build_pipeline` does not make).
+exactly the model, the manifest and the feature state, which are the only other files there; each is a regular
+file under its limit (flightdelay.core.limits) whose SHA-256 matches. Then the manifest must be a JSON object of
+this format that names this model file and records a gate decision of `pass` or `overridden`. `load_package`
+then parses the feature state as JSON data and loads the model from the verified bytes
+(flightdelay.modeling.model_audit refuses anything `build_pipeline` does not make).
 Nothing in a package is ever executed or unpickled. The hash proves integrity, not who built the package.
 """
 
@@ -38,8 +42,12 @@ from flightdelay.core.hashing import sha256_bytes
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
+STATE_FILE = "feature_state.json"
 CHECKSUM_FILE = "checksums.sha256"
-MANIFEST_FORMAT = 2  # 2: the name is the hash of the checksum file, and the manifest holds neither
+PACKAGE_FILES = frozenset({MODEL_FILE, MANIFEST_FILE, STATE_FILE})
+# 2: the name is the hash of the checksum file, and the manifest holds neither; 3: the feature state file, and the
+# manifest's example rows carry the model's recorded output (the canary)
+MANIFEST_FORMAT = 3
 ACCEPTED_GATE = ("pass", "overridden")
 NAME_DIGITS = 16
 _LINE = re.compile(r"^([0-9a-f]{64})  ([A-Za-z0-9._-]+)$")
@@ -79,15 +87,15 @@ def parse_checksums(text: str, where: str) -> dict[str, str]:
     return files
 
 
-def write_package(parent: Path, model_bytes: bytes, manifest: dict[str, Any]) -> tuple[Path, str]:
+def write_package(parent: Path, model_bytes: bytes, manifest: dict[str, Any], state_bytes: bytes) -> tuple[Path, str]:
     """Write a package into `parent` (which the caller builds atomically). Returns its directory and hash."""
-    manifest_text = to_json(manifest).encode()
-    checksums = render_checksums({MODEL_FILE: sha256_bytes(model_bytes), MANIFEST_FILE: sha256_bytes(manifest_text)})
+    files = {MODEL_FILE: model_bytes, MANIFEST_FILE: to_json(manifest).encode(), STATE_FILE: state_bytes}
+    checksums = render_checksums({name: sha256_bytes(data) for name, data in files.items()})
     full_hash = package_hash(checksums)
     directory = Path(parent) / package_name(full_hash)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / MODEL_FILE).write_bytes(model_bytes)
-    (directory / MANIFEST_FILE).write_bytes(manifest_text)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
     (directory / CHECKSUM_FILE).write_text(checksums, encoding="utf-8")
     return directory, full_hash
 
@@ -98,6 +106,7 @@ class VerifiedPackage:
     hash: str
     manifest: dict[str, Any]
     model_bytes: bytes
+    state_bytes: bytes
 
 
 def _read(path: Path, limit: int, name: str) -> bytes:
@@ -171,14 +180,18 @@ def verify(path: str | Path) -> VerifiedPackage:
         raise PackageError(f"{path}: files not covered by {CHECKSUM_FILE}: {sorted(present - set(listed))}")
     if set(listed) - present:
         raise PackageError(f"{path}: files listed in {CHECKSUM_FILE} are missing: {sorted(set(listed) - present)}")
-    if set(listed) != {MODEL_FILE, MANIFEST_FILE}:
-        raise PackageError(f"{path}: a package holds exactly {MODEL_FILE} and {MANIFEST_FILE}, not {sorted(listed)}")
+    if set(listed) != PACKAGE_FILES:
+        raise PackageError(f"{path}: a package holds exactly {sorted(PACKAGE_FILES)}, not {sorted(listed)}")
     manifest_bytes = _read(path / MANIFEST_FILE, limits.MANIFEST_MAX_BYTES, "MANIFEST_MAX_BYTES")
     _check_file(path / MANIFEST_FILE, manifest_bytes, listed[MANIFEST_FILE])
     model_bytes = _read(path / MODEL_FILE, limits.MODEL_FILE_MAX_BYTES, "MODEL_FILE_MAX_BYTES")
     _check_file(path / MODEL_FILE, model_bytes, listed[MODEL_FILE])
+    state_bytes = _read(path / STATE_FILE, limits.FEATURE_STATE_MAX_BYTES, "FEATURE_STATE_MAX_BYTES")
+    _check_file(path / STATE_FILE, state_bytes, listed[STATE_FILE])
     manifest = _manifest(path, manifest_bytes, listed[MODEL_FILE])
-    return VerifiedPackage(path=path, hash=full_hash, manifest=manifest, model_bytes=model_bytes)
+    return VerifiedPackage(
+        path=path, hash=full_hash, manifest=manifest, model_bytes=model_bytes, state_bytes=state_bytes
+    )
 
 
 def verify_package(path: str | Path) -> dict[str, Any]:
@@ -192,15 +205,24 @@ class LoadedPackage:
     hash: str
     manifest: dict[str, Any]
     model: Any
+    state: dict[str, Any]
 
 
 def load_package(path: str | Path) -> LoadedPackage:
-    """Verify a package, then load its model from the verified bytes (never re-read from disk)."""
+    """Verify a package, then load its model and feature state from the verified bytes (never re-read from disk).
+    The state is parsed as JSON data only; flightdelay.modeling.flight_features.FeatureState reads it."""
     from flightdelay.modeling.model import loads_model
 
     checked = verify(path)
+    where = checked.path / STATE_FILE
+    try:
+        state = json.loads(checked.state_bytes.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise PackageError(f"{where}: not JSON ({type(exc).__name__}: {str(exc)[:120]}); refusing it") from None
+    if not isinstance(state, dict):
+        raise PackageError(f"{where}: not a JSON object (it is a {type(state).__name__}); refusing it")
     model = loads_model(checked.model_bytes, str(checked.path / MODEL_FILE))
-    return LoadedPackage(path=checked.path, hash=checked.hash, manifest=checked.manifest, model=model)
+    return LoadedPackage(path=checked.path, hash=checked.hash, manifest=checked.manifest, model=model, state=state)
 
 
 def find_package(parent: str | Path) -> Path:

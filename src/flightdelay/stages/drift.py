@@ -45,6 +45,9 @@ from flightdelay.core.contracts import (
 )
 from flightdelay.core.files import read_parquet, read_split, write_text
 from flightdelay.core.tables import markdown_table
+from flightdelay.modeling.drift_bins import PSI_FLOOR, categorical_counts, numeric_counts, psi, shares
+
+__all__ = ["PSI_FLOOR", "categorical_counts", "compare", "numeric_counts", "psi", "run", "shares"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +60,6 @@ INPUTS = {
 OUTPUTS = {"drift": "JSON drift result per feature and for the predictions", "report": "Markdown drift report"}
 UNTRACKED: dict[str, str] = {}
 
-# Shares below this count as this much in PSI, so an empty bin on one side gives a large, finite number.
-PSI_FLOOR = 1e-4
 # Edges are kept to the precision JSON keeps (see flightdelay.core.files.to_json), so monitoring code that bins with
 # the stored edges puts every value where this stage did.
 EDGE_DIGITS = 6
@@ -66,18 +67,6 @@ PREDICTION = "prediction"
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
-
-
-def psi(reference: np.ndarray, current: np.ndarray, floor: float = PSI_FLOOR) -> float:
-    """Population stability index of two share vectors over the same bins: sum((c - r) * ln(c / r))."""
-    r = np.maximum(np.asarray(reference, dtype=float), floor)
-    c = np.maximum(np.asarray(current, dtype=float), floor)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def shares(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total else np.zeros(len(counts))
 
 
 def quantile_edges(values: np.ndarray, bins: int) -> list[float]:
@@ -89,28 +78,11 @@ def quantile_edges(values: np.ndarray, bins: int) -> list[float]:
     return [float(e) for e in np.unique(np.round(inner, EDGE_DIGITS))]
 
 
-def numeric_counts(values: np.ndarray, edges: list[float]) -> tuple[np.ndarray, int]:
-    """Counts per bin: bin 0 is below edges[0], bin i is [edges[i-1], edges[i]), the last is edges[-1] and up.
-    Returns (counts per value bin, missing count)."""
-    missing = np.isnan(values)
-    which = np.searchsorted(np.asarray(edges, dtype=float), values[~missing], side="right")
-    return np.bincount(which, minlength=len(edges) + 1), int(missing.sum())
-
-
 def top_categories(values: pd.Series, max_categories: int) -> list[str]:
     """The most frequent training categories (ties by name), in that order."""
     counts = values.dropna().astype(str).value_counts()
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [name for name, _ in ordered[:max_categories]]
-
-
-def categorical_counts(values: pd.Series, categories: list[str]) -> tuple[np.ndarray, int, int]:
-    """Counts per known category, then (other, missing)."""
-    missing = values.isna()
-    present = values[~missing].astype(str)
-    counts = present.value_counts()
-    known = np.array([int(counts.get(c, 0)) for c in categories], dtype=int)
-    return known, int(len(present) - known.sum()), int(missing.sum())
 
 
 def _ks(reference: np.ndarray, current: np.ndarray) -> tuple[float | None, float | None]:

@@ -1,275 +1,106 @@
 """Join weather and aircraft, build features known at scheduling time, split by month.
 
-Stage `features`: the one module that knows the flights data set.
+Stage `features`: learn the feature state from the training months and write the feature table by month.
 
-Joins origin weather and aircraft facts to each flight, derives features known at scheduling time, labels
-the target and splits by month into data/processed/{train,test}/<YYYY-MM>.parquet. Partitions are keyed by
-their full 'YYYY-MM' name and the split (`features.split`) is a pair of month ranges, so a window of any
+Computes every flight's features with flightdelay.modeling.flight_features.compute_features, the code batch scoring
+and the service use too: each month's flights are their own schedule context (congestion is counted over the whole
+schedule, before flights without an arrival are dropped), the origin weather of the whole window the weather
+context. Labels the target and splits by month into data/processed/{train,test}/<YYYY-MM>.parquet. Partitions are
+keyed by their full 'YYYY-MM' name and the split (`features.split`) is a pair of month ranges, so a window of any
 length keeps every month (2013-05 and 2014-05 are two partitions, never one).
 
-Only facts known when the flight is scheduled are features: never dep_delay, dep_time, arr_time or air_time
-(see LEAKY). Statistics learned from outcomes (the `history` group) come from training months only; a
-training row's history excludes its own month ('YYYY-MM'), so no row ever sees its own label.
+Statistics learned from outcomes (the `history` group) come from training months only; a training row's history
+excludes its own month ('YYYY-MM'), so no row ever sees its own label. What the test months (and any later month)
+are scored with, the history over all training months, the aircraft table and the holiday calendar, is written as
+data/processed/feature_state.json, which the package stage puts in the model package.
 
-To use another data set, rewrite this module's `build_frame` and FEATURE_GROUPS; train, predict and
-evaluate read data/processed/feature_spec.json and need no change.
+To use another data set, rewrite flightdelay.modeling.flight_features; train, predict and evaluate read
+data/processed/feature_spec.json and need no change.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
-import holidays
-import numpy as np
 import pandas as pd
 
 from flightdelay.core.config import FeatureParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json, write_parquet_into
+from flightdelay.modeling.flight_features import (
+    CATEGORICAL,
+    FEATURE_GROUPS,
+    HOLIDAY_YEARS_AHEAD,
+    ID_COLUMNS,
+    LEAKY,
+    TARGETS,
+    FeatureContext,
+    FeatureState,
+    History,
+    HistoryTable,
+    WeatherLookup,
+    aircraft_table,
+    compute_features,
+    holiday_calendar,
+    label,
+)
+
+__all__ = ["FEATURE_GROUPS", "LEAKY", "TARGETS", "build_frame", "feature_spec", "run"]
 
 log = logging.getLogger(__name__)
 
 # Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
 INPUTS = {"input": "the validate stage's folder"}
-OUTPUTS = {"out": "folder for train/ and test/ partitions, feature_spec.json and counts.json"}
+OUTPUTS = {
+    "out": "folder for train/ and test/ partitions, feature_spec.json, counts.json and feature_state.json (the "
+    "fitted feature state the package carries)"
+}
 UNTRACKED: dict[str, str] = {}
-
-# Columns that are only known once the flight has left: a feature built from them leaks the answer.
-LEAKY = frozenset({"dep_delay", "dep_time", "arr_time", "air_time", "arr_delay", "late"})
-TARGETS = {"classification": "late", "regression": "arr_delay"}
-LATE_MINUTES = 15
-WEATHER = [
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-]
-
-FEATURE_GROUPS: dict[str, list[str]] = {
-    "schedule": ["month", "day_of_week", "dep_hour", "dep_minute_of_day", "arr_hour", "overnight"],
-    "route": ["carrier", "origin", "dest", "distance"],
-    "weather": WEATHER,
-    "weather_trend": [
-        "precip_trend_sum",
-        "precip_day_so_far",
-        "visib_trend_min",
-        "wind_trend_max",
-        "pressure_trend_change",
-    ],
-    "aircraft": ["plane_age", "seats", "engines", "plane_type", "engine_type", "manufacturer"],
-    "congestion": [
-        "origin_hour_departures",
-        "origin_day_departures",
-        "carrier_origin_day_departures",
-        "dest_day_flights",
-        "tail_leg_of_day",
-        "tail_minutes_since_prev",
-    ],
-    "calendar": ["day_of_month", "is_weekend", "days_to_next_holiday", "days_since_prev_holiday"],
-    "history": ["hist_route", "hist_carrier_hour", "hist_dest", "hist_flight", "hist_tail"],
-}
-CATEGORICAL = frozenset({"carrier", "origin", "dest", "plane_type", "engine_type", "manufacturer"})
-# Carried beside the features for slicing and lineage; never given to the model.
-ID_COLUMNS = ["year", "month", "day", "carrier", "flight", "tailnum", "origin", "dest"]
-# history feature -> the columns whose past outcomes it averages
-HISTORY_KEYS: dict[str, list[str]] = {
-    "hist_route": ["origin", "dest"],
-    "hist_carrier_hour": ["carrier", "dep_hour"],
-    "hist_dest": ["dest"],
-    "hist_flight": ["carrier", "flight"],
-    "hist_tail": ["tailnum"],
-}
-
+STATE_FILE = "feature_state.json"
 
 # ------------------------------------------------------------------------------------------------ pure logic
 
 
-def label(flights: pd.DataFrame, missing_target: str) -> tuple[pd.DataFrame, int]:
-    """Add `late` (arr_delay > 15 min). Flights with no arr_delay (cancelled or diverted) are dropped, or
-    labelled late with `missing_target: late`. Returns (labelled rows, rows dropped)."""
-    missing = flights["arr_delay"].isna()
-    out = flights.copy()
-    out["late"] = (out["arr_delay"] > LATE_MINUTES).fillna(False).astype("int8")
-    if missing_target == "late":
-        out.loc[missing, "late"] = 1
-        return out, 0
-    return out[~missing].reset_index(drop=True), int(missing.sum())
-
-
-def schedule_features(flights: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=flights.index)
-    date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
-    out["month"] = flights["month"].astype("int16")
-    out["day_of_week"] = date.dt.day_of_week.astype("int16")
-    out["dep_hour"] = (flights["sched_dep_time"] // 100).astype("int16")
-    out["dep_minute_of_day"] = (out["dep_hour"] * 60 + flights["sched_dep_time"] % 100).astype("int16")
-    out["arr_hour"] = (flights["sched_arr_time"] // 100).astype("int16")
-    out["overnight"] = (flights["sched_arr_time"] < flights["sched_dep_time"]).astype("int8")
-    out["day_of_month"] = flights["day"].astype("int16")
-    out["is_weekend"] = (out["day_of_week"] >= 5).astype("int8")
-    return out
-
-
-def holiday_features(dates: pd.Series, country: str) -> pd.DataFrame:
-    """Days to the next and since the previous public holiday, capped at 60."""
-    years = range(int(dates.dt.year.min()) - 1, int(dates.dt.year.max()) + 2)
-    days = np.array(sorted(holidays.country_holidays(country, years=years)), dtype="datetime64[D]")
-    values = dates.to_numpy().astype("datetime64[D]")
-    nxt = np.searchsorted(days, values, side="left")
-    prv = np.searchsorted(days, values, side="right") - 1
-    to_next = (days[np.minimum(nxt, len(days) - 1)] - values).astype(int)
-    since_prev = (values - days[np.maximum(prv, 0)]).astype(int)
-    return pd.DataFrame(
-        {
-            "days_to_next_holiday": np.clip(to_next, 0, 60).astype("int16"),
-            "days_since_prev_holiday": np.clip(since_prev, 0, 60).astype("int16"),
-        },
-        index=dates.index,
-    )
-
-
-def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
-    """Counts from the schedule itself (all flights of the partition, known in advance, no outcomes)."""
-    day = [flights["year"], flights["month"], flights["day"]]
-    hour = flights["sched_dep_time"] // 100
-    minute = hour * 60 + flights["sched_dep_time"] % 100
-    out = pd.DataFrame(index=flights.index)
-    out["origin_hour_departures"] = flights.groupby([*day, flights["origin"], hour])["origin"].transform("size")
-    out["origin_day_departures"] = flights.groupby([*day, flights["origin"]])["origin"].transform("size")
-    out["carrier_origin_day_departures"] = flights.groupby([*day, flights["origin"], flights["carrier"]])[
-        "origin"
-    ].transform("size")
-    out["dest_day_flights"] = flights.groupby([*day, flights["dest"]])["dest"].transform("size")
-    # The same aircraft's earlier departures that day: later legs inherit earlier delays.
-    keyed = pd.DataFrame({"y": day[0], "m": day[1], "d": day[2], "tail": flights["tailnum"], "minute": minute})
-    known = keyed["tail"].notna()
-    order = keyed[known].sort_values(["y", "m", "d", "tail", "minute"], kind="stable")
-    grouped = order.groupby(["y", "m", "d", "tail"], sort=False)["minute"]
-    out["tail_leg_of_day"] = pd.Series(np.nan, index=flights.index)
-    out["tail_minutes_since_prev"] = pd.Series(np.nan, index=flights.index)
-    out.loc[order.index, "tail_leg_of_day"] = grouped.cumcount().to_numpy() + 1
-    out.loc[order.index, "tail_minutes_since_prev"] = grouped.diff().to_numpy()
-    return out.astype("float64")
-
-
-def weather_table(weather: pd.DataFrame, trend_hours: int) -> pd.DataFrame:
-    """Hourly origin weather on a complete hourly grid, with trailing-window trend features."""
-    frames = []
-    for origin, group in weather.sort_values(["origin", "time_hour"], kind="stable").groupby("origin", sort=True):
-        group = group.drop_duplicates("time_hour").set_index("time_hour")
-        grid = pd.date_range(group.index.min(), group.index.max(), freq="h", name="time_hour")
-        hourly = group[WEATHER].reindex(grid)
-        window = hourly.rolling(trend_hours + 1, min_periods=1)
-        hourly["precip_trend_sum"] = window["precip"].sum()
-        hourly["visib_trend_min"] = window["visib"].min()
-        hourly["wind_trend_max"] = window["wind_speed"].max()
-        hourly["pressure_trend_change"] = hourly["pressure"] - hourly["pressure"].shift(trend_hours)
-        local_day = grid.tz_convert("America/New_York").date
-        hourly["precip_day_so_far"] = hourly["precip"].fillna(0).groupby(local_day).cumsum()
-        hourly["origin"] = origin
-        frames.append(hourly.reset_index())
-    if not frames:
-        return pd.DataFrame(columns=["origin", "time_hour", *WEATHER])
-    return pd.concat(frames, ignore_index=True)
-
-
-def aircraft_table(planes: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(
-        {
-            "tailnum": planes["tailnum"],
-            "plane_year": planes["year"].astype("float64"),
-            "seats": planes["seats"].astype("float64"),
-            "engines": planes["engines"].astype("float64"),
-            "plane_type": planes["type"],
-            "engine_type": planes["engine"],
-            "manufacturer": planes["manufacturer"],
-        }
-    )
-    return out.drop_duplicates("tailnum")
-
-
 def build_frame(
-    flights: pd.DataFrame, weather: pd.DataFrame, aircraft: pd.DataFrame, params: FeatureParams
+    flights: pd.DataFrame,
+    context: FeatureContext,
+    state: FeatureState,
+    missing_target: str,
+    history: tuple[float, float, dict[str, HistoryTable]] | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """Every feature except `history`, for one partition of flights. Returns (frame, rows dropped).
+    """Every feature of one partition of flights, with the targets. Returns (frame, rows dropped).
 
-    Congestion is counted on the whole schedule before flights without an arrival are dropped: whether a
+    The features come from `compute_features` (`history` overrides the state's history tables); then flights
+    without an arrival are dropped (or labelled late). Congestion is counted on the whole schedule: whether a
     flight was later cancelled is an outcome, and must not change its neighbours' features.
     """
-    congestion = congestion_features(flights)
-    flights, dropped = label(pd.concat([flights, congestion], axis=1), params.missing_target)
-    date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
-    parts = [
-        flights[ID_COLUMNS].astype({"month": "int16"}),
-        flights[["distance", "arr_delay", "late"]],
-        schedule_features(flights).drop(columns=["month"]),
-        holiday_features(date, params.holiday_country),
-        flights[list(congestion.columns)],
-    ]
-    frame = pd.concat(parts, axis=1)
-    frame["time_hour"] = flights["time_hour"]
-    frame = frame.merge(weather, on=["origin", "time_hour"], how="left", validate="many_to_one")
-    frame = frame.merge(aircraft, on="tailnum", how="left", validate="many_to_one")
-    frame["plane_age"] = frame["year"].astype("float64") - frame.pop("plane_year")
-    frame = frame.drop(columns=["time_hour"])
-    for column in CATEGORICAL:
-        frame[column] = frame[column].astype("string")
+    frame, _ = compute_features(flights, context, state, history)
+    at = len(ID_COLUMNS) + 1  # after the ID columns and distance, where the targets have always been
+    frame.insert(at, "arr_delay", flights["arr_delay"].to_numpy())
+    frame, dropped = label(frame, missing_target)
+    frame.insert(at + 1, "late", frame.pop("late"))
     return frame, dropped
 
 
-@dataclass(frozen=True)
-class History:
-    """Outcome sums and counts per key and training month ('YYYY-MM'), from which history features are computed."""
-
-    target: str
-    per_period: dict[str, pd.DataFrame]  # feature -> rows (key columns..., sum, count, period)
-    overall: pd.DataFrame  # period, sum, count
-
-    @staticmethod
-    def collect(frames: Iterable[tuple[str, pd.DataFrame]], target: str) -> History:
-        """Sums and counts from (period 'YYYY-MM', training frame) pairs, taken one at a time (a generator keeps
-        one month in memory). Each frame holds the rows of its own month only."""
-        parts: dict[str, list[pd.DataFrame]] = {feature: [] for feature in HISTORY_KEYS}
-        overall: list[pd.DataFrame] = []
-        for period, frame in frames:
-            for feature, keys in HISTORY_KEYS.items():
-                sums = frame.groupby(keys, dropna=True, observed=True)[target].agg(["sum", "count"]).reset_index()
-                sums["period"] = period
-                parts[feature].append(sums)
-            overall.append(frame.assign(period=period).groupby("period")[target].agg(["sum", "count"]).reset_index())
-        if not overall:
-            raise DataError("features: no training rows to learn history features from")
-        return History(
-            target,
-            {feature: pd.concat(p, ignore_index=True) for feature, p in parts.items()},
-            pd.concat(overall, ignore_index=True),
-        )
-
-    def apply(self, frame: pd.DataFrame, smoothing: float, exclude_period: str | None) -> pd.DataFrame:
-        """Smoothed mean outcome per key over training months, leaving out `exclude_period` (a training row's
-        own month, 'YYYY-MM') so no row's feature contains its own label."""
-        out = frame.copy()
-        overall = self.overall[self.overall["period"] != exclude_period]
-        prior = float(overall["sum"].sum() / max(overall["count"].sum(), 1))
-        for feature, keys in HISTORY_KEYS.items():
-            table = self.per_period[feature]
-            table = table[table["period"] != exclude_period]
-            stats = table.groupby(keys, observed=True)[["sum", "count"]].sum().reset_index()
-            stats[feature] = (stats["sum"] + smoothing * prior) / (stats["count"] + smoothing)
-            out = out.merge(stats[[*keys, feature]], on=keys, how="left", validate="many_to_one")
-            out[feature] = out[feature].fillna(prior).astype("float64")
-        return out
+def initial_state(fp: FeatureParams, aircraft: pd.DataFrame, first_year: int, last_year: int) -> FeatureState:
+    """The state before history is learned: aircraft, the holiday calendar (the year before the split to
+    HOLIDAY_YEARS_AHEAD years after it), smoothing and trend hours."""
+    return FeatureState(
+        holiday_country=fp.holiday_country,
+        calendar=holiday_calendar(fp.holiday_country, first_year - 1, last_year + HOLIDAY_YEARS_AHEAD),
+        weather_trend_hours=fp.weather_trend_hours,
+        smoothing=fp.history_smoothing,
+        prior_sum=0.0,
+        prior_count=0.0,
+        history={},
+        aircraft=aircraft,
+    )
 
 
 def feature_spec(groups: dict[str, list[str]], task_targets: dict[str, str]) -> FeatureSpec:
@@ -285,12 +116,12 @@ def feature_spec(groups: dict[str, list[str]], task_targets: dict[str, str]) -> 
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def _load_weather(in_dir: Path, trend_hours: int) -> pd.DataFrame:
+def _load_weather(in_dir: Path, trend_hours: int) -> WeatherLookup:
     files = partition_files(in_dir / "weather")
     if not files:
         raise DataError(f"{in_dir / 'weather'}: no weather partitions; run the validate stage first")
     weather = pd.concat([read_parquet(f) for f in files], ignore_index=True)
-    return weather_table(weather, trend_hours)
+    return WeatherLookup.from_records(weather, trend_hours)
 
 
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
@@ -315,6 +146,9 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
     target = TARGETS[train.task]
     if target == "arr_delay" and fp.missing_target == "late":
         raise DataError("features.missing_target: 'late' is for classification; use 'drop' for regression")
+    years = [int(p[:4]) for p in (*train_periods, *test_periods)]
+    state = initial_state(fp, aircraft, min(years), max(years))
+    no_history: tuple[float, float, dict[str, HistoryTable]] = (0.0, 0.0, {})
 
     counts = {
         "rows_in": 0,
@@ -329,7 +163,9 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
             for period in train_periods:
                 start = time.perf_counter()
                 flights = read_parquet(by_period[period])
-                frame, dropped = build_frame(flights, weather, aircraft, fp)
+                frame, dropped = build_frame(
+                    flights, FeatureContext(flights, weather), state, fp.missing_target, no_history
+                )
                 counts["rows_in"] += len(flights)
                 counts["rows_dropped_no_arrival"] += dropped
                 log.info(
@@ -342,7 +178,9 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
                 yield period, frame
 
         history = History.collect(training_frames(), target)
-        # Pass 2: build each month again (cheaper than holding them all), attach history, write to its split.
+        prior_sum, prior_count, tables = history.tables(None)
+        state = dataclasses.replace(state, prior_sum=prior_sum, prior_count=prior_count, history=tables)
+        # Pass 2: build each month again (cheaper than holding them all), with history, write to its split.
         for period, path in sorted(by_period.items()):
             split = "train" if period in train_periods else "test" if period in test_periods else None
             if split is None:
@@ -352,16 +190,19 @@ def run(features: FeatureParams, train: TrainParams, *, in_dir: str | Path, out_
                 log.info("features: %s in neither range of features.split, %d rows unused", path.name, n)
                 continue
             flights = read_parquet(path)
-            frame, dropped = build_frame(flights, weather, aircraft, fp)
+            own_month_out = history.tables(period) if split == "train" else None
+            frame, dropped = build_frame(
+                flights, FeatureContext(flights, weather), state, fp.missing_target, own_month_out
+            )
             if split == "test":
                 counts["rows_in"] += len(flights)
                 counts["rows_dropped_no_arrival"] += dropped
-            frame = history.apply(frame, fp.history_smoothing, period if split == "train" else None)
             write_parquet_into(frame, tmp / split / path.name)
             counts[split] += len(frame)
             log.info("features: %s -> %s, %d rows", path.name, split, len(frame))
         feature_spec(FEATURE_GROUPS, TARGETS).save(tmp / "feature_spec.json")
         write_json(tmp / "counts.json", counts)
+        (tmp / STATE_FILE).write_text(state.to_json(), encoding="utf-8")
     log.info("features: %s", counts)
     return {
         "rows_in": counts["rows_in"],

@@ -1,4 +1,4 @@
-"""Write the gated model as models/package/model-<hash>/ (model, manifest, checksums).
+"""Write the gated model as models/package/model-<hash>/ (model, manifest, feature state, checksums).
 
 Stage `package`: the gated model as a self-describing, content-addressed, checksummed directory.
 
@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import hashlib
 import importlib.metadata
+import json
 import logging
 import platform
 from pathlib import Path
@@ -35,12 +36,23 @@ import pandas as pd
 import yaml
 
 from flightdelay import __version__
-from flightdelay.core.config import Params
+from flightdelay.core import limits
+from flightdelay.core.config import Params, Schema, load_schema
 from flightdelay.core.contracts import DriftResult, GateDecision, TrainSummary
 from flightdelay.core.errors import PipelineError
-from flightdelay.core.files import atomic_dir, partition_files, read_json, read_parquet, read_split, write_json
+from flightdelay.core.files import (
+    atomic_dir,
+    partition_files,
+    read_json,
+    read_parquet,
+    read_split,
+    to_json,
+    write_json,
+)
 from flightdelay.core.hashing import sha256_bytes
-from flightdelay.release.package_format import MANIFEST_FORMAT, verify_package, write_package
+from flightdelay.modeling.flight_features import input_fields
+from flightdelay.modeling.model import loads_model, prepare
+from flightdelay.release.package_format import MANIFEST_FORMAT, STATE_FILE, PackageError, verify_package, write_package
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +60,11 @@ log = logging.getLogger(__name__)
 INPUTS = {
     "model": "the model file (skops)",
     "summary": "the train stage's JSON summary",
-    "processed": "the features stage's folder (input schema, reference distributions, examples)",
+    "processed": "the features stage's folder (input schema, examples, feature_state.json)",
     "metrics": "the evaluate stage's headline metrics",
     "gate": "the gate stage's decision (only pass or overridden is packaged)",
     "drift": "the drift stage's JSON result (reference distributions)",
+    "schema": "the input tables' schema (the raw flight fields a caller of the predictor sends)",
 }
 OUTPUTS = {
     "out": "folder that holds the package folder model-<hash>/",
@@ -141,7 +154,8 @@ def input_schema(train: pd.DataFrame, numeric: list[str], categorical: list[str]
 
 
 def example_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str], n: int) -> list[dict[str, Any]]:
-    """The first `n` rows as the model takes them (categorical as text, numeric as numbers, missing as null)."""
+    """The first `n` rows as the model takes them (categorical as text, numeric as numbers, missing as null), as
+    the manifest's JSON will hold them (numbers rounded as flightdelay.core.files.to_json rounds them)."""
     rows = []
     for _, row in frame.head(n).iterrows():
         out: dict[str, Any] = {}
@@ -151,7 +165,19 @@ def example_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str]
             value = pd.to_numeric(row[name], errors="coerce")
             out[name] = None if pd.isna(value) else float(value)
         rows.append(out)
-    return rows
+    return list(json.loads(to_json(rows)))
+
+
+def example_outputs(
+    model: Any, rows: list[dict[str, Any]], numeric: list[str], categorical: list[str], task: str
+) -> list[str]:
+    """The model's output for each example row (probability of late, or minutes), as exact decimal text: the
+    manifest's JSON numbers are rounded to 6 digits, and the canary compares to 1e-9."""
+    if not rows:
+        return []
+    X = prepare(pd.DataFrame(rows), numeric, categorical)
+    out = model.predict_proba(X)[:, 1] if task == "classification" else model.predict(X)
+    return [repr(float(v)) for v in out]
 
 
 def reference_distributions(drift: DriftResult) -> dict[str, Any]:
@@ -187,8 +213,10 @@ def build_manifest(
     lineage_record: dict[str, Any],
     env: dict[str, Any],
     schema_columns: list[dict[str, Any]],
+    flight_fields: list[dict[str, Any]],
     reference: dict[str, Any],
     examples: list[dict[str, Any]],
+    example_predictions: list[str],
 ) -> dict[str, Any]:
     return {
         "format": MANIFEST_FORMAT,
@@ -212,9 +240,10 @@ def build_manifest(
             "git_commit_recorded_at": "promotion: the GTO version tag and registry/<stage>.json name the commit",
         },
         "environment": env,
-        "input_schema": {"columns": schema_columns},
+        "input_schema": {"columns": schema_columns, "flights": flight_fields},
         "reference": reference,
         "examples": examples,
+        "example_predictions": example_predictions,
     }
 
 
@@ -242,6 +271,7 @@ def pointer(manifest: dict[str, Any], parent: str, name: str, full_hash: str) ->
 def main(args: argparse.Namespace, params: Params) -> None:
     run(
         {name: getattr(params, name) for name in SECTIONS},
+        load_schema(args.schema),
         model_file=args.model,
         summary_file=args.summary,
         processed_dir=args.processed,
@@ -256,6 +286,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
 
 def run(
     sections: dict[str, Any],
+    schema: Schema,
     *,
     model_file: str | Path,
     summary_file: str | Path,
@@ -287,6 +318,12 @@ def run(
     train = read_split(Path(processed_dir) / "train", columns)
     test_files = partition_files(Path(processed_dir) / "test")
     examples_from = read_parquet(test_files[0], columns=columns) if test_files else train
+    examples = example_rows(examples_from, numeric, categorical, sections["package"].example_rows)
+    model = loads_model(model_bytes, str(model_file))
+    state_bytes = limits.read_capped(
+        Path(processed_dir) / STATE_FILE, limits.FEATURE_STATE_MAX_BYTES, "FEATURE_STATE_MAX_BYTES", PackageError
+    )
+    seen = {name: sorted(train[name].dropna().astype(str).unique().tolist()) for name in categorical}
     manifest = build_manifest(
         model_sha256=model_sha,
         summary=summary,
@@ -296,11 +333,13 @@ def run(
         lineage_record=lineage(lock, "train"),
         env=environment(),
         schema_columns=input_schema(train, numeric, categorical),
+        flight_fields=input_fields(schema.table("flights").columns, seen),
         reference=reference_distributions(DriftResult.load(drift_file)),
-        examples=example_rows(examples_from, numeric, categorical, sections["package"].example_rows),
+        examples=examples,
+        example_predictions=example_outputs(model, examples, numeric, categorical, summary.task),
     )
     with atomic_dir(out_dir) as tmp:
-        directory, full_hash = write_package(tmp, model_bytes, manifest)
+        directory, full_hash = write_package(tmp, model_bytes, manifest, state_bytes)
         verify_package(directory)  # what this stage writes, `verify` and `promote` accept
     write_json(pointer_file, pointer(manifest, str(out_dir), directory.name, full_hash))
     log.info("package: %s/%s (gate: %s)", out_dir, directory.name, gate.decision)

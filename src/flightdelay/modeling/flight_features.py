@@ -1,0 +1,649 @@
+"""Features known at scheduling time, from raw flight records: the one code path for training and scoring.
+
+The `features` stage, the `predict` stage's inputs (through data/processed), batch scoring (`flightdelay score`)
+and the service (flightdelay.serving.predictor) all compute features with `compute_features(flights, context,
+state)`:
+
+- `flights`: raw flight records (the flights table of config/schema.yaml; outcome columns are not read);
+- `context` (`FeatureContext`): the other records some features need, precomputed once into lookups: the day's
+  schedule (congestion counts and the aircraft's earlier legs that day, computed over the whole schedule) and the
+  hourly origin weather with its trend over the hours before departure;
+- `state` (`FeatureState`): what was learned from the training months, as data: history sums and counts per key,
+  the smoothing and prior, the aircraft table and the holiday calendar. It travels in the model package as
+  `feature_state.json`.
+
+A flight whose context is missing (its day is not in the schedule, or there is no weather for its origin and
+hour, or its date is outside the holiday calendar) gets NaN for those features (the model handles missing values)
+and is flagged in the `context_fallback` mask `compute_features` returns; it never fails.
+
+Only facts known when the flight is scheduled are features: never dep_delay, dep_time, arr_time or air_time
+(see LEAKY). Statistics learned from outcomes (the `history` group) come from training months only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flightdelay.core.errors import DataError
+
+# Columns that are only known once the flight has left: a feature built from them leaks the answer.
+LEAKY = frozenset({"dep_delay", "dep_time", "arr_time", "air_time", "arr_delay", "late"})
+TARGETS = {"classification": "late", "regression": "arr_delay"}
+LATE_MINUTES = 15
+WEATHER = [
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+]
+WEATHER_TREND = [
+    "precip_trend_sum",
+    "visib_trend_min",
+    "wind_trend_max",
+    "pressure_trend_change",
+    "precip_day_so_far",
+]
+
+FEATURE_GROUPS: dict[str, list[str]] = {
+    "schedule": ["month", "day_of_week", "dep_hour", "dep_minute_of_day", "arr_hour", "overnight"],
+    "route": ["carrier", "origin", "dest", "distance"],
+    "weather": WEATHER,
+    "weather_trend": [
+        "precip_trend_sum",
+        "precip_day_so_far",
+        "visib_trend_min",
+        "wind_trend_max",
+        "pressure_trend_change",
+    ],
+    "aircraft": ["plane_age", "seats", "engines", "plane_type", "engine_type", "manufacturer"],
+    "congestion": [
+        "origin_hour_departures",
+        "origin_day_departures",
+        "carrier_origin_day_departures",
+        "dest_day_flights",
+        "tail_leg_of_day",
+        "tail_minutes_since_prev",
+    ],
+    "calendar": ["day_of_month", "is_weekend", "days_to_next_holiday", "days_since_prev_holiday"],
+    "history": ["hist_route", "hist_carrier_hour", "hist_dest", "hist_flight", "hist_tail"],
+}
+CATEGORICAL = frozenset({"carrier", "origin", "dest", "plane_type", "engine_type", "manufacturer"})
+# Carried beside the features for slicing and lineage; never given to the model.
+ID_COLUMNS = ["year", "month", "day", "carrier", "flight", "tailnum", "origin", "dest"]
+# history feature -> the columns whose past outcomes it averages
+HISTORY_KEYS: dict[str, list[str]] = {
+    "hist_route": ["origin", "dest"],
+    "hist_carrier_hour": ["carrier", "dep_hour"],
+    "hist_dest": ["dest"],
+    "hist_flight": ["carrier", "flight"],
+    "hist_tail": ["tailnum"],
+}
+# The raw flight columns features are computed from (the caller's input; no outcome columns).
+FLIGHT_KEY = ["year", "month", "day", "carrier", "flight", "origin"]
+INPUT_COLUMNS = [
+    "year",
+    "month",
+    "day",
+    "sched_dep_time",
+    "sched_arr_time",
+    "carrier",
+    "flight",
+    "tailnum",
+    "origin",
+    "dest",
+    "distance",
+    "hour",
+    "minute",
+    "time_hour",
+]
+AIRCRAFT_COLUMNS = ["plane_year", "seats", "engines", "plane_type", "engine_type", "manufacturer"]
+# Years of holiday calendar kept after the last month of the split, so months the model never saw score exactly.
+HOLIDAY_YEARS_AHEAD = 10
+HOLIDAY_CAP_DAYS = 60
+STATE_FORMAT = 1
+
+
+# ------------------------------------------------------------------------------------------------ per flight
+
+
+def label(flights: pd.DataFrame, missing_target: str) -> tuple[pd.DataFrame, int]:
+    """Add `late` (arr_delay > 15 min). Flights with no arr_delay (cancelled or diverted) are dropped, or
+    labelled late with `missing_target: late`. Returns (labelled rows, rows dropped)."""
+    missing = flights["arr_delay"].isna()
+    out = flights.copy()
+    out["late"] = (out["arr_delay"] > LATE_MINUTES).fillna(False).astype("int8")
+    if missing_target == "late":
+        out.loc[missing, "late"] = 1
+        return out, 0
+    return out[~missing].reset_index(drop=True), int(missing.sum())
+
+
+def flight_dates(flights: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
+
+
+def schedule_features(flights: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=flights.index)
+    date = flight_dates(flights)
+    out["month"] = flights["month"].astype("int16")
+    out["day_of_week"] = date.dt.day_of_week.astype("int16")
+    out["dep_hour"] = (flights["sched_dep_time"] // 100).astype("int16")
+    out["dep_minute_of_day"] = (out["dep_hour"] * 60 + flights["sched_dep_time"] % 100).astype("int16")
+    out["arr_hour"] = (flights["sched_arr_time"] // 100).astype("int16")
+    out["overnight"] = (flights["sched_arr_time"] < flights["sched_dep_time"]).astype("int8")
+    out["day_of_month"] = flights["day"].astype("int16")
+    out["is_weekend"] = (out["day_of_week"] >= 5).astype("int8")
+    return out
+
+
+def holiday_calendar(country: str, first_year: int, last_year: int) -> np.ndarray:
+    """Public holidays of `country` in the years first_year..last_year, as sorted datetime64[D]."""
+    import holidays
+
+    days = holidays.country_holidays(country, years=range(first_year, last_year + 1))
+    return np.array(sorted(days), dtype="datetime64[D]")
+
+
+def holiday_features(dates: pd.Series, calendar: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Days to the next and since the previous public holiday, capped at 60. Returns (features, outside) where
+    `outside` marks dates the calendar does not cover (a year before or after it): their features are NaN."""
+    values = dates.to_numpy().astype("datetime64[D]")
+    nxt = np.searchsorted(calendar, values, side="left")
+    prv = np.searchsorted(calendar, values, side="right") - 1
+    to_next = (calendar[np.minimum(nxt, len(calendar) - 1)] - values).astype(int)
+    since_prev = (values - calendar[np.maximum(prv, 0)]).astype(int)
+    years = values.astype("datetime64[Y]").astype(int) + 1970
+    first, last = (int(calendar[i].astype("datetime64[Y]").astype(int)) + 1970 for i in (0, -1))
+    outside = (years <= first) | (years >= last)
+    out = pd.DataFrame(
+        {
+            "days_to_next_holiday": np.clip(to_next, 0, HOLIDAY_CAP_DAYS).astype("int16"),
+            "days_since_prev_holiday": np.clip(since_prev, 0, HOLIDAY_CAP_DAYS).astype("int16"),
+        },
+        index=dates.index,
+    )
+    if outside.any():
+        out = out.astype("float64")
+        out.loc[outside] = np.nan
+    return out, outside
+
+
+def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
+    """Counts from the schedule itself (all flights of the schedule, known in advance, no outcomes)."""
+    day = [flights["year"], flights["month"], flights["day"]]
+    hour = flights["sched_dep_time"] // 100
+    minute = hour * 60 + flights["sched_dep_time"] % 100
+    out = pd.DataFrame(index=flights.index)
+    out["origin_hour_departures"] = flights.groupby([*day, flights["origin"], hour])["origin"].transform("size")
+    out["origin_day_departures"] = flights.groupby([*day, flights["origin"]])["origin"].transform("size")
+    out["carrier_origin_day_departures"] = flights.groupby([*day, flights["origin"], flights["carrier"]])[
+        "origin"
+    ].transform("size")
+    out["dest_day_flights"] = flights.groupby([*day, flights["dest"]])["dest"].transform("size")
+    # The same aircraft's earlier departures that day: later legs inherit earlier delays.
+    keyed = pd.DataFrame({"y": day[0], "m": day[1], "d": day[2], "tail": flights["tailnum"], "minute": minute})
+    known = keyed["tail"].notna()
+    order = keyed[known].sort_values(["y", "m", "d", "tail", "minute"], kind="stable")
+    grouped = order.groupby(["y", "m", "d", "tail"], sort=False)["minute"]
+    out["tail_leg_of_day"] = pd.Series(np.nan, index=flights.index)
+    out["tail_minutes_since_prev"] = pd.Series(np.nan, index=flights.index)
+    out.loc[order.index, "tail_leg_of_day"] = grouped.cumcount().to_numpy() + 1
+    out.loc[order.index, "tail_minutes_since_prev"] = grouped.diff().to_numpy()
+    return out.astype("float64")
+
+
+CONGESTION = list(FEATURE_GROUPS["congestion"])
+
+
+def weather_table(weather: pd.DataFrame, trend_hours: int) -> pd.DataFrame:
+    """Hourly origin weather on a complete hourly grid, with trailing-window trend features."""
+    frames = []
+    for origin, group in weather.sort_values(["origin", "time_hour"], kind="stable").groupby("origin", sort=True):
+        group = group.drop_duplicates("time_hour").set_index("time_hour")
+        grid = pd.date_range(group.index.min(), group.index.max(), freq="h", name="time_hour")
+        hourly = group[WEATHER].reindex(grid)
+        window = hourly.rolling(trend_hours + 1, min_periods=1)
+        # A sum over each window's own values: a rolling sum keeps a running total, whose rounding depends on
+        # where the series starts, so the same hours would give another last bit in the service than in training.
+        lags = pd.concat([hourly["precip"].shift(k) for k in range(trend_hours + 1)], axis=1)
+        hourly["precip_trend_sum"] = lags.sum(axis=1, min_count=1)
+        hourly["visib_trend_min"] = window["visib"].min()
+        hourly["wind_trend_max"] = window["wind_speed"].max()
+        hourly["pressure_trend_change"] = hourly["pressure"] - hourly["pressure"].shift(trend_hours)
+        local_day = grid.tz_convert("America/New_York").date
+        hourly["precip_day_so_far"] = hourly["precip"].fillna(0).groupby(local_day).cumsum()
+        hourly["origin"] = origin
+        frames.append(hourly.reset_index())
+    if not frames:
+        return pd.DataFrame(columns=["time_hour", *WEATHER, *WEATHER_TREND, "origin"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def aircraft_table(planes: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "tailnum": planes["tailnum"],
+            "plane_year": planes["year"].astype("float64"),
+            "seats": planes["seats"].astype("float64"),
+            "engines": planes["engines"].astype("float64"),
+            "plane_type": planes["type"],
+            "engine_type": planes["engine"],
+            "manufacturer": planes["manufacturer"],
+        }
+    )
+    return out.drop_duplicates("tailnum")
+
+
+# ------------------------------------------------------------------------------------------------ lookups
+
+
+def _key_values(frame: pd.DataFrame, keys: list[str]) -> list[np.ndarray]:
+    """Key columns as plain numpy arrays (text as object with None for missing, numbers as float64)."""
+    out = []
+    for key in keys:
+        column = frame[key]
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            out.append(pd.to_numeric(column, errors="coerce").astype("float64").to_numpy())
+        else:
+            values = column.astype(object).to_numpy(dtype=object, copy=True)
+            values[pd.isna(values)] = None
+            out.append(values)
+    return out
+
+
+class KeyIndex:
+    """Row positions of key tuples in a table, looked up in bulk (-1 for a key not in the table or with a
+    missing part). Built once; a lookup is a dict probe per row, no groupby or merge."""
+
+    def __init__(self, table: pd.DataFrame, keys: list[str]) -> None:
+        self.keys = keys
+        self._positions: dict[tuple[Any, ...], int] = {}
+        for position, key in enumerate(zip(*_key_values(table, keys), strict=True)):
+            if not any(_missing(part) for part in key):
+                self._positions.setdefault(key, position)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def lookup(self, frame: pd.DataFrame) -> np.ndarray:
+        get = self._positions.get
+        found = [get(key, -1) for key in zip(*_key_values(frame, self.keys), strict=True)]
+        return np.asarray(found, dtype=np.int64)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions] with NaN where a position is -1 (values: 2-D float64)."""
+    if len(values) == 0:
+        return np.full((len(positions), values.shape[1]), np.nan)
+    out = values[np.maximum(positions, 0)]
+    if (positions < 0).any():
+        out = out.copy()
+        out[positions < 0] = np.nan
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ context
+
+
+class WeatherLookup:
+    """Hourly origin weather with its trend features (`weather_table`), looked up by (origin, time_hour)."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self.columns = [*WEATHER, *WEATHER_TREND]
+        self.rows = len(table)
+        self._values = table[self.columns].to_numpy(dtype="float64")
+        self._index = KeyIndex(
+            pd.DataFrame({"origin": table["origin"], "hour": _hour_number(table["time_hour"])}), ["origin", "hour"]
+        )
+
+    @staticmethod
+    def from_records(weather: pd.DataFrame, trend_hours: int) -> WeatherLookup:
+        return WeatherLookup(weather_table(weather, trend_hours))
+
+    def lookup(self, flights: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Weather and weather-trend features per flight (origin, time_hour), and the mask of flights with none."""
+        query = pd.DataFrame({"origin": flights["origin"], "hour": _hour_number(flights["time_hour"])})
+        found = self._index.lookup(query)
+        values = _take(self._values, found)
+        return pd.DataFrame(values, columns=self.columns, index=flights.index), found < 0
+
+
+class FeatureContext:
+    """The records around the flights being scored, as lookups built once.
+
+    - schedule: the flights of the days being scored (raw records; only schedule columns are read). Each
+      flight's congestion features are computed over the whole schedule (`congestion_features`), once, and
+      looked up by the flight's key (year, month, day, carrier, flight, origin). A flight not in the schedule
+      whose day is gets the schedule's counts plus itself; a flight whose day is not in the schedule gets NaN
+      (fallback).
+    - weather (`WeatherLookup`): hourly origin weather with trend features, looked up by (origin, time_hour); no
+      weather for that hour -> NaN (fallback).
+    """
+
+    def __init__(self, schedule: pd.DataFrame, weather: WeatherLookup) -> None:
+        schedule = schedule.reset_index(drop=True)
+        self.rows = len(schedule)
+        self.weather = weather
+        congestion = congestion_features(schedule) if len(schedule) else pd.DataFrame(columns=CONGESTION)
+        self._congestion = congestion[CONGESTION].to_numpy(dtype="float64")
+        self._flights = KeyIndex(schedule, FLIGHT_KEY)
+        self._schedule = schedule
+        self._days = KeyIndex(schedule[["year", "month", "day"]].drop_duplicates(), ["year", "month", "day"])
+
+    def congestion(self, flights: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Congestion features per flight, and the mask of flights whose day is not in the schedule."""
+        found = self._flights.lookup(flights)
+        values = _take(self._congestion, found)
+        missing = np.flatnonzero(found < 0)
+        fallback = np.zeros(len(flights), dtype=bool)
+        if missing.size:
+            rows = flights.iloc[missing]
+            day_known = self._days.lookup(rows) >= 0
+            fallback[missing[~day_known]] = True
+            values[missing[day_known]] = self._unscheduled(rows[day_known])
+        return pd.DataFrame(values, columns=CONGESTION, index=flights.index), fallback
+
+    @cached_property
+    def _counts(self) -> list[tuple[KeyIndex, np.ndarray]]:
+        """Schedule counts per origin-hour, origin-day, carrier-origin-day and dest-day (built on first need)."""
+        keyed = self._schedule.assign(dep_hour=self._schedule["sched_dep_time"] // 100)
+        out = []
+        for keys in (
+            ["year", "month", "day", "origin", "dep_hour"],
+            ["year", "month", "day", "origin"],
+            ["year", "month", "day", "origin", "carrier"],
+            ["year", "month", "day", "dest"],
+        ):
+            sizes = keyed.groupby(keys, observed=True, dropna=True).size().rename("n").reset_index()
+            out.append((KeyIndex(sizes, keys), sizes["n"].to_numpy(dtype="float64")))
+        return out
+
+    @cached_property
+    def _legs(self) -> tuple[KeyIndex, list[np.ndarray]]:
+        """The sorted scheduled departure minutes of each aircraft's legs per day (built on first need)."""
+        tails = self._schedule[self._schedule["tailnum"].notna()]
+        minute = (tails["sched_dep_time"] // 100 * 60 + tails["sched_dep_time"] % 100).astype("float64")
+        keys = ["year", "month", "day", "tailnum"]
+        groups = tails.assign(_minute=minute).groupby(keys, observed=True, sort=False)
+        first = groups.head(1)[keys].reset_index(drop=True)
+        minutes = [np.sort(group["_minute"].to_numpy()) for _, group in groups]
+        return KeyIndex(first, keys), minutes
+
+    def _unscheduled(self, flights: pd.DataFrame) -> np.ndarray:
+        """Congestion of flights not in the schedule (their day is): the schedule's counts plus the flight."""
+        keyed = flights.assign(dep_hour=flights["sched_dep_time"] // 100)
+        out = np.full((len(flights), len(CONGESTION)), np.nan)
+        for column, (index, sizes) in enumerate(self._counts):
+            found = index.lookup(keyed)
+            out[:, column] = np.where(found >= 0, sizes[np.maximum(found, 0)], 0.0) + 1.0
+        legs_index, leg_minutes = self._legs
+        legs = legs_index.lookup(keyed)
+        minute = (keyed["dep_hour"] * 60 + keyed["sched_dep_time"] % 100).to_numpy(dtype="float64")
+        tail_known = keyed["tailnum"].notna().to_numpy()
+        for row, (position, m) in enumerate(zip(legs, minute, strict=True)):
+            if not tail_known[row]:
+                continue
+            earlier = leg_minutes[position] if position >= 0 else np.empty(0)
+            before = int(np.searchsorted(earlier, m, side="right"))
+            out[row, 4] = before + 1
+            out[row, 5] = m - earlier[before - 1] if before else np.nan
+        return out
+
+
+def _hour_number(times: pd.Series) -> pd.Series:
+    """Hours since the epoch of UTC timestamps (float, NaN for missing): a plain number to key weather by."""
+    stamps = pd.to_datetime(times, utc=True)
+    return pd.Series(stamps.to_numpy(dtype="datetime64[ns]").astype("int64") // 3_600_000_000_000, index=times.index)
+
+
+# ------------------------------------------------------------------------------------------------ state
+
+
+@dataclass(frozen=True)
+class HistoryTable:
+    """Smoothed mean outcome per key: sums and counts over the training months it was learned from."""
+
+    keys: list[str]
+    frame: pd.DataFrame  # key columns..., sum, count
+
+    @cached_property
+    def index(self) -> KeyIndex:
+        return KeyIndex(self.frame, self.keys)
+
+
+@dataclass(frozen=True)
+class FeatureState:
+    """The feature code's fitted state, as data: learned from the training months, shipped in the package."""
+
+    holiday_country: str
+    calendar: np.ndarray  # datetime64[D], sorted
+    weather_trend_hours: int
+    smoothing: float
+    prior_sum: float
+    prior_count: float
+    history: dict[str, HistoryTable]
+    aircraft: pd.DataFrame  # tailnum + AIRCRAFT_COLUMNS
+
+    @cached_property
+    def aircraft_index(self) -> KeyIndex:
+        return KeyIndex(self.aircraft, ["tailnum"])
+
+    @property
+    def prior(self) -> float:
+        return float(self.prior_sum / max(self.prior_count, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        def column(values: pd.Series) -> list[Any]:
+            return [None if pd.isna(v) else _plain(v) for v in values.tolist()]
+
+        return {
+            "format": STATE_FORMAT,
+            "holiday_country": self.holiday_country,
+            "holidays": [str(d) for d in self.calendar],
+            "weather_trend_hours": self.weather_trend_hours,
+            "history_smoothing": _plain(self.smoothing),
+            "prior": {"sum": _plain(self.prior_sum), "count": _plain(self.prior_count)},
+            "history": {
+                name: {"keys": table.keys, "columns": {c: column(table.frame[c]) for c in table.frame.columns}}
+                for name, table in self.history.items()
+            },
+            "aircraft": {c: column(self.aircraft[c]) for c in ["tailnum", *AIRCRAFT_COLUMNS]},
+        }
+
+    def to_json(self) -> str:
+        """Exact JSON (floats as Python writes them, so they read back bit for bit), keys in a fixed order."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
+
+    @staticmethod
+    def from_dict(data: dict[str, Any], where: str) -> FeatureState:
+        try:
+            if data.get("format") != STATE_FORMAT:
+                raise DataError(f"{where}: feature state format {data.get('format')!r}, expected {STATE_FORMAT}")
+            history = {}
+            for name, keys in HISTORY_KEYS.items():
+                entry = data["history"][name]
+                if entry["keys"] != keys:
+                    raise DataError(f"{where}: history.{name} is keyed by {entry['keys']}, expected {keys}")
+                frame = pd.DataFrame({c: entry["columns"][c] for c in [*keys, "sum", "count"]})
+                history[name] = HistoryTable(keys, frame)
+            aircraft = pd.DataFrame({c: data["aircraft"][c] for c in ["tailnum", *AIRCRAFT_COLUMNS]})
+            for c in ("plane_year", "seats", "engines"):
+                aircraft[c] = pd.to_numeric(aircraft[c]).astype("float64")
+            return FeatureState(
+                holiday_country=str(data["holiday_country"]),
+                calendar=np.array(data["holidays"], dtype="datetime64[D]"),
+                weather_trend_hours=int(data["weather_trend_hours"]),
+                smoothing=data["history_smoothing"],
+                prior_sum=data["prior"]["sum"],
+                prior_count=data["prior"]["count"],
+                history=history,
+                aircraft=aircraft,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: not a feature state ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (json writes Python numbers exactly)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True)
+class History:
+    """Outcome sums and counts per key and training month ('YYYY-MM'), from which history features are computed."""
+
+    target: str
+    per_period: dict[str, pd.DataFrame]  # feature -> rows (key columns..., sum, count, period)
+    overall: pd.DataFrame  # period, sum, count
+
+    @staticmethod
+    def collect(frames: Iterable[tuple[str, pd.DataFrame]], target: str) -> History:
+        """Sums and counts from (period 'YYYY-MM', training frame) pairs, taken one at a time (a generator keeps
+        one month in memory). Each frame holds the rows of its own month only."""
+        parts: dict[str, list[pd.DataFrame]] = {feature: [] for feature in HISTORY_KEYS}
+        overall: list[pd.DataFrame] = []
+        for period, frame in frames:
+            for feature, keys in HISTORY_KEYS.items():
+                sums = frame.groupby(keys, dropna=True, observed=True)[target].agg(["sum", "count"]).reset_index()
+                sums["period"] = period
+                parts[feature].append(sums)
+            overall.append(frame.assign(period=period).groupby("period")[target].agg(["sum", "count"]).reset_index())
+        if not overall:
+            raise DataError("features: no training rows to learn history features from")
+        return History(
+            target,
+            {feature: pd.concat(p, ignore_index=True) for feature, p in parts.items()},
+            pd.concat(overall, ignore_index=True),
+        )
+
+    def tables(self, exclude_period: str | None) -> tuple[float, float, dict[str, HistoryTable]]:
+        """(prior sum, prior count, sums and counts per key) over the training months but `exclude_period`
+        (a training row's own month, so no row's feature contains its own label)."""
+        overall = self.overall[self.overall["period"] != exclude_period]
+        tables = {}
+        for feature, keys in HISTORY_KEYS.items():
+            table = self.per_period[feature]
+            table = table[table["period"] != exclude_period]
+            stats = table.groupby(keys, observed=True)[["sum", "count"]].sum().reset_index()
+            tables[feature] = HistoryTable(keys, stats)
+        return overall["sum"].sum(), overall["count"].sum(), tables
+
+    def apply(self, frame: pd.DataFrame, smoothing: float, exclude_period: str | None) -> pd.DataFrame:
+        """Smoothed mean outcome per key over training months, leaving out `exclude_period` (a training row's
+        own month, 'YYYY-MM') so no row's feature contains its own label."""
+        return apply_history(frame, self, smoothing, exclude_period)
+
+
+def apply_history(frame: pd.DataFrame, history: History, smoothing: float, exclude_period: str | None) -> pd.DataFrame:
+    """`frame` with the history features learned from every training month but `exclude_period` appended."""
+    prior_sum, prior_count, tables = history.tables(exclude_period)
+    return pd.concat([frame, history_features(frame, tables, smoothing, prior_sum, prior_count)], axis=1)
+
+
+def history_features(
+    frame: pd.DataFrame, tables: dict[str, HistoryTable], smoothing: float, prior_sum: float, prior_count: float
+) -> pd.DataFrame:
+    """Smoothed mean outcome per key: (sum + smoothing * prior) / (count + smoothing); the prior for an unseen key."""
+    prior = float(prior_sum / max(prior_count, 1))
+    out = pd.DataFrame(index=frame.index)
+    for feature, table in tables.items():
+        stats = table.frame
+        rate = ((stats["sum"] + smoothing * prior) / (stats["count"] + smoothing)).to_numpy(dtype="float64")
+        found = table.index.lookup(frame)
+        out[feature] = np.where(found >= 0, rate[np.maximum(found, 0)], prior).astype("float64")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ all features
+
+
+def compute_features(
+    flights: pd.DataFrame,
+    context: FeatureContext,
+    state: FeatureState,
+    history: tuple[float, float, dict[str, HistoryTable]] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every feature of each flight, in the features stage's column order (ID columns, then features; outcome
+    columns are not read). `history` overrides the state's history tables (the features stage's leave-own-month-
+    out tables for training rows). Returns (frame, context_fallback mask)."""
+    flights = flights.reset_index(drop=True)
+    congestion, no_day = context.congestion(flights)
+    weather, no_weather = context.weather.lookup(flights)
+    holiday, outside = holiday_features(flight_dates(flights), state.calendar)
+    parts = [
+        flights[ID_COLUMNS].astype({"month": "int16"}),
+        flights[["distance"]],
+        schedule_features(flights).drop(columns=["month"]),
+        holiday,
+        congestion,
+        weather,
+    ]
+    frame = pd.concat(parts, axis=1)
+    aircraft = state.aircraft
+    found = state.aircraft_index.lookup(flights) if len(aircraft) else np.full(len(flights), -1)
+    for column in AIRCRAFT_COLUMNS:
+        values = aircraft[column].to_numpy()
+        taken = values[np.maximum(found, 0)] if len(values) else np.empty(len(flights), dtype=object)
+        if column in CATEGORICAL:
+            text = np.asarray(taken, dtype=object).copy()
+            text[found < 0] = None
+            frame[column] = pd.Series(text, index=frame.index, dtype="object")
+        else:
+            frame[column] = np.where(found >= 0, taken, np.nan).astype("float64")
+    frame["plane_age"] = frame["year"].astype("float64") - frame.pop("plane_year")
+    for column in CATEGORICAL:
+        frame[column] = frame[column].astype("string")
+    prior_sum, prior_count, tables = (
+        history if history is not None else (state.prior_sum, state.prior_count, state.history)
+    )
+    hist = history_features(frame, tables, state.smoothing, prior_sum, prior_count)
+    frame = pd.concat([frame, hist], axis=1)
+    return frame, no_day | no_weather | outside
+
+
+# ------------------------------------------------------------------------------------------------ input fields
+
+MAX_STRING_LENGTH = 64  # longest text a caller may send in a flight field (tail numbers are 6, timestamps 25)
+INPUT_KINDS = {"int": "integer", "float": "number", "str": "string", "datetime": "string"}
+
+
+def input_fields(columns: dict[str, Any], seen: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The raw flight fields a caller sends (INPUT_COLUMNS, from the schema's flights table `columns`, name ->
+    ColumnSpec): kind, nullability, range, allowed values and longest text. A categorical model input may take
+    only the values `seen` in training (intersected with the schema's own list); a datetime is ISO-8601 text."""
+    fields = []
+    for name in INPUT_COLUMNS:
+        spec = columns[name]
+        allowed: list[str] | None = list(spec.allowed) if spec.allowed is not None else None
+        if name in seen:
+            allowed = sorted(v for v in seen[name] if allowed is None or v in allowed)
+        text = spec.dtype in ("str", "datetime")
+        fields.append(
+            {
+                "name": name,
+                "kind": INPUT_KINDS[spec.dtype],
+                "format": "date-time" if spec.dtype == "datetime" else None,
+                "nullable": bool(spec.nullable),
+                "minimum": None if spec.min is None else float(spec.min),
+                "maximum": None if spec.max is None else float(spec.max),
+                "allowed": allowed,
+                "max_length": MAX_STRING_LENGTH if text else None,
+            }
+        )
+    return fields

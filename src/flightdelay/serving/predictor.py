@@ -1,0 +1,440 @@
+"""A verified model package as a predictor: from raw flight records to the probability of arriving late.
+
+`Predictor.load(package_dir, context)` verifies the package (flightdelay.release.package_format: checksums, file
+set, size limits, manifest, gate; a tampered package raises PackageError), loads the model from the verified bytes
+(skops, audited, never a pickle) and the feature state (flightdelay.modeling.flight_features.FeatureState: JSON
+data), and builds the context lookups once. `predict(flights)` then checks the input (`validate_input`: the raw
+flight fields of config/schema.yaml, no outcome columns; categories the model never saw are refused), computes the
+features with the same code as the `features` stage (`compute_features`) and scores them.
+
+The context (`ContextSource`) supplies what a flight's features need from other records: the day's schedule
+(congestion at the airport, the aircraft's earlier legs that day) and the hourly origin weather before departure.
+It never comes from the caller. By default it is the validated partitions of the months being scored
+(`ContextSource.from_validated`, a path or an fsspec URL). A flight whose context is missing gets NaN for those
+features (the model handles missing values), is flagged in `context_fallback` and counted in `fallback_rows`; it
+never fails. docs/serving.md says what a production deployment plugs in.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from flightdelay.core.errors import DataError, PipelineError
+from flightdelay.modeling.drift_bins import psi_against
+from flightdelay.modeling.flight_features import (
+    FeatureContext,
+    FeatureState,
+    WeatherLookup,
+    compute_features,
+)
+from flightdelay.modeling.model import prepare
+from flightdelay.release.package_format import STATE_FILE, PackageError, load_package
+
+log = logging.getLogger(__name__)
+
+PREDICTION = "prediction"
+CANARY_TOLERANCE = 1e-9
+_FLIGHT_COLUMNS = ["year", "month", "day", "sched_dep_time", "carrier", "flight", "tailnum", "origin", "dest"]
+
+
+class InputError(PipelineError):
+    """A flight field that breaks the input schema: `field`, `row` (0-based) and `rule` say which and why."""
+
+    def __init__(self, message: str, *, field: str, row: int, rule: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.row = row
+        self.rule = rule
+
+
+class CanaryError(PipelineError):
+    """The package's model does not reproduce the outputs recorded for its example rows."""
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One raw flight field a caller sends."""
+
+    name: str
+    kind: Literal["integer", "number", "string"]
+    nullable: bool
+    minimum: float | None
+    maximum: float | None
+    allowed: tuple[str, ...] | None
+    max_length: int | None
+    format: str | None = None  # "date-time": ISO-8601 text (time_hour)
+
+    @staticmethod
+    def from_dict(entry: dict[str, Any]) -> InputField:
+        allowed = entry.get("allowed")
+        return InputField(
+            name=str(entry["name"]),
+            kind=entry["kind"],
+            nullable=bool(entry["nullable"]),
+            minimum=entry.get("minimum"),
+            maximum=entry.get("maximum"),
+            allowed=None if allowed is None else tuple(str(a) for a in allowed),
+            max_length=entry.get("max_length"),
+            format=entry.get("format"),
+        )
+
+
+# ------------------------------------------------------------------------------------------------ input checks
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | np.integer):
+        return True
+    return isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer()
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def _field_problems(values: np.ndarray, spec: InputField) -> list[tuple[np.ndarray, str]]:
+    """(bad-row mask, rule) for each rule of one field, in the order they are checked."""
+    missing = np.fromiter((_missing(v) for v in values), dtype=bool, count=len(values))
+    present = ~missing
+    problems: list[tuple[np.ndarray, str]] = []
+    if not spec.nullable:
+        problems.append((missing, "required: may not be null or missing"))
+    if spec.kind == "string":
+        is_text = np.fromiter(
+            (isinstance(v, str) or (spec.format == "date-time" and isinstance(v, pd.Timestamp)) for v in values),
+            dtype=bool,
+            count=len(values),
+        )
+        problems.append((present & ~is_text, "type: expected a string"))
+        text = present & is_text
+        if spec.max_length is not None:
+            long = np.fromiter((isinstance(v, str) and len(v) > spec.max_length for v in values), bool, len(values))
+            problems.append((text & long, f"max_length: at most {spec.max_length} characters"))
+        if spec.format == "date-time":
+            stamps = pd.to_datetime(
+                pd.Series([v if t else None for v, t in zip(values, text, strict=True)], dtype=object),
+                utc=True,
+                errors="coerce",
+                format="ISO8601",
+            )
+            problems.append((text & stamps.isna().to_numpy(), "format: expected an ISO-8601 date-time"))
+        if spec.allowed is not None:
+            allowed = set(spec.allowed)
+            unknown = np.fromiter((isinstance(v, str) and v not in allowed for v in values), bool, len(values))
+            shown = ", ".join(spec.allowed[:20]) + (", ..." if len(spec.allowed) > 20 else "")
+            problems.append((text & unknown, f"allowed: a value the model knows ({shown})"))
+        return problems
+    check = _is_integer if spec.kind == "integer" else _is_number
+    typed = np.fromiter((check(v) for v in values), dtype=bool, count=len(values))
+    kind = "an integer" if spec.kind == "integer" else "a number"
+    problems.append((present & ~typed, f"type: expected {kind}"))
+    numbers = np.array([float(v) if ok else np.nan for v, ok in zip(values, typed & present, strict=True)])
+    finite = np.isfinite(numbers)
+    problems.append((present & typed & ~finite, "finite: NaN and infinity are not numbers"))
+    if spec.minimum is not None:
+        problems.append((finite & (numbers < spec.minimum), f"minimum: at least {spec.minimum:g}"))
+    if spec.maximum is not None:
+        problems.append((finite & (numbers > spec.maximum), f"maximum: at most {spec.maximum:g}"))
+    return problems
+
+
+def input_problems(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
+    """Every row's first broken rule: a frame (index as `flights`) with `field` and `rule`, empty text for a good
+    row. Rows are checked field by field in schema order, so the reported field is the first that fails."""
+    n = len(flights)
+    field = np.full(n, "", dtype=object)
+    rule = np.full(n, "", dtype=object)
+    for spec in input_schema:
+        if spec.name in flights.columns:
+            values = flights[spec.name].to_numpy(dtype=object)
+            problems = _field_problems(values, spec)
+        else:
+            problems = [(np.full(n, not spec.nullable), "required: the field is missing")]
+        for mask, text in problems:
+            new = mask & (field == "")
+            field[new] = spec.name
+            rule[new] = text
+    return pd.DataFrame({"field": field, "rule": rule}, index=flights.index)
+
+
+def validate_input(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> None:
+    """Raise InputError for the first bad value (lowest row, then first field in schema order)."""
+    if len(flights) == 0:
+        return
+    problems = input_problems(flights, input_schema)
+    bad = np.flatnonzero(problems["field"].to_numpy() != "")
+    if bad.size:
+        row = int(bad[0])
+        name, rule = problems["field"].iloc[row], problems["rule"].iloc[row]
+        value = flights[name].iloc[row] if name in flights.columns else None
+        raise InputError(
+            f"flight {row}, field {name!r} = {str(value)[:80]!r}: breaks the rule {rule}; fix the value and resend",
+            field=str(name),
+            row=row,
+            rule=str(rule).split(":", 1)[0],
+        )
+
+
+def typed_flights(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
+    """Checked input as the validated partitions type it: integers Int64, numbers float64, text string, the
+    date-time as UTC timestamps. Missing nullable fields become missing values."""
+    out = pd.DataFrame(index=pd.RangeIndex(len(flights)))
+    for spec in input_schema:
+        values: np.ndarray = (
+            flights[spec.name].to_numpy(dtype=object)
+            if spec.name in flights.columns
+            else np.full(len(flights), None, dtype=object)
+        )
+        if spec.format == "date-time":
+            out[spec.name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+        elif spec.kind == "integer":
+            out[spec.name] = pd.array([None if _missing(v) else int(v) for v in values], dtype="Int64")
+        elif spec.kind == "number":
+            out[spec.name] = np.array([np.nan if _missing(v) else float(v) for v in values], dtype="float64")
+        else:
+            out[spec.name] = pd.array([None if _missing(v) else str(v) for v in values], dtype="string")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ reference
+
+
+class Reference:
+    """The training distribution of every model input and of the prediction (the drift stage's bins, kept in the
+    manifest), to compute PSI of live values against."""
+
+    def __init__(self, reference: dict[str, Any]) -> None:
+        self._columns: dict[str, dict[str, Any]] = dict(reference.get("features", {}))
+        if "prediction" in reference:
+            self._columns[PREDICTION] = reference["prediction"]
+        self.columns: list[str] = list(self._columns)
+        self.rows = reference.get("rows")
+
+    def psi(self, column: str, values: pd.Series) -> float:
+        """PSI of `values` (a model input, or "prediction") against the training reference."""
+        if column not in self._columns:
+            raise KeyError(f"no training reference for {column!r}; the reference has {self.columns}")
+        return psi_against(self._columns[column], pd.Series(values))
+
+
+# ------------------------------------------------------------------------------------------------ context
+
+
+class ContextSource:
+    """The records a flight's features need from elsewhere: the schedule (flights table, only schedule columns are
+    read, never outcomes) and the hourly weather (weather table), as the validate stage writes them."""
+
+    def __init__(self, flights: pd.DataFrame, weather: pd.DataFrame, description: str = "frames") -> None:
+        self.flights = flights[[c for c in _FLIGHT_COLUMNS if c in flights.columns]].reset_index(drop=True)
+        self.weather = weather
+        self.description = description
+        self._built: dict[int, FeatureContext] = {}
+
+    @staticmethod
+    def empty() -> ContextSource:
+        """No context: every flight is scored with the fallback (flagged)."""
+        flights = pd.DataFrame({c: pd.Series(dtype="Int64") for c in _FLIGHT_COLUMNS})
+        for c in ("carrier", "tailnum", "origin", "dest"):
+            flights[c] = flights[c].astype("string")
+        weather = pd.DataFrame(
+            {"origin": pd.Series(dtype="string"), "time_hour": pd.Series(dtype="datetime64[ns, UTC]")}
+        )
+        return ContextSource(flights, weather, "none")
+
+    @staticmethod
+    def from_validated(location: str | Path, months: Iterable[str] | None = None) -> ContextSource:
+        """The validated partitions (`<location>/flights/<YYYY-MM>.parquet`, `<location>/weather/...`) of `months`
+        (all when None); the weather also of the month before each, for the trend over the hours before the first
+        departures. `location` is a path or an fsspec URL (s3://..., gs://...)."""
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(str(location))
+        root = root.rstrip("/")
+
+        def partitions(table: str) -> dict[str, str]:
+            found = fs.glob(f"{root}/{table}/*.parquet") if fs.exists(f"{root}/{table}") else []
+            return {Path(p).stem: p for p in sorted(found)}
+
+        flight_files, weather_files = partitions("flights"), partitions("weather")
+        wanted = sorted(flight_files) if months is None else sorted(set(months))
+        missing = [m for m in wanted if m not in flight_files]
+        if missing:
+            raise DataError(
+                f"{location}/flights: no validated partitions for {', '.join(missing)} "
+                f"(it has {sorted(flight_files)}); run ingest and validate for those months, or score other months"
+            )
+        weather_months = sorted({*wanted, *(_previous(m) for m in wanted)} & set(weather_files))
+
+        def read(paths: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+            frames = []
+            for path in paths:
+                with fs.open(path, "rb") as handle:
+                    frames.append(pd.read_parquet(handle, columns=columns))
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+        flights = read([flight_files[m] for m in wanted], _FLIGHT_COLUMNS)
+        weather = read([weather_files[m] for m in weather_months])
+        if weather.empty:
+            weather = ContextSource.empty().weather
+        return ContextSource(flights, weather, f"{location} ({', '.join(wanted)})")
+
+    def build(self, trend_hours: int) -> FeatureContext:
+        """The lookups (built once per trend window and kept)."""
+        if trend_hours not in self._built:
+            weather = WeatherLookup.from_records(self.weather, trend_hours) if len(self.weather) else None
+            if weather is None:
+                empty = pd.DataFrame(
+                    {"origin": pd.Series(dtype=object), "time_hour": pd.Series(dtype="datetime64[ns, UTC]")}
+                )
+                weather = WeatherLookup.from_records(empty, trend_hours)
+            self._built[trend_hours] = FeatureContext(self.flights, weather)
+        return self._built[trend_hours]
+
+
+def _previous(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+
+
+# ------------------------------------------------------------------------------------------------ predictor
+
+
+class Predictor:
+    """A verified package, ready to score raw flight records (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        package_hash: str,
+        manifest: dict[str, Any],
+        model: Any,
+        state: FeatureState,
+        context: ContextSource,
+    ) -> None:
+        self.path = path
+        self.name = path.name
+        self.package_hash = package_hash
+        self.manifest = manifest
+        self.model = model
+        self.state = state
+        self.context = context
+        features = manifest["model"]["features"]
+        self.numeric: list[str] = list(features["numeric"])
+        self.categorical: list[str] = list(features["categorical"])
+        self.input_schema = [InputField.from_dict(entry) for entry in manifest["input_schema"]["flights"]]
+        self.threshold = float(manifest["params"]["evaluate"]["threshold"])
+        self.reference = Reference(manifest.get("reference", {}))
+        self.version = manifest.get("environment", {}).get("flightdelay")
+        self.rows_scored = 0
+        self.fallback_rows = 0
+        self._context = context.build(state.weather_trend_hours)
+
+    @classmethod
+    def load(cls, package_dir: str | Path, context: ContextSource | None = None) -> Predictor:
+        """Verify the package, then load it; a tampered package raises PackageError. With no context, every flight
+        is scored with the fallback (see ContextSource)."""
+        package = load_package(package_dir)
+        manifest = package.manifest
+        where = str(package.path / STATE_FILE)
+        try:
+            state = FeatureState.from_dict(package.state, where)
+        except DataError as exc:
+            raise PackageError(f"{exc}; refusing the package") from None
+        model = manifest.get("model", {})
+        if model.get("task") != "classification":
+            raise PackageError(f"{package.path}: a {model.get('task')!r} model; the predictor serves classification")
+        if not isinstance(manifest.get("input_schema", {}).get("flights"), list):
+            raise PackageError(f"{package.path}: the manifest has no input_schema.flights; rebuild with `dvc repro`")
+        source = context if context is not None else ContextSource.empty()
+        predictor = cls(
+            path=package.path,
+            package_hash=package.hash,
+            manifest=manifest,
+            model=package.model,
+            state=state,
+            context=source,
+        )
+        log.info(
+            "predictor: %s loaded (context: %s, %d scheduled flights)",
+            predictor.name,
+            source.description,
+            len(source.flights),
+        )
+        return predictor
+
+    def _features(self, flights: pd.DataFrame, validate: bool) -> tuple[pd.DataFrame, np.ndarray]:
+        if validate:
+            validate_input(flights, self.input_schema)
+        typed = typed_flights(flights, self.input_schema)
+        frame, fallback = compute_features(typed, self._context, self.state)
+        return prepare(frame, self.numeric, self.categorical), fallback
+
+    def features(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
+        """The model-input rows `predict` scores (numeric as float64, categorical as text), one per flight."""
+        return self._features(flights, validate)[0]
+
+    def predict(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
+        """One row per flight, in order: probability (float64), label (int8: probability >= threshold) and
+        context_fallback (bool: some context was missing and the fallback was used). `validate=False` skips the
+        input check for rows already checked (input_problems)."""
+        if len(flights) == 0:
+            return pd.DataFrame(
+                {
+                    "probability": pd.Series(dtype="float64"),
+                    "label": pd.Series(dtype="int8"),
+                    "context_fallback": pd.Series(dtype=bool),
+                }
+            )
+        X, fallback = self._features(flights, validate)
+        probability = np.asarray(self.model.predict_proba(X)[:, 1], dtype="float64")
+        self.rows_scored += len(X)
+        self.fallback_rows += int(fallback.sum())
+        if fallback.any():
+            log.debug("predictor: %d of %d flights scored with the context fallback", int(fallback.sum()), len(X))
+        return pd.DataFrame(
+            {
+                "probability": probability,
+                "label": (probability >= self.threshold).astype("int8"),
+                "context_fallback": fallback.astype(bool),
+            }
+        )
+
+    @cached_property
+    def _canary_rows(self) -> tuple[pd.DataFrame, np.ndarray]:
+        examples = self.manifest.get("examples") or []
+        recorded = self.manifest.get("example_predictions") or []
+        if not examples or len(examples) != len(recorded):
+            raise CanaryError(
+                f"{self.name}: the manifest has {len(examples)} example rows and {len(recorded)} recorded outputs; "
+                "rebuild the package with `dvc repro`"
+            )
+        rows = prepare(pd.DataFrame(examples), self.numeric, self.categorical)
+        return rows, np.array([float(v) for v in recorded], dtype="float64")
+
+    def canary(self) -> None:
+        """Re-score the manifest's example rows; raise CanaryError naming the first row whose output differs from
+        the recorded one by more than 1e-9."""
+        rows, recorded = self._canary_rows
+        got = np.asarray(self.model.predict_proba(rows)[:, 1], dtype="float64")
+        for i, (a, b) in enumerate(zip(got, recorded, strict=True)):
+            if not abs(a - b) <= CANARY_TOLERANCE:
+                raise CanaryError(
+                    f"{self.name}: canary row {i} scored {a!r}, the package recorded {b!r} (tolerance "
+                    f"{CANARY_TOLERANCE:g}); the model runtime does not reproduce the package, refusing it"
+                )
