@@ -11,6 +11,7 @@ import datetime as dt
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,6 +165,7 @@ def stand_in_service(predictor: Any, log_file: Path, clock: Iterator[dt.datetime
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            started = time.perf_counter()
             status, payload, predictions, features = 200, {}, None, None
             try:
                 frame = pd.DataFrame(json.loads(body)["flights"])
@@ -178,13 +180,14 @@ def stand_in_service(predictor: Any, log_file: Path, clock: Iterator[dt.datetime
                 status = 422 if bad_input else 500
                 payload = {"error": {"code": "invalid" if bad_input else "internal", "message": str(exc)[:200]}}
             data = json.dumps(payload, default=bool).encode()
+            latency_ms = (time.perf_counter() - started) * 1000
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
             with lock:
-                entry = json.loads(log_line(status, 1.0, next(clock), predictions, features))
+                entry = json.loads(log_line(status, latency_ms, next(clock), predictions, features))
                 entry["batch_size"] = len(predictions or [])
                 with log_file.open("a") as out_file:
                     out_file.write(json.dumps(entry) + "\n")

@@ -13,9 +13,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from flightdelay import cli
+from flightdelay.serving.predictor import ContextSource, Predictor
 from tests.default_params import default_params, write_params
 from tests.monitoring_fakes import minutes, stand_in_service
 
@@ -29,9 +31,6 @@ T0 = dt.datetime(2013, 3, 1, 8, 0, tzinfo=dt.UTC)
 @pytest.fixture(scope="module")
 def replayed(short_run, tmp_path_factory):
     """(package dir, {"steady": log, "warmer": log}): the February sample replayed with both contexts."""
-    import pandas as pd
-    from flightdelay.serving.predictor import ContextSource, Predictor
-
     tmp = tmp_path_factory.mktemp("monitoring")
     package = next((short_run / "models" / "package").glob("model-*"))
     raw = tmp / "raw"
