@@ -54,6 +54,7 @@ def replayed(short_run, tmp_path_factory):
                 "data.schema": str(short_run / "config" / "schema.yaml"),
                 "monitor.max_p99_ms": 60000,  # latency on a shared CI machine is not what this test is about
                 "monitor.min_requests": 10,
+                "monitor.max_feature_psi": 0.2,
                 "monitor.expected": ["month", "days_to_next_holiday", "days_since_prev_holiday", *HISTORY],
             }
         ),
@@ -95,7 +96,9 @@ def test_a_month_with_warmer_weather_crosses_the_psi_threshold_and_alerts(replay
     monkeypatch.chdir(tmp_path)
     code, window = monitor(replayed, "warmer", tmp_path)
     assert window["psi"]["features"]["temp"] > 0.2 and window["psi"]["features"]["dewp"] > 0.2
-    assert {"max_psi:temp", "max_psi:dewp"} <= set(window["breaches"])
+    assert {"max_feature_psi:temp", "max_feature_psi:dewp"} <= set(window["breaches"])
     assert code == 1
     (alert,) = (tmp_path / "alerts").glob("monitor-*.json")
-    assert {(b["rule"], b["subject"]) for b in json.loads(alert.read_text())["breaches"]} >= {("max_psi", "temp")}
+    assert {(b["rule"], b["subject"]) for b in json.loads(alert.read_text())["breaches"]} >= {
+        ("max_feature_psi", "temp")
+    }

@@ -37,6 +37,7 @@ def workdir(tmp_path, monkeypatch):
         "data.raw_dir": str(tmp_path / "raw"),
         "monitor.min_requests": 20,
         "monitor.min_psi_rows": 200,
+        "monitor.max_feature_psi": 0.2,
         "monitor.webhook": FAST_WEBHOOK,
     }
     write_params(tmp_path / "params.yaml", default_params(changes))
@@ -188,7 +189,8 @@ def test_replay_of_a_bad_month_is_one_clear_line(workdir, capfd, month, message)
 
 
 @pytest.mark.parametrize(
-    ("shift", "breached"), [(False, []), (True, ["max_psi:prediction", "max_psi:dep_hour", "max_psi:distance"])]
+    ("shift", "breached"),
+    [(False, []), (True, ["max_psi:prediction", "max_feature_psi:dep_hour", "max_feature_psi:distance"])],
 )
 def test_psi_of_a_replayed_drifting_month_crosses_the_threshold_and_a_steady_one_does_not(
     workdir, capsys, shift, breached

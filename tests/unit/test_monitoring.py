@@ -169,7 +169,9 @@ def window(**change):
     return {**base, **change}
 
 
-MP = MonitorParams(max_error_rate=0.01, max_p99_ms=100, max_psi=0.2, expected=("month",), min_requests=100)
+MP = MonitorParams(
+    max_error_rate=0.01, max_p99_ms=100, max_psi=0.2, max_feature_psi=0.2, expected=("month",), min_requests=100
+)
 
 
 def test_a_quiet_window_breaks_no_rule_and_expected_features_never_alert():
@@ -182,13 +184,19 @@ def test_a_quiet_window_breaks_no_rule_and_expected_features_never_alert():
         ({"error_rate": 0.015}, "max_error_rate", "requests", 0.015),
         ({"latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 150.0, "max": 151.0}}, "max_p99_ms", "latency", 150.0),
         ({"psi": {"prediction": 0.3, "features": {}}}, "max_psi", "prediction", 0.3),
-        ({"psi": {"prediction": 0.1, "features": {"distance": 0.25}}}, "max_psi", "distance", 0.25),
+        ({"psi": {"prediction": 0.1, "features": {"distance": 0.25}}}, "max_feature_psi", "distance", 0.25),
     ],
 )
 def test_each_threshold_crossed_is_a_breach(change, rule, subject, value):
     (breach,) = rules.judge(window(**change), MP)
     assert (breach.rule, breach.subject, breach.value) == (rule, subject, value)
     assert breach.start == "2013-12-01T10:00:00.000Z"
+
+
+def test_feature_psi_is_not_judged_without_max_feature_psi():
+    drifted = window(psi={"prediction": 0.1, "features": {"distance": 5.0}})
+    assert rules.judge(drifted, MonitorParams(min_requests=100)) == []
+    assert [b.subject for b in rules.judge(drifted, MP)] == ["distance"]
 
 
 def test_at_the_threshold_is_not_a_breach_and_small_windows_are_not_judged():

@@ -372,6 +372,7 @@ class MonitorParams:
     max_error_rate: Share = 0.01
     max_p99_ms: Annotated[Number, Field(gt=0, description="a number of milliseconds > 0")] = 1000.0
     max_psi: NonNegative = 0.2
+    max_feature_psi: NonNegative | None = None
     expected: tuple[Text, ...] = ()
     min_requests: Positive = 100
     min_psi_rows: Positive = 500

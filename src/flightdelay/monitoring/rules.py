@@ -25,12 +25,14 @@ class Breach:
             "max_error_rate": "5xx error rate",
             "max_p99_ms": "p99 latency (ms)",
             "max_psi": f"PSI of {self.subject}",
+            "max_feature_psi": f"PSI of {self.subject}",
         }[self.rule]
         return f"{what} {self.value:.4g} > {self.threshold:g} ({self.rule}) in {self.start} .. {self.end}"
 
 
 def judge(window: dict[str, Any], mp: MonitorParams) -> list[Breach]:
-    """The rules `window` (a summary from windows.summarize) breaks; none when it has fewer than min_requests."""
+    """The rules `window` (a summary from windows.summarize) breaks; none when it has fewer than min_requests.
+    Feature PSI is judged only when `max_feature_psi` is set, and never for `expected` features."""
     if window["requests"] < mp.min_requests:
         return []
     span = {"start": window["start"], "end": window["end"]}
@@ -43,7 +45,8 @@ def judge(window: dict[str, Any], mp: MonitorParams) -> list[Breach]:
     psi = window["psi"]
     if psi["prediction"] is not None and psi["prediction"] > mp.max_psi:
         found.append(Breach("max_psi", "prediction", psi["prediction"], mp.max_psi, **span))
+    limit = mp.max_feature_psi
     for feature, value in sorted(psi["features"].items()):
-        if feature not in mp.expected and value > mp.max_psi:
-            found.append(Breach("max_psi", feature, value, mp.max_psi, **span))
+        if limit is not None and feature not in mp.expected and value > limit:
+            found.append(Breach("max_feature_psi", feature, value, limit, **span))
     return found
