@@ -167,7 +167,7 @@ def test_an_empty_params_file_names_every_missing_section(workspace, capfd):
     lines = refused("train", capfd, workspace)
     assert lines == [
         "params.yaml: expected a mapping of sections (data, raw, ingest, validate, features, train, "
-        "evaluate, drift, gate, package, report), got NoneType"
+        "evaluate, drift, gate, package, report, monitor), got NoneType"
     ]
 
 
