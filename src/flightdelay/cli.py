@@ -54,14 +54,19 @@ TOOLS = {
     "score": "batch scoring: score raw monthly partitions with a verified package (or the one in a channel)",
     "serve": "serve a verified model package over HTTP (POST /predict, /health, /ready, /metadata, /metrics, /docs)",
     "deploy": "deploy a package to the running service after its canary passes, roll back, or print the history",
+    "monitor": "measure the service per window from its request log (errors, latency, PSI) and alert on thresholds",
+    "replay": "send the real flights of a month through a running service (POST /predict), with counts",
 }
-# The module of each tool (imported only when it runs): the pr-* tools are in prcomment, scoring and serving in serving.
+# The module of each tool (imported only when it runs): the pr-* tools are in prcomment, scoring and serving in
+# serving, monitor and replay in monitoring.
 TOOL_MODULES = {
     "pr-report": "flightdelay.prcomment.pr_report",
     "pr-comment": "flightdelay.prcomment.pr_comment",
     "score": "flightdelay.serving.score",
     "serve": "flightdelay.serving.serve",
     "deploy": "flightdelay.serving.deploy",
+    "monitor": "flightdelay.monitoring.monitor",
+    "replay": "flightdelay.monitoring.replay",
 }
 
 

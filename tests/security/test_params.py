@@ -167,7 +167,7 @@ def test_an_empty_params_file_names_every_missing_section(workspace, capfd):
     lines = refused("train", capfd, workspace)
     assert lines == [
         "params.yaml: expected a mapping of sections (dataset, data, raw, ingest, validate, features, train, "
-        "evaluate, drift, gate, package, report, serve, compute), got NoneType"
+        "evaluate, drift, gate, package, report, serve, compute, monitor), got NoneType"
     ]
 
 

@@ -150,6 +150,8 @@ LAYERS = {
     "prcomment": {"core", "prcomment"},
     # the predictor, batch scoring and the service: packages put to work, above the pipeline's stages
     "serving": {"core", "data", "modeling", "release", "stages", "serving"},
+    # the monitor reads the service's request log and the package's reference through the predictor
+    "monitoring": {"core", "release", "serving", "monitoring"},
 }
 
 

@@ -418,6 +418,44 @@ class ReportParams:
     top_features: Positive = 15
 
 
+# A monitoring window: a duration ("15m", "1h", "1d") or a number of requests (an integer).
+Duration = Annotated[
+    StrictStr, Field(pattern=r"^[1-9][0-9]*[smhd]$", description="a duration like '15m', '1h' or '1d', or a number")
+]
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class WebhookParams:
+    """POSTs of an alert to ALERT_WEBHOOK_URL: `attempts` in all, waits growing from `initial_wait` seconds
+    (exponential) up to `max_wait`; each attempt gives up after `timeout_s`."""
+
+    attempts: Positive = 4
+    initial_wait: NonNegative = 0.5
+    max_wait: NonNegative = 8.0
+    timeout_s: Annotated[Number, Field(gt=0, description="a number of seconds > 0")] = 5.0
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class MonitorParams:
+    """`flightdelay monitor`: how the request log is cut into windows and what in a window raises an alert."""
+
+    window: Duration | Positive = "1h"
+    max_error_rate: Share = 0.01
+    max_p99_ms: Annotated[Number, Field(gt=0, description="a number of milliseconds > 0")] = 1000.0
+    max_psi: NonNegative = 0.2
+    max_feature_psi: NonNegative | None = None
+    expected: tuple[Text, ...] = ()
+    min_requests: Positive = 100
+    min_psi_rows: Positive = 500
+    webhook: WebhookParams = dataclasses.field(default_factory=WebhookParams)
+
+    def window_seconds(self) -> int | None:
+        """The window's length in seconds, or None for a window of a number of requests."""
+        if isinstance(self.window, int):
+            return None
+        return int(self.window[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[self.window[-1]]
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class ServeParams:
     """The HTTP service (flightdelay.serving): request limits, the request log and the drift gauge."""
@@ -462,6 +500,7 @@ class Params:
     report: ReportParams
     serve: ServeParams
     compute: ComputeParams
+    monitor: MonitorParams = dataclasses.field(default_factory=MonitorParams)
 
 
 # ---------------------------------------------------------------------------------------------------- schema
