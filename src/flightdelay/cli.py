@@ -55,7 +55,7 @@ TOOLS = {
     "serve": "serve a verified model package over HTTP (POST /predict, /health, /ready, /metadata, /metrics, /docs)",
     "deploy": "deploy a package to the running service after its canary passes, roll back, or print the history",
     "monitor": "measure the service per window from its request log (errors, latency, PSI) and alert on thresholds",
-    "replay": "send the real flights of a month through a running service (POST /predict), with counts",
+    "replay": "send the real rows of a month through a running service (POST /predict), with counts",
 }
 # The module of each tool (imported only when it runs): the pr-* tools are in prcomment, scoring and serving in
 # serving, monitor and replay in monitoring.
