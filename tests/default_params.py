@@ -31,3 +31,22 @@ def default_params(changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
 def write_params(path: Path, params: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(params), sort_keys=False))
     return path
+
+
+# Another data set's `dataset` section (daily weather: "will it rain tomorrow"), for tests of names and labels.
+RAIN_DATASET: dict[str, Any] = {
+    "name": "rain tomorrow",
+    "artifact": "rain-tomorrow",
+    "table": "days",
+    "rows": "days",
+    "entity_keys": ["station"],
+    "target": {
+        "classification": {
+            "column": "rain_tomorrow",
+            "name": "rain tomorrow",
+            "predicts": "whether it rains at a station tomorrow",
+            "labels": {0: "dry", 1: "rain"},
+        },
+        "regression": {"column": "rain_mm", "name": "rainfall", "predicts": "tomorrow's rainfall", "unit": "mm"},
+    },
+}

@@ -26,26 +26,11 @@ from flightdelay.core.config import (
     parse_params,
     parse_schema,
 )
-from tests.default_params import DEFAULTS_FILE, default_params
+from tests.default_params import DEFAULTS_FILE, RAIN_DATASET, default_params
 
 REPO = Path(__file__).resolve().parents[2]
 
-DATASET: dict[str, Any] = {
-    "name": "rain tomorrow",
-    "artifact": "rain-tomorrow",
-    "table": "days",
-    "rows": "days",
-    "entity_keys": ["station"],
-    "target": {
-        "classification": {
-            "column": "rain_tomorrow",
-            "name": "rain tomorrow",
-            "predicts": "whether it rains at a station tomorrow",
-            "labels": {0: "dry", 1: "rain"},
-        },
-        "regression": {"column": "rain_mm", "name": "rainfall", "predicts": "tomorrow's rainfall", "unit": "mm"},
-    },
-}
+DATASET = RAIN_DATASET
 MINIMAL: dict[str, Any] = {
     "dataset": DATASET,
     "data": {"raw_dir": "data/raw/x", "schema": "config/schema.yaml"},

@@ -22,32 +22,11 @@ from flightdelay.core.contracts import (
     TrainSummary,
 )
 from flightdelay.stages.report import ReportInputs, figures, render
-from tests.default_params import default_params
+from tests.default_params import RAIN_DATASET, default_params
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FLIGHTS = parse_params(default_params()).dataset
-RAIN = parse_params(
-    default_params(
-        {
-            "dataset": {
-                "name": "rain tomorrow",
-                "artifact": "rain-tomorrow",
-                "table": "days",
-                "rows": "days",
-                "entity_keys": ["station"],
-                "target": {
-                    "classification": {
-                        "column": "rain",
-                        "name": "rain tomorrow",
-                        "predicts": "whether it rains at a station tomorrow",
-                        "labels": {0: "dry", 1: "rain"},
-                    },
-                    "regression": {"column": "mm", "name": "rainfall", "predicts": "rainfall", "unit": "mm"},
-                },
-            }
-        }
-    )
-).dataset
+RAIN = parse_params(default_params({"dataset": RAIN_DATASET})).dataset
 
 
 def _feature(feature: str, kind: str, psi: float, p_value: float, over: bool, expected: bool) -> FeatureDrift:
@@ -217,12 +196,12 @@ def test_report_has_every_section_with_its_numbers():
 
 
 def test_report_takes_every_name_of_the_data_set_from_params():
-    text = render(context(dataset=RAIN, target="rain"))
+    text = render(context(dataset=RAIN, target="rain_tomorrow"))
     assert "# Model card (draft): rain tomorrow, hist_gradient_boosting" in text
     assert "Predicts whether it rains at a station tomorrow" in text
     assert "| days | rows |" in text
     assert "Main table `days`; entity keys `station`." in text
-    assert "classification of `rain` (rain tomorrow: 1 rain, 0 dry)" in text
+    assert "classification of `rain_tomorrow` (rain tomorrow: 1 rain, 0 dry)" in text
     words = text.lower().replace("flightdelay", "")  # the package's name (`python -m flightdelay ...`) is no data
     for word in ("flight", "late", "arrival", "on time"):
         assert word not in words, word
