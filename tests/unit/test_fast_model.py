@@ -99,3 +99,18 @@ def test_other_models_get_no_fast_scorer():
     regressor.fit(prepare(train, NUMERIC, CATEGORICAL), train["y"])
     assert FastModel.build(regressor) is None
     assert FastModel.build(object()) is None
+
+
+def test_the_numpy_walk_follows_the_compiled_trees_on_codes_no_encoder_gives(model, monkeypatch):
+    """Codes the encoders never produce (a category code the trees did not see, a negative one) take the same
+    branch in the numpy walk as in scikit-learn's compiled predictor: the rules are the same, not just the data."""
+    fast = FastModel.build(model)
+    assert fast is not None
+    X = fast.matrix(scored(60, 7))
+    X[::3, 0] = 40.0  # a carrier code the trees never saw
+    X[1::3, 0] = -1.0
+    X[2::3, 1] = 200.0
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 10**9)
+    walked = fast.raw(X)
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    np.testing.assert_array_equal(walked, fast.raw(X))
