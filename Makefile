@@ -88,6 +88,12 @@ bench: $(RUNTIME_STAMP)  ## measure pipeline cost and scaling up to 30x the data
 bench-quick: $(RUNTIME_STAMP)  ## a small smoke run of the benchmarks; writes reports/benchmarks/quick/ (git-ignored)
 	$(BIN)/python benchmarks/run.py --quick
 
+# Serving cost (docs/serving.md "Performance"): Predictor.predict in process, then the service on 127.0.0.1 at
+# concurrency 1, 8 and 32, in one run, on the package in models/package (after `make repro`).
+.PHONY: bench-serve
+bench-serve: $(DEV_STAMP)  ## measure scoring in process and over HTTP; writes reports/benchmarks/serve.{json,md}
+	$(BIN)/python benchmarks/serve.py
+
 # The HTTP service (docs/serving.md): the package the prod channel holds, or PACKAGE=models/package/model-<hash>
 # (STAGE=staging for the other channel); PORT=N instead of $FLIGHTDELAY_PORT or 8000. Ctrl-C stops it.
 .PHONY: serve

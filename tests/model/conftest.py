@@ -117,6 +117,7 @@ def package(trained: Trained, tmp_path_factory) -> Path:
     )
     seen = {c: sorted(trained.train[c].dropna().astype(str).unique()) for c in categorical}
     manifest = build_manifest(
+        artifact="flight-delay",
         model_sha256=sha256_bytes(model_bytes),
         summary=trained.summary,
         params={"evaluate": {"threshold": 0.35}},

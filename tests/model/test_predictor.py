@@ -207,3 +207,13 @@ def test_a_tampered_package_is_refused_at_load(package, tmp_path):
     (copy / STATE_FILE).write_text(json.dumps(state))
     with pytest.raises(PackageError, match=r"feature_state\.json: SHA-256"):
         Predictor.load(copy)
+
+
+def test_the_predictor_scores_with_the_fast_scorer_and_it_matches_predict_proba(predictor, trained):
+    assert predictor.fast is not None  # the default model is hist-gradient boosting: the fast scorer applies
+    sent = as_sent(raw_flights(trained), predictor).head(300)
+    known = input_problems(sent, predictor.input_schema)["field"].to_numpy() == ""
+    features = predictor.features(sent[known])
+    want = predictor.model.predict_proba(features)[:, 1]
+    got = predictor.predict(sent[known])["probability"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)

@@ -134,18 +134,22 @@ def flight_dates(flights: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
 
 
-def schedule_features(flights: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=flights.index)
-    date = flight_dates(flights)
-    out["month"] = flights["month"].astype("int16")
-    out["day_of_week"] = date.dt.day_of_week.astype("int16")
-    out["dep_hour"] = (flights["sched_dep_time"] // 100).astype("int16")
-    out["dep_minute_of_day"] = (out["dep_hour"] * 60 + flights["sched_dep_time"] % 100).astype("int16")
-    out["arr_hour"] = (flights["sched_arr_time"] // 100).astype("int16")
-    out["overnight"] = (flights["sched_arr_time"] < flights["sched_dep_time"]).astype("int8")
-    out["day_of_month"] = flights["day"].astype("int16")
-    out["is_weekend"] = (out["day_of_week"] >= 5).astype("int8")
-    return out
+def schedule_features(flights: pd.DataFrame, dates: pd.Series | None = None) -> pd.DataFrame:
+    """Schedule and calendar columns, built in one step (`dates`: flight_dates(flights), when already computed)."""
+    date = flight_dates(flights) if dates is None else dates
+    day_of_week = date.dt.day_of_week.astype("int16")
+    dep_hour = (flights["sched_dep_time"] // 100).astype("int16")
+    columns = {
+        "month": flights["month"].astype("int16"),
+        "day_of_week": day_of_week,
+        "dep_hour": dep_hour,
+        "dep_minute_of_day": (dep_hour * 60 + flights["sched_dep_time"] % 100).astype("int16"),
+        "arr_hour": (flights["sched_arr_time"] // 100).astype("int16"),
+        "overnight": (flights["sched_arr_time"] < flights["sched_dep_time"]).astype("int8"),
+        "day_of_month": flights["day"].astype("int16"),
+        "is_weekend": (day_of_week >= 5).astype("int8"),
+    }
+    return pd.DataFrame(columns, index=flights.index)
 
 
 def holiday_calendar(country: str, first_year: int, last_year: int) -> np.ndarray:
@@ -255,7 +259,7 @@ def _key_values(frame: pd.DataFrame, keys: list[str]) -> list[np.ndarray]:
     for key in keys:
         column = frame[key]
         if pd.api.types.is_numeric_dtype(column.dtype):
-            out.append(pd.to_numeric(column, errors="coerce").astype("float64").to_numpy())
+            out.append(column.to_numpy(dtype="float64", na_value=np.nan))
         else:
             values = column.astype(object).to_numpy(dtype=object, copy=True)
             values[pd.isna(values)] = None
@@ -426,6 +430,16 @@ class HistoryTable:
     def index(self) -> KeyIndex:
         return KeyIndex(self.frame, self.keys)
 
+    def rates(self, smoothing: float, prior: float) -> np.ndarray:
+        """(sum + smoothing * prior) / (count + smoothing) per row, then the prior (for an unseen key, position
+        -1): computed once per (smoothing, prior) and kept, the per-call cost of scoring a few flights."""
+        cache: dict[tuple[float, float], np.ndarray] = self.__dict__.setdefault("_rates", {})
+        if (smoothing, prior) not in cache:
+            stats = self.frame
+            rate = ((stats["sum"] + smoothing * prior) / (stats["count"] + smoothing)).to_numpy(dtype="float64")
+            cache[(smoothing, prior)] = np.append(rate, prior)
+        return cache[(smoothing, prior)]
+
 
 @dataclass(frozen=True)
 class FeatureState:
@@ -561,14 +575,12 @@ def history_features(
 ) -> pd.DataFrame:
     """Smoothed mean outcome per key: (sum + smoothing * prior) / (count + smoothing); the prior for an unseen key."""
     prior = float(prior_sum / max(prior_count, 1))
-    out = pd.DataFrame(index=frame.index)
+    columns = {}
     for feature, table in tables.items():
-        stats = table.frame
-        rate = ((stats["sum"] + smoothing * prior) / (stats["count"] + smoothing)).to_numpy(dtype="float64")
+        with_prior = table.rates(smoothing, prior)  # an unseen key (-1) takes the last entry, the prior
         found = table.index.lookup(frame)
-        with_prior = np.append(rate, prior)  # an unseen key (-1) takes the last entry, the prior
-        out[feature] = with_prior[np.where(found >= 0, found, len(rate))].astype("float64")
-    return out
+        columns[feature] = with_prior[np.where(found >= 0, found, len(with_prior) - 1)].astype("float64")
+    return pd.DataFrame(columns, index=frame.index)
 
 
 # ------------------------------------------------------------------------------------------------ all features
@@ -586,11 +598,12 @@ def compute_features(
     flights = flights.reset_index(drop=True)
     congestion, no_day = context.congestion(flights)
     weather, no_weather = context.weather.lookup(flights)
-    holiday, outside = holiday_features(flight_dates(flights), state.calendar)
+    dates = flight_dates(flights)
+    holiday, outside = holiday_features(dates, state.calendar)
     parts = [
         flights[ID_COLUMNS].astype({"month": "int16"}),
         flights[["distance"]],
-        schedule_features(flights).drop(columns=["month"]),
+        schedule_features(flights, dates).drop(columns=["month"]),
         holiday,
         congestion,
         weather,

@@ -38,11 +38,13 @@ from flightdelay.modeling.flight_features import (
 )
 from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError, find_package, load_package
+from flightdelay.serving.fast_model import FastModel
 
 log = logging.getLogger(__name__)
 
 PREDICTION = "prediction"
 CANARY_TOLERANCE = 1e-9
+FAST_TOLERANCE = 1e-12  # the fast scorer must give predict_proba's numbers on the example rows, or is not used
 _FLIGHT_COLUMNS = ["year", "month", "day", "sched_dep_time", "carrier", "flight", "tailnum", "origin", "dest"]
 
 
@@ -356,6 +358,34 @@ class Predictor:
         self.rows_scored = 0
         self.fallback_rows = 0
         self._context = context.build(state.weather_trend_hours)
+        self.fast = self._fast_model()
+
+    def _fast_model(self) -> FastModel | None:
+        """The fast scorer (flightdelay.serving.fast_model) when the model has its shape and it reproduces
+        predict_proba on the manifest's example rows; else None (predict_proba is used)."""
+        fast = FastModel.build(self.model)
+        if fast is None:
+            log.info("predictor: %s: no fast scorer for this model; scoring with predict_proba", self.name)
+            return None
+        if fast.categorical != self.categorical or fast.numeric != self.numeric:
+            log.warning("predictor: %s: the model's columns differ from the manifest's; no fast scorer", self.name)
+            return None
+        try:
+            rows, _ = self._canary_rows
+        except CanaryError:
+            return None  # the canary reports it
+        want = np.asarray(self.model.predict_proba(rows)[:, 1], dtype="float64")
+        got = fast.predict_proba(rows)
+        if not np.all(np.abs(got - want) <= FAST_TOLERANCE):
+            log.warning("predictor: %s: the fast scorer differs from predict_proba; not using it", self.name)
+            return None
+        return fast
+
+    def _probability(self, X: pd.DataFrame) -> np.ndarray:
+        """predict_proba's positive-class probability of model-input rows (by the fast scorer when there is one)."""
+        if self.fast is not None:
+            return self.fast.predict_proba(X)
+        return np.asarray(self.model.predict_proba(X)[:, 1], dtype="float64")
 
     @classmethod
     def load(cls, package_dir: str | Path, context: ContextSource | None = None) -> Predictor:
@@ -394,11 +424,13 @@ class Predictor:
         )
         return predictor
 
-    def _features(self, flights: pd.DataFrame, validate: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    def _features(self, flights: pd.DataFrame, validate: bool, raw: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
         if validate:
             validate_input(flights, self.input_schema)
         typed = typed_flights(flights, self.input_schema)
         frame, fallback = compute_features(typed, self._context, self.state)
+        if raw and self.fast is not None:  # the fast scorer reads the feature frame as it is
+            return frame, fallback
         return model_input(frame, self.numeric, self.categorical), fallback
 
     def features(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
@@ -417,8 +449,8 @@ class Predictor:
                     "context_fallback": pd.Series(dtype=bool),
                 }
             )
-        X, fallback = self._features(flights, validate)
-        probability = np.asarray(self.model.predict_proba(X)[:, 1], dtype="float64")
+        X, fallback = self._features(flights, validate, raw=True)
+        probability = self._probability(X)
         self.rows_scored += len(X)
         self.fallback_rows += int(fallback.sum())
         if fallback.any():
@@ -447,7 +479,7 @@ class Predictor:
         """Re-score the manifest's example rows; raise CanaryError naming the first row whose output differs from
         the recorded one by more than 1e-9."""
         rows, recorded = self._canary_rows
-        got = np.asarray(self.model.predict_proba(rows)[:, 1], dtype="float64")
+        got = self._probability(rows)
         for i, (a, b) in enumerate(zip(got, recorded, strict=True)):
             if not abs(a - b) <= CANARY_TOLERANCE:
                 raise CanaryError(

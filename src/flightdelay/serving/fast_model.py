@@ -1,0 +1,209 @@
+"""A faster scorer for the packaged model: the same fitted trees, without scikit-learn's per-call overhead.
+
+The packaged model is a scikit-learn Pipeline: a ColumnTransformer (OrdinalEncoder over the categorical columns,
+the numeric columns passed through) and a HistGradientBoostingClassifier (which encodes its categorical inputs
+once more with its own OrdinalEncoder). `predict_proba` of one row costs milliseconds, nearly all of it input
+validation, DataFrame handling and the two encoders; the trees themselves take microseconds.
+
+`FastModel.build(pipeline)` reads the fitted pipeline (already verified and loaded from the package's skops bytes;
+nothing here reads a file) into:
+
+- one dict per categorical column, from the text to the code the trees see (both encoders composed; a missing or
+  unknown value is NaN, as the encoders give it);
+- the fitted trees' own compiled predictors (scikit-learn's TreePredictor, called directly with the known-category
+  bitsets computed once), summed in the same order from the same baseline, then the same link function.
+
+So the probabilities are the very numbers `predict_proba` gives (tests/unit/test_fast_model.py requires 1e-12;
+they are equal in practice). `build` returns None for a pipeline of another shape (another estimator, a regressor,
+more classes), and the predictor then keeps `predict_proba`; the predictor also checks a built FastModel against
+`predict_proba` on the package's example rows before using it.
+
+Chosen over ONNX Runtime / treelite / lleaves: none is in the project's environment, each adds a converter and a
+runtime to verify, and what they would remove (per-call overhead) is removed here with the trees' own code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+NAN = float("nan")
+# Up to this many (row, tree) pairs, all trees are walked at once in numpy (one call per tree level); above it,
+# each tree's compiled predictor is called once (one call per tree, the rows in C).
+WALK_CELLS = 64_000
+
+
+def _text_codes(outer: np.ndarray, inner: np.ndarray | None) -> dict[str, float]:
+    """Text -> the code the trees see: the outer encoder's position, mapped through the estimator's encoder."""
+    inner_position: dict[float, float] = {}
+    if inner is not None:
+        for position, value in enumerate(inner):
+            if not (isinstance(value, float) and math.isnan(value)):
+                inner_position[float(value)] = float(position)
+    codes: dict[str, float] = {}
+    for position, value in enumerate(outer):
+        if isinstance(value, str):
+            codes[value] = inner_position.get(float(position), NAN) if inner is not None else float(position)
+    return codes
+
+
+def _passthrough(step: Any) -> bool:
+    """'passthrough', or what a fitted ColumnTransformer makes of it (an identity FunctionTransformer)."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    if isinstance(step, str):
+        return step == "passthrough"
+    return type(step) is FunctionTransformer and step.func is None and step.validate is False
+
+
+class FastModel:
+    """The fitted trees of a binary HistGradientBoostingClassifier behind its encoders (see the module docstring)."""
+
+    def __init__(
+        self, estimator: Any, categorical: list[str], numeric: list[str], codes: list[dict[str, float]]
+    ) -> None:
+        self.categorical = categorical
+        self.numeric = numeric
+        self._codes = codes
+        self._estimator = estimator
+        self._trees = [predictors[0] for predictors in estimator._predictors]
+        self._baseline = float(np.asarray(estimator._baseline_prediction).ravel()[0])
+        self._known, self._index = estimator._bin_mapper.make_known_categories_bitsets()
+        self._stack()
+
+    def _stack(self) -> None:
+        """Every tree's nodes in one set of flat arrays (children as global positions), for `_walk`."""
+        nodes, bitsets, offset, bitset_offset, roots = [], [], 0, 0, []
+        for tree in self._trees:
+            n = tree.nodes
+            roots.append(offset)
+            nodes.append(
+                {
+                    "feature": n["feature_idx"].astype(np.intp),
+                    "threshold": n["num_threshold"].astype("float64"),
+                    "missing_left": n["missing_go_to_left"].astype(bool),
+                    "left": n["left"].astype(np.intp) + offset,
+                    "right": n["right"].astype(np.intp) + offset,
+                    "leaf": n["is_leaf"].astype(bool),
+                    "value": n["value"].astype("float64"),
+                    "categorical": n["is_categorical"].astype(bool),
+                    "bitset": n["bitset_idx"].astype(np.intp) + bitset_offset,
+                }
+            )
+            bitsets.append(np.asarray(tree.raw_left_cat_bitsets, dtype=np.uint32).reshape(-1, 8))
+            offset += len(n)
+            bitset_offset += len(bitsets[-1])
+        self._n: dict[str, np.ndarray] = (
+            {key: np.concatenate([part[key] for part in nodes]) for key in nodes[0]} if nodes else {}
+        )
+        self._roots = np.asarray(roots, dtype=np.intp)
+        self._bitsets = np.concatenate([*bitsets, np.zeros((1, 8), dtype=np.uint32)])
+        self._known_bits = np.concatenate(
+            [np.asarray(self._known, dtype=np.uint32).reshape(-1, 8), np.zeros((1, 8), np.uint32)]
+        )
+        self._f_index = np.asarray(self._index, dtype=np.intp)
+
+    @staticmethod
+    def build(pipeline: Any) -> FastModel | None:
+        """A FastModel for a Pipeline(ColumnTransformer(OrdinalEncoder, passthrough), binary HGB classifier) as
+        the train stage fits it; None for any other shape."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OrdinalEncoder
+
+        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+            return None
+        encode, estimator = pipeline.steps[0][1], pipeline.steps[1][1]
+        if not isinstance(encode, ColumnTransformer) or type(estimator) is not HistGradientBoostingClassifier:
+            return None
+        if getattr(estimator, "n_trees_per_iteration_", None) != 1 or len(estimator.classes_) != 2:
+            return None
+        parts = [(name, step, list(columns)) for name, step, columns in encode.transformers_ if name != "remainder"]
+        remainder = [t for t in encode.transformers_ if t[0] == "remainder"]
+        if remainder and remainder[0][1] != "drop" and len(remainder[0][2]):
+            return None
+        if len(parts) != 2 or not isinstance(parts[0][1], OrdinalEncoder) or not _passthrough(parts[1][1]):
+            return None
+        if any(isinstance(c, int | np.integer) for c in parts[0][2] + parts[1][2]):
+            return None
+        categorical, numeric = parts[0][2], parts[1][2]
+        outer = parts[0][1]
+        if not (np.isnan(outer.unknown_value) and np.isnan(outer.encoded_missing_value)):
+            return None
+        mask = estimator.is_categorical_
+        n_cat = len(categorical)
+        if mask is None:
+            if n_cat:
+                return None
+            inner_categories: Sequence[np.ndarray | None] = []
+        else:
+            if list(mask) != [True] * n_cat + [False] * len(numeric):  # the estimator keeps the order only then
+                return None
+            inner = estimator._preprocessor.named_transformers_["encoder"]
+            inner_categories = list(inner.categories_)
+        codes = [
+            _text_codes(
+                np.asarray(outer.categories_[j], dtype=object), inner_categories[j] if mask is not None else None
+            )
+            for j in range(n_cat)
+        ]
+        return FastModel(estimator, categorical, numeric, codes)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The float64 rows the trees read: categorical codes by dict lookup, numeric columns as float64."""
+        n = len(frame)
+        out = np.empty((n, len(self.categorical) + len(self.numeric)), dtype="float64")
+        text = frame[self.categorical].to_numpy(dtype=object, na_value=None)
+        for j in range(len(self.categorical)):
+            get = self._codes[j].get
+            out[:, j] = [get(v, NAN) if isinstance(v, str) else NAN for v in text[:, j]]
+        out[:, len(self.categorical) :] = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan)
+        return out
+
+    def _walk(self, X: np.ndarray) -> np.ndarray:
+        """Leaf values (rows x trees): every tree walked at once with numpy, the compiled predictor's rules
+        (missing -> the node's missing side; a category in the left bitset -> left, another known one -> right, an
+        unknown or negative one -> the missing side; a number <= threshold -> left)."""
+        rows = np.arange(len(X))[:, None]
+        node = np.broadcast_to(self._roots, (len(X), len(self._roots))).copy()
+        while True:
+            leaf = self._n["leaf"][node]
+            if leaf.all():
+                return self._n["value"][node]
+            feature = self._n["feature"][node]
+            value = X[rows, feature]
+            missing = np.isnan(value)
+            missing_left = self._n["missing_left"][node]
+            numeric_left = value <= self._n["threshold"][node]
+            code = np.where(missing | (value < 0), 0, np.minimum(np.nan_to_num(value), 255)).astype(np.intp)
+            word, bit = code >> 5, (code & 31).astype(np.uint32)
+            in_left = ((self._bitsets[self._n["bitset"][node], word] >> bit) & 1).astype(bool)
+            known = ((self._known_bits[self._f_index[feature], word] >> bit) & 1).astype(bool)
+            categorical_left = np.where(value < 0, missing_left, in_left | (~known & missing_left))
+            left = np.where(
+                missing, missing_left, np.where(self._n["categorical"][node], categorical_left, numeric_left)
+            )
+            node = np.where(leaf, node, np.where(left, self._n["left"][node], self._n["right"][node]))
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """The summed leaf values of each row (scikit-learn's `_raw_predict`: same trees, same order of sums)."""
+        X = np.ascontiguousarray(X, dtype="float64")
+        if len(X) * len(self._trees) <= WALK_CELLS:
+            leaves = self._walk(X)
+            start = np.full((len(X), 1), self._baseline)
+            return np.cumsum(np.concatenate([start, leaves], axis=1), axis=1)[:, -1]  # sequential, as sklearn adds
+        raw = np.zeros(len(X), dtype="float64")
+        raw += self._baseline
+        for tree in self._trees:
+            raw += tree.predict(X, known_cat_bitsets=self._known, f_idx_map=self._index, n_threads=1)
+        return raw
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """The probability of the positive class per row of `frame` (the model-input columns)."""
+        raw = self.raw(self.matrix(frame))
+        return np.asarray(self._estimator._loss.predict_proba(raw.reshape(-1, 1))[:, 1], dtype="float64")
