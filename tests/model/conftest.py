@@ -129,7 +129,6 @@ def package(trained: Trained, tmp_path_factory) -> Path:
         flight_fields=input_fields(load_schema(REPO / "config" / "schema.yaml").table("flights").columns, seen),
         reference=reference_distributions(reference),
         examples=examples,
-        artifact="flight-delay",
         example_predictions=example_outputs(trained.model, examples, numeric, categorical, "classification"),
     )
     state = (trained.processed / STATE_FILE).read_bytes()
