@@ -142,8 +142,16 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII text escaped: a caller's lone surrogate ("\\ud800", which json.loads accepts) echoed in
+    an error cannot make the body unencodable as UTF-8 (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(content, status_code=status, headers=headers)
+    return AsciiJSONResponse(content, status_code=status, headers=headers)
 
 
 def frame_of(rows: list[dict[str, Any]], fields: list[Any]) -> pd.DataFrame:
