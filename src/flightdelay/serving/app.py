@@ -62,7 +62,7 @@ from flightdelay.serving.schema import ApiError
 log = logging.getLogger(__name__)
 
 PATHS = ("/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json", "/admin/reload")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schema.ErrorResponse, "description": text}
     for code, text in {
@@ -104,7 +104,7 @@ def _one_thread() -> None:
 
 
 def request_id(header: str | None) -> str:
-    return header if header and _REQUEST_ID.match(header) else uuid.uuid4().hex
+    return header if header and _REQUEST_ID.fullmatch(header) else uuid.uuid4().hex  # `$` alone allows a final "\n"
 
 
 def parse_json(body: bytes) -> Any:
