@@ -62,6 +62,43 @@ class CanaryError(PipelineError):
     """The package's model does not reproduce the outputs recorded for its example rows."""
 
 
+MAX_TREND_HOURS = 24 * 7  # a week of weather before departure; far above any useful features.weather_trend_hours
+
+
+def _finite(value: Any, name: str, where: str, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
+        raise DataError(f"{where}: {name} is {str(value)[:40]!r}; expected a finite number >= {minimum:g}")
+    return float(value)
+
+
+def checked_state(data: dict[str, Any], where: str) -> FeatureState:
+    """The package's feature state, its scalars and history sums/counts checked first: a hashed but hostile
+    feature_state.json (text, bool, NaN, a list where a number goes) is refused here as DataError, never handed
+    to the feature code (whose first use would be a TypeError per request, or a silently wrong probability; the
+    canary re-scores model-input rows and does not exercise the feature state)."""
+    prior = data.get("prior")
+    if not isinstance(prior, dict):
+        raise DataError(f"{where}: prior is not an object with sum and count")
+    _finite(data.get("history_smoothing"), "history_smoothing", where)
+    _finite(prior.get("sum"), "prior.sum", where)
+    _finite(prior.get("count"), "prior.count", where)
+    hours = data.get("weather_trend_hours")
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_TREND_HOURS:
+        shown = str(hours)[:40]
+        raise DataError(f"{where}: weather_trend_hours is {shown!r}; expected an integer 1..{MAX_TREND_HOURS}")
+    if not isinstance(data.get("holiday_country"), str):
+        raise DataError(f"{where}: holiday_country is not a text")
+    state = FeatureState.from_dict(data, where)
+    for name, table in state.history.items():
+        for column in ("sum", "count"):
+            values = pd.to_numeric(table.frame[column], errors="coerce")
+            if not pd.api.types.is_numeric_dtype(table.frame[column]) or not np.isfinite(values).all():
+                raise DataError(f"{where}: history.{name}.{column} holds a value that is not a finite number")
+            if (values < 0).any():
+                raise DataError(f"{where}: history.{name}.{column} holds a negative value")
+    return state
+
+
 @dataclass(frozen=True)
 class InputField:
     """One raw flight field a caller sends."""
@@ -399,7 +436,7 @@ class Predictor:
         manifest = package.manifest
         where = str(package.path / STATE_FILE)
         try:
-            state = FeatureState.from_dict(package.state, where)
+            state = checked_state(package.state, where)
         except DataError as exc:
             raise PackageError(f"{exc}; refusing the package") from None
         model = manifest.get("model", {})
