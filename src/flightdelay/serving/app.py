@@ -454,10 +454,19 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
                 except DeployError as exc:
                     raise ApiError(409, "nothing_to_roll_back", str(exc)) from None
                 path, outcome, channel = Path(target["path"]), "rolled_back", channel
+                expected = str(target.get("hash") or "") or None  # the loaded package must be the one recorded
             else:
-                path, outcome = Path(str(package)), "deployed"
+                path, outcome, expected = Path(str(package)), "deployed", None
             result = await anyio.to_thread.run_sync(
-                deploy_into, slot, service.loader, path, channel, settings.history, settings.alerts_dir, outcome
+                deploy_into,
+                slot,
+                service.loader,
+                path,
+                channel,
+                settings.history,
+                settings.alerts_dir,
+                outcome,
+                expected,
             )
         finally:
             slot.lock.release()
