@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flightdelay.core.errors import DataError
-from flightdelay.serving.predictor import checked_state
+from flightdelay.serving.predictor import InputField, checked_state
 from tests.unit.test_packaging import tiny_state_bytes
 
 
@@ -61,3 +61,31 @@ def test_a_hostile_scalar_in_the_feature_state_is_refused(edit):
     edit(data)
     with pytest.raises(DataError, match=r"feature_state\.json"):
         checked_state(data, "feature_state.json")
+
+
+FIELD = {"name": "year", "kind": "integer", "nullable": False, "minimum": 1900.0, "maximum": 2100.0}
+
+
+def test_a_plain_input_schema_entry_is_accepted():
+    assert InputField.from_dict(FIELD).maximum == 2100.0
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {k: v for k, v in FIELD.items() if k != "name"},
+        {**FIELD, "kind": "bytes"},
+        {**FIELD, "nullable": "no"},
+        {**FIELD, "minimum": "1900"},
+        {**FIELD, "maximum": float("inf")},
+        {**FIELD, "allowed": "AA"},
+        {**FIELD, "max_length": -1},
+        ["year"],
+    ],
+    ids=["no-name", "kind", "nullable-text", "minimum-text", "maximum-inf", "allowed-text", "max-length", "list"],
+)
+def test_a_hostile_input_schema_entry_is_refused(entry):
+    # the canary never reads the input schema: such a package loaded, passed its canary, went live, and then
+    # every /predict was a 500 (the request model could not be built) or the load itself was a KeyError
+    with pytest.raises(DataError, match="input_schema"):
+        InputField.from_dict(entry)

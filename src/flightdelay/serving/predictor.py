@@ -114,7 +114,26 @@ class InputField:
 
     @staticmethod
     def from_dict(entry: dict[str, Any]) -> InputField:
-        allowed = entry.get("allowed")
+        """One manifest input_schema entry, its types checked (DataError): a hashed but hostile manifest must not
+        load and then fail every request (the canary never reads the input schema)."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise DataError(f"input_schema entry {str(entry)[:60]!r}: expected an object with a text name")
+        where = f"input_schema field {entry['name'][:40]!r}"
+        if entry.get("kind") not in ("integer", "number", "string") or not isinstance(entry.get("nullable"), bool):
+            raise DataError(f"{where}: kind must be integer, number or string and nullable true or false")
+        for key in ("minimum", "maximum"):
+            bound = entry.get(key)
+            if bound is not None and (
+                isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound)
+            ):
+                raise DataError(f"{where}: {key} is {str(bound)[:40]!r}; expected a finite number or null")
+        allowed, longest = entry.get("allowed"), entry.get("max_length")
+        if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)):
+            raise DataError(f"{where}: allowed must be a list of texts or null")
+        if longest is not None and (isinstance(longest, bool) or not isinstance(longest, int) or longest < 1):
+            raise DataError(f"{where}: max_length is {str(longest)[:40]!r}; expected a positive integer or null")
+        if entry.get("format") is not None and not isinstance(entry.get("format"), str):
+            raise DataError(f"{where}: format must be a text or null")
         return InputField(
             name=str(entry["name"]),
             kind=entry["kind"],
@@ -445,14 +464,17 @@ class Predictor:
         if not isinstance(manifest.get("input_schema", {}).get("flights"), list):
             raise PackageError(f"{package.path}: the manifest has no input_schema.flights; rebuild with `dvc repro`")
         source = context if context is not None else ContextSource.empty()
-        predictor = cls(
-            path=package.path,
-            package_hash=package.hash,
-            manifest=manifest,
-            model=package.model,
-            state=state,
-            context=source,
-        )
+        try:
+            predictor = cls(
+                path=package.path,
+                package_hash=package.hash,
+                manifest=manifest,
+                model=package.model,
+                state=state,
+                context=source,
+            )
+        except DataError as exc:  # a hostile input_schema (InputField.from_dict)
+            raise PackageError(f"{package.path}: {exc}; refusing the package") from None
         log.info(
             "predictor: %s loaded (context: %s, %d scheduled flights)",
             predictor.name,
