@@ -409,6 +409,8 @@ class Predictor:
         self.categorical: list[str] = list(features["categorical"])
         self.input_schema = [InputField.from_dict(entry) for entry in manifest["input_schema"]["flights"]]
         self.threshold = float(manifest["params"]["evaluate"]["threshold"])
+        if not 0 <= self.threshold <= 1:  # NaN too: every label would be 0, and the canary checks probabilities only
+            raise DataError(f"params.evaluate.threshold is {self.threshold!r}; expected a probability in [0, 1]")
         self.reference = Reference(manifest.get("reference", {}))
         self.version = manifest.get("environment", {}).get("flightdelay")
         self.rows_scored = 0
@@ -473,8 +475,13 @@ class Predictor:
                 state=state,
                 context=source,
             )
-        except DataError as exc:  # a hostile input_schema (InputField.from_dict)
+        except DataError as exc:  # a hostile input_schema (InputField.from_dict) or threshold
             raise PackageError(f"{package.path}: {exc}; refusing the package") from None
+        except (KeyError, TypeError, ValueError) as exc:  # a hashed manifest without the keys or types it needs
+            what = f"{type(exc).__name__}: {str(exc)[:120]}"
+            raise PackageError(
+                f"{package.path}/manifest.json: not a predictor manifest ({what}); refusing the package"
+            ) from None
         log.info(
             "predictor: %s loaded (context: %s, %d scheduled flights)",
             predictor.name,
