@@ -76,6 +76,7 @@ def checked_state(data: dict[str, Any], where: str) -> FeatureState:
     feature_state.json (text, bool, NaN, a list where a number goes) is refused here as DataError, never handed
     to the feature code (whose first use would be a TypeError per request, or a silently wrong probability; the
     canary re-scores model-input rows and does not exercise the feature state)."""
+    state = FeatureState.from_dict(data, where)  # the format and the shape first
     prior = data.get("prior")
     if not isinstance(prior, dict):
         raise DataError(f"{where}: prior is not an object with sum and count")
@@ -88,7 +89,6 @@ def checked_state(data: dict[str, Any], where: str) -> FeatureState:
         raise DataError(f"{where}: weather_trend_hours is {shown!r}; expected an integer 1..{MAX_TREND_HOURS}")
     if not isinstance(data.get("holiday_country"), str):
         raise DataError(f"{where}: holiday_country is not a text")
-    state = FeatureState.from_dict(data, where)
     for name, table in state.history.items():
         for column in ("sum", "count"):
             values = pd.to_numeric(table.frame[column], errors="coerce")
