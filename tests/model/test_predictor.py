@@ -217,3 +217,27 @@ def test_the_predictor_scores_with_the_fast_scorer_and_it_matches_predict_proba(
     want = predictor.model.predict_proba(features)[:, 1]
     got = predictor.predict(sent[known])["probability"].to_numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["params"]["evaluate"].update(threshold=float("nan")),
+        lambda m: m["params"]["evaluate"].update(threshold=5.0),
+        lambda m: m["params"]["evaluate"].update(threshold="0.5x"),
+        lambda m: m["model"].pop("features"),
+    ],
+    ids=["nan-threshold", "threshold-over-1", "text-threshold", "no-features"],
+)
+def test_a_re_signed_hostile_manifest_is_refused_at_load(package, tmp_path, edit):
+    # a package author can hash any manifest: a NaN or out-of-range threshold loaded, passed the canary (which
+    # checks probabilities only) and labelled every flight 0; a missing key was a KeyError past PackageError
+    from flightdelay.release.package_format import MANIFEST_FILE, MODEL_FILE, write_package
+
+    manifest = json.loads((package / MANIFEST_FILE).read_text())
+    edit(manifest)
+    hostile, _ = write_package(
+        tmp_path / "hostile", (package / MODEL_FILE).read_bytes(), manifest, (package / STATE_FILE).read_bytes()
+    )
+    with pytest.raises(PackageError, match="refusing the package"):
+        Predictor.load(hostile)

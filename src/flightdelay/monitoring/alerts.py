@@ -7,6 +7,7 @@ never lost. The webhook URL is a secret (it lets anyone post to the channel): it
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import urllib.error
@@ -135,8 +136,8 @@ class WebhookFailed(Exception):
 
 
 def _post_once(url: str, body: bytes, timeout: float) -> None:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as exc:
@@ -145,6 +146,10 @@ def _post_once(url: str, body: bytes, timeout: float) -> None:
     except urllib.error.URLError as exc:
         raise WebhookFailed(f"cannot connect ({type(exc.reason).__name__})", retry=True) from None
     except (TimeoutError, ConnectionError) as exc:
+        raise WebhookFailed(f"{type(exc).__name__}", retry=True) from None
+    except (http.client.InvalidURL, ValueError) as exc:  # their messages quote the URL's path or port: not shown
+        raise WebhookFailed(f"{WEBHOOK_ENV} is not a valid URL ({type(exc).__name__})", retry=False) from None
+    except (http.client.HTTPException, OSError) as exc:  # a broken response or connection: worth another try
         raise WebhookFailed(f"{type(exc).__name__}", retry=True) from None
 
 

@@ -79,20 +79,30 @@ def parse_time(text: str) -> dt.datetime:
 
 def parse_request(text: str, line: int = 0) -> Request:
     """One log line as a Request, or BadLine naming what is wrong."""
-    try:
-        entry = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+
+    def no_constants(name: str) -> Any:
+        raise BadLine(f"{name} is not JSON (the service writes null)")
+
+    try:  # ValueError: JSONDecodeError, or an integer too long to convert
+        entry = json.loads(text, parse_constant=no_constants)
+    except (ValueError, RecursionError):
         raise BadLine("not JSON (a torn or hand-edited line?)") from None
     if not isinstance(entry, dict):
         raise BadLine("not a JSON object")
-    latency = float(_get(entry, "latency_ms", (int, float)))
+    try:
+        latency = float(_get(entry, "latency_ms", (int, float)))
+    except OverflowError:
+        raise BadLine("'latency_ms' is too large for a number") from None
     if not math.isfinite(latency) or latency < 0:
         raise BadLine(f"'latency_ms' {latency} is not a finite number >= 0")
     predictions = _get(entry, "predictions", list, nullable=True)
     if predictions is not None:
         if not all(isinstance(p, int | float) and not isinstance(p, bool) for p in predictions):
             raise BadLine("'predictions' holds something other than numbers")
-        predictions = tuple(float(p) for p in predictions)
+        try:
+            predictions = tuple(float(p) for p in predictions)
+        except OverflowError:
+            raise BadLine("'predictions' holds a number too large for a float") from None
     features = entry.get("features")
     if features is not None and not (
         isinstance(features, dict) and all(isinstance(v, list) for v in features.values())

@@ -62,7 +62,7 @@ from flightdelay.serving.schema import ApiError
 log = logging.getLogger(__name__)
 
 PATHS = ("/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json", "/admin/reload")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schema.ErrorResponse, "description": text}
     for code, text in {
@@ -104,7 +104,7 @@ def _one_thread() -> None:
 
 
 def request_id(header: str | None) -> str:
-    return header if header and _REQUEST_ID.match(header) else uuid.uuid4().hex
+    return header if header and _REQUEST_ID.fullmatch(header) else uuid.uuid4().hex  # `$` alone allows a final "\n"
 
 
 def parse_json(body: bytes) -> Any:
@@ -142,8 +142,16 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII text escaped: a caller's lone surrogate ("\\ud800", which json.loads accepts) echoed in
+    an error cannot make the body unencodable as UTF-8 (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(content, status_code=status, headers=headers)
+    return AsciiJSONResponse(content, status_code=status, headers=headers)
 
 
 def frame_of(rows: list[dict[str, Any]], fields: list[Any]) -> pd.DataFrame:
@@ -446,10 +454,19 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
                 except DeployError as exc:
                     raise ApiError(409, "nothing_to_roll_back", str(exc)) from None
                 path, outcome, channel = Path(target["path"]), "rolled_back", channel
+                expected = str(target.get("hash") or "") or None  # the loaded package must be the one recorded
             else:
-                path, outcome = Path(str(package)), "deployed"
+                path, outcome, expected = Path(str(package)), "deployed", None
             result = await anyio.to_thread.run_sync(
-                deploy_into, slot, service.loader, path, channel, settings.history, settings.alerts_dir, outcome
+                deploy_into,
+                slot,
+                service.loader,
+                path,
+                channel,
+                settings.history,
+                settings.alerts_dir,
+                outcome,
+                expected,
             )
         finally:
             slot.lock.release()

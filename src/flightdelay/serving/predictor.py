@@ -62,6 +62,43 @@ class CanaryError(PipelineError):
     """The package's model does not reproduce the outputs recorded for its example rows."""
 
 
+MAX_TREND_HOURS = 24 * 7  # a week of weather before departure; far above any useful features.weather_trend_hours
+
+
+def _finite(value: Any, name: str, where: str, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
+        raise DataError(f"{where}: {name} is {str(value)[:40]!r}; expected a finite number >= {minimum:g}")
+    return float(value)
+
+
+def checked_state(data: dict[str, Any], where: str) -> FeatureState:
+    """The package's feature state, its scalars and history sums/counts checked first: a hashed but hostile
+    feature_state.json (text, bool, NaN, a list where a number goes) is refused here as DataError, never handed
+    to the feature code (whose first use would be a TypeError per request, or a silently wrong probability; the
+    canary re-scores model-input rows and does not exercise the feature state)."""
+    state = FeatureState.from_dict(data, where)  # the format and the shape first
+    prior = data.get("prior")
+    if not isinstance(prior, dict):
+        raise DataError(f"{where}: prior is not an object with sum and count")
+    _finite(data.get("history_smoothing"), "history_smoothing", where)
+    _finite(prior.get("sum"), "prior.sum", where)
+    _finite(prior.get("count"), "prior.count", where)
+    hours = data.get("weather_trend_hours")
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_TREND_HOURS:
+        shown = str(hours)[:40]
+        raise DataError(f"{where}: weather_trend_hours is {shown!r}; expected an integer 1..{MAX_TREND_HOURS}")
+    if not isinstance(data.get("holiday_country"), str):
+        raise DataError(f"{where}: holiday_country is not a text")
+    for name, table in state.history.items():
+        for column in ("sum", "count"):
+            values = pd.to_numeric(table.frame[column], errors="coerce")
+            if not pd.api.types.is_numeric_dtype(table.frame[column]) or not np.isfinite(values).all():
+                raise DataError(f"{where}: history.{name}.{column} holds a value that is not a finite number")
+            if (values < 0).any():
+                raise DataError(f"{where}: history.{name}.{column} holds a negative value")
+    return state
+
+
 @dataclass(frozen=True)
 class InputField:
     """One raw flight field a caller sends."""
@@ -77,7 +114,26 @@ class InputField:
 
     @staticmethod
     def from_dict(entry: dict[str, Any]) -> InputField:
-        allowed = entry.get("allowed")
+        """One manifest input_schema entry, its types checked (DataError): a hashed but hostile manifest must not
+        load and then fail every request (the canary never reads the input schema)."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise DataError(f"input_schema entry {str(entry)[:60]!r}: expected an object with a text name")
+        where = f"input_schema field {entry['name'][:40]!r}"
+        if entry.get("kind") not in ("integer", "number", "string") or not isinstance(entry.get("nullable"), bool):
+            raise DataError(f"{where}: kind must be integer, number or string and nullable true or false")
+        for key in ("minimum", "maximum"):
+            bound = entry.get(key)
+            if bound is not None and (
+                isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound)
+            ):
+                raise DataError(f"{where}: {key} is {str(bound)[:40]!r}; expected a finite number or null")
+        allowed, longest = entry.get("allowed"), entry.get("max_length")
+        if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)):
+            raise DataError(f"{where}: allowed must be a list of texts or null")
+        if longest is not None and (isinstance(longest, bool) or not isinstance(longest, int) or longest < 1):
+            raise DataError(f"{where}: max_length is {str(longest)[:40]!r}; expected a positive integer or null")
+        if entry.get("format") is not None and not isinstance(entry.get("format"), str):
+            raise DataError(f"{where}: format must be a text or null")
         return InputField(
             name=str(entry["name"]),
             kind=entry["kind"],
@@ -353,6 +409,8 @@ class Predictor:
         self.categorical: list[str] = list(features["categorical"])
         self.input_schema = [InputField.from_dict(entry) for entry in manifest["input_schema"]["flights"]]
         self.threshold = float(manifest["params"]["evaluate"]["threshold"])
+        if not 0 <= self.threshold <= 1:  # NaN too: every label would be 0, and the canary checks probabilities only
+            raise DataError(f"params.evaluate.threshold is {self.threshold!r}; expected a probability in [0, 1]")
         self.reference = Reference(manifest.get("reference", {}))
         self.version = manifest.get("environment", {}).get("flightdelay")
         self.rows_scored = 0
@@ -399,7 +457,7 @@ class Predictor:
         manifest = package.manifest
         where = str(package.path / STATE_FILE)
         try:
-            state = FeatureState.from_dict(package.state, where)
+            state = checked_state(package.state, where)
         except DataError as exc:
             raise PackageError(f"{exc}; refusing the package") from None
         model = manifest.get("model", {})
@@ -408,14 +466,22 @@ class Predictor:
         if not isinstance(manifest.get("input_schema", {}).get("flights"), list):
             raise PackageError(f"{package.path}: the manifest has no input_schema.flights; rebuild with `dvc repro`")
         source = context if context is not None else ContextSource.empty()
-        predictor = cls(
-            path=package.path,
-            package_hash=package.hash,
-            manifest=manifest,
-            model=package.model,
-            state=state,
-            context=source,
-        )
+        try:
+            predictor = cls(
+                path=package.path,
+                package_hash=package.hash,
+                manifest=manifest,
+                model=package.model,
+                state=state,
+                context=source,
+            )
+        except DataError as exc:  # a hostile input_schema (InputField.from_dict) or threshold
+            raise PackageError(f"{package.path}: {exc}; refusing the package") from None
+        except (KeyError, TypeError, ValueError) as exc:  # a hashed manifest without the keys or types it needs
+            what = f"{type(exc).__name__}: {str(exc)[:120]}"
+            raise PackageError(
+                f"{package.path}/manifest.json: not a predictor manifest ({what}); refusing the package"
+            ) from None
         log.info(
             "predictor: %s loaded (context: %s, %d scheduled flights)",
             predictor.name,

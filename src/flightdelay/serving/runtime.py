@@ -252,12 +252,20 @@ def deploy_into(
     history: Path,
     alerts_dir: Path,
     outcome: str = "deployed",
+    expected_hash: str | None = None,
 ) -> DeployResult:
     """Load `path` beside the serving model, run its canary, swap only if it passes. Blocking (run it in a thread);
-    the caller holds `slot.lock`. A refused package leaves the slot as it was, writes history and an alert."""
+    the caller holds `slot.lock`. A refused package leaves the slot as it was, writes history and an alert.
+    `expected_hash` (a rollback: the hash the history recorded) must be the loaded package's full hash."""
     previous = slot.current
     try:
         candidate = load_and_check(loader, path, channel)
+        found = candidate.predictor.package_hash
+        if expected_hash is not None and found != expected_hash:
+            raise DeployError(
+                f"{path}: the package there hashes to {found}, the deploy history recorded {expected_hash}; "
+                "it is not the package that was served, refusing to roll back to it"
+            )
     except PipelineError as exc:
         entry = history_entry("refused", path, None, reason=str(exc).splitlines()[0], previous=previous)
         append_history(history, entry)
