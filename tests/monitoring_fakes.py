@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flightdelay.serving.reqlog import finite_or_null
 from flightdelay.stages.drift import numeric_counts, psi, quantile_edges, shares
 
 RAW_COLUMNS = [
@@ -147,7 +148,7 @@ def log_line(
     }
     if features is not None:
         entry["features"] = features
-    return json.dumps(entry)
+    return json.dumps(finite_or_null(entry), allow_nan=False)  # strict JSON, NaN as null, like the service's log
 
 
 @contextmanager
@@ -190,7 +191,7 @@ def stand_in_service(predictor: Any, log_file: Path, clock: Iterator[dt.datetime
                 entry = json.loads(log_line(status, latency_ms, next(clock), predictions, features))
                 entry["batch_size"] = len(predictions or [])
                 with log_file.open("a") as out_file:
-                    out_file.write(json.dumps(entry) + "\n")
+                    out_file.write(json.dumps(finite_or_null(entry), allow_nan=False) + "\n")
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

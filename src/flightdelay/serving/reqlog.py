@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
-def _clean(value: Any) -> Any:
+def finite_or_null(value: Any) -> Any:
     """NaN and infinities as null: the log stays strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: finite_or_null(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [finite_or_null(v) for v in value]
     return value
 
 
@@ -51,7 +51,7 @@ class RequestLog:
                 if entry is _STOP:
                     return
                 try:
-                    out.write(json.dumps(_clean(entry), default=str, allow_nan=False) + "\n")
+                    out.write(json.dumps(finite_or_null(entry), default=str, allow_nan=False) + "\n")
                 except (TypeError, ValueError) as exc:  # never lose the loop over one odd value
                     log.warning("request log: cannot write an entry: %s", exc)
                 if self._queue.empty():
