@@ -1,6 +1,6 @@
 """Parity of the three ways to score a flight: the `predict` stage, `Predictor.predict` from raw validated flights
-with their context, and batch scoring (`flightdelay score`) from the raw extracts. On the full data of the
-workspace (`dvc repro` writes it): the test months 2013-11..2013-12, every flight, within 1e-9.
+with their context, and batch scoring (`flightdelay score`) from the raw extracts. On the session's short pipeline
+run (`short_run`, a real `dvc repro` in a clone, so CI runs it too): its test month 2013-03, every flight, within 1e-9.
 
 The features stage drops flights without an arrival (no label); its rows are the others, in order. Batch scoring
 also refuses the few flights to a destination the model never saw (the service's 422), which the predict stage
@@ -20,25 +20,22 @@ from flightdelay.release.package_format import find_package
 from flightdelay.serving.predictor import ContextSource, Predictor, input_problems
 from flightdelay.serving.score import parse_window, score
 from tests.default_params import default_params
+from tests.e2e.test_pipeline import SHORT
 
-REPO = Path(__file__).resolve().parents[2]
-MONTHS = ["2013-11", "2013-12"]
+MONTHS = ["2013-03"]  # the short run's test months (tests/e2e/test_pipeline.py SHORT)
 KEYS = ["year", "month", "day", "carrier", "flight", "origin"]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def workspace() -> dict[str, Path]:
-    paths = {
-        "package": REPO / "models" / "package",
-        "validated": REPO / "data" / "validated",
-        "raw": REPO / "data" / "raw" / "nycflights13",
-        "predictions": REPO / "data" / "predictions" / "test.parquet",
+def workspace(short_run: Path) -> dict[str, Path]:
+    assert SHORT[("features", "split")]["test"] == {"start": MONTHS[0], "end": MONTHS[-1]}
+    return {
+        "package": short_run / "models" / "package",
+        "validated": short_run / "data" / "validated",
+        "raw": short_run / "data" / "raw" / "nycflights13",
+        "predictions": short_run / "data" / "predictions" / "test.parquet",
     }
-    missing = [str(p.relative_to(REPO)) for p in paths.values() if not p.exists()]
-    if missing:
-        pytest.skip(f"run `dvc repro` (or `dvc pull`) first: {missing} missing")
-    return paths
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +62,7 @@ def test_the_predictor_on_raw_flights_gives_the_predict_stage_probabilities(work
     # the input check refuses only the flights to a destination the model never saw
     refused = input_problems(flights, predictor.input_schema)
     assert set(refused.loc[refused["field"] != "", "field"]) <= {"dest"}
-    assert (refused["field"] != "").sum() < 10
+    assert (refused["field"] != "").sum() < len(flights) / 200  # a destination unseen in the training months is rare
 
 
 def test_batch_scoring_of_the_raw_extracts_gives_the_predict_stage_probabilities(workspace, stage, tmp_path):
@@ -73,16 +70,16 @@ def test_batch_scoring_of_the_raw_extracts_gives_the_predict_stage_probabilities
     summary = score(
         find_package(workspace["package"]),
         raw=str(workspace["raw"]),
-        window=parse_window("2013-11..2013-12"),
+        window=parse_window(f"{MONTHS[0]}..{MONTHS[-1]}"),
         out_dir=tmp_path / "scores",
-        schema=load_schema(REPO / "config" / "schema.yaml"),
+        schema=load_schema(workspace["package"].parent.parent / "config" / "schema.yaml"),
         ingest=params.ingest,
         validate=params.validate,
     )
     scores = pd.concat([pd.read_parquet(tmp_path / "scores" / f"{m}.parquet") for m in MONTHS], ignore_index=True)
     assert summary["total"]["scored"] == len(scores)
-    assert summary["total"]["quarantined"] < 10
+    assert summary["total"]["quarantined"] < len(scores) / 200
     both = scores.merge(stage[[*KEYS, "prediction"]], on=KEYS, how="inner", validate="1:1")
-    assert len(both) > len(stage) - 10  # all but the refused destinations (the rest have no arrival: no label)
+    assert len(both) > len(stage) * 0.995  # all but the refused destinations (the rest have no arrival: no label)
     np.testing.assert_allclose(both["probability"], both["prediction"], rtol=0, atol=1e-9)
     assert (both["package_hash"] == summary["package"]["hash"]).all()
