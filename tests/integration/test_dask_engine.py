@@ -4,6 +4,7 @@ is killed mid-write, and a scheduler that cannot be reached stops the stage with
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 import yaml
 
 from flightdelay.cli import main
+from flightdelay.core.engine import Engine
+from flightdelay.stages import features as features_stage
 from tests.data.test_corpus import CORPUS, workspace
 from tests.integration import dask_kill
 from tests.stage_cmd import stage_argv
@@ -88,6 +91,35 @@ def assert_same_outputs(local: Path, cluster: Path) -> None:
         "data/processed/train/2013-02.parquet",
         "data/processed/test/2013-03.parquet",
     } <= set(expected)
+
+
+def test_features_maps_both_passes_through_one_engine(twins, monkeypatch):
+    """Pass 1 (the history sums) and pass 2 (each month with history) are each one task per month on the
+    stage's engine, entered once: no month is built in the stage process outside it."""
+    local, _ = twins
+    sessions: list[list[tuple[str, list[str]]]] = []
+    real = features_stage.engine
+
+    @contextlib.contextmanager
+    def recording(compute):  # type: ignore[no-untyped-def]
+        with real(compute) as session:
+            calls: list[tuple[str, list[str]]] = []
+            sessions.append(calls)
+            yield Recording(session, calls)
+
+    monkeypatch.setattr(features_stage, "engine", recording)
+    run_data_stages(local, monkeypatch)
+    assert sessions == [[("features-history", ["2013-01", "2013-02"]), ("features", ["2013-01", "2013-02", "2013-03"])]]
+
+
+class Recording(Engine):
+    def __init__(self, inner: Engine, calls: list[tuple[str, list[str]]]) -> None:
+        super().__init__(inner.client)
+        self.calls = calls
+
+    def map(self, fn, items, *, name, shared=None):  # type: ignore[no-untyped-def]
+        self.calls.append((name, [item[0] for item in items]))
+        return super().map(fn, items, name=name, shared=shared)
 
 
 @pytest.mark.slow

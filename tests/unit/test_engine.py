@@ -132,6 +132,19 @@ def test_a_local_cluster_gives_the_local_results_in_order():
 
 
 @pytest.mark.slow
+def test_passes_of_one_stage_share_one_cluster():
+    items = [(seed, 1000 + seed) for seed in range(8)]
+    with engine.engine(CLUSTER) as session:
+        first = session.map(summarise, items, name="pass1")
+        second = session.map(add_offset, [1, 2], name="pass2", shared={"offset": 1, "table": pd.DataFrame()})
+        third = session.map(summarise, items, name="pass3")
+    assert second == [2, 3]
+    assert [r["sum"] for r in third] == [r["sum"] for r in first]
+    # two worker processes served every pass: a cluster per pass would have started new ones
+    assert len({r["pid"] for r in first + third}) <= CLUSTER.workers
+
+
+@pytest.mark.slow
 def test_a_task_whose_worker_is_killed_is_retried(tmp_path):
     marker = str(tmp_path / "killed")
     items = [(marker, value) for value in range(4)]

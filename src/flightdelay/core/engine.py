@@ -62,12 +62,34 @@ def map_partitions(
     task needs (lookup tables): the dask engine sends them to each worker once, not with every task. The first
     failing item (in order) raises its own exception, as the local engine would.
     """
-    shared = dict(shared or {})
     if compute.engine == "local" or not items:
-        return [fn(item, **shared) for item in items]
-    from distributed import wait
+        return Engine(None).map(fn, items, name=name, shared=shared)
+    with engine(compute) as session:
+        return session.map(fn, items, name=name, shared=shared)
 
-    with dask_client(compute) as client:
+
+class Engine:
+    """One engine for the several passes of a stage (`features` maps its months twice): with Dask, every pass
+    runs on the same client, so a LocalCluster is started (and its workers import pandas) once per stage."""
+
+    def __init__(self, client: Any | None) -> None:
+        self.client = client
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        name: str,
+        shared: Mapping[str, Any] | None = None,
+    ) -> list[R]:
+        """`map_partitions` on this engine."""
+        shared = dict(shared or {})
+        if self.client is None or not items:
+            return [fn(item, **shared) for item in items]
+        from distributed import wait
+
+        client = self.client
         keys = [f"{name}-{i:06d}-{uuid.uuid4().hex[:8]}" for i in range(len(items))]
         scattered = {k: client.scatter([v], broadcast=True, hash=False)[0] for k, v in shared.items()}
         futures = client.map(fn, list(items), key=keys, pure=False, **scattered)
@@ -84,6 +106,17 @@ def map_partitions(
             " ".join(f"{workers[w]:.0f}" for w in sorted(workers)),
         )
         return results
+
+
+@contextlib.contextmanager
+def engine(compute: ComputeParams) -> Iterator[Engine]:
+    """The configured engine for one stage: the local loop, or a Dask client (on the named scheduler, or on a
+    LocalCluster started here and stopped on exit)."""
+    if compute.engine == "local":
+        yield Engine(None)
+        return
+    with dask_client(compute) as client:
+        yield Engine(client)
 
 
 def peak_rss_mib() -> float:

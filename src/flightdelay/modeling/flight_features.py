@@ -519,6 +519,27 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class HistoryPartial:
+    """One training month's outcome sums and counts per key: what a month's task sends back (one row per key
+    seen that month, never the month's rows). Partials merge by concatenation in period order."""
+
+    period: str
+    per_feature: dict[str, pd.DataFrame]  # feature -> rows (key columns..., sum, count, period)
+    overall: pd.DataFrame  # period, sum, count
+
+    @staticmethod
+    def of(period: str, frame: pd.DataFrame, target: str) -> HistoryPartial:
+        """The sums and counts of `frame`, the training rows of month `period` ('YYYY-MM') only."""
+        per_feature = {}
+        for feature, keys in HISTORY_KEYS.items():
+            sums = frame.groupby(keys, dropna=True, observed=True)[target].agg(["sum", "count"]).reset_index()
+            sums["period"] = period
+            per_feature[feature] = sums
+        overall = frame.assign(period=period).groupby("period")[target].agg(["sum", "count"]).reset_index()
+        return HistoryPartial(period, per_feature, overall)
+
+
+@dataclass(frozen=True)
 class History:
     """Outcome sums and counts per key and training month ('YYYY-MM'), from which history features are computed."""
 
@@ -530,14 +551,18 @@ class History:
     def collect(frames: Iterable[tuple[str, pd.DataFrame]], target: str) -> History:
         """Sums and counts from (period 'YYYY-MM', training frame) pairs, taken one at a time (a generator keeps
         one month in memory). Each frame holds the rows of its own month only."""
+        return History.merge((HistoryPartial.of(period, frame, target) for period, frame in frames), target)
+
+    @staticmethod
+    def merge(partials: Iterable[HistoryPartial], target: str) -> History:
+        """The history of the training months whose partials these are, in the order given (period order):
+        the same tables whether one process built every month or each month was built by its own task."""
         parts: dict[str, list[pd.DataFrame]] = {feature: [] for feature in HISTORY_KEYS}
         overall: list[pd.DataFrame] = []
-        for period, frame in frames:
-            for feature, keys in HISTORY_KEYS.items():
-                sums = frame.groupby(keys, dropna=True, observed=True)[target].agg(["sum", "count"]).reset_index()
-                sums["period"] = period
-                parts[feature].append(sums)
-            overall.append(frame.assign(period=period).groupby("period")[target].agg(["sum", "count"]).reset_index())
+        for partial in partials:
+            for feature in HISTORY_KEYS:
+                parts[feature].append(partial.per_feature[feature])
+            overall.append(partial.overall)
         if not overall:
             raise DataError("features: no training rows to learn history features from")
         return History(

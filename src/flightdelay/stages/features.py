@@ -25,14 +25,13 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from flightdelay.core.config import ComputeParams, FeatureParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec
-from flightdelay.core.engine import map_partitions, read_parquet_url, remove_partials, write_parquet_atomic
+from flightdelay.core.engine import engine, read_parquet_url, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json
 from flightdelay.modeling.flight_features import (
@@ -45,6 +44,7 @@ from flightdelay.modeling.flight_features import (
     FeatureContext,
     FeatureState,
     History,
+    HistoryPartial,
     HistoryTable,
     WeatherLookup,
     aircraft_table,
@@ -130,6 +130,37 @@ class Month:
     rows_out: int
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingMonth:
+    """What a training month's pass-1 task sends back: its counts and its history partial (sums per key)."""
+
+    name: str
+    rows_in: int
+    dropped: int
+    rows_out: int
+    seconds: float
+    history: HistoryPartial
+
+
+def learn_month(
+    item: tuple[str, str],
+    *,
+    weather: WeatherLookup,
+    state: FeatureState,
+    missing_target: str,
+    target: str,
+) -> TrainingMonth:
+    """The engine's task for pass 1: build one training month's features without history and return the
+    month's outcome sums and counts per key (its rows stay on the worker)."""
+    period, path = item
+    start = time.perf_counter()
+    flights = read_parquet_url(path)
+    no_history: tuple[float, float, dict[str, HistoryTable]] = (0.0, 0.0, {})
+    frame, dropped = build_frame(flights, FeatureContext(flights, weather), state, missing_target, no_history)
+    partial = HistoryPartial.of(period, frame, target)
+    return TrainingMonth(Path(path).name, len(flights), dropped, len(frame), time.perf_counter() - start, partial)
+
+
 def write_month(
     item: tuple[str, str, str | None],
     *,
@@ -156,7 +187,11 @@ def write_month(
 def _load_weather(in_dir: Path, trend_hours: int) -> WeatherLookup:
     files = partition_files(in_dir / "weather")
     if not files:
-        raise DataError(f"{in_dir / 'weather'}: no weather partitions; run the validate stage first")
+        raise DataError(
+            f"features: {in_dir / 'weather'} holds no weather partitions, and the flight features need the origin "
+            "weather of every month: if validate has run, its input had no weather table (add it to ingest.sources); "
+            "if not, run `dvc repro validate`"
+        )
     weather = pd.concat([read_parquet(f) for f in files], ignore_index=True)
     return WeatherLookup.from_records(weather, trend_hours)
 
@@ -187,7 +222,6 @@ def run(
         raise DataError("features.missing_target: 'late' is for classification; use 'drop' for regression")
     years = [int(p[:4]) for p in (*train_periods, *test_periods)]
     state = initial_state(fp, aircraft, min(years), max(years))
-    no_history: tuple[float, float, dict[str, HistoryTable]] = (0.0, 0.0, {})
 
     counts = {
         "rows_in": 0,
@@ -196,27 +230,21 @@ def run(
         "train": 0,
         "test": 0,
     }
-    with atomic_dir(out_dir) as tmp:
-        # Pass 1: outcome sums per key from training months only, one month in memory at a time.
-        def training_frames() -> Iterator[tuple[str, pd.DataFrame]]:
-            for period in train_periods:
-                start = time.perf_counter()
-                flights = read_parquet(by_period[period])
-                frame, dropped = build_frame(
-                    flights, FeatureContext(flights, weather), state, fp.missing_target, no_history
-                )
-                counts["rows_in"] += len(flights)
-                counts["rows_dropped_no_arrival"] += dropped
-                log.info(
-                    "features: %s %7d flights -> %7d rows (%.2fs)",
-                    by_period[period].name,
-                    len(flights),
-                    len(frame),
-                    time.perf_counter() - start,
-                )
-                yield period, frame
-
-        history = History.collect(training_frames(), target)
+    with atomic_dir(out_dir) as tmp, engine(compute) as session:
+        # Pass 1: outcome sums per key from training months only, one month per task; only the sums come back.
+        learned = session.map(
+            functools.partial(learn_month, target=target),
+            [(period, str(by_period[period])) for period in train_periods],
+            name="features-history",
+            shared={"weather": weather, "state": state, "missing_target": fp.missing_target},
+        )
+        for done in learned:
+            counts["rows_in"] += done.rows_in
+            counts["rows_dropped_no_arrival"] += done.dropped
+            log.info(
+                "features: %s %7d flights -> %7d rows (%.2fs)", done.name, done.rows_in, done.rows_out, done.seconds
+            )
+        history = History.merge((done.history for done in learned), target)
         prior_sum, prior_count, tables = history.tables(None)
         state = dataclasses.replace(state, prior_sum=prior_sum, prior_count=prior_count, history=tables)
         # Pass 2: build each month again (cheaper than holding them all), with history, write to its split.
@@ -226,7 +254,7 @@ def run(
         ]
         shared = {"weather": weather, "state": state, "history": history, "missing_target": fp.missing_target}
         task = functools.partial(write_month, out_dir=str(tmp.resolve()))
-        for month in map_partitions(task, months, compute, name="features", shared=shared):
+        for month in session.map(task, months, name="features", shared=shared):
             counts["rows_in"] += month.rows_in
             if month.split is None:
                 counts["rows_unused_months"] += month.rows_in
