@@ -327,6 +327,7 @@ def bench_scale(
     return sizes, throughput
 
 
+DATA_STAGES = ("ingest", "validate", "features")  # the stages whose partitions `compute` maps
 RSS_LINE = re.compile(r"compute: peak RSS MiB: this process (?P<stage>\d+), workers (?P<workers>[\d ]+)")
 
 
@@ -339,10 +340,11 @@ def bench_dask(
     months: Sequence[str] | None,
     repeats: int,
 ) -> list[dict[str, Any]]:
-    """ingest + validate with compute.engine local against a LocalCluster of 2 worker processes (1 thread each),
-    at each scale: wall and CPU seconds, and peak RSS per process (the stage process; each worker, as the
-    engine logs it). The outputs are the same bytes either way (tests/integration/test_dask_engine.py)."""
-    data_stages = [(stage, cmds) for stage, cmds in commands if stage in ("ingest", "validate")]
+    """ingest, validate and features with compute.engine local against a LocalCluster of 2 worker processes
+    (1 thread each), at each scale: wall and CPU seconds, and peak RSS per process (the stage process; each
+    worker, as the engine logs it). The outputs are the same bytes either way
+    (tests/integration/test_dask_engine.py)."""
+    data_stages = [(stage, cmds) for stage, cmds in commands if stage in DATA_STAGES]
     rows = []
     for scale in scales:
         print(f"dask: scale {scale:g}x: generating", flush=True)
@@ -504,8 +506,9 @@ def markdown(results: Mapping[str, Any]) -> str:
         lines += [
             "## Local engine against a Dask LocalCluster",
             "",
-            "ingest and validate with `compute.engine: local` and with `dask` (a LocalCluster of 2 worker processes, "
-            "1 thread each, started by the stage). Peak RSS per process: the stage process, and the largest worker.",
+            "ingest, validate and features with `compute.engine: local` and with `dask` (a LocalCluster of 2 worker "
+            "processes, 1 thread each, started by the stage). Peak RSS per process: the stage process, and the "
+            "largest worker.",
             "",
             "| scale | stage | local s | dask s | local peak MiB | dask: stage process MiB | dask: worker MiB |",
             "|---|---|---:|---:|---:|---:|---:|",
