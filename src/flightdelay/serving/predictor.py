@@ -490,6 +490,17 @@ class Predictor:
         )
         return predictor
 
+    def with_context(self, context: ContextSource) -> Predictor:
+        """This predictor, the same verified model and state, with another context source (no second load)."""
+        return type(self)(
+            path=self.path,
+            package_hash=self.package_hash,
+            manifest=self.manifest,
+            model=self.model,
+            state=self.state,
+            context=context,
+        )
+
     def _features(self, flights: pd.DataFrame, validate: bool, raw: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
         if validate:
             validate_input(flights, self.input_schema)

@@ -8,9 +8,13 @@ Each month of the window is read from `<raw>/flights/` and `<raw>/weather/` (a p
 ingest and validate stages' own checks (flightdelay.stages.ingest.ingest_chunk, stages.validate.check_partition,
 with the params' thresholds): rows that break a rule are quarantined with their reason, and a month with too many
 of them fails as the pipeline would. Rows the package's input schema refuses (a category the model never saw) are
-quarantined too. The rest are scored by flightdelay.serving.predictor.Predictor with the window's validated flights
-and weather (and the month before, for the weather trend) as context, so months the model never saw score the same
-way as the test months.
+quarantined too. The rest are scored by flightdelay.serving.predictor.Predictor with the month's validated flights
+and weather (and the month before's, for the weather trend) as context, so months the model never saw score the
+same way as the test months.
+
+Each month is one task on the engine of `compute` (flightdelay.core.engine): in this process one month after
+another, or on a Dask cluster, where each worker verifies and loads the package itself and writes its months'
+files; only counts and quarantine records come back. Either way the files are the same bytes.
 
 Writes, atomically, `<out>/<YYYY-MM>.parquet` (flight keys, probability, label, context_fallback, package_hash),
 `<out>/quarantine.parquet` (every refused row and why) and `<out>/summary.json` (rows in, scored, quarantined and
@@ -20,6 +24,7 @@ scored with the context fallback per month; the package's name and hash).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from flightdelay.core.config import (
+    ComputeParams,
     ConfigError,
     IngestParams,
     Params,
@@ -39,10 +45,12 @@ from flightdelay.core.config import (
     load_params,
     load_schema,
 )
+from flightdelay.core.engine import engine, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError, PipelineError
 from flightdelay.core.files import atomic_dir, to_json, write_parquet_into
 from flightdelay.core.layout import PARAMS_FILE
 from flightdelay.data import quarantine
+from flightdelay.release.package_format import PackageError
 from flightdelay.release.record import CHANNELS, read_record, record_file
 from flightdelay.serving.predictor import ContextSource, Predictor, input_problems, previous_month
 from flightdelay.stages.ingest import ingest_chunk, plan_files, read_part
@@ -145,35 +153,92 @@ def read_month(raw: str, spec: TableSpec, period: str, ip: IngestParams, vp: Val
     return Month(period, n_in, valid, quarantine.concat([bad_types, bad_rules]))
 
 
-def read_window(
-    raw: str, schema: Schema, window: Window, ip: IngestParams, vp: ValidateParams
-) -> tuple[dict[str, Month], pd.DataFrame]:
-    """(flights per month of the window, the weather of the window and the month before it)."""
-    months: dict[str, Month] = {}
-    for period in window.months():
-        month = read_month(raw, schema.table("flights"), period, ip, vp)
-        if month is None:
-            raise DataError(f"{raw}/flights: no partition for {period}; nothing to score for that month")
-        months[period] = month
-        log.info(
-            "score: flights %s: %d rows in, %d valid, %d quarantined",
-            period,
-            month.rows_in,
-            len(month.valid),
-            month.rows_in - len(month.valid),
-        )
-    weather = []
-    for period in [previous_month(window.start), *window.months()]:
-        month = read_month(raw, schema.table("weather"), period, ip, vp)
-        if month is None:
-            log.warning("score: no weather for %s: its flights get the context fallback for weather", period)
-            continue
-        weather.append(month.valid)
+def read_weather(
+    raw: str, schema: Schema, period: str, ip: IngestParams, vp: ValidateParams
+) -> tuple[pd.DataFrame, list[str]]:
+    """The validated weather of `period` and the month before it (for the weather trend), and the months of
+    those two that have no weather partition."""
+    weather, missing = [], []
+    for month in (previous_month(period), period):
+        found = read_month(raw, schema.table("weather"), month, ip, vp)
+        if found is None:
+            missing.append(month)
+        else:
+            weather.append(found.valid)
     frame = pd.concat(weather, ignore_index=True) if weather else ContextSource.empty().weather
-    return months, frame
+    return frame, missing
 
 
 # ------------------------------------------------------------------------------------------------ scoring
+
+
+# The package loaded in this process, by (path, hash): a run's months share one load (each Dask worker loads and
+# verifies its own). An entry holds the bytes that hash was verified on, whatever the files on disk hold later.
+_LOADED: dict[tuple[str, str], Predictor] = {}
+
+
+def loaded_predictor(package: str, package_hash: str) -> Predictor:
+    """The package whose hash the stage process verified, loaded (and verified again) once per process."""
+    key = (package, package_hash)
+    if key not in _LOADED:
+        predictor = Predictor.load(package)
+        if predictor.package_hash != package_hash:
+            raise PackageError(
+                f"{package}: its hash changed while scoring (now {predictor.package_hash[:12]}, "
+                f"at the start {package_hash[:12]}); score again with a package that is not being replaced"
+            )
+        _LOADED.clear()
+        _LOADED[key] = predictor
+    return _LOADED[key]
+
+
+@dataclass(frozen=True)
+class ScoredMonth:
+    """What a month's task sends back: counts and quarantine records, never the scores."""
+
+    period: str
+    counts: dict[str, int]
+    held: pd.DataFrame  # quarantine records
+    no_weather: list[str]
+    seconds: float
+
+
+def score_month(
+    period: str,
+    *,
+    package: str,
+    package_hash: str,
+    raw: str,
+    schema: Schema,
+    ingest: IngestParams,
+    validate: ValidateParams,
+    out_dir: str,
+) -> ScoredMonth:
+    """The engine's task: read one month of flights and its weather through ingest's and validate's checks,
+    score it with the package whose hash the stage process checked, write `<out_dir>/<period>.parquet`."""
+    start = time.perf_counter()
+    month = read_month(raw, schema.table("flights"), period, ingest, validate)
+    if month is None:
+        raise DataError(f"{raw}/flights: no partition for {period}; nothing to score for that month")
+    weather, no_weather = read_weather(raw, schema, period, ingest, validate)
+    predictor = loaded_predictor(package, package_hash).with_context(
+        ContextSource(month.valid, weather, f"{raw} ({period})")
+    )
+    flights = month.valid
+    problems = input_problems(flights, predictor.input_schema)
+    ok = problems["field"].to_numpy() == ""
+    refused = refused_records(flights, problems)
+    predictions = predictor.predict(flights[ok], validate=False)
+    scored = scored_frame(flights[ok], predictions, predictor.package_hash)
+    write_parquet_atomic(scored, f"{out_dir}/{period}.parquet")
+    counts = {
+        "rows_in": month.rows_in,
+        "scored": len(scored),
+        "quarantined": month.rows_in - len(flights) + int((~ok).sum()),
+        "context_fallback": int(scored["context_fallback"].sum()),
+    }
+    held = quarantine.concat([month.held, refused])
+    return ScoredMonth(period, counts, held, no_weather, time.perf_counter() - start)
 
 
 def score(
@@ -185,51 +250,48 @@ def score(
     schema: Schema,
     ingest: IngestParams,
     validate: ValidateParams,
+    compute: ComputeParams | None = None,
 ) -> dict[str, Any]:
     """Score every month of `window`; returns the summary (also written to <out>/summary.json)."""
-    months, weather = read_window(raw, schema, window, ingest, validate)
-    schedule = pd.concat([m.valid for m in months.values()], ignore_index=True)
     start = time.perf_counter()
-    predictor = Predictor.load(package, ContextSource(schedule, weather, f"{raw} ({window.start}..{window.end})"))
+    predictor = Predictor.load(package)  # verified at every run, whatever an earlier run loaded
     predictor.canary()
+    _LOADED.clear()
+    _LOADED[(str(package), predictor.package_hash)] = predictor
     log.info("score: %s loaded and its canary passed (%.1fs)", predictor.name, time.perf_counter() - start)
     summary: dict[str, Any] = {
         "package": {"name": predictor.name, "hash": predictor.package_hash, "path": str(package)},
         "window": {"start": window.start, "end": window.end},
         "months": {},
     }
-    held = []
-    with atomic_dir(out_dir) as tmp:
-        for period, month in months.items():
-            start = time.perf_counter()
-            flights = month.valid
-            problems = input_problems(flights, predictor.input_schema)
-            ok = problems["field"].to_numpy() == ""
-            refused = refused_records(flights, problems)
-            predictions = predictor.predict(flights[ok], validate=False)
-            scored = scored_frame(flights[ok], predictions, predictor.package_hash)
-            write_parquet_into(scored, tmp / f"{period}.parquet")
-            held += [month.held, refused]
-            counts = {
-                "rows_in": month.rows_in,
-                "scored": len(scored),
-                "quarantined": month.rows_in - len(flights) + int((~ok).sum()),
-                "context_fallback": int(scored["context_fallback"].sum()),
-            }
-            summary["months"][period] = counts
+    with atomic_dir(out_dir) as tmp, engine(compute or ComputeParams()) as session:
+        task = functools.partial(
+            score_month,
+            package=str(package),
+            package_hash=predictor.package_hash,
+            raw=raw,
+            out_dir=str(tmp.resolve()),
+        )
+        shared = {"schema": schema, "ingest": ingest, "validate": validate}
+        done = session.map(task, window.months(), name="score", shared=shared)
+        for period in sorted({p for d in done for p in d.no_weather}):
+            log.warning("score: no weather for %s: its flights get the context fallback for weather", period)
+        for month in done:
+            summary["months"][month.period] = month.counts
             log.info(
                 "score: %s: %d rows in, %d scored, %d quarantined, %d with the context fallback (%.2fs)",
-                period,
-                counts["rows_in"],
-                counts["scored"],
-                counts["quarantined"],
-                counts["context_fallback"],
-                time.perf_counter() - start,
+                month.period,
+                month.counts["rows_in"],
+                month.counts["scored"],
+                month.counts["quarantined"],
+                month.counts["context_fallback"],
+                month.seconds,
             )
         totals = {k: sum(m[k] for m in summary["months"].values()) for k in ("rows_in", "scored", "quarantined")}
         totals["context_fallback"] = sum(m["context_fallback"] for m in summary["months"].values())
         summary["total"] = totals
-        write_parquet_into(quarantine.concat(held), tmp / "quarantine.parquet")
+        remove_partials(tmp)
+        write_parquet_into(quarantine.concat([month.held for month in done]), tmp / "quarantine.parquet")
         (tmp / "summary.json").write_text(to_json(summary), encoding="utf-8")
     log.info("score: %s", totals)
     return summary
@@ -250,5 +312,6 @@ def run(args: argparse.Namespace) -> Path:
         schema=schema,
         ingest=params.ingest,
         validate=params.validate,
+        compute=params.compute,
     )
     return Path(args.out)
