@@ -3,6 +3,7 @@ a scheduler that cannot be reached fails fast, naming the address; a worker kill
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -119,10 +120,14 @@ def test_the_scheduler_address_can_come_from_the_environment(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_local_cluster_gives_the_local_results_in_order():
+def test_a_local_cluster_gives_the_local_results_in_order(caplog):
     items = [(seed, 1000 + seed) for seed in range(8)]
     local = map_partitions(summarise, items, LOCAL, name="t")
+    caplog.set_level(logging.INFO)
     cluster = map_partitions(summarise, items, CLUSTER, name="t")
+    # the stage log says where the work ran, and none of Dask's own INFO lines (workers starting, state...)
+    assert any(r.getMessage().startswith("compute: LocalCluster of 2") for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("distributed") and r.levelno < 30] == []
     assert [{k: v for k, v in r.items() if k != "pid"} for r in cluster] == [
         {k: v for k, v in r.items() if k != "pid"} for r in local
     ]

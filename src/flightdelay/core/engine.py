@@ -132,14 +132,20 @@ def peak_rss_mib() -> float:
 def dask_client(compute: ComputeParams) -> Iterator[Any]:
     """A distributed Client on the named scheduler, or on a LocalCluster started (and stopped) here."""
     # Dask's own INFO lines (workers starting, keys released) are noise in a stage log; warnings still show.
-    quiet = logging.getLogger("distributed")
-    level = quiet.level
-    quiet.setLevel(max(level, logging.WARNING))
+    # distributed sets levels on its modules' loggers when imported, so each of them is quietened, not only the
+    # package's logger.
+    import distributed  # noqa: F401  (creates the loggers)
+
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(max(levels[name], logging.WARNING))
     try:
         with _connect(compute) as client:
             yield client
     finally:
-        quiet.setLevel(level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @contextlib.contextmanager
