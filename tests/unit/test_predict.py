@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.inspection import permutation_importance
 
 from flightdelay.core.contracts import TrainSummary
 from flightdelay.modeling.model import build_pipeline, prepare
-from flightdelay.stages.predict import encoded_step, importance, reference_rows
+from flightdelay.stages.predict import encoded_step, importance, reference_rows, tree_cached
 
 
 def frame(n: int = 600) -> pd.DataFrame:
@@ -65,3 +67,55 @@ def test_reference_rows_is_a_fixed_sample_in_file_order():
     sample = reference_rows(data, 30, seed=3)
     assert len(sample) == 30 and sample.index.is_monotonic_increasing
     assert sample.equals(reference_rows(data, 30, seed=3))
+
+
+def test_tree_cached_importance_is_the_estimators_bit_for_bit_with_fewer_tree_evaluations(monkeypatch):
+    """Each score of the cached copy is the estimator's own number (==, not approx) on the reference rows and on
+    every shuffled matrix, while trees that do not split on the shuffled column are not evaluated again."""
+    rng = np.random.default_rng(3)
+    n = 500
+    X = np.column_stack(
+        [rng.normal(size=n), rng.normal(size=n), rng.integers(0, 4, n).astype(float), rng.normal(size=n)]
+    )
+    X[rng.random(n) < 0.1, 1] = np.nan
+    y = (X[:, 0] + 0.3 * np.nan_to_num(X[:, 1]) + (X[:, 2] == 1) + rng.normal(size=n) > 0.5).astype(int)
+    estimator = HistGradientBoostingClassifier(max_iter=40, max_depth=2, categorical_features=[2], random_state=0)
+    estimator.fit(X, y)
+    cached = tree_cached(estimator, X)
+    assert cached is not estimator
+    calls = {"n": 0}
+    predict = TreePredictor.predict
+
+    def counted(self, *args, **kwargs):
+        calls["n"] += 1
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(TreePredictor, "predict", counted)
+    assert np.array_equal(cached.decision_function(X), estimator.decision_function(X))
+    trees = estimator._predictors
+    total = 0
+    for column in range(X.shape[1]):
+        shuffled = X.copy()
+        shuffled[:, column] = rng.permutation(shuffled[:, column])
+        calls["n"] = 0
+        got = cached.predict_proba(shuffled)
+        evaluated = calls["n"]
+        assert np.array_equal(got, estimator.predict_proba(shuffled)), column
+        # the estimator's own column order (it puts categorical columns first) is what its trees split on
+        before, after = (estimator._preprocess_X(m, reset=False) for m in (X, shuffled))
+        moved = [j for j in range(X.shape[1]) if not np.array_equal(before[:, j], after[:, j], equal_nan=True)]
+        reading = sum(bool(np.isin(t.nodes["feature_idx"][t.nodes["is_leaf"] == 0], moved).any()) for (t,) in trees)
+        assert evaluated == reading, column  # only the trees that split on the column
+        total += evaluated
+    assert total < 0.75 * X.shape[1] * len(trees)  # 94 of 160 here
+    fast = permutation_importance(cached, X, y, scoring="roc_auc", n_repeats=3, random_state=5)
+    slow = permutation_importance(estimator, X, y, scoring="roc_auc", n_repeats=3, random_state=5)
+    assert np.array_equal(fast.importances, slow.importances)
+
+
+def test_tree_cached_leaves_other_estimators_alone():
+    data = frame()
+    X = prepare(data, SUMMARY.numeric, SUMMARY.categorical)
+    pipeline = build_pipeline("classification", "logistic_regression", ["x", "z"], ["carrier"], {}, seed=0)
+    pipeline.fit(X, data["late"])
+    assert tree_cached(pipeline[-1], np.zeros((3, 2))) is pipeline[-1]
