@@ -231,6 +231,22 @@ def test_scoring_past_the_timeout_is_504(make):
     assert error["limit"] == 0.05
 
 
+def test_timed_out_work_holds_its_scoring_slot_so_a_run_of_slow_requests_is_refused_not_queued(make):
+    client, harness = make(first=FakePredictor(delay_s=1.0), timeout_s=0.05)
+    slots = harness.app.state.service.pool._max_workers
+    for _ in range(slots):  # each times out while its scoring keeps a pool thread for a second
+        error_of(predict(client, FLIGHT), 504, "timeout")
+    started = len(harness.predictors[harness.first_path.name].calls)
+    busy = predict(client, FLIGHT)
+    error_of(busy, 503, "busy")
+    assert busy.headers["retry-after"] == "1"
+    assert len(harness.predictors[harness.first_path.name].calls) == started  # refused, never queued
+    deadline = time.monotonic() + 30
+    while predict(client, FLIGHT).status_code != 504:  # the slots come back when the slow work ends
+        assert time.monotonic() < deadline, "the scoring slots never came back"
+        time.sleep(0.1)
+
+
 def test_a_value_the_predictor_itself_refuses_is_422(make):
     client, _ = make(first=FakePredictor(refuse_dest="XXX"))
     error = error_of(predict(client, FLIGHT, {**FLIGHT, "dest": "XXX"}), 422, "invalid_input")

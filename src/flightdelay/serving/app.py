@@ -8,7 +8,10 @@ arrive (chunked bodies too), NaN/Infinity are refused, and the batch cap is a 41
 the OpenAPI schema still shows the package's real input fields (built from its input_schema in `schema.py`).
 
 The model runs in a small thread pool whose threads each use one OpenMP/BLAS thread (threadpoolctl), so the event
-loop never blocks on scoring and a request over serve.timeout_s is answered 504.
+loop never blocks on scoring and a request over serve.timeout_s is answered 504. A timed-out request's scoring
+cannot be interrupted and keeps its pool thread until it ends, so a request takes one of the pool's scoring slots
+before it is queued and the work gives the slot back when it ends (not when the request gives up): with every slot
+busy the answer is 503 `busy` with Retry-After, at once, instead of a queue that slow requests grow without bound.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -69,7 +73,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "the body is not JSON (or holds NaN/Infinity)",
         413: "the body is over serve.max_body_bytes, or the batch over serve.max_batch",
         422: "a flight breaks the input schema (the error names the row, field and rule), or the batch is empty",
-        503: "the model is not ready (its canary has not passed)",
+        503: "the model is not ready (its canary has not passed), or every scoring slot is busy (Retry-After)",
         504: "scoring took longer than serve.timeout_s",
     }.items()
 }
@@ -223,9 +227,13 @@ class Service:
         self.loader = loader
         self.metrics = ServiceMetrics(settings.params.drift_window, settings.params.drift_min_rows)
         self.request_log = RequestLog(settings.request_log)
+        workers = min(4, os.cpu_count() or 1)
         self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="model", initializer=_one_thread
+            max_workers=workers, thread_name_prefix="model", initializer=_one_thread
         )
+        # One slot per pool thread: taken before a job is queued, given back by the job itself when it ends, so
+        # work a timed-out request left running still holds its slot and nothing queues behind it.
+        self.slots = threading.BoundedSemaphore(workers)
         self._models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {}
         if slot.current is not None:
             self.metrics.model_changed(slot.current)
@@ -283,10 +291,16 @@ class Service:
         self.request_log.close()
 
 
-def _score(deployed: Deployed, frame: pd.DataFrame, want_features: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    predictions = deployed.predictor.predict(frame)
-    features = deployed.predictor.features(frame) if want_features else None
-    return predictions, features
+def _score(
+    slots: threading.BoundedSemaphore, deployed: Deployed, frame: pd.DataFrame, want_features: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Score in a pool thread; the scoring slot the request took is given back here, when the work ends."""
+    try:
+        predictions = deployed.predictor.predict(frame)
+        features = deployed.predictor.features(frame) if want_features else None
+        return predictions, features
+    finally:
+        slots.release()
 
 
 def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
@@ -319,7 +333,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
         assert isinstance(exc, ApiError)
         info = info_of(request)
         info["error"] = exc.code
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
         return _json(exc.status, exc.body(info["request_id"]), headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -390,8 +404,20 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
         rows = schema.check_flights(flights, flight_model)
         fields = list(deployed.predictor.input_schema)
         frame = frame_of(rows, fields)
+        if not service.slots.acquire(blocking=False):
+            retry = max(1, math.ceil(p.timeout_s))
+            raise ApiError(
+                503,
+                "busy",
+                f"every scoring slot is busy (slow or timed-out requests still scoring); retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(service.pool, _score, deployed, frame, p.log_features)
+        try:
+            job = loop.run_in_executor(service.pool, _score, service.slots, deployed, frame, p.log_features)
+        except BaseException:  # never queued (the pool is shut down): the slot is not held by any work
+            service.slots.release()
+            raise
         try:
             scored, features = await asyncio.wait_for(job, timeout=p.timeout_s)
         except TimeoutError:
