@@ -87,6 +87,22 @@ def test_request_id_keeps_a_safe_header_and_replaces_anything_else():
         assert made != bad and len(made) == 32
 
 
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b'{"flights": [{"dest": "IAH", "dest": "XXX"}]}', "dest"),
+        (b'{"flights": [], "flights": [{}]}', "flights"),
+        (b'{"package": "/a", "rollback": false, "package": "/b"}', "package"),
+    ],
+)
+def test_parse_json_refuses_a_key_given_twice_in_one_object_naming_it(body, key):
+    with pytest.raises(ApiError) as caught:
+        parse_json(body)
+    assert (caught.value.status, caught.value.code, caught.value.field) == (400, "duplicate_key", key)
+    assert repr(key) in caught.value.message
+    assert parse_json(b'{"a": {"dest": 1}, "b": {"dest": 2}}') == {"a": {"dest": 1}, "b": {"dest": 2}}
+
+
 @pytest.mark.parametrize("body", [b"", b"  ", b"{", b"NaN", b'{"a": Infinity}', b"\xff"])
 def test_parse_json_refuses_what_is_not_strict_json(body):
     with pytest.raises(ApiError) as caught:

@@ -70,7 +70,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schema.ErrorResponse, "description": text}
     for code, text in {
-        400: "the body is not JSON (or holds NaN/Infinity)",
+        400: "the body is not JSON (or holds NaN/Infinity, or a key twice in one object)",
         413: "the body is over serve.max_body_bytes, or the batch over serve.max_batch",
         422: "a flight breaks the input schema (the error names the row, field and rule), or the batch is empty",
         503: "the model is not ready (its canary has not passed), or every scoring slot is busy (Retry-After)",
@@ -120,13 +120,27 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"{name} is not JSON; send null for a missing value")
 
     try:
-        return json.loads(body, parse_constant=no_constants)
+        return json.loads(body, parse_constant=no_constants, object_pairs_hook=_unique_keys)
     except ApiError:
         raise
     except RecursionError:
         raise ApiError(400, "invalid_json", "the body is nested too deeply to be a flight batch") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long to convert
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:160]}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a key given twice is refused (400 naming it), never settled by
+    "the last one wins", which would score a value the caller may not have meant."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            shown = key[:80]
+            raise ApiError(
+                400, "duplicate_key", f"the key {shown!r} appears twice in one object; send each key once", field=shown
+            )
+        out[key] = value
+    return out
 
 
 async def read_body(request: Request, limit: int) -> bytes:
