@@ -117,9 +117,11 @@ class Slot:
 
 
 def resolve_package(package: str | None, channel: str | None, root: str | Path = ".") -> Path:
-    """The package directory to serve: `package` as given, or the one the release channel's record names."""
+    """The package directory to serve: `package` as given, or the one the release channel's record names. Made
+    absolute without following symbolic links: a link is handed on as the link, which verification refuses (as
+    `score` and `/admin/reload` refuse it), never swapped for the directory it points to."""
     if package:
-        return Path(package).resolve()
+        return Path(os.path.abspath(package))
     if not channel:
         raise DeployError("give --package PATH or --stage prod (or staging)")
     promoted = read_record(record_file(channel, root))
@@ -129,7 +131,7 @@ def resolve_package(package: str | None, channel: str | None, root: str | Path =
             f"(`flightdelay promote {channel}`) or pass --package models/package/model-<hash>"
         )
     name = promoted["package"]["name"]
-    path = Path(root, "models", "package", name).resolve()
+    path = Path(os.path.abspath(Path(root, "models", "package", name)))
     if not path.is_dir():
         raise DeployError(
             f"{path}: {channel} holds {name} (version {promoted['version']}), which is not in the workspace; "
