@@ -4,6 +4,8 @@ every refusal (a defined 4xx with the JSON error shape), the request log, the me
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -410,6 +412,20 @@ def test_a_refused_deploy_keeps_the_old_model_and_writes_an_alert(make, fault):
     assert expected[fault] in record["reason"]
     assert read_history(harness.settings.history)[-1]["outcome"] == "refused"
     assert harness.predictors.get(bad.name) is None or harness.predictors[bad.name].calls == []
+
+
+def test_control_characters_of_a_reload_path_are_escaped_in_the_text_log_and_the_alert_name(make, caplog):
+    client, harness = make()
+    forged = harness.tmp / "model-ffffffffffffffff\nERROR deploy of model-0 succeeded\x1b[2J\u2028"
+    caplog.set_level(logging.INFO)
+    error_of(reload(client, {"package": str(forged)}), 409, "deploy_refused")
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("flightdelay")]
+    [refused] = [m for m in messages if "refused" in m]
+    assert "model-ffffffffffffffff\\nERROR deploy of model-0 succeeded\\x1b[2J\\u2028" in refused
+    assert not any(ch in m for m in messages for ch in "\n\r\x1b\u2028")
+    [alert] = harness.settings.alerts_dir.glob("deploy-*.json")
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", alert.name)
+    assert json.loads(alert.read_text())["path"] == str(forged)  # the record keeps the exact path (JSON escapes it)
 
 
 def test_a_request_in_flight_during_a_swap_finishes_on_the_model_it_started_with(make):
