@@ -106,6 +106,10 @@ class FakePredictor:
             }
         )
 
+    def predict_records(self, records: list[dict[str, Any]], *, checked: bool = False) -> tuple[np.ndarray, ...]:
+        out = self.predict(pd.DataFrame(records, columns=[f.name for f in self.input_schema]))
+        return tuple(out[c].to_numpy() for c in ("probability", "label", "context_fallback"))
+
     def features(self, flights: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"dep_hour": flights["sched_dep_time"] // 100, "distance": flights["distance"]})
 
