@@ -233,10 +233,10 @@ def test_scoring_past_the_timeout_is_504(make):
     assert error["limit"] == 0.05
 
 
-def test_timed_out_work_holds_its_scoring_slot_so_a_run_of_slow_requests_is_refused_not_queued(make):
+def test_timed_out_work_still_running_on_every_thread_makes_new_requests_503_not_queued(make):
     client, harness = make(first=FakePredictor(delay_s=1.0), timeout_s=0.05)
-    slots = harness.app.state.service.pool._max_workers
-    for _ in range(slots):  # each times out while its scoring keeps a pool thread for a second
+    threads = harness.app.state.service.pool._max_workers
+    for _ in range(threads):  # each times out while its scoring keeps a pool thread for a second
         error_of(predict(client, FLIGHT), 504, "timeout")
     started = len(harness.predictors[harness.first_path.name].calls)
     busy = predict(client, FLIGHT)
@@ -244,9 +244,44 @@ def test_timed_out_work_holds_its_scoring_slot_so_a_run_of_slow_requests_is_refu
     assert busy.headers["retry-after"] == "1"
     assert len(harness.predictors[harness.first_path.name].calls) == started  # refused, never queued
     deadline = time.monotonic() + 30
-    while predict(client, FLIGHT).status_code != 504:  # the slots come back when the slow work ends
-        assert time.monotonic() < deadline, "the scoring slots never came back"
+    while predict(client, FLIGHT).status_code != 504:  # the threads come back when the slow work ends
+        assert time.monotonic() < deadline, "the scoring threads never came back"
         time.sleep(0.1)
+
+
+def test_queued_work_of_a_timed_out_request_is_cancelled_and_never_counted(make):
+    client, harness = make(first=FakePredictor(delay_s=0.5), timeout_s=0.1)
+    service = harness.app.state.service
+    answers: list[int] = []
+    callers = [
+        threading.Thread(target=lambda: answers.append(predict(client, FLIGHT).status_code))
+        for _ in range(3 * service.pool._max_workers)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert set(answers) <= {503, 504} and 504 in answers
+    deadline = time.monotonic() + 30
+    while service.orphans.running:  # only work that ran was counted, and it ended
+        assert time.monotonic() < deadline, f"{service.orphans.running} orphans never ended"
+        time.sleep(0.05)
+    assert len(harness.predictors[harness.first_path.name].calls) < len(callers)  # queued work never ran
+
+
+def test_more_concurrent_requests_than_threads_queue_and_all_answer(make):
+    client, harness = make(first=FakePredictor(delay_s=0.1), timeout_s=30)
+    threads = harness.app.state.service.pool._max_workers
+    answers: list[int] = []
+    callers = [
+        threading.Thread(target=lambda: answers.append(predict(client, FLIGHT).status_code))
+        for _ in range(3 * threads + 1)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert answers == [200] * len(callers)
 
 
 def test_a_value_the_predictor_itself_refuses_is_422(make):

@@ -8,10 +8,10 @@ arrive (chunked bodies too), NaN/Infinity are refused, and the batch cap is a 41
 the OpenAPI schema still shows the package's real input fields (built from its input_schema in `schema.py`).
 
 The model runs in a small thread pool whose threads each use one OpenMP/BLAS thread (threadpoolctl), so the event
-loop never blocks on scoring and a request over serve.timeout_s is answered 504. A timed-out request's scoring
-cannot be interrupted and keeps its pool thread until it ends, so a request takes one of the pool's scoring slots
-before it is queued and the work gives the slot back when it ends (not when the request gives up): with every slot
-busy the answer is 503 `busy` with Retry-After, at once, instead of a queue that slow requests grow without bound.
+loop never blocks on scoring and a request over serve.timeout_s is answered 504. Work still queued when its request
+times out is cancelled (it never runs); work already running cannot be interrupted and keeps its pool thread until
+it ends. Such orphaned work is counted (`Orphans`), and while it holds every pool thread a new request is answered
+503 `busy` with Retry-After at once, instead of joining a queue that nothing is draining.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "the body is not JSON (or holds NaN/Infinity, or a key twice in one object)",
         413: "the body is over serve.max_body_bytes, or the batch over serve.max_batch",
         422: "a flight breaks the input schema (the error names the row, field and rule), or the batch is empty",
-        503: "the model is not ready (its canary has not passed), or every scoring slot is busy (Retry-After)",
+        503: "the model is not ready (its canary has not passed), or timed-out work holds every scoring thread",
         504: "scoring took longer than serve.timeout_s",
     }.items()
 }
@@ -235,9 +235,7 @@ class Service:
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="model", initializer=_one_thread
         )
-        # One slot per pool thread: taken before a job is queued, given back by the job itself when it ends, so
-        # work a timed-out request left running still holds its slot and nothing queues behind it.
-        self.slots = threading.BoundedSemaphore(workers)
+        self.orphans = Orphans(workers)
         self._models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {}
         if slot.current is not None:
             self.metrics.model_changed(slot.current)
@@ -295,11 +293,42 @@ class Service:
         self.request_log.close()
 
 
+class Orphans:
+    """Scoring work still running after its request timed out, counted against the pool's threads."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def full(self) -> bool:
+        return self.running >= self.threads
+
+    def orphan(self, job: Job) -> None:
+        """The request of `job` gave up: if the work has not ended, it counts until it does."""
+        with self._lock:
+            if not job.ended:
+                job.orphaned = True
+                self.running += 1
+
+    def ended(self, job: Job) -> None:
+        with self._lock:
+            job.ended = True
+            if job.orphaned:
+                self.running -= 1
+
+
+@dataclass
+class Job:
+    ended: bool = False
+    orphaned: bool = False
+
+
 def _score(
-    slots: threading.BoundedSemaphore, deployed: Deployed, rows: list[dict[str, Any]], want_features: bool
+    orphans: Orphans, job: Job, deployed: Deployed, rows: list[dict[str, Any]], want_features: bool
 ) -> tuple[Any, pd.DataFrame | None]:
-    """Score in a pool thread; the scoring slot the request took is given back here, when the work ends. The rows
-    passed the request model, so the predictor skips the checks it already made (Predictor.predict_records)."""
+    """Score in a pool thread. The rows passed the request model, so the predictor skips the checks it already
+    made (Predictor.predict_records)."""
     try:
         scores = deployed.predictor.predict_records(rows, checked=True)
         features = None
@@ -307,7 +336,7 @@ def _score(
             features = deployed.predictor.features(frame_of(rows, list(deployed.predictor.input_schema)))
         return scores, features
     finally:
-        slots.release()
+        orphans.ended(job)
 
 
 def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
@@ -409,23 +438,21 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
         info["batch_size"] = len(flights)
         flight_model, _ = service.models(deployed)
         rows = schema.check_flights(flights, flight_model)
-        if not service.slots.acquire(blocking=False):
+        if service.orphans.full():
             retry = max(1, math.ceil(p.timeout_s))
             raise ApiError(
                 503,
                 "busy",
-                f"every scoring slot is busy (slow or timed-out requests still scoring); retry in {retry} s",
+                f"every scoring thread is still busy with requests that timed out; retry in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
-        loop = asyncio.get_running_loop()
+        job = Job()
+        submitted = service.pool.submit(_score, service.orphans, job, deployed, rows, p.log_features)
         try:
-            job = loop.run_in_executor(service.pool, _score, service.slots, deployed, rows, p.log_features)
-        except BaseException:  # never queued (the pool is shut down): the slot is not held by any work
-            service.slots.release()
-            raise
-        try:
-            scored, features = await asyncio.wait_for(job, timeout=p.timeout_s)
+            scored, features = await asyncio.wait_for(asyncio.wrap_future(submitted), timeout=p.timeout_s)
         except TimeoutError:
+            if not submitted.cancel():  # still queued: cancelled, never runs; running: an orphan until it ends
+                service.orphans.orphan(job)
             raise ApiError(
                 504,
                 "timeout",
