@@ -132,6 +132,19 @@ def test_a_port_in_use_is_one_line_naming_it():
             bind("127.0.0.1", port)
 
 
+def test_the_listening_socket_is_tcp_with_nodelay_so_responses_are_not_held_by_nagle():
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY on its connections only then
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        with socket.create_connection(sock.getsockname()[:2]):
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
+
+
 def test_serve_refuses_a_tampered_package_before_listening(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path / "params.yaml", default_params())
