@@ -364,6 +364,24 @@ def test_metrics_count_requests_and_predictions_and_report_prediction_drift(make
     assert 'flightdelay_model_info{hash="' in text
 
 
+def test_metrics_report_psi_per_model_input_over_the_recent_flights_computed_on_scrape(make):
+    client, harness = make(drift_min_rows=4, drift_window=6)
+    predict(client, FLIGHT, FLIGHT)
+    assert 'flightdelay_feature_psi{feature="distance"} NaN' in client.get("/metrics").text  # under drift_min_rows
+    predict(client, *[{**FLIGHT, "distance": 100.0 * (i + 1)} for i in range(5)])  # the window keeps the last 6
+
+    def feature_psi(text: str) -> dict[str, float]:
+        lines = [line for line in text.splitlines() if line.startswith("flightdelay_feature_psi{")]
+        return {line.split('"')[1]: float(line.split()[-1]) for line in lines}
+
+    # FakeReference.psi is |mean - 0.3|; only the inputs the reference knows get a gauge (not dep_hour)
+    last_six = [1400.0, 100.0, 200.0, 300.0, 400.0, 500.0]
+    assert feature_psi(client.get("/metrics").text) == {"distance": pytest.approx(sum(last_six) / 6 - 0.3)}
+    second = harness.add(FakePredictor(offset=0.1), b"second")
+    assert reload(client, {"package": str(second)}).status_code == 200
+    assert feature_psi(client.get("/metrics").text) == {}  # a new model starts its windows again
+
+
 def test_the_request_log_has_the_contract_keys_and_no_inputs_by_default(make, tmp_path):
     client, harness = make()
     predict(client, FLIGHT, FLIGHT)

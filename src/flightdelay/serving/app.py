@@ -472,7 +472,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
                 ) from None
             log.error("scoring failed: %s", exc)
             raise ApiError(503, "scoring_failed", f"the model could not score this batch: {exc}") from None
-        probabilities, labels, fallbacks = (v.tolist() for v in scored)
+        probabilities, labels, fallbacks = (scored[i].tolist() for i in range(3))
         if not len(probabilities) == len(labels) == len(fallbacks) == len(rows):
             raise RuntimeError(f"the predictor returned {len(probabilities)} scores for {len(rows)} flights")
         predictions = [
@@ -480,6 +480,8 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
             for prob, label, fb in zip(probabilities, labels, fallbacks, strict=True)
         ]
         service.metrics.observe_predictions(probabilities, sum(fallbacks))
+        if getattr(scored, "features", None):
+            service.metrics.observe_features(scored.features)
         info["predictions"] = probabilities
         if features is not None:
             info["features"] = {c: features[c].tolist() for c in features.columns}

@@ -299,11 +299,13 @@ def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField
 
 
 class Scores(NamedTuple):
-    """predict_records' answer: one entry per flight, in order."""
+    """predict_records' answer: one entry per flight, in order, and the model inputs it scored (feature -> one
+    value per flight, for the service's per-feature drift gauges)."""
 
     probability: np.ndarray  # float64
     label: np.ndarray  # int8: probability >= threshold
     context_fallback: np.ndarray  # bool
+    features: dict[str, list[Any]] | None = None
 
 
 # ------------------------------------------------------------------------------------------------ reference
@@ -569,16 +571,19 @@ class Predictor:
                 probability = self.fast.probability(self.fast.matrix_of_columns(columns))
                 self.rows_scored += len(records)
                 self.fallback_rows += int(fallback.sum())
-                return Scores(probability, (probability >= self.threshold).astype("int8"), fallback)
+                inputs = {c: columns[c] for c in (*self.categorical, *self.numeric)}
+                return Scores(probability, (probability >= self.threshold).astype("int8"), fallback, inputs)
         frame = records_frame(records, self.input_schema)
         if checked:  # what the request model does not check: the date-time format
             validate_input(frame, [f for f in self.input_schema if f.format])
-        out = self.predict(frame, validate=not checked)
-        return Scores(
-            out["probability"].to_numpy(dtype="float64"),
-            out["label"].to_numpy(dtype="int8"),
-            out["context_fallback"].to_numpy(dtype=bool),
-        )
+        if not len(frame):
+            return Scores(np.empty(0), np.empty(0, dtype="int8"), np.empty(0, dtype=bool), {})
+        X, fallback = self._features(frame, validate=not checked, raw=True)
+        probability = self._probability(X)
+        self.rows_scored += len(X)
+        self.fallback_rows += int(fallback.sum())
+        inputs = {c: X[c].tolist() for c in (*self.categorical, *self.numeric)}
+        return Scores(probability, (probability >= self.threshold).astype("int8"), fallback.astype(bool), inputs)
 
     @cached_property
     def _record_lookups(self) -> RecordLookups:

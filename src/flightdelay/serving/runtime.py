@@ -48,6 +48,8 @@ class DeployError(PipelineError):
 
 
 class ReferenceLike(Protocol):
+    columns: list[str]  # the model inputs it holds a training distribution of, and "prediction"
+
     def psi(self, column: str, values: pd.Series) -> float: ...
 
 
