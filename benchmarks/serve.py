@@ -77,6 +77,17 @@ def in_process(package: Path, context: Path, month: str, flights: list[dict[str,
         out[f"one_row_ms{suffix}"] = summary(timed(lambda: predictor.predict(one), max(repeats * 10, 5)))
         out[f"batch_ms{suffix}"] = {**summary(timed(lambda: predictor.predict(batch), repeats)), "rows": len(batch)}
     predictor.fast = fast
+    # The service's path: the flights as its request model hands them on (checked dicts), scored without a
+    # DataFrame up to RECORD_ROWS flights (Predictor.predict_records).
+    from flightdelay.serving import schema
+
+    rows = schema.check_flights(flights, schema.flight_model(list(predictor.input_schema), 64))
+    predictor.predict_records(rows[:1], checked=True)
+    out["one_row_ms_records"] = summary(timed(lambda: predictor.predict_records(rows[:1], checked=True), repeats * 10))
+    out["batch_ms_records"] = {
+        **summary(timed(lambda: predictor.predict_records(rows, checked=True), repeats)),
+        "rows": len(rows),
+    }
     return out
 
 
@@ -199,13 +210,18 @@ def markdown(result: dict[str, Any]) -> str:
     meta, floor = result["meta"], result["in_process"]
     batch = floor["batch_ms"]
     lines = [
-        f"Serving benchmark, {meta['date']}, {meta['cpus']} CPUs, load average {meta['load_average']:.2f} at start"
+        f"Serving benchmark, {meta['date']}, {meta['cpus']} CPUs, load average {meta['load_average']:.2f} at start, "
+        f"{meta.get('load_average_end', float('nan')):.2f} at the end"
         f"{' (quick)' if meta['quick'] else ''}; package {meta['package']}.",
         "",
         "| in process | median ms | min ms | max ms | runs |",
         "|---|---:|---:|---:|---:|",
     ]
-    for suffix, how in (("", ""), ("_predict_proba", " (predict_proba, no fast scorer)")):
+    for suffix, how in (
+        ("_records", "_records (checked dicts: the service's path)"),
+        ("", " (a DataFrame, input checked)"),
+        ("_predict_proba", " (a DataFrame, predict_proba: no fast scorer)"),
+    ):
         if f"one_row_ms{suffix}" not in floor:
             continue
         for key, what in ((f"one_row_ms{suffix}", "1 flight"), (f"batch_ms{suffix}", f"{batch['rows']:,} flights")):
@@ -248,6 +264,7 @@ def main() -> None:
     flights = accepted(args.package, raw_flights(args.raw, args.month, 2 * rows), rows)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "batch_threads": min(4, os.cpu_count() or 1),
         "quick": args.quick,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
@@ -262,6 +279,7 @@ def main() -> None:
         "in_process": in_process(args.package, args.context, args.month, flights, repeats),
         "service": service(args, flights, seconds),
     }
+    meta["load_average_end"] = os.getloadavg()[0]
     out.mkdir(parents=True, exist_ok=True)
     (out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "serve.md").write_text(markdown(result))

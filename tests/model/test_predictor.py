@@ -25,6 +25,8 @@ from flightdelay.serving.predictor import (
     InputError,
     Predictor,
     input_problems,
+    typed_flights,
+    typed_records,
     validate_input,
 )
 from flightdelay.serving.record_features import RecordLookups, record_features
@@ -95,7 +97,9 @@ def test_checked_records_on_the_plain_list_path_score_exactly_as_predict(predict
         np.testing.assert_array_equal(got.context_fallback, want["context_fallback"].to_numpy())
     for row in (0, 7, len(records) - 1):  # one flight alone: the numpy walk of every tree
         assert predictor.predict_records([records[row]], checked=True).probability[0] == expected["probability"][row]
-    whole = predictor.predict_records(records, checked=True)  # over RECORD_ROWS: compute_features
+    typed = typed_records(records, predictor.input_schema)  # over RECORD_ROWS: typed per column, compute_features
+    pd.testing.assert_frame_equal(typed, typed_flights(sent, predictor.input_schema))
+    whole = predictor.predict_records(records, checked=True)
     np.testing.assert_array_equal(whole.probability, expected["probability"].to_numpy())
 
 

@@ -298,6 +298,26 @@ def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField
     return pd.DataFrame(columns, index=pd.RangeIndex(len(records)), copy=False)
 
 
+def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[InputField]) -> pd.DataFrame | None:
+    """`typed_flights` of checked records (the service's request model checked every type and range), one array
+    per column; None when a date-time does not parse (the caller then checks the input and names the row)."""
+    out: dict[str, Any] = {}
+    for spec in input_schema:
+        values = [record.get(spec.name) for record in records]
+        if spec.format == "date-time":
+            stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
+            if stamps.isna().any():
+                return None
+            out[spec.name] = stamps
+        elif spec.kind == "integer":
+            out[spec.name] = pd.array([None if v is None else int(v) for v in values], dtype="Int64")
+        elif spec.kind == "number":
+            out[spec.name] = np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+        else:
+            out[spec.name] = pd.array([None if v is None else str(v) for v in values], dtype="string")
+    return pd.DataFrame(out, index=pd.RangeIndex(len(records)))
+
+
 class Scores(NamedTuple):
     """predict_records' answer: one entry per flight, in order, and the model inputs it scored (feature -> one
     value per flight, for the service's per-feature drift gauges)."""
@@ -573,12 +593,17 @@ class Predictor:
                 self.fallback_rows += int(fallback.sum())
                 inputs = {c: columns[c] for c in (*self.categorical, *self.numeric)}
                 return Scores(probability, (probability >= self.threshold).astype("int8"), fallback, inputs)
-        frame = records_frame(records, self.input_schema)
-        if checked:  # what the request model does not check: the date-time format
-            validate_input(frame, [f for f in self.input_schema if f.format])
-        if not len(frame):
+        if not records:
             return Scores(np.empty(0), np.empty(0, dtype="int8"), np.empty(0, dtype=bool), {})
-        X, fallback = self._features(frame, validate=not checked, raw=True)
+        typed = typed_records(records, self.input_schema) if checked else None
+        if typed is not None:  # a large checked batch: typed in one step per column, then compute_features
+            computed, fallback = compute_features(typed, self._context, self.state)
+            X = computed if self.fast is not None else model_input(computed, self.numeric, self.categorical)
+        else:
+            frame = records_frame(records, self.input_schema)
+            if checked:  # what the request model does not check: the date-time format
+                validate_input(frame, [f for f in self.input_schema if f.format])
+            X, fallback = self._features(frame, validate=not checked, raw=True)
         probability = self._probability(X)
         self.rows_scored += len(X)
         self.fallback_rows += int(fallback.sum())
