@@ -15,7 +15,7 @@ nothing here reads a file) into:
   batch splits the trees between a few threads (the compiled predictor releases the GIL), each filling its own
   trees' rows of a leaf matrix, which is then summed tree by tree in scikit-learn's order;
 - for a few rows, every tree's nodes in flat numpy arrays: every split of every tree decided in one numpy step,
-  then all trees followed from their roots at once, one step per level (a one-flight request costs ~0.5 ms, where
+  then all trees followed from their roots at once, one step per level (one row costs ~0.5 ms, where
   800 calls of the compiled predictors cost ~10 ms of per-call overhead).
 
 So the probabilities are the very numbers `predict_proba` gives (tests/unit/test_fast_model.py requires 1e-12;
