@@ -52,31 +52,46 @@ def summary(seconds: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "runs": ms}
 
 
-def accepted(package: Path, flights: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    """The first n flights the package accepts (a category it never saw is a 422, not a score)."""
-    from flightdelay.serving.predictor import Predictor, input_problems
+def load_predictor(package: Path, context: Path, month: str) -> Any:
+    """The package as a predictor with the month's validated partitions as context (loaded once per run)."""
+    from flightdelay.serving.predictor import ContextSource, Predictor
 
-    schema = Predictor.load(package).input_schema
-    good = input_problems(pd.DataFrame(flights), schema)["field"].to_numpy() == ""
+    return Predictor.load(package, ContextSource.from_validated(context, [month]))
+
+
+def accepted(predictor: Any, flights: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The first n flights the package accepts (a category it never saw is a 422, not a score)."""
+    from flightdelay.serving.predictor import input_problems
+
+    good = input_problems(pd.DataFrame(flights), predictor.input_schema)["field"].to_numpy() == ""
     return [flight for flight, ok in zip(flights, good, strict=True) if ok][:n]
 
 
-def in_process(package: Path, context: Path, month: str, flights: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
-    from flightdelay.serving.predictor import ContextSource, Predictor
-
-    predictor = Predictor.load(package, ContextSource.from_validated(context, [month]))
+def in_process(predictor: Any, flights: list[dict[str, Any]], repeats: int, compare: bool) -> dict[str, Any]:
+    """Medians of timed calls; `compare`: also with predict_proba instead of the fast scorer (not in --quick)."""
     one = pd.DataFrame(flights[:1])
     batch = pd.DataFrame(flights)
     predictor.predict(one)  # warm: lazily built lookups, first-call imports
     out: dict[str, Any] = {"fast_scorer": predictor.fast is not None}
     fast = predictor.fast
     for suffix, scorer in (("", fast), ("_predict_proba", None)):
-        if suffix and fast is None:
+        if suffix and (fast is None or not compare):
             break
         predictor.fast = scorer  # "_predict_proba": the same predictor scoring with predict_proba, for comparison
         out[f"one_row_ms{suffix}"] = summary(timed(lambda: predictor.predict(one), max(repeats * 10, 5)))
         out[f"batch_ms{suffix}"] = {**summary(timed(lambda: predictor.predict(batch), repeats)), "rows": len(batch)}
     predictor.fast = fast
+    # The service's path: the flights as its request model hands them on (checked dicts), scored without a
+    # DataFrame up to RECORD_ROWS flights (Predictor.predict_records).
+    from flightdelay.serving import schema
+
+    rows = schema.check_flights(flights, schema.flight_model(list(predictor.input_schema), 64))
+    predictor.predict_records(rows[:1], checked=True)
+    out["one_row_ms_records"] = summary(timed(lambda: predictor.predict_records(rows[:1], checked=True), repeats * 10))
+    out["batch_ms_records"] = {
+        **summary(timed(lambda: predictor.predict_records(rows, checked=True), repeats)),
+        "rows": len(rows),
+    }
     return out
 
 
@@ -199,13 +214,18 @@ def markdown(result: dict[str, Any]) -> str:
     meta, floor = result["meta"], result["in_process"]
     batch = floor["batch_ms"]
     lines = [
-        f"Serving benchmark, {meta['date']}, {meta['cpus']} CPUs, load average {meta['load_average']:.2f} at start"
+        f"Serving benchmark, {meta['date']}, {meta['cpus']} CPUs, load average {meta['load_average']:.2f} at start, "
+        f"{meta.get('load_average_end', float('nan')):.2f} at the end"
         f"{' (quick)' if meta['quick'] else ''}; package {meta['package']}.",
         "",
         "| in process | median ms | min ms | max ms | runs |",
         "|---|---:|---:|---:|---:|",
     ]
-    for suffix, how in (("", ""), ("_predict_proba", " (predict_proba, no fast scorer)")):
+    for suffix, how in (
+        ("_records", "_records (checked dicts: the service's path)"),
+        ("", " (a DataFrame, input checked)"),
+        ("_predict_proba", " (a DataFrame, predict_proba: no fast scorer)"),
+    ):
         if f"one_row_ms{suffix}" not in floor:
             continue
         for key, what in ((f"one_row_ms{suffix}", "1 flight"), (f"batch_ms{suffix}", f"{batch['rows']:,} flights")):
@@ -229,7 +249,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few runs, a 1,000-flight batch, 2 s per level")
+    parser.add_argument(
+        "--quick", action="store_true", help="few runs, 1,000 flights, 1 s per level, no predict_proba comparison"
+    )
     parser.add_argument("--package", type=Path, help="a package (default: the one in models/package)")
     parser.add_argument("--context", type=Path, default=Path("data/validated"), help="validated partitions")
     parser.add_argument("--raw", type=Path, default=Path("data/raw/nycflights13"), help="the raw extract")
@@ -243,11 +265,13 @@ def main() -> None:
             raise SystemExit(f"models/package holds {len(found)} packages; give one with --package")
         args.package = found[0]
     out = args.out or Path("reports/benchmarks/quick" if args.quick else "reports/benchmarks")
-    rows, repeats, seconds = (1_000, 2, 2.0) if args.quick else (10_000, 7, 10.0)
+    rows, repeats, seconds = (1_000, 2, 1.0) if args.quick else (10_000, 7, 10.0)
     os.environ["OMP_NUM_THREADS"] = "1"  # as the service runs its model (docs/serving.md)
-    flights = accepted(args.package, raw_flights(args.raw, args.month, 2 * rows), rows)
+    predictor = load_predictor(args.package, args.context, args.month)
+    flights = accepted(predictor, raw_flights(args.raw, args.month, 2 * rows), rows)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "batch_threads": min(4, os.cpu_count() or 1),
         "quick": args.quick,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
@@ -259,9 +283,10 @@ def main() -> None:
     }
     result = {
         "meta": meta,
-        "in_process": in_process(args.package, args.context, args.month, flights, repeats),
+        "in_process": in_process(predictor, flights, repeats, compare=not args.quick),
         "service": service(args, flights, seconds),
     }
+    meta["load_average_end"] = os.getloadavg()[0]
     out.mkdir(parents=True, exist_ok=True)
     (out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "serve.md").write_text(markdown(result))

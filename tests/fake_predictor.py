@@ -16,6 +16,7 @@ import pandas as pd
 
 from flightdelay.core.errors import PipelineError
 from flightdelay.release.package_format import verify
+from flightdelay.serving.predictor import Scores
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,12 @@ class FakePredictor:
                 "context_fallback": flights["tailnum"].isna().to_numpy(),
             }
         )
+
+    def predict_records(self, records: list[dict[str, Any]], *, checked: bool = False) -> Scores:
+        frame = pd.DataFrame(records, columns=[f.name for f in self.input_schema])
+        out = self.predict(frame)
+        features = {c: v.tolist() for c, v in self.features(frame).items()}
+        return Scores(*(out[c].to_numpy() for c in ("probability", "label", "context_fallback")), features)
 
     def features(self, flights: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"dep_hour": flights["sched_dep_time"] // 100, "distance": flights["distance"]})

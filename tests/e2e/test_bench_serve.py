@@ -27,10 +27,10 @@ def test_quick_serving_benchmark_writes_json_and_markdown(short_run: Path, tmp_p
     result = json.loads((out / "serve.json").read_text())
     assert result["meta"]["quick"] is True and result["meta"]["package"] == package.name
     floor = result["in_process"]
-    for name in ("one_row_ms", "batch_ms"):
+    for name in ("one_row_ms", "batch_ms", "one_row_ms_records", "batch_ms_records"):
         s = floor[name]
         assert 0 < s["min"] <= s["median"] <= s["max"] and len(s["runs"]) >= 2, name
-    assert floor["batch_ms"]["rows"] == 1000
+    assert floor["batch_ms"]["rows"] == floor["batch_ms_records"]["rows"] == 1000
     levels = result["service"]
     assert [level["concurrency"] for level in levels] == [1, 8, 32]
     for level in levels:
@@ -38,4 +38,5 @@ def test_quick_serving_benchmark_writes_json_and_markdown(short_run: Path, tmp_p
         assert level["p50_ms"] <= level["p99_ms"], level
     assert levels[0]["errors"] == 0, levels[0]  # one client at a time: every request answered 200
     table = (out / "serve.md").read_text()
-    assert "| concurrency 32 |" in table and "Predictor.predict, 1,000 flights" in table
+    assert "| concurrency 32 |" in table
+    assert "Predictor.predict_records (checked dicts: the service's path), 1,000 flights" in table

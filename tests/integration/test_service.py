@@ -4,6 +4,8 @@ every refusal (a defined 4xx with the JSON error shape), the request log, the me
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -231,6 +233,57 @@ def test_scoring_past_the_timeout_is_504(make):
     assert error["limit"] == 0.05
 
 
+def test_timed_out_work_still_running_on_every_thread_makes_new_requests_503_not_queued(make):
+    client, harness = make(first=FakePredictor(delay_s=1.0), timeout_s=0.05)
+    threads = harness.app.state.service.pool._max_workers
+    for _ in range(threads):  # each times out while its scoring keeps a pool thread for a second
+        error_of(predict(client, FLIGHT), 504, "timeout")
+    started = len(harness.predictors[harness.first_path.name].calls)
+    busy = predict(client, FLIGHT)
+    error_of(busy, 503, "busy")
+    assert busy.headers["retry-after"] == "1"
+    assert len(harness.predictors[harness.first_path.name].calls) == started  # refused, never queued
+    deadline = time.monotonic() + 30
+    while predict(client, FLIGHT).status_code != 504:  # the threads come back when the slow work ends
+        assert time.monotonic() < deadline, "the scoring threads never came back"
+        time.sleep(0.1)
+
+
+def test_queued_work_of_a_timed_out_request_is_cancelled_and_never_counted(make):
+    client, harness = make(first=FakePredictor(delay_s=0.5), timeout_s=0.1)
+    service = harness.app.state.service
+    answers: list[int] = []
+    callers = [
+        threading.Thread(target=lambda: answers.append(predict(client, FLIGHT).status_code))
+        for _ in range(3 * service.pool._max_workers)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert set(answers) <= {503, 504} and 504 in answers
+    deadline = time.monotonic() + 30
+    while service.orphans.running:  # only work that ran was counted, and it ended
+        assert time.monotonic() < deadline, f"{service.orphans.running} orphans never ended"
+        time.sleep(0.05)
+    assert len(harness.predictors[harness.first_path.name].calls) < len(callers)  # queued work never ran
+
+
+def test_more_concurrent_requests_than_threads_queue_and_all_answer(make):
+    client, harness = make(first=FakePredictor(delay_s=0.1), timeout_s=30)
+    threads = harness.app.state.service.pool._max_workers
+    answers: list[int] = []
+    callers = [
+        threading.Thread(target=lambda: answers.append(predict(client, FLIGHT).status_code))
+        for _ in range(3 * threads + 1)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert answers == [200] * len(callers)
+
+
 def test_a_value_the_predictor_itself_refuses_is_422(make):
     client, _ = make(first=FakePredictor(refuse_dest="XXX"))
     error = error_of(predict(client, FLIGHT, {**FLIGHT, "dest": "XXX"}), 422, "invalid_input")
@@ -309,6 +362,24 @@ def test_metrics_count_requests_and_predictions_and_report_prediction_drift(make
     assert float(psi.split()[1]) == pytest.approx(abs(1730 / 2400 * 0.8 - 0.3))
     assert "flightdelay_prediction_window_rows 4.0" in text
     assert 'flightdelay_model_info{hash="' in text
+
+
+def test_metrics_report_psi_per_model_input_over_the_recent_flights_computed_on_scrape(make):
+    client, harness = make(drift_min_rows=4, drift_window=6)
+    predict(client, FLIGHT, FLIGHT)
+    assert 'flightdelay_feature_psi{feature="distance"} NaN' in client.get("/metrics").text  # under drift_min_rows
+    predict(client, *[{**FLIGHT, "distance": 100.0 * (i + 1)} for i in range(5)])  # the window keeps the last 6
+
+    def feature_psi(text: str) -> dict[str, float]:
+        lines = [line for line in text.splitlines() if line.startswith("flightdelay_feature_psi{")]
+        return {line.split('"')[1]: float(line.split()[-1]) for line in lines}
+
+    # FakeReference.psi is |mean - 0.3|; only the inputs the reference knows get a gauge (not dep_hour)
+    last_six = [1400.0, 100.0, 200.0, 300.0, 400.0, 500.0]
+    assert feature_psi(client.get("/metrics").text) == {"distance": pytest.approx(sum(last_six) / 6 - 0.3)}
+    second = harness.add(FakePredictor(offset=0.1), b"second")
+    assert reload(client, {"package": str(second)}).status_code == 200
+    assert feature_psi(client.get("/metrics").text) == {}  # a new model starts its windows again
 
 
 def test_the_request_log_has_the_contract_keys_and_no_inputs_by_default(make, tmp_path):
@@ -394,6 +465,20 @@ def test_a_refused_deploy_keeps_the_old_model_and_writes_an_alert(make, fault):
     assert expected[fault] in record["reason"]
     assert read_history(harness.settings.history)[-1]["outcome"] == "refused"
     assert harness.predictors.get(bad.name) is None or harness.predictors[bad.name].calls == []
+
+
+def test_control_characters_of_a_reload_path_are_escaped_in_the_text_log_and_the_alert_name(make, caplog):
+    client, harness = make()
+    forged = harness.tmp / "model-ffffffffffffffff\nERROR deploy of model-0 succeeded\x1b[2J\u2028"
+    caplog.set_level(logging.INFO)
+    error_of(reload(client, {"package": str(forged)}), 409, "deploy_refused")
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("flightdelay")]
+    [refused] = [m for m in messages if "refused" in m]
+    assert "model-ffffffffffffffff\\nERROR deploy of model-0 succeeded\\x1b[2J\\u2028" in refused
+    assert not any(ch in m for m in messages for ch in "\n\r\x1b\u2028")
+    [alert] = harness.settings.alerts_dir.glob("deploy-*.json")
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", alert.name)
+    assert json.loads(alert.read_text())["path"] == str(forged)  # the record keeps the exact path (JSON escapes it)
 
 
 def test_a_request_in_flight_during_a_swap_finishes_on_the_model_it_started_with(make):

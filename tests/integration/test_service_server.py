@@ -19,8 +19,10 @@ import uvicorn
 
 from flightdelay.cli import main
 from flightdelay.core.config import ServeParams
+from flightdelay.release.package_format import PackageError
 from flightdelay.serving.app import Settings, create_app
-from flightdelay.serving.runtime import Deployed, Slot, read_history
+from flightdelay.serving.predictor import Predictor
+from flightdelay.serving.runtime import Deployed, Slot, read_history, resolve_package
 from flightdelay.serving.serve import ServeError, bind
 from tests.default_params import default_params, write_params
 from tests.fake_predictor import FLIGHT, FakePredictor, fake_loader
@@ -130,6 +132,19 @@ def test_a_port_in_use_is_one_line_naming_it():
             bind("127.0.0.1", port)
 
 
+def test_the_listening_socket_is_tcp_with_nodelay_so_responses_are_not_held_by_nagle():
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY on its connections only then
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        with socket.create_connection(sock.getsockname()[:2]):
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
+
+
 def test_serve_refuses_a_tampered_package_before_listening(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path / "params.yaml", default_params())
@@ -142,6 +157,21 @@ def test_serve_refuses_a_tampered_package_before_listening(tmp_path, monkeypatch
     assert "serve failed:" in err and "the package was changed or damaged, refusing to load it" in err
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect(("127.0.0.1", port))
+
+
+def test_serve_and_deploy_refuse_a_symlinked_package_as_score_and_reload_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml", default_params())
+    real = make_package(tmp_path / "pk", b"x")
+    link = tmp_path / "links" / real.name
+    link.parent.mkdir()
+    link.symlink_to(real, target_is_directory=True)
+    refusal = f"{link}: a symbolic link; a package must be a real directory, refusing it"
+    assert main(["serve", "--package", str(link)]) == 1
+    assert f"serve failed: {refusal}" in capsys.readouterr().err
+    assert resolve_package(str(link), None) == link  # what `deploy` sends to /admin/reload, which refuses it
+    with pytest.raises(PackageError, match="a symbolic link"):
+        Predictor.load(link)  # what `score --package` loads
 
 
 def test_serve_says_what_to_do_about_bad_params_no_promoted_package_or_a_bad_port(tmp_path, monkeypatch, capsys):

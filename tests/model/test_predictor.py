@@ -19,13 +19,17 @@ from flightdelay.core.config import DriftParams
 from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError
 from flightdelay.serving.predictor import (
+    RECORD_ROWS,
     CanaryError,
     ContextSource,
     InputError,
     Predictor,
     input_problems,
+    typed_flights,
+    typed_records,
     validate_input,
 )
+from flightdelay.serving.record_features import RecordLookups, record_features
 from flightdelay.stages import drift
 from tests.model.conftest import Trained
 
@@ -77,6 +81,36 @@ def test_one_flight_alone_scores_as_in_a_batch(predictor, trained):
     for row in (0, 17, 49):
         alone = predictor.predict(sent.iloc[[row]])
         assert alone["probability"].iloc[0] == batch["probability"].iloc[row]
+
+
+def test_checked_records_on_the_plain_list_path_score_exactly_as_predict(predictor, trained):
+    sent = as_sent(raw_flights(trained).head(300), predictor)
+    sent = sent[input_problems(sent, predictor.input_schema)["field"].to_numpy() == ""].reset_index(drop=True)
+    records = sent.to_dict("records")
+    expected = predictor.predict(sent)
+    assert record_features(records[:RECORD_ROWS], RecordLookups(predictor._context, predictor.state))  # fast path
+    for start in range(0, len(records), RECORD_ROWS):
+        got = predictor.predict_records(records[start : start + RECORD_ROWS], checked=True)
+        want = expected.iloc[start : start + RECORD_ROWS]
+        np.testing.assert_array_equal(got.probability, want["probability"].to_numpy())
+        np.testing.assert_array_equal(got.label, want["label"].to_numpy())
+        np.testing.assert_array_equal(got.context_fallback, want["context_fallback"].to_numpy())
+    for row in (0, 7, len(records) - 1):  # one flight alone: the numpy walk of every tree
+        assert predictor.predict_records([records[row]], checked=True).probability[0] == expected["probability"][row]
+    typed = typed_records(records, predictor.input_schema)  # over RECORD_ROWS: typed per column, compute_features
+    pd.testing.assert_frame_equal(typed, typed_flights(sent, predictor.input_schema))
+    whole = predictor.predict_records(records, checked=True)
+    np.testing.assert_array_equal(whole.probability, expected["probability"].to_numpy())
+
+
+def test_unchecked_records_and_a_bad_time_are_checked_by_predict_records(predictor, trained):
+    record = as_sent(raw_flights(trained).head(1), predictor).to_dict("records")[0]
+    with pytest.raises(InputError, match="time_hour") as caught:
+        predictor.predict_records([{**record, "time_hour": "not a time"}], checked=True)
+    assert (caught.value.field, caught.value.rule) == ("time_hour", "format")
+    with pytest.raises(InputError) as caught:
+        predictor.predict_records([{**record, "origin": "XXX"}])
+    assert (caught.value.field, caught.value.rule) == ("origin", "allowed")
 
 
 def test_a_flight_without_context_uses_the_fallback_counted_and_never_fails(predictor, trained):

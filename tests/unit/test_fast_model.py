@@ -71,6 +71,17 @@ def test_the_fast_scorer_gives_predict_proba_to_1e_12(model, monkeypatch, walk_c
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
+def test_a_large_batch_split_between_threads_and_in_chunks_gives_predict_proba(model, monkeypatch):
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    monkeypatch.setattr(fast_model, "THREAD_ROWS", 1)
+    monkeypatch.setattr(fast_model, "BATCH_THREADS", 3)
+    monkeypatch.setattr(fast_model, "CHUNK_ROWS", 128)
+    fast = FastModel.build(model)
+    assert fast is not None
+    rows = scored(700, 21)
+    np.testing.assert_allclose(fast.predict_proba(rows), model.predict_proba(rows)[:, 1], rtol=0, atol=1e-12)
+
+
 def test_text_with_the_string_dtype_scores_as_object_text(model):
     rows = scored(50, 4)
     as_string = rows.astype({c: "string" for c in CATEGORICAL})  # what compute_features gives

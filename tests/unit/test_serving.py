@@ -67,7 +67,7 @@ def record(tmp_path: Path, promoted: dict | None) -> None:
 
 
 def test_resolve_package_reads_the_channel_record(tmp_path):
-    assert resolve_package("some/dir", None, tmp_path) == Path("some/dir").resolve()
+    assert resolve_package("some/dir", None, tmp_path) == Path("some/dir").absolute()
     with pytest.raises(DeployError, match="give --package PATH or --stage prod"):
         resolve_package(None, None, tmp_path)
     record(tmp_path, None)
@@ -77,7 +77,7 @@ def test_resolve_package_reads_the_channel_record(tmp_path):
     with pytest.raises(DeployError, match=r"prod holds model-0123456789abcdef \(version v0.0.3\), which is not in"):
         resolve_package(None, "prod", tmp_path)
     (tmp_path / "models" / "package" / "model-0123456789abcdef").mkdir(parents=True)
-    assert resolve_package(None, "prod", tmp_path) == (tmp_path / "models/package/model-0123456789abcdef").resolve()
+    assert resolve_package(None, "prod", tmp_path) == (tmp_path / "models/package/model-0123456789abcdef").absolute()
 
 
 def test_request_id_keeps_a_safe_header_and_replaces_anything_else():
@@ -85,6 +85,22 @@ def test_request_id_keeps_a_safe_header_and_replaces_anything_else():
     for bad in (None, "", "a b", "x" * 129, "é", "a\nb"):
         made = request_id(bad)
         assert made != bad and len(made) == 32
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b'{"flights": [{"dest": "IAH", "dest": "XXX"}]}', "dest"),
+        (b'{"flights": [], "flights": [{}]}', "flights"),
+        (b'{"package": "/a", "rollback": false, "package": "/b"}', "package"),
+    ],
+)
+def test_parse_json_refuses_a_key_given_twice_in_one_object_naming_it(body, key):
+    with pytest.raises(ApiError) as caught:
+        parse_json(body)
+    assert (caught.value.status, caught.value.code, caught.value.field) == (400, "duplicate_key", key)
+    assert repr(key) in caught.value.message
+    assert parse_json(b'{"a": {"dest": 1}, "b": {"dest": 2}}') == {"a": {"dest": 1}, "b": {"dest": 2}}
 
 
 @pytest.mark.parametrize("body", [b"", b"  ", b"{", b"NaN", b'{"a": Infinity}', b"\xff"])

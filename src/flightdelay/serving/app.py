@@ -8,7 +8,10 @@ arrive (chunked bodies too), NaN/Infinity are refused, and the batch cap is a 41
 the OpenAPI schema still shows the package's real input fields (built from its input_schema in `schema.py`).
 
 The model runs in a small thread pool whose threads each use one OpenMP/BLAS thread (threadpoolctl), so the event
-loop never blocks on scoring and a request over serve.timeout_s is answered 504.
+loop never blocks on scoring and a request over serve.timeout_s is answered 504. Work still queued when its request
+times out is cancelled (it never runs); work already running cannot be interrupted and keeps its pool thread until
+it ends. Such orphaned work is counted (`Orphans`), and while it holds every pool thread a new request is answered
+503 `busy` with Retry-After at once, instead of joining a queue that nothing is draining.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -30,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -44,6 +47,7 @@ from flightdelay.core.config import ServeParams
 from flightdelay.core.errors import PipelineError
 from flightdelay.serving import schema
 from flightdelay.serving.metrics import ServiceMetrics
+from flightdelay.serving.predictor import records_frame
 from flightdelay.serving.reqlog import RequestLog
 from flightdelay.serving.runtime import (
     Deployed,
@@ -66,10 +70,10 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schema.ErrorResponse, "description": text}
     for code, text in {
-        400: "the body is not JSON (or holds NaN/Infinity)",
+        400: "the body is not JSON (or holds NaN/Infinity, or a key twice in one object)",
         413: "the body is over serve.max_body_bytes, or the batch over serve.max_batch",
         422: "a flight breaks the input schema (the error names the row, field and rule), or the batch is empty",
-        503: "the model is not ready (its canary has not passed)",
+        503: "the model is not ready (its canary has not passed), or timed-out work holds every scoring thread",
         504: "scoring took longer than serve.timeout_s",
     }.items()
 }
@@ -116,13 +120,27 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"{name} is not JSON; send null for a missing value")
 
     try:
-        return json.loads(body, parse_constant=no_constants)
+        return json.loads(body, parse_constant=no_constants, object_pairs_hook=_unique_keys)
     except ApiError:
         raise
     except RecursionError:
         raise ApiError(400, "invalid_json", "the body is nested too deeply to be a flight batch") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long to convert
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:160]}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a key given twice is refused (400 naming it), never settled by
+    "the last one wins", which would score a value the caller may not have meant."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            shown = key[:80]
+            raise ApiError(
+                400, "duplicate_key", f"the key {shown!r} appears twice in one object; send each key once", field=shown
+            )
+        out[key] = value
+    return out
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -156,18 +174,8 @@ def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> J
 
 def frame_of(rows: list[dict[str, Any]], fields: list[Any]) -> pd.DataFrame:
     """The validated flights as a DataFrame with the input schema's columns in order and a dtype per kind
-    (integer: nullable Int64, number: float64 with NaN for null, string: object with None), built column by column
-    from arrays: casting a finished frame costs ~1 ms a column, most of a one-flight request."""
-    columns: dict[str, Any] = {}
-    for f in fields:
-        values = [row[f.name] for row in rows]
-        if f.kind == "integer":
-            columns[f.name] = pd.array(values, dtype="Int64")
-        elif f.kind == "number":
-            columns[f.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
-        else:
-            columns[f.name] = np.array(values, dtype=object)
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)), copy=False)
+    (integer: nullable Int64, number: float64 with NaN for null, string: object with None)."""
+    return records_frame(rows, fields)
 
 
 class Observe:
@@ -223,9 +231,11 @@ class Service:
         self.loader = loader
         self.metrics = ServiceMetrics(settings.params.drift_window, settings.params.drift_min_rows)
         self.request_log = RequestLog(settings.request_log)
+        workers = min(4, os.cpu_count() or 1)
         self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="model", initializer=_one_thread
+            max_workers=workers, thread_name_prefix="model", initializer=_one_thread
         )
+        self.orphans = Orphans(workers)
         self._models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {}
         if slot.current is not None:
             self.metrics.model_changed(slot.current)
@@ -283,10 +293,50 @@ class Service:
         self.request_log.close()
 
 
-def _score(deployed: Deployed, frame: pd.DataFrame, want_features: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    predictions = deployed.predictor.predict(frame)
-    features = deployed.predictor.features(frame) if want_features else None
-    return predictions, features
+class Orphans:
+    """Scoring work still running after its request timed out, counted against the pool's threads."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def full(self) -> bool:
+        return self.running >= self.threads
+
+    def orphan(self, job: Job) -> None:
+        """The request of `job` gave up: if the work has not ended, it counts until it does."""
+        with self._lock:
+            if not job.ended:
+                job.orphaned = True
+                self.running += 1
+
+    def ended(self, job: Job) -> None:
+        with self._lock:
+            job.ended = True
+            if job.orphaned:
+                self.running -= 1
+
+
+@dataclass
+class Job:
+    ended: bool = False
+    orphaned: bool = False
+
+
+def _score(
+    orphans: Orphans, job: Job, deployed: Deployed, rows: list[dict[str, Any]], want_features: bool
+) -> tuple[Any, pd.DataFrame | None]:
+    """Score in a pool thread. The rows passed the request model, so the predictor skips the checks it already
+    made (Predictor.predict_records)."""
+    try:
+        scores = deployed.predictor.predict_records(rows, checked=True)
+        features = None
+        if want_features:
+            features = deployed.predictor.features(frame_of(rows, list(deployed.predictor.input_schema)))
+        return scores, features
+    finally:
+        orphans.ended(job)
 
 
 def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
@@ -319,7 +369,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
         assert isinstance(exc, ApiError)
         info = info_of(request)
         info["error"] = exc.code
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
         return _json(exc.status, exc.body(info["request_id"]), headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -388,13 +438,21 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
         info["batch_size"] = len(flights)
         flight_model, _ = service.models(deployed)
         rows = schema.check_flights(flights, flight_model)
-        fields = list(deployed.predictor.input_schema)
-        frame = frame_of(rows, fields)
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(service.pool, _score, deployed, frame, p.log_features)
+        if service.orphans.full():
+            retry = max(1, math.ceil(p.timeout_s))
+            raise ApiError(
+                503,
+                "busy",
+                f"every scoring thread is still busy with requests that timed out; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        job = Job()
+        submitted = service.pool.submit(_score, service.orphans, job, deployed, rows, p.log_features)
         try:
-            scored, features = await asyncio.wait_for(job, timeout=p.timeout_s)
+            scored, features = await asyncio.wait_for(asyncio.wrap_future(submitted), timeout=p.timeout_s)
         except TimeoutError:
+            if not submitted.cancel():  # still queued: cancelled, never runs; running: an orphan until it ends
+                service.orphans.orphan(job)
             raise ApiError(
                 504,
                 "timeout",
@@ -414,15 +472,16 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
                 ) from None
             log.error("scoring failed: %s", exc)
             raise ApiError(503, "scoring_failed", f"the model could not score this batch: {exc}") from None
-        if len(scored) != len(frame):
-            raise RuntimeError(f"the predictor returned {len(scored)} rows for {len(frame)} flights")
-        probabilities = [float(v) for v in scored["probability"]]
-        fallbacks = [bool(v) for v in scored["context_fallback"]]
+        probabilities, labels, fallbacks = (scored[i].tolist() for i in range(3))
+        if not len(probabilities) == len(labels) == len(fallbacks) == len(rows):
+            raise RuntimeError(f"the predictor returned {len(probabilities)} scores for {len(rows)} flights")
         predictions = [
-            {"probability": prob, "label": int(label), "context_fallback": fb}
-            for prob, label, fb in zip(probabilities, scored["label"], fallbacks, strict=True)
+            {"probability": float(prob), "label": int(label), "context_fallback": bool(fb)}
+            for prob, label, fb in zip(probabilities, labels, fallbacks, strict=True)
         ]
         service.metrics.observe_predictions(probabilities, sum(fallbacks))
+        if getattr(scored, "features", None):
+            service.metrics.observe_features(scored.features)
         info["predictions"] = probabilities
         if features is not None:
             info["features"] = {c: features[c].tolist() for c in features.columns}

@@ -1,14 +1,18 @@
 """Prometheus metrics of one service instance, in its own registry (so tests can build several apps).
 
-Requests by path and status, latency histogram, prediction histogram, context fallbacks, and the drift gauge: the
-PSI of the last `drift_window` predictions against the served package's training reference (predictor.reference),
-computed when /metrics is scraped once `drift_min_rows` predictions were made since the model was (re)loaded.
+Requests by path and status, latency histogram, prediction histogram, context fallbacks, and the drift gauges: the
+PSI of the last `drift_window` predictions, and of the last `drift_window` values of each model input, against the
+served package's training reference (predictor.reference: the drift stage's bins, the PSI code `flightdelay
+monitor` uses), computed when /metrics is scraped (never per request) once `drift_min_rows` flights were scored
+since the model was (re)loaded; NaN before. A request only appends its values to the windows.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -46,6 +50,13 @@ class ServiceMetrics:
             "PSI of the recent predictions vs the package's training reference (NaN until drift_min_rows)",
             registry=self.registry,
         )
+        self.feature_psi = Gauge(
+            "flightdelay_feature_psi",
+            "PSI of each model input over the recent flights vs the package's training reference (NaN until "
+            "drift_min_rows)",
+            ["feature"],
+            registry=self.registry,
+        )
         self.window_rows = Gauge(
             "flightdelay_prediction_window_rows", "predictions in the drift window", registry=self.registry
         )
@@ -54,6 +65,8 @@ class ServiceMetrics:
         )
         self.min_rows = drift_min_rows
         self._window: collections.deque[float] = collections.deque(maxlen=drift_window)
+        self._features: dict[str, collections.deque[Any]] = {}
+        self._drift_window = drift_window
         self._lock = threading.Lock()
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
@@ -68,6 +81,15 @@ class ServiceMetrics:
         with self._lock:
             self._window.extend(probabilities)
 
+    def observe_features(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """The model inputs of the flights just scored (feature -> one value per flight), into the windows."""
+        with self._lock:
+            for name, values in columns.items():
+                window = self._features.get(name)
+                if window is None:
+                    window = self._features[name] = collections.deque(maxlen=self._drift_window)
+                window.extend(values)
+
     def model_changed(self, deployed: Deployed) -> None:
         """A new model: its own reference, so the drift window starts again."""
         self.model.clear()
@@ -75,13 +97,23 @@ class ServiceMetrics:
         self.model.labels(name=ref["name"], hash=ref["hash"], version=str(ref["version"])).set(1)
         with self._lock:
             self._window.clear()
+            self._features.clear()
+        self.feature_psi.clear()
 
     def render(self, deployed: Deployed | None) -> bytes:
         with self._lock:
             window = list(self._window)
+            features = {name: list(values) for name, values in self._features.items()}
         self.window_rows.set(len(window))
         if deployed is not None and len(window) >= self.min_rows:
             self.psi.set(deployed.predictor.reference.psi("prediction", pd.Series(window, dtype="float64")))
         else:
             self.psi.set(float("nan"))
+        if deployed is not None:
+            reference = deployed.predictor.reference
+            for name, values in sorted(features.items()):
+                if name in reference.columns:
+                    enough = len(values) >= self.min_rows
+                    psi = reference.psi(name, pd.Series(values)) if enough else float("nan")
+                    self.feature_psi.labels(feature=name).set(psi)
         return generate_latest(self.registry)

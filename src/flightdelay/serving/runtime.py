@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 
 
 OUTCOMES = ("started", "deployed", "rolled_back", "refused")
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: what could start a forged line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def printable(text: object) -> str:
+    """`text` on one line for the text log: each control character escaped as Python writes it ("\\n", "\\x1b"),
+    so a caller's package path in a reload request cannot start a forged log line or move the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 class DeployError(PipelineError):
@@ -38,6 +48,8 @@ class DeployError(PipelineError):
 
 
 class ReferenceLike(Protocol):
+    columns: list[str]  # the model inputs it holds a training distribution of, and "prediction"
+
     def psi(self, column: str, values: pd.Series) -> float: ...
 
 
@@ -54,6 +66,7 @@ class PredictorLike(Protocol):
     def reference(self) -> ReferenceLike: ...  # read-only here, so the predictor's own Reference type fits
 
     def predict(self, flights: pd.DataFrame) -> pd.DataFrame: ...
+    def predict_records(self, records: list[dict[str, Any]], *, checked: bool = False) -> Any: ...  # Scores
     def features(self, flights: pd.DataFrame) -> pd.DataFrame: ...
     def canary(self) -> None: ...
 
@@ -117,9 +130,11 @@ class Slot:
 
 
 def resolve_package(package: str | None, channel: str | None, root: str | Path = ".") -> Path:
-    """The package directory to serve: `package` as given, or the one the release channel's record names."""
+    """The package directory to serve: `package` as given, or the one the release channel's record names. Made
+    absolute without following symbolic links: a link is handed on as the link, which verification refuses (as
+    `score` and `/admin/reload` refuse it), never swapped for the directory it points to."""
     if package:
-        return Path(package).resolve()
+        return Path(os.path.abspath(package))
     if not channel:
         raise DeployError("give --package PATH or --stage prod (or staging)")
     promoted = read_record(record_file(channel, root))
@@ -129,7 +144,7 @@ def resolve_package(package: str | None, channel: str | None, root: str | Path =
             f"(`flightdelay promote {channel}`) or pass --package models/package/model-<hash>"
         )
     name = promoted["package"]["name"]
-    path = Path(root, "models", "package", name).resolve()
+    path = Path(os.path.abspath(Path(root, "models", "package", name)))
     if not path.is_dir():
         raise DeployError(
             f"{path}: {channel} holds {name} (version {promoted['version']}), which is not in the workspace; "
@@ -221,7 +236,7 @@ def render_history(entries: list[dict[str, Any]]) -> str:
 def write_alert(alerts_dir: Path, entry: dict[str, Any], serving: Deployed | None) -> Path:
     """An alert file for a refused deploy: what was refused, why, and what keeps serving."""
     stamp = entry["time"].replace(":", "").replace("-", "").replace(".", "")
-    path = alerts_dir / f"deploy-{stamp}-{entry['package'][:40]}.json"
+    path = alerts_dir / f"deploy-{stamp}-{_FILE_NAME_UNSAFE.sub('_', entry['package'][:40])}.json"
     alert = {
         "alert": "deploy refused",
         **entry,
@@ -229,7 +244,7 @@ def write_alert(alerts_dir: Path, entry: dict[str, Any], serving: Deployed | Non
         "action": "the service kept its model; fix the package (or its context) and deploy again",
     }
     write_json(path, alert)
-    log.error("deploy of %s refused: %s (alert %s)", entry["package"], entry["reason"], path)
+    log.error("deploy of %s refused: %s (alert %s)", printable(entry["package"]), printable(entry["reason"]), path)
     return path
 
 
@@ -266,15 +281,16 @@ def deploy_into(
                 f"{path}: the package there hashes to {found}, the deploy history recorded {expected_hash}; "
                 "it is not the package that was served, refusing to roll back to it"
             )
-    except PipelineError as exc:
-        entry = history_entry("refused", path, None, reason=str(exc).splitlines()[0], previous=previous)
+    except PipelineError as exc:  # the message may hold the caller's path: escaped, never cut at a newline in it
+        entry = history_entry("refused", path, None, reason=printable(str(exc).strip()), previous=previous)
         append_history(history, entry)
         return DeployResult(False, "refused", entry, write_alert(alerts_dir, entry, previous))
     slot.current = candidate  # one reference assignment: requests in flight keep the Deployed they read
     slot.ready, slot.reason = True, ""
     entry = history_entry(outcome, path, candidate.predictor, previous=previous)
     append_history(history, entry)
-    log.info("%s %s (was %s)", outcome, candidate.predictor.name, previous.predictor.name if previous else None)
+    was = printable(previous.predictor.name) if previous else None
+    log.info("%s %s (was %s)", outcome, printable(candidate.predictor.name), was)
     return DeployResult(True, outcome, entry)
 
 

@@ -48,6 +48,7 @@ class ApiError(Exception):
     limit: int | float | None = None
     row: int | None = None
     rule: str | None = None
+    headers: dict[str, str] | None = None  # response headers it needs (Retry-After of a 503 busy)
 
     def body(self, request_id: str) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
