@@ -250,3 +250,31 @@ def test_without_entity_keys_the_table_is_one_series():
     assert built.frame["rain_lag1"].tolist() == pytest.approx([np.nan, 0, 1, 0, 2, 0, 0], nan_ok=True)
     assert built.frame["rain_tomorrow"].tolist() == [1, 0, 1, 0, 0, 1, 0]
     assert built.spec.id_columns == ["date"]
+
+
+def test_input_fields_are_every_column_of_the_main_table_with_seen_categories():
+    from flightdelay.core.config import parse_schema
+
+    schema = parse_schema(
+        {
+            "tables": {
+                "days": {
+                    "partitioned": True,
+                    "period": {"year": "year", "month": "month"},
+                    "key": ["date"],
+                    "columns": {
+                        "year": {"dtype": "int", "min": 1900, "max": 2100},
+                        "month": {"dtype": "int", "min": 1, "max": 12},
+                        "date": {"dtype": "datetime"},
+                        "rain": {"dtype": "float", "min": 0, "nullable": True},
+                        "sky": {"dtype": "str", "allowed": ["sun", "fog", "snow"]},
+                    },
+                }
+            }
+        }
+    )
+    fields = {f["name"]: f for f in G.input_fields(schema.table("days").columns, {"sky": ["fog", "sun", "hail"]})}
+    assert list(fields) == ["year", "month", "date", "rain", "sky"]
+    assert fields["date"]["kind"] == "string" and fields["date"]["format"] == "date-time"
+    assert fields["rain"] == {**fields["rain"], "kind": "number", "nullable": True, "minimum": 0.0, "maximum": None}
+    assert fields["sky"]["allowed"] == ["fog", "sun"]  # seen in training and allowed by the schema
