@@ -14,15 +14,27 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 KINDS = ("unit", "data", "model", "integration", "security", "meta", "e2e")
+# Test modules (or folders) that check one data set's own columns and numbers: the default flights data set's
+# feature builder, bundled tables and trained model, and the Seattle weather worked example. A fork of the
+# pipeline for another data set adapts these (`pytest -m dataset_specific` lists them); the rest pass on any.
+DATASET_SPECIFIC = (
+    "unit/test_features.py",
+    "data/test_bundled.py",
+    "model/",
+    "e2e/test_new_dataset.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its kind, the folder under tests/ it lives in (`pytest -m model`)."""
+    """Mark each test with its kind, the folder under tests/ it lives in (`pytest -m model`), and the tests of
+    one data set with `dataset_specific`."""
     tests = Path(__file__).resolve().parent
     for item in items:
         parts = item.path.resolve().relative_to(tests).parts
         if len(parts) > 1 and parts[0] in KINDS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+        if "/".join(parts).startswith(DATASET_SPECIFIC):
+            item.add_marker(pytest.mark.dataset_specific)
 
 
 def pipeline_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:

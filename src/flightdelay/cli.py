@@ -56,9 +56,10 @@ TOOLS = {
     "deploy": "deploy a package to the running service after its canary passes, roll back, or print the history",
     "monitor": "measure the service per window from its request log (errors, latency, PSI) and alert on thresholds",
     "replay": "send the real rows of a month through a running service (POST /predict), with counts",
+    "new-dataset": "make this repository the pipeline of one CSV: infer the schema, write params, dvc add the data",
 }
 # The module of each tool (imported only when it runs): the pr-* tools are in prcomment, scoring and serving in
-# serving, monitor and replay in monitoring.
+# serving, monitor and replay in monitoring, new-dataset in data.
 TOOL_MODULES = {
     "pr-report": "flightdelay.prcomment.pr_report",
     "pr-comment": "flightdelay.prcomment.pr_comment",
@@ -67,6 +68,7 @@ TOOL_MODULES = {
     "deploy": "flightdelay.serving.deploy",
     "monitor": "flightdelay.monitoring.monitor",
     "replay": "flightdelay.monitoring.replay",
+    "new-dataset": "flightdelay.data.scaffold",
 }
 
 

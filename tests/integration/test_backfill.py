@@ -58,7 +58,7 @@ def test_the_same_month_of_two_years_is_two_partitions_in_features(tmp_path):
     split = {"train": {"start": "2013-05", "end": "2013-05"}, "test": {"start": "2014-05", "end": "2014-05"}}
     params = parse_params(default_params({"features.split": split}))
     out = tmp_path / "processed"
-    features.run(params.features, params.train, params.compute, in_dir=validated, out_dir=out)
+    features.run(params.features, params.train, params.dataset, params.compute, in_dir=validated, out_dir=out)
     train = read_parquet(out / "train" / "2013-05.parquet", columns=["year", "month"])
     test = read_parquet(out / "test" / "2014-05.parquet", columns=["year", "month"])
     assert set(train["year"]) == {2013}
@@ -207,7 +207,14 @@ def test_rolling_split_across_the_year_boundary(runs, tmp_path):
         )
     )
     out = tmp_path / "processed"
-    features.run(params.features, params.train, params.compute, in_dir=runs["two"] / "data" / "validated", out_dir=out)
+    features.run(
+        params.features,
+        params.train,
+        params.dataset,
+        params.compute,
+        in_dir=runs["two"] / "data" / "validated",
+        out_dir=out,
+    )
     assert [p.stem for p in partition_files(out / "train")] == ["2013-10", "2013-11", "2013-12"]
     assert [p.stem for p in partition_files(out / "test")] == ["2014-01"]
     counts = read_json(out / "counts.json")
@@ -227,7 +234,14 @@ def test_split_months_outside_the_partitions_are_an_error_naming_them(runs, tmp_
     )
     validated = runs["two"] / "data" / "validated"
     with pytest.raises(DataError) as err:
-        features.run(params.features, params.train, params.compute, in_dir=validated, out_dir=tmp_path / "processed")
+        features.run(
+            params.features,
+            params.train,
+            params.dataset,
+            params.compute,
+            in_dir=validated,
+            out_dir=tmp_path / "processed",
+        )
     assert str(err.value) == (
         f"features: months 2012-11, 2012-12 of features.split are not in {validated / 'flights'} "
         "(it has 24 months, 2013-01 to 2014-12); widen ingest.window or change the split"

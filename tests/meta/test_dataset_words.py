@@ -61,6 +61,13 @@ ALLOWED = {
         "rows.json keeps its key so `dvc metrics diff` lines up across commits"
     ),
     ("stages/report.py", 'rows["features"]["no_arrival"]'): "reads that rows.json key",
+    (
+        "core/processed.py",
+        'validation_alias="rows_dropped_no_arrival", serialization_alias="rows_dropped_no_arrival"',
+    ): ("the same counts.json key, named once in the features interface (FeatureCounts.rows_no_target)"),
+    ("core/config.py", 'builder: Literal["flights", "generic"] = "flights"'): (
+        "features.builder: the name of the default data set's own feature builder, the default"
+    ),
 }
 
 

@@ -89,7 +89,7 @@ def trained(tmp_path_factory) -> Trained:
     split_months = [*params.features.split.train_months(), *params.features.split.test_months()]
     validated = validated_months(tmp / "validated", split_months)
     processed = tmp / "processed"
-    features.run(params.features, params.train, params.compute, in_dir=validated, out_dir=processed)
+    features.run(params.features, params.train, params.dataset, params.compute, in_dir=validated, out_dir=processed)
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(processed / s)], ignore_index=True)
         for s in ("train", "test")

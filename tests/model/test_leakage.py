@@ -64,7 +64,7 @@ def validated(tmp_path_factory) -> Path:
 
 def build(validated: Path, out: Path):
     params = parse_params(default_params(MONTHS))
-    features.run(params.features, params.train, params.compute, in_dir=validated, out_dir=out)
+    features.run(params.features, params.train, params.dataset, params.compute, in_dir=validated, out_dir=out)
     split = {
         s: pd.concat([read_parquet(f) for f in partition_files(out / s)], ignore_index=True) for s in ("train", "test")
     }

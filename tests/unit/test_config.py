@@ -306,7 +306,7 @@ def test_dataset_section_names_the_target_per_task_and_the_classes():
     ("change", "message"),
     [
         ({"artifact": "Rain Tomorrow"}, r"dataset\.artifact: 'Rain Tomorrow' is not allowed \(expected lowercase"),
-        ({"entity_keys": []}, r"dataset\.entity_keys: \[\] is empty"),
+        ({"entity_keys": [""]}, r"dataset\.entity_keys\[0\]: '' is not allowed"),
         ({"table": ""}, r"dataset\.table: '' is not allowed \(expected a non-empty text\)"),
     ],
 )
@@ -615,3 +615,36 @@ def test_parsed_numbers_keep_the_type_they_were_written_with():
     assert type(params.features.history_smoothing) is int
     assert type(params.drift.psi_threshold) is int
     assert type(params.evaluate.threshold) is float
+
+
+def test_the_generic_builder_is_described_by_config():
+    from tests.generic_data import generic_params
+
+    params = parse_params(generic_params())
+    assert params.features.builder == "generic"
+    assert params.features.generic is not None
+    assert params.features.generic.rolling["rain"].windows == (3, 7)
+    assert params.dataset.target.classification.rule == "> 0"
+    assert params.dataset.target.classification.shift == -1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"features.generic": None},
+            r"features\.generic: features\.builder: generic needs a features\.generic section",
+        ),
+        ({"features.generic.lags": {"rain": [0]}}, r"features\.generic\.lags\.rain\[0\]: 0 is out of range"),
+        ({"features.generic.calendar": ["fortnight"]}, r"features\.generic\.calendar\[0\]: 'fortnight' is not one of"),
+        ({"features.generic.history": {"hist_sky": []}}, r"features\.generic\.history\.hist_sky: a history feature"),
+        ({"dataset.target.classification.rule": "rains"}, r"dataset\.target\.classification\.rule: 'rains'"),
+        ({"dataset.target.classification.shift": 1}, r"dataset\.target\.classification\.shift: 1 is out of range"),
+        ({"dataset.target.classification.source": None}, r"dataset\.target\.classification\.rule: give both source"),
+    ],
+)
+def test_bad_generic_builder_params_are_refused_in_one_line(change, message):
+    from tests.generic_data import generic_params
+
+    with pytest.raises(ConfigError, match=message):
+        parse_params(generic_params(change))

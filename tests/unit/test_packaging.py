@@ -437,3 +437,14 @@ def test_cli_verify_refuses_a_tampered_package_with_a_message(package, capfd, tm
     assert "verify failed:" in err
     assert "refusing to load it" in err
     assert "Traceback" not in err
+
+
+def test_the_raw_fields_come_from_the_builder_s_main_table():
+    from flightdelay.core.config import parse_schema
+    from flightdelay.stages.package import raw_fields
+
+    flights = load_schema(Path(__file__).resolve().parents[2] / "config" / "schema.yaml")
+    assert raw_fields("flights", flights, "flights", {}) == input_fields(flights.table("flights").columns, {})
+    days = parse_schema({"tables": {"days": {"columns": {"date": {"dtype": "datetime"}, "sky": {"dtype": "str"}}}}})
+    fields = raw_fields("generic", days, "days", {"sky": ["fog", "sun"]})
+    assert [f["name"] for f in fields] == ["date", "sky"] and fields[1]["allowed"] == ["fog", "sun"]

@@ -115,28 +115,47 @@ ArtifactName = Annotated[
 ]
 
 
+# A classification target's rule on its source value: a comparison with a number, e.g. "> 0" or ">= 15".
+TargetRule = Annotated[
+    StrictStr,
+    Field(pattern=r"^(>|>=|<|<=|==|!=) ?-?[0-9]+(\.[0-9]+)?$", description="a comparison with a number, e.g. '> 0'"),
+]
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class ClassificationTarget:
-    """The target of `train.task: classification`: its column, what it means and the names of its two classes."""
+    """The target of `train.task: classification`: its column, what it means and the names of its two classes.
+
+    `source`, `shift` and `rule` say how the generic feature builder (`features.builder: generic`) derives the
+    target: 1 where `rule` holds for the value of `source` `shift` rows later per entity (shift -1: the next row,
+    e.g. "tomorrow"), else 0. The default data set's own builder derives its target itself and ignores them."""
 
     column: Text
     name: Text
     predicts: Text
     labels: dict[StrictInt, Text]
+    source: Text | None = None
+    shift: Annotated[StrictInt, Field(le=0, description="an integer <= 0 (-1: the next row)")] = 0
+    rule: TargetRule | None = None
 
     def __post_init__(self) -> None:
         if sorted(self.labels) != [0, 1]:
             raise _rule("give a name to each class, 0 and 1, e.g. {0: dry, 1: rain}", "labels")
+        if (self.source is None) != (self.rule is None):
+            raise _rule("give both source and rule (e.g. source: precipitation, rule: '> 0'), or neither", "rule")
 
 
 @dataclass(frozen=True, config=_CONFIG)
 class RegressionTarget:
-    """The target of `train.task: regression`: its column, what it means and its unit."""
+    """The target of `train.task: regression`: its column, what it means and its unit. `source` and `shift`: as
+    for classification (the target is the value of `source` `shift` rows later per entity)."""
 
     column: Text
     name: Text
     predicts: Text
     unit: Text
+    source: Text | None = None
+    shift: Annotated[StrictInt, Field(le=0, description="an integer <= 0 (-1: the next row)")] = 0
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -157,7 +176,8 @@ class DatasetParams:
     artifact: ArtifactName
     table: Text
     rows: Text
-    entity_keys: Annotated[tuple[Text, ...], Field(min_length=1, description="a non-empty list of column names")]
+    # What a row is about over time (lags and the target's shift go per entity); [] for a single series.
+    entity_keys: tuple[Text, ...]
     target: DatasetTargets
 
 
@@ -297,9 +317,59 @@ class Split:
         return "train" if period in self.train_months() else "test" if period in self.test_months() else None
 
 
+Stat = Literal["mean", "min", "max", "sum", "std"]
+CalendarPart = Literal[
+    "year", "quarter", "month", "day_of_month", "day_of_week", "day_of_year", "week_of_year", "is_weekend", "hour"
+]
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class Rolling:
+    """Rolling windows over the rows before the current one (per entity, by time): sizes in rows, statistics."""
+
+    windows: Annotated[tuple[Positive, ...], Field(min_length=1, description="a non-empty list of integers >= 1")]
+    stats: Annotated[tuple[Stat, ...], Field(min_length=1, description="a non-empty list of mean|min|max|sum|std")] = (
+        "mean",
+    )
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class Join:
+    """A reference table (unpartitioned, in the schema) joined to each row by key; its `columns` become features."""
+
+    table: Text
+    on: Annotated[tuple[Text, ...], Field(min_length=1, description="a non-empty list of key columns")]
+    columns: Annotated[tuple[Text, ...], Field(min_length=1, description="a non-empty list of column names")]
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class GenericFeatureParams:
+    """The generic feature builder (`features.builder: generic`, flightdelay.modeling.generic_features): which
+    features to build from the main table (dataset.table), keyed per entity (dataset.entity_keys) and ordered by
+    `time_column`. Every feature uses only the current row's own values and earlier rows."""
+
+    time_column: Text
+    numeric: tuple[Text, ...] = ()  # the current row's numeric columns, used as they are
+    categorical: tuple[Text, ...] = ()  # the current row's text columns, used as categories
+    lags: dict[Text, tuple[Positive, ...]] = dataclasses.field(default_factory=dict)  # column -> rows back
+    rolling: dict[Text, Rolling] = dataclasses.field(default_factory=dict)  # column -> windows before the row
+    calendar: tuple[CalendarPart, ...] = ()  # parts of time_column
+    joins: tuple[Join, ...] = ()
+    history: dict[Text, tuple[Text, ...]] = dataclasses.field(default_factory=dict)  # feature -> key columns
+
+    def __post_init__(self) -> None:
+        for name, keys in self.history.items():
+            if not keys:
+                raise _rule("a history feature needs at least one key column", f"history.{name}")
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class FeatureParams:
     split: Split
+    # Which feature builder writes data/processed: the default data set's own (modeling/*_features.py, the default)
+    # or `generic` (driven by `generic` below). Both write the files core/processed.py describes.
+    builder: Literal["flights", "generic"] = "flights"
+    generic: GenericFeatureParams | None = None
     missing_target: Literal["drop", "late"] = "drop"
     holiday_country: Text = "US"
     history_smoothing: NonNegative = 50.0
@@ -313,6 +383,8 @@ class FeatureParams:
                 f"{self.holiday_country!r} is not a country the holidays library knows (expected a code like US, GB)",
                 "holiday_country",
             )
+        if self.builder == "generic" and self.generic is None:
+            raise _rule("features.builder: generic needs a features.generic section (docs/own-data.md)", "generic")
 
 
 @dataclass(frozen=True, config=_CONFIG)

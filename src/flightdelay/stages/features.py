@@ -1,4 +1,4 @@
-"""Join weather and aircraft, build features known at scheduling time, split by month.
+"""Build the features (features.builder; flights joins weather and aircraft), split by month.
 
 Stage `features`: learn the feature state from the training months and write the feature table by month.
 
@@ -14,8 +14,9 @@ excludes its own month ('YYYY-MM'), so no row ever sees its own label. What the 
 are scored with, the history over all training months, the aircraft table and the holiday calendar, is written as
 data/processed/feature_state.json, which the package stage puts in the model package.
 
-To use another data set, rewrite flightdelay.modeling.flight_features; train, predict and evaluate read
-data/processed/feature_spec.json and need no change.
+This module is the default data set's builder (`features.builder: flights`); `features.builder: generic` runs
+flightdelay.modeling.generic_builder instead, driven by config. Both write what flightdelay.core.processed
+describes (partitions, feature_spec.json, counts.json, feature_state.json); the later stages read only that.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from flightdelay.core.config import ComputeParams, FeatureParams, Params, TrainParams
+from flightdelay.core.config import ComputeParams, DatasetParams, FeatureParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.engine import engine, read_parquet_url, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json
+from flightdelay.core.processed import FeatureBuilder
+from flightdelay.modeling import generic_builder
 from flightdelay.modeling.flight_features import (
     CATEGORICAL,
     FEATURE_GROUPS,
@@ -196,13 +199,25 @@ def _load_weather(in_dir: Path, trend_hours: int) -> WeatherLookup:
     return WeatherLookup.from_records(weather, trend_hours)
 
 
+# The other feature builders (features.builder), each in its own module; `flights` is this module's run().
+BUILDERS: dict[str, FeatureBuilder] = {"generic": generic_builder.run}
+
+
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
-    return run(params.features, params.train, params.compute, in_dir=args.input, out_dir=args.out)
+    return run(params.features, params.train, params.dataset, params.compute, in_dir=args.input, out_dir=args.out)
 
 
 def run(
-    features: FeatureParams, train: TrainParams, compute: ComputeParams, *, in_dir: str | Path, out_dir: str | Path
+    features: FeatureParams,
+    train: TrainParams,
+    dataset: DatasetParams,
+    compute: ComputeParams,
+    *,
+    in_dir: str | Path,
+    out_dir: str | Path,
 ) -> dict[str, int]:
+    if features.builder in BUILDERS:  # another builder, in its own module; below: the flights builder
+        return BUILDERS[features.builder](features, train, dataset, compute, in_dir=in_dir, out_dir=out_dir)
     fp = features
     source = Path(in_dir)
     by_period = {f.stem: f for f in partition_files(source / "flights")}

@@ -50,6 +50,7 @@ from flightdelay.core.files import (
     write_json,
 )
 from flightdelay.core.hashing import sha256_bytes
+from flightdelay.modeling import generic_features
 from flightdelay.modeling.flight_features import input_fields
 from flightdelay.modeling.model import loads_model, prepare
 from flightdelay.release.package_format import MANIFEST_FORMAT, STATE_FILE, PackageError, verify_package, write_package
@@ -203,6 +204,13 @@ def environment() -> dict[str, Any]:
     }
 
 
+def raw_fields(builder: str, schema: Schema, table: str, seen: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The raw fields a caller sends: the flights builder's input columns, or every column of the main table."""
+    if builder == "flights":
+        return input_fields(schema.table("flights").columns, seen)
+    return generic_features.input_fields(schema.table(table).columns, seen)
+
+
 def build_manifest(
     *,
     artifact: str,
@@ -216,6 +224,7 @@ def build_manifest(
     schema_columns: list[dict[str, Any]],
     flight_fields: list[dict[str, Any]],
     reference: dict[str, Any],
+    table: str = "flights",  # the main table (dataset.table): input_schema's key for the raw fields
     examples: list[dict[str, Any]],
     example_predictions: list[str],
 ) -> dict[str, Any]:
@@ -242,7 +251,7 @@ def build_manifest(
             "git_commit_recorded_at": "promotion: the GTO version tag and registry/<stage>.json name the commit",
         },
         "environment": env,
-        "input_schema": {"columns": schema_columns, "flights": flight_fields},
+        "input_schema": {"columns": schema_columns, table: flight_fields},
         "reference": reference,
         "examples": examples,
         "example_predictions": example_predictions,
@@ -336,7 +345,8 @@ def run(
         lineage_record=lineage(lock, "train"),
         env=environment(),
         schema_columns=input_schema(train, numeric, categorical),
-        flight_fields=input_fields(schema.table("flights").columns, seen),
+        table=sections["dataset"].table,
+        flight_fields=raw_fields(sections["features"].builder, schema, sections["dataset"].table, seen),
         reference=reference_distributions(DriftResult.load(drift_file)),
         examples=examples,
         example_predictions=example_outputs(model, examples, numeric, categorical, summary.task),

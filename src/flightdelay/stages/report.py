@@ -320,8 +320,12 @@ def _data_section(r: ReportInputs) -> list[str]:
         "## Data",
         "",
         f"Window {r.window['start']} to {r.window['end']}; training months {_span(r.split['train'])}, "
-        f"evaluation months {_span(r.split['test'])}. Main table `{r.dataset.table}`; entity keys "
-        f"{', '.join(f'`{k}`' for k in r.dataset.entity_keys)}.",
+        f"evaluation months {_span(r.split['test'])}. Main table `{r.dataset.table}`; "
+        + (
+            f"entity keys {', '.join(f'`{k}`' for k in r.dataset.entity_keys)}."
+            if r.dataset.entity_keys
+            else "one series."
+        ),
         "",
         *_table(
             [r.dataset.rows, "rows"],
