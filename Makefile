@@ -70,6 +70,8 @@ lock: $(DEV_STAMP)  ## re-resolve requirements.lock and requirements-dev.lock fr
 		-o requirements.lock
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --constraint requirements.lock --generate-hashes --universal \
 		--python-version $(LOCK_PYTHON) --no-header -o requirements-dev.lock
+	$(BIN)/uv pip compile --quiet benchmarks/mlflow.in --generate-hashes --universal --python-version $(LOCK_PYTHON) \
+		--no-header -o benchmarks/mlflow.lock
 
 dag: $(RUNTIME_STAMP)  ## print the stage graph
 	$(BIN)/dvc dag
@@ -93,6 +95,18 @@ bench-quick: $(RUNTIME_STAMP)  ## a small smoke run of the benchmarks; writes re
 .PHONY: bench-serve
 bench-serve: $(DEV_STAMP)  ## measure scoring in process and over HTTP; writes reports/benchmarks/serve.{json,md}
 	$(BIN)/python benchmarks/serve.py
+
+# The same, with `mlflow models serve` of the same fitted pipeline beside it. MLflow lives in a virtualenv of its own,
+# .venvs/mlflow, built from benchmarks/mlflow.lock (hash-pinned; about 850 MB), never in the project's environment.
+MLFLOW_VENV := .venvs/mlflow
+$(MLFLOW_VENV)/.installed: benchmarks/mlflow.lock | $(BIN)/python
+	$(BIN)/python -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r benchmarks/mlflow.lock
+	touch $@
+
+.PHONY: bench-serve-mlflow
+bench-serve-mlflow: $(DEV_STAMP) $(MLFLOW_VENV)/.installed  ## bench-serve and `mlflow models serve` side by side (builds .venvs/mlflow)
+	$(BIN)/python benchmarks/serve.py --mlflow $(MLFLOW_VENV)/bin/mlflow
 
 # The HTTP service (docs/serving.md): the package the prod channel holds, or PACKAGE=models/package/model-<hash>
 # (STAGE=staging for the other channel); PORT=N instead of $FLIGHTDELAY_PORT or 8000. Ctrl-C stops it.

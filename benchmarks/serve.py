@@ -6,7 +6,11 @@ In one run, for the same package and the same raw flights (a month's raw extract
   several runs with min and max;
 - the service: `python -m flightdelay serve` started on 127.0.0.1 (a free port), then single-flight POST /predict
   requests from 1, 8 and 32 concurrent clients (one keep-alive connection each) for a fixed time: requests/s, p50,
-  p99 and errors (any answer but 200, or a failed connection).
+  p99 and errors (any answer but 200, or a failed connection);
+- with --mlflow PATH (the `mlflow` command of .venvs/mlflow, `make bench-serve-mlflow`): `mlflow models serve` of
+  the same fitted pipeline (saved with the sklearn flavour, predicting probabilities), fed the same flights as
+  their feature rows (it cannot compute features), at the same concurrency levels, after checking that it
+  returns the predictor's probabilities.
 
 Writes <out>/serve.json and <out>/serve.md (default reports/benchmarks/; --quick: reports/benchmarks/quick/,
 git-ignored). Timings depend on the machine and its load: the JSON records the CPU count and load average. Run from
@@ -19,8 +23,10 @@ the repository root after `dvc repro`:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
+import math
 import os
 import platform
 import socket
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import skops.io
 
 OUTCOMES = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
 CONCURRENCY = (1, 8, 32)
@@ -111,14 +118,14 @@ def free_port() -> int:
         return port
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, seconds: float, path: str = "/ready") -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the service exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/ready")
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 return
         except OSError:
@@ -127,7 +134,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, seconds: flo
     raise SystemExit(f"the service was not ready within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def load(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
+def load(port: int, bodies: list[bytes], clients: int, seconds: float, path: str = "/predict") -> dict[str, Any]:
     """`clients` threads, each on its own keep-alive connection, POST one flight at a time for `seconds`."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
@@ -145,7 +152,7 @@ def load(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict[s
             i += clients
             begin = time.perf_counter()
             try:
-                connection.request("POST", "/predict", body=body, headers=headers)
+                connection.request("POST", path, body=body, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 ok = response.status == 200
@@ -206,6 +213,87 @@ def service(args: argparse.Namespace, flights: list[dict[str, Any]], seconds: fl
                     proc.wait()
 
 
+# Run by the mlflow virtualenv's Python: the fitted pipeline as skops bytes (never a pickle), loaded with the
+# types the package's own load trusts (flightdelay.modeling.model_audit.SKOPS_TRUSTED) after checking the hash the
+# benchmark recorded, then saved as an MLflow model in skops format that predicts probabilities.
+SAVE_MLFLOW_MODEL = """
+import hashlib, json, sys
+import mlflow.sklearn
+import skops.io
+data = open(sys.argv[1], "rb").read()
+if hashlib.sha256(data).hexdigest() != sys.argv[2]:
+    sys.exit(f"{sys.argv[1]} is not the model file the benchmark wrote")
+trusted = json.loads(sys.argv[4])
+model = skops.io.loads(data, trusted=trusted)
+mlflow.sklearn.save_model(
+    model, sys.argv[3], serialization_format="skops", skops_trusted_types=trusted, pyfunc_predict_fn="predict_proba"
+)
+"""
+
+
+def feature_bodies(features: pd.DataFrame) -> list[bytes]:
+    """One `dataframe_split` body per row of model inputs, as `mlflow models serve` reads them (NaN as null)."""
+    columns = [str(c) for c in features.columns]
+    bodies = []
+    for row in features.itertuples(index=False):
+        values = [None if isinstance(v, float) and math.isnan(v) else v for v in row]
+        bodies.append(json.dumps({"dataframe_split": {"columns": columns, "data": [values]}}).encode())
+    return bodies
+
+
+def mlflow_service(mlflow: Path, predictor: Any, flights: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """`mlflow models serve` of the package's fitted pipeline, fed the flights' feature rows: the check that it
+    gives the predictor's probabilities, then the same load as the service."""
+    sample = pd.DataFrame(flights[:500])
+    features = predictor.features(sample)
+    bodies = feature_bodies(features)
+    expected = predictor.predict(sample)["probability"].to_numpy()
+    python = mlflow.parent / "python"
+    port = free_port()
+    # mlflow starts `uvicorn` from PATH: its own virtualenv's first, not this one's
+    path = f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONPATH", None)
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as scratch:
+        tmp = Path(scratch)
+        from flightdelay.modeling.model_audit import SKOPS_TRUSTED
+
+        data = skops.io.dumps(predictor.model)
+        (tmp / "model.skops").write_bytes(data)
+        subprocess.run(
+            [str(python), "-c", SAVE_MLFLOW_MODEL, str(tmp / "model.skops"), hashlib.sha256(data).hexdigest(),
+             str(tmp / "model"), json.dumps(sorted(SKOPS_TRUSTED))],
+            check=True, env=env,
+        )  # fmt: skip
+        log = tmp / "mlflow.out"
+        command = [str(mlflow), "models", "serve", "-m", str(tmp / "model"), "-h", "127.0.0.1", "-p", str(port),
+                   "--env-manager", "local", "-w", "1"]  # fmt: skip
+        with log.open("w") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+            try:
+                wait_ready(port, proc, log, 300, path="/ping")
+                got = []
+                for body in bodies[:20]:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+                    answer = json.loads(connection.getresponse().read())
+                    got.append(answer["predictions"][0][1])
+                difference = float(max(abs(g - e) for g, e in zip(got, expected[:20], strict=True)))
+                if difference > 1e-9:
+                    raise SystemExit(f"mlflow models serve differs from the predictor by {difference:g}")
+                load(port, bodies, 1, min(seconds, 1.0), path="/invocations")  # warm up
+                levels = [load(port, bodies, clients, seconds, path="/invocations") for clients in CONCURRENCY]
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return {"max_difference_from_predictor": difference, "levels": levels}
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -244,6 +332,23 @@ def markdown(result: dict[str, Any]) -> str:
             f"| concurrency {row['concurrency']} | {fmt(row['requests_per_s'])} | {fmt(row['p50_ms'])} | "
             f"{fmt(row['p99_ms'])} | {row['requests']:,} | {row['errors']} |"
         )
+    reference = result.get("mlflow")
+    if reference:
+        lines += [
+            "",
+            "| `mlflow models serve`, 1 feature row per request | requests/s | p50 ms | p99 ms | requests | errors |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in reference["levels"]:
+            lines.append(
+                f"| concurrency {row['concurrency']} | {fmt(row['requests_per_s'])} | {fmt(row['p50_ms'])} | "
+                f"{fmt(row['p99_ms'])} | {row['requests']:,} | {row['errors']} |"
+            )
+        lines += [
+            "",
+            f"MLflow's probabilities differ from the predictor's by at most "
+            f"{reference['max_difference_from_predictor']:.1e} on the first 20 flights.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -258,6 +363,11 @@ def main() -> None:
     parser.add_argument("--month", default="2013-12", help="the month whose raw flights are sent (YYYY-MM)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (its serve: section)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/benchmarks[/quick])")
+    parser.add_argument(
+        "--mlflow",
+        type=Path,
+        help="also measure `mlflow models serve` with this mlflow command (.venvs/mlflow/bin/mlflow)",
+    )
     args = parser.parse_args()
     if args.package is None:
         found = sorted(Path("models/package").glob("model-*"))
@@ -286,6 +396,8 @@ def main() -> None:
         "in_process": in_process(predictor, flights, repeats, compare=not args.quick),
         "service": service(args, flights, seconds),
     }
+    if args.mlflow:
+        result["mlflow"] = mlflow_service(args.mlflow, predictor, flights, seconds)
     meta["load_average_end"] = os.getloadavg()[0]
     out.mkdir(parents=True, exist_ok=True)
     (out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
