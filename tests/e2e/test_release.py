@@ -35,13 +35,14 @@ def repro(repo: Path, check: bool = True) -> tuple[list[str], subprocess.Complet
 
 def restore(repo: Path) -> None:
     """Back to the committed state without running a stage: git restores params.yaml, dvc.lock and the tracked
-    reports, `dvc checkout` the cached outputs (model, predictions, package) that dvc.lock names.
+    reports (index included: `core.autostage` has DVC stage dvc.lock), `dvc checkout` the cached outputs (model,
+    predictions, package) that dvc.lock names.
 
     A rerun would recompute the stages with git-tracked outputs (evaluate to report: the run-cache does not hold
     them) only to rewrite what git already has; that the committed outputs come back byte for byte from a rerun is
     test_reproducible.py's point.
     """
-    run(["git", "checkout", "--", "."], cwd=repo)
+    run(["git", "reset", "--quiet", "--hard"], cwd=repo)
     dvc("checkout", cwd=repo)
     assert json.loads(dvc("status", "--json", cwd=repo).stdout) == {}
     assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
