@@ -51,8 +51,11 @@ repro: $(RUNTIME_STAMP)  ## run the pipeline (only stale stages) and print the m
 	@echo
 	$(BIN)/dvc metrics show
 
+# The whole suite over the machine's cores (pytest-xdist), a test module at a time per worker (module fixtures are
+# made once), in the order collected: the end-to-end modules first, the many short tests fill in at the end. The
+# session's short pipeline run is built once and shared by the workers (tests/conftest.py `built_once`).
 test: $(DEV_STAMP)  ## run the whole test suite, end-to-end tests included (the 25 slowest listed at the end)
-	$(BIN)/python -m pytest --durations=25
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 test-fast: $(DEV_STAMP)  ## every test not marked slow (no end-to-end runs; under a minute)
 	$(BIN)/python -m pytest -m "not slow" -n auto

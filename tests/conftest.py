@@ -6,10 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -25,6 +26,18 @@ DATASET_SPECIFIC = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one OpenMP thread per core and worker (unless OMP_NUM_THREADS is set already).
+
+    Each worker runs stages (scikit-learn's OpenMP) beside the others: with every process using every core, the
+    threads' spin-waits can make a fit many times slower (docs/benchmarks.md). Model files do not record the thread
+    count (modeling/model.py `without_thread_counts`), so the outputs are the same bytes either way.
+    """
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its kind, the folder under tests/ it lives in (`pytest -m model`), and the tests of
     one data set with `dataset_specific`."""
@@ -35,6 +48,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, parts[0]))
         if "/".join(parts).startswith(DATASET_SPECIFIC):
             item.add_marker(pytest.mark.dataset_specific)
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
+    """What `build(folder)` returns, built once per test run even when pytest-xdist runs the tests in several processes.
+
+    For a session fixture that several modules read (`short_run`). Without xdist a session fixture is already made
+    once: `build` gets a new temporary folder. Under xdist each worker has a session of its own, so the folder is in
+    the run's shared temporary root: the first worker to ask builds it under a file lock while the others wait, then
+    they reuse it. A failed build is recorded, and the other workers fail at once with its message.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent  # the run's root, shared by its workers (pytest-N/)
+    done, failed = root / f"{name}.built", root / f"{name}.failed"
+    with FileLock(root / f"{name}.lock"):
+        if failed.exists():
+            pytest.fail(f"{name}: building it failed in another worker:\n{failed.read_text()}")
+        if not done.exists():
+            folder = root / name
+            folder.mkdir()
+            try:
+                result = build(folder)
+            except BaseException as exc:  # pytest.fail's exception included
+                failed.write_text(f"{type(exc).__name__}: {exc}")
+                raise
+            done.write_text(str(result))
+    return Path(done.read_text())
 
 
 def pipeline_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:

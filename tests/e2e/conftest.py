@@ -1,8 +1,9 @@
 """Fixtures shared by the end-to-end tests.
 
 Session-scoped: the clone that ran the short pipeline (`short_run`), the S3 server and the clone that pushed to it
-are made once. `short_run` is the only short-window `dvc repro` from scratch in the session; a module that changes
-its repository works on `copy_of(short_run, ...)` (tests/conftest.py), served by the copied cache and run-cache.
+are made once. `short_run` is the only short-window `dvc repro` from scratch in the run, also under pytest-xdist
+(`built_once`, tests/conftest.py); a module that changes its repository works on `copy_of(short_run, ...)`
+(tests/conftest.py), served by the copied cache and run-cache.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clone, copy_of, dvc, run, stages_ran
+from tests.conftest import built_once, clone, copy_of, dvc, run, stages_ran
 from tests.e2e.s3 import BUCKET, URL, VARIANT, aws_env, free_port, s3_call, stop, wait_for_port
 from tests.e2e.test_pipeline import ALL_STAGES, SHORT, set_params
 
@@ -25,7 +26,11 @@ SHORT_RUN = {**SHORT, ("train", "hist_gradient_boosting", "max_iter"): 60}
 @pytest.fixture(scope="session")
 def short_run(tmp_path_factory) -> Path:
     """A clone with SHORT_RUN's params committed and the pipeline run once. Shared: read it, never change it."""
-    path = clone(tmp_path_factory.mktemp("short") / "repo")
+    return built_once(tmp_path_factory, "short", run_short_window)
+
+
+def run_short_window(folder: Path) -> Path:
+    path = clone(folder / "repo")
     set_params(path, SHORT_RUN)
     assert stages_ran(dvc("repro", cwd=path).stdout) == ALL_STAGES
     run(["git", "add", "-A"], cwd=path)
