@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from flightdelay.core.config import DriftParams
+from flightdelay.core.value_counts import NumberCounts
 from flightdelay.stages.drift import (
+    SplitCounts,
+    _ks,
+    bin_counts,
     categorical_counts,
     compare,
     compare_categorical,
+    compare_counts,
     compare_numeric,
     numeric_counts,
     psi,
@@ -156,3 +162,51 @@ def test_render_markdown_lists_features_over_threshold_first():
     assert rows[0].endswith("| **yes** |")
     assert rows[1].endswith("| no |")
     assert "**Model predictions:** PSI" in text
+
+
+def _column(rng: np.random.Generator, n: int, shift: float) -> np.ndarray:
+    values = np.round(rng.normal(shift, 1, n), 1)  # ties, as real features have
+    values[rng.random(n) < 0.05] = np.nan
+    values[:2] = [np.inf, -np.inf]
+    return values
+
+
+def test_counts_merged_over_partitions_give_the_whole_columns_edges_bins_and_ks_bit_for_bit():
+    rng = np.random.default_rng(11)
+    reference, current = _column(rng, 3000, 0.0), _column(rng, 1000, 0.3)
+    merged = NumberCounts.merge(NumberCounts.of(part) for part in np.array_split(reference, 3))
+    merged_current = NumberCounts.merge(NumberCounts.of(part) for part in np.array_split(current, 4))
+    finite = reference[~np.isnan(reference)]
+    inner = np.quantile(finite[np.isfinite(finite)], np.linspace(0, 1, 11)[1:-1])  # infinities at both ends
+    edges = quantile_edges(merged, 10)
+    assert edges == [float(e) for e in np.unique(np.round(np.quantile(finite, np.linspace(0, 1, 11)[1:-1]), 6))]
+    assert len(edges) > 5 and edges[0] >= inner[0] - 1  # real edges, not empty ones
+    counts, missing = numeric_counts(reference, edges)
+    assert bin_counts(merged, edges).tolist() == [*counts.tolist(), missing]
+    expected = stats.ks_2samp(finite, current[~np.isnan(current)], method="asymp")
+    assert _ks(merged, merged_current) == (float(expected.statistic), float(expected.pvalue))
+
+
+def test_drift_of_partitions_merged_is_the_drift_of_the_whole_frames():
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "temp": _column(rng, 1200, 0.0),
+            "carrier": pd.Series(rng.choice(["AA", "B6", "UA", None], 1200), dtype="string"),
+        }
+    )
+    later = frame.sample(frac=0.5, random_state=1).assign(temp=lambda f: f["temp"] + 0.5)
+    ref_pred, cur_pred = rng.random(300), rng.random(200)
+    whole = compare(frame, later, ["temp"], ["carrier"], ref_pred, cur_pred, DP)
+    parts = [SplitCounts.of(frame.iloc[i : i + 400], ["temp"], ["carrier"]) for i in (0, 400, 800)]
+    merged = compare_counts(
+        SplitCounts.merge(parts, ["temp"], ["carrier"]),
+        SplitCounts.of(later, ["temp"], ["carrier"]),
+        ["temp"],
+        ["carrier"],
+        ref_pred,
+        cur_pred,
+        DP,
+    )
+    assert merged == whole
+    assert whole.rows.reference == 1200 and whole.features[0].statistic is not None

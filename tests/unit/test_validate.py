@@ -10,11 +10,11 @@ import pytest
 
 from flightdelay.core.config import ColumnSpec, TableSpec
 from flightdelay.core.errors import DataError
+from flightdelay.core.value_counts import exact_quantile
 from flightdelay.data import quarantine
 from flightdelay.stages.validate import (
     ColumnPartial,
     check_partition,
-    exact_quantile,
     merge_partials,
     profile_column,
     profile_partial,

@@ -14,6 +14,11 @@ Missing values get a bin of their own. A feature is over threshold when its PSI 
 `drift.psi_threshold` *and* its test rejects "same distribution" at `drift.p_value` (with tens of thousands of
 rows every test rejects, so PSI decides; on a few rows the test keeps noise from counting).
 
+Each split is read one partition (month) at a time and kept as the counts of each column's distinct values
+(flightdelay.core.value_counts), merged over the months: the quantile edges, bin shares, KS statistic and its
+p-value follow exactly from the counts (the same numbers as numpy and scipy on the whole columns), so memory holds
+one month's columns and the counts, never a whole split, however many months the window has.
+
 The reference bins and frequencies written here are also the training reference distributions in the model
 package, for monitoring the model in service.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -43,8 +49,9 @@ from flightdelay.core.contracts import (
     NumericReference,
     TrainSummary,
 )
-from flightdelay.core.files import read_parquet, read_split, write_text
+from flightdelay.core.files import partition_files, read_parquet, write_text
 from flightdelay.core.tables import markdown_table
+from flightdelay.core.value_counts import NumberCounts, TextCounts, exact_quantile
 from flightdelay.modeling.drift_bins import PSI_FLOOR, categorical_counts, numeric_counts, psi, shares
 
 __all__ = ["PSI_FLOOR", "categorical_counts", "compare", "numeric_counts", "psi", "run", "shares"]
@@ -69,28 +76,60 @@ PREDICTION = "prediction"
 # ------------------------------------------------------------------------------------------------ pure logic
 
 
-def quantile_edges(values: np.ndarray, bins: int) -> list[float]:
-    """Inner bin edges at the training quantiles (duplicates removed), so bins hold similar shares of rows."""
-    finite = values[~np.isnan(values)]
-    if finite.size == 0:
+def _numbers(values: np.ndarray | NumberCounts) -> NumberCounts:
+    return values if isinstance(values, NumberCounts) else NumberCounts.of(np.asarray(values, dtype="float64"))
+
+
+def _texts(values: pd.Series | TextCounts) -> TextCounts:
+    return values if isinstance(values, TextCounts) else text_counts(values)
+
+
+def quantile_edges(values: np.ndarray | NumberCounts, bins: int) -> list[float]:
+    """Inner bin edges at the training quantiles (duplicates removed), so bins hold similar shares of rows:
+    numpy's quantiles of the present values, computed exactly from their counts."""
+    reference = _numbers(values)
+    if reference.present == 0:
         return []
-    inner = np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    inner = np.array(
+        [exact_quantile(reference.values, reference.counts, q) for q in np.linspace(0.0, 1.0, bins + 1)[1:-1]]
+    )
     return [float(e) for e in np.unique(np.round(inner, EDGE_DIGITS))]
 
 
-def top_categories(values: pd.Series, max_categories: int) -> list[str]:
+def top_categories(values: pd.Series | TextCounts, max_categories: int) -> list[str]:
     """The most frequent training categories (ties by name), in that order."""
-    counts = values.dropna().astype(str).value_counts()
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ordered = sorted(_texts(values).counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [name for name, _ in ordered[:max_categories]]
 
 
-def _ks(reference: np.ndarray, current: np.ndarray) -> tuple[float | None, float | None]:
-    a, b = reference[~np.isnan(reference)], current[~np.isnan(current)]
-    if a.size == 0 or b.size == 0:
+def _ks(reference: NumberCounts, current: NumberCounts) -> tuple[float | None, float | None]:
+    """The two-sample Kolmogorov-Smirnov statistic and its asymptotic p-value, from the counts: scipy's
+    `ks_2samp(method="asymp")` of the present values, the same numbers (both empirical distributions compared at
+    every value either holds; Smirnov's distribution for the p-value)."""
+    n1, n2 = reference.present, current.present
+    if n1 == 0 or n2 == 0:
         return None, None
-    result = stats.ks_2samp(a, b, method="asymp")
-    return float(result.statistic), float(result.pvalue)
+    points = np.union1d(reference.values, current.values)
+    differences = reference.at_or_below(points) / n1 - current.at_or_below(points) / n2
+    below = np.clip(-differences.min(), 0, 1)
+    above = differences.max()
+    d = below if below > above else above
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    p_value = np.clip(stats.distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1)
+    return float(d), float(p_value)
+
+
+def bin_counts(column: NumberCounts, edges: list[float]) -> np.ndarray:
+    """Counts per value bin of `numeric_counts` (flightdelay.modeling.drift_bins), then missing, from the counts."""
+    which = np.searchsorted(np.asarray(edges, dtype=float), column.values, side="right")
+    per_bin = np.bincount(which, weights=column.counts, minlength=len(edges) + 1).astype("int64")
+    return np.append(per_bin, column.missing)
+
+
+def category_counts(column: TextCounts, categories: list[str]) -> np.ndarray:
+    """Counts per known category, then other and missing (`categorical_counts`), from the counts."""
+    known = np.array([column.counts.get(c, 0) for c in categories], dtype=int)
+    return np.append(known, [column.present - int(known.sum()), column.missing])
 
 
 def _chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float | None, float | None]:
@@ -128,14 +167,13 @@ def _record(
     )
 
 
-def compare_numeric(name: str, reference: np.ndarray, current: np.ndarray, dp: DriftParams) -> FeatureDrift:
-    reference = np.asarray(reference, dtype=float)
-    current = np.asarray(current, dtype=float)
+def compare_numeric(
+    name: str, reference_values: np.ndarray | NumberCounts, current_values: np.ndarray | NumberCounts, dp: DriftParams
+) -> FeatureDrift:
+    reference, current = _numbers(reference_values), _numbers(current_values)
     edges = quantile_edges(reference, dp.bins)
-    ref_counts, ref_missing = numeric_counts(reference, edges)
-    cur_counts, cur_missing = numeric_counts(current, edges)
-    ref_shares = shares(np.append(ref_counts, ref_missing))
-    cur_shares = shares(np.append(cur_counts, cur_missing))
+    ref_shares = shares(bin_counts(reference, edges))
+    cur_shares = shares(bin_counts(current, edges))
     statistic, p_value = _ks(reference, current)
     return _record(
         name,
@@ -150,12 +188,13 @@ def compare_numeric(name: str, reference: np.ndarray, current: np.ndarray, dp: D
     )
 
 
-def compare_categorical(name: str, reference: pd.Series, current: pd.Series, dp: DriftParams) -> FeatureDrift:
+def compare_categorical(
+    name: str, reference_values: pd.Series | TextCounts, current_values: pd.Series | TextCounts, dp: DriftParams
+) -> FeatureDrift:
+    reference, current = _texts(reference_values), _texts(current_values)
     categories = top_categories(reference, dp.max_categories)
-    ref_known, ref_other, ref_missing = categorical_counts(reference, categories)
-    cur_known, cur_other, cur_missing = categorical_counts(current, categories)
-    ref_all = np.append(ref_known, [ref_other, ref_missing])
-    cur_all = np.append(cur_known, [cur_other, cur_missing])
+    ref_all = category_counts(reference, categories)
+    cur_all = category_counts(current, categories)
     ref_shares, cur_shares = shares(ref_all), shares(cur_all)
     statistic, p_value = _chi2(ref_all, cur_all)
     return _record(
@@ -191,6 +230,37 @@ def _order(record: FeatureDrift) -> tuple[int, float, str]:
     return (0 if record.over_threshold else 1, -_psi(record), record.feature)
 
 
+@dataclass(frozen=True)
+class SplitCounts:
+    """Every model input of a split (or of one of its partitions) as value counts: partials merge exactly."""
+
+    rows: int
+    numbers: dict[str, NumberCounts]
+    texts: dict[str, TextCounts]
+
+    @staticmethod
+    def of(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> SplitCounts:
+        return SplitCounts(
+            len(frame),
+            {c: NumberCounts.of(_floats(frame[c])) for c in numeric},
+            {c: text_counts(frame[c]) for c in categorical},
+        )
+
+    @staticmethod
+    def merge(parts: list[SplitCounts], numeric: list[str], categorical: list[str]) -> SplitCounts:
+        return SplitCounts(
+            sum(p.rows for p in parts),
+            {c: NumberCounts.merge(p.numbers[c] for p in parts) for c in numeric},
+            {c: TextCounts.merge(p.texts[c] for p in parts) for c in categorical},
+        )
+
+
+def text_counts(values: pd.Series) -> TextCounts:
+    missing = values.isna()
+    present = values[~missing].astype(str).value_counts()
+    return TextCounts({str(k): int(v) for k, v in present.items()}, int(missing.sum()))
+
+
 def compare(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -200,16 +270,37 @@ def compare(
     current_prediction: np.ndarray,
     dp: DriftParams,
 ) -> DriftResult:
+    """Drift of every feature and of the prediction, from whole frames (see `compare_counts`)."""
+    return compare_counts(
+        SplitCounts.of(reference, numeric, categorical),
+        SplitCounts.of(current, numeric, categorical),
+        numeric,
+        categorical,
+        reference_prediction,
+        current_prediction,
+        dp,
+    )
+
+
+def compare_counts(
+    reference: SplitCounts,
+    current: SplitCounts,
+    numeric: list[str],
+    categorical: list[str],
+    reference_prediction: np.ndarray,
+    current_prediction: np.ndarray,
+    dp: DriftParams,
+) -> DriftResult:
     """Drift of every feature and of the prediction; features over threshold first, then by PSI."""
-    features = [compare_numeric(c, _floats(reference[c]), _floats(current[c]), dp) for c in numeric]
-    features += [compare_categorical(c, reference[c], current[c], dp) for c in categorical]
+    features = [compare_numeric(c, reference.numbers[c], current.numbers[c], dp) for c in numeric]
+    features += [compare_categorical(c, reference.texts[c], current.texts[c], dp) for c in categorical]
     features.sort(key=_order)
     prediction = compare_numeric(PREDICTION, reference_prediction, current_prediction, dp)
     over = [f.feature for f in features if f.over_threshold]
     counted = [f.feature for f in features if f.over_threshold and not f.expected]
     return DriftResult(
         thresholds=DriftThresholds(psi=dp.psi_threshold, p_value=dp.p_value, bins=dp.bins),
-        rows=DriftRows(reference=len(reference), current=len(current)),
+        rows=DriftRows(reference=reference.rows, current=current.rows),
         summary=DriftSummary(
             features=len(features),
             over_threshold=over,
@@ -309,11 +400,18 @@ def run(
     if unknown:
         log.warning("drift: drift.expected names %s, which the model does not use", unknown)
     columns = numeric + categorical
-    reference = read_split(Path(processed_dir) / "train", columns)
-    current = read_split(Path(processed_dir) / "test", columns)
+    # One partition at a time: each becomes value counts, merged per split, so memory holds one month's columns
+    # and the counts of distinct values, never a whole split.
+    splits = {}
+    for split in ("train", "test"):
+        parts = [
+            SplitCounts.of(read_parquet(path, columns), numeric, categorical)
+            for path in partition_files(Path(processed_dir) / split)
+        ]
+        splits[split] = SplitCounts.merge(parts, numeric, categorical)
     ref_pred = read_parquet(Path(predictions_dir) / "train.parquet")["prediction"].to_numpy(dtype=float)
     cur_pred = read_parquet(Path(predictions_dir) / "test.parquet")["prediction"].to_numpy(dtype=float)
-    result = compare(reference, current, numeric, categorical, ref_pred, cur_pred, dp)
+    result = compare_counts(splits["train"], splits["test"], numeric, categorical, ref_pred, cur_pred, dp)
     result.save(drift_file)
     write_text(report_file, render_markdown(result))
     s = result.summary

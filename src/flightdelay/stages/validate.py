@@ -27,6 +27,7 @@ from flightdelay.core.engine import map_partitions, read_parquet_url, remove_par
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, write_json, write_parquet, write_text
 from flightdelay.core.tables import markdown_table
+from flightdelay.core.value_counts import exact_quantile
 from flightdelay.data import quarantine
 from flightdelay.data.counts import total_rows
 from flightdelay.data.schema_checks import column_drift, null_spikes
@@ -157,21 +158,6 @@ class ColumnPartial:
     def merge(self, other: ColumnPartial) -> ColumnPartial:
         values = pd.concat([self.values, other.values]).groupby(level=0, sort=True).sum().astype("int64")
         return ColumnPartial(self.dtype, self.count + other.count, self.nulls + other.nulls, values)
-
-
-def exact_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
-    """numpy's default (linear) quantile of the sorted distinct `values` repeated `counts` times, computed
-    without expanding them: the same float as `np.quantile` of the expanded column."""
-    n = int(counts.sum())
-    position = (n - 1) * np.float64(q)
-    below = int(np.floor(position))
-    ends = np.cumsum(counts)
-    lo = values[np.searchsorted(ends, below, side="right")]
-    hi = values[np.searchsorted(ends, min(below + 1, n - 1), side="right")]
-    gamma = position - below
-    # numpy's _lerp: a + (b - a) * t, or b - (b - a) * (1 - t) for t >= 0.5
-    diff = hi - lo
-    return float(hi - diff * (1 - gamma) if gamma >= 0.5 else lo + diff * gamma)
 
 
 def profile_partial(partial: ColumnPartial, quantiles: tuple[float, ...]) -> dict[str, Any]:
