@@ -188,3 +188,21 @@ c: yes-ish
     assert "# the top" in text and "# a flow list" in text and "lst: [x, y]" in text
     assert "gone" not in text
     assert 'new: "yes"' in text and 'day: "2013-01-01"' in text  # YAML 1.1 (the stages' reader) would not read a text
+
+
+def test_a_dask_engine_is_set_back_to_local_for_the_generic_builder():
+    rows = S.read_table(weather(), "date", [], "w.csv")
+    table = S.infer_table(rows.drop(columns=["year", "month"]), "date", [])
+    raw = S.scaffold_params(
+        default_params({"compute.engine": "dask"}),
+        table="seattle",
+        name="rain tomorrow",
+        time_column="date",
+        entity_keys=[],
+        target=S.parse_target("precipitation shift -1 > 0"),
+        schema=table,
+        periods=["2012-01", "2012-02", "2012-03"],
+        test_months=1,
+        raw_dir="data/raw/seattle",
+    )
+    assert parse_params(raw).compute.engine == "local"  # dask would be refused with features.builder: generic

@@ -241,6 +241,7 @@ def scaffold_params(
     if task == "regression" and out["train"].get("model") == "logistic_regression":
         out["train"]["model"] = "hist_gradient_boosting"
     out["evaluate"] = {**params["evaluate"], "slices": list(entity_keys)}  # slices are of id columns
+    out["compute"] = {**params["compute"], "engine": "local"}  # the generic builder runs in one process
     out["drift"] = {**params["drift"], "expected": CALENDAR}
     if "monitor" in params:
         out["monitor"] = {**params["monitor"], "expected": CALENDAR}
