@@ -100,6 +100,16 @@ def test_the_package_verifies_and_the_report_names_the_data_set(seattle):
     assert "rain tomorrow" in report and (seattle / "reports" / "report.pdf").exists()
 
 
+def test_the_fork_keeps_the_params_comments_and_promotes_under_its_own_name(seattle):
+    """The artifact name is params.yaml's, as new-dataset wrote it. The promotion commits the registry record; the
+    experiment below runs on that commit."""
+    assert (seattle / "params.yaml").read_text().startswith("# Every knob of the pipeline lives here")
+    assert "staging: v0.0.1 (model-" in flightdelay("promote", "staging", cwd=seattle).stdout
+    tags = run(["git", "tag"], cwd=seattle).stdout.split()
+    assert "rain-tomorrow@v0.0.1" in tags and not [t for t in tags if t.startswith("flight-delay")]
+    assert json.loads((seattle / "registry" / "staging.json").read_text())["artifact"] == "rain-tomorrow"
+
+
 def test_an_experiment_runs(seattle):
     out = dvc("exp", "run", "-S", "train.hist_gradient_boosting.learning_rate=0.05", cwd=seattle)
     assert stages_ran(out.stdout)[0] == "train"

@@ -21,6 +21,7 @@ from flightdelay.release import record, registry
 from flightdelay.release.package_format import MODEL_FILE, write_package
 from flightdelay.release.registry import RegistryError
 from flightdelay.stages.package import pointer
+from tests.default_params import default_params, write_params
 from tests.unit.test_packaging import manifest_for, tiny_model_bytes, tiny_state_bytes
 
 WHO = "Jane Doe"
@@ -41,12 +42,20 @@ def repo(tmp_path, monkeypatch) -> Path:
     git(path, "init", "--quiet", "-b", "main")
     (path / ".gto").write_text("stages: [staging, prod]\n")
     (path / ".gitignore").write_text("/models/package/\n/logs/\n")
+    name_artifact(path, "flight-delay")
     (path / "registry").mkdir()
     for channel in record.CHANNELS:
-        (path / "registry" / f"{channel}.json").write_text(json.dumps(record.empty_record(channel)))
+        (path / "registry" / f"{channel}.json").write_text(json.dumps(record.empty_record("flight-delay", channel)))
     git(path, "add", "-A")
     git(path, "commit", "--quiet", "-m", "empty registry")
     return path
+
+
+def name_artifact(repo: Path, artifact: str, declared: str | None = None) -> None:
+    """params.yaml `dataset.artifact` and dvc.yaml's `artifacts:` entry (`declared`, the same unless given)."""
+    write_params(repo / "params.yaml", default_params({"dataset.artifact": artifact}))
+    entry = f"artifacts:\n  {declared or artifact}:\n    path: models/package\n    type: model\n"
+    (repo / "dvc.yaml").write_text(entry)
 
 
 def write_lock(repo: Path) -> None:
@@ -233,3 +242,28 @@ def test_a_gate_file_of_another_shape_is_named_not_guessed(repo):
     head = git(repo, "rev-parse", "HEAD").strip()
     with pytest.raises(ContractError, match=r"^reports/gate\.json at HEAD: not a GateDecision: missing key candidate"):
         _check_gate(repo, head, "HEAD")
+
+
+def test_a_fork_promotes_under_its_own_artifact_name(repo, capfd, monkeypatch):
+    """The name comes from params.yaml dataset.artifact (as new-dataset writes it), not from code."""
+    name_artifact(repo, "rain-tomorrow")
+    git(repo, "commit", "--quiet", "-am", "a fork: rain tomorrow")
+    commit_model(repo, 1)
+    promoted = registry.promote(repo, "prod")
+    assert promoted["artifact"] == "rain-tomorrow"
+    assert json.loads((repo / "registry" / "prod.json").read_text())["artifact"] == "rain-tomorrow"
+    assert git(repo, "log", "-1", "--format=%s").startswith("promote rain-tomorrow v0.0.1 (")
+    tags = git(repo, "tag").split()
+    assert "rain-tomorrow@v0.0.1" in tags and not [t for t in tags if t.startswith("flight-delay")]
+    monkeypatch.chdir(repo)
+    assert main(["history", "prod"]) == 0
+    assert capfd.readouterr().out.startswith("rain-tomorrow prod history, newest first:")
+
+
+def test_params_and_dvc_yaml_naming_two_artifacts_are_refused(repo):
+    name_artifact(repo, "rain-tomorrow", declared="flight-delay")
+    git(repo, "commit", "--quiet", "-am", "a fork that renamed only params.yaml")
+    commit_model(repo, 1)
+    with pytest.raises(RegistryError, match=r"dvc\.yaml: `artifacts:` declares \['flight-delay'\], but params\.yaml "):
+        registry.promote(repo, "prod")
+    assert git(repo, "tag") == ""

@@ -641,6 +641,13 @@ def test_the_generic_builder_is_described_by_config():
         ({"dataset.target.classification.rule": "rains"}, r"dataset\.target\.classification\.rule: 'rains'"),
         ({"dataset.target.classification.shift": 1}, r"dataset\.target\.classification\.shift: 1 is out of range"),
         ({"dataset.target.classification.source": None}, r"dataset\.target\.classification\.rule: give both source"),
+        # params the generic builder would not use are refused, not ignored silently
+        (
+            {"features.missing_target": "late"},
+            r"^params: features\.missing_target: late .* is a rule of the default builder only; .* set "
+            r"features\.missing_target: drop$",
+        ),
+        ({"compute.engine": "dask"}, r"^params: compute\.engine: dask is not used by .* set compute\.engine: local "),
     ],
 )
 def test_bad_generic_builder_params_are_refused_in_one_line(change, message):
@@ -648,3 +655,8 @@ def test_bad_generic_builder_params_are_refused_in_one_line(change, message):
 
     with pytest.raises(ConfigError, match=message):
         parse_params(generic_params(change))
+
+
+def test_the_flights_builder_takes_missing_target_late_and_dask():
+    params = parse_params(default_params({"features.missing_target": "late", "compute.engine": "dask"}))
+    assert (params.features.missing_target, params.compute.engine) == ("late", "dask")

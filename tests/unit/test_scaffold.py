@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from flightdelay.core.config import parse_params, parse_schema
 from flightdelay.data import scaffold as S
-from tests.default_params import default_params
+from tests.default_params import DEFAULTS_FILE, default_params
 
 
 @pytest.mark.parametrize(
@@ -158,3 +159,50 @@ def test_the_raw_stage_is_moved_aside_and_the_artifact_renamed():
     assert "  raw:" not in text and "  ingest:" in text
     renamed = S.with_artifact(text, "rain-tomorrow")
     assert "  rain-tomorrow:\n    path: models/package" in renamed and "flight-delay" not in renamed
+
+
+def test_the_params_file_keeps_its_comments():
+    """new-dataset rewrites params.yaml: a key that stays keeps its comment, a key that goes takes its own along."""
+    original = DEFAULTS_FILE.read_text(encoding="utf-8")
+    kept = "# Which code builds the features (core/processed.py is what every builder writes)"
+    assert kept in original  # the fixture's comment on features.builder, which the scaffold sets to generic
+    new = scaffolded()
+    text = S.keep_comments(original, new)
+    assert yaml.safe_load(text) == new
+    assert kept in text and text.startswith("# The params every test starts from")
+    assert parse_params(yaml.safe_load(text)).features.builder == "generic"
+
+
+def test_comments_stay_on_kept_keys_and_go_with_removed_ones():
+    original = """# the top
+a:
+  b: 1        # b's comment
+  gone: 2     # gone's comment
+  lst: [x, y] # a flow list
+c: yes-ish
+"""
+    new = {"a": {"b": 1.0, "lst": ["x", "y"], "new": "yes", "day": "2013-01-01"}, "c": "yes-ish", "d": True}
+    text = S.keep_comments(original, new)
+    assert yaml.safe_load(text) == new
+    assert isinstance(yaml.safe_load(text)["a"]["b"], float)  # 1 -> 1.0 is a change (1 == 1.0 in Python)
+    assert "# the top" in text and "# a flow list" in text and "lst: [x, y]" in text
+    assert "gone" not in text
+    assert 'new: "yes"' in text and 'day: "2013-01-01"' in text  # YAML 1.1 (the stages' reader) would not read a text
+
+
+def test_a_dask_engine_is_set_back_to_local_for_the_generic_builder():
+    rows = S.read_table(weather(), "date", [], "w.csv")
+    table = S.infer_table(rows.drop(columns=["year", "month"]), "date", [])
+    raw = S.scaffold_params(
+        default_params({"compute.engine": "dask"}),
+        table="seattle",
+        name="rain tomorrow",
+        time_column="date",
+        entity_keys=[],
+        target=S.parse_target("precipitation shift -1 > 0"),
+        schema=table,
+        periods=["2012-01", "2012-02", "2012-03"],
+        test_months=1,
+        raw_dir="data/raw/seattle",
+    )
+    assert parse_params(raw).compute.engine == "local"  # dask would be refused with features.builder: generic

@@ -385,6 +385,13 @@ class FeatureParams:
             )
         if self.builder == "generic" and self.generic is None:
             raise _rule("features.builder: generic needs a features.generic section (docs/own-data.md)", "generic")
+        if self.builder == "generic" and self.missing_target != "drop":  # refused, not ignored silently
+            raise _rule(
+                f"{self.missing_target} (a row without a target counts as the positive class) is a rule of the "
+                "default builder only; "
+                "features.builder: generic drops rows without a target: set features.missing_target: drop",
+                "missing_target",
+            )
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -573,6 +580,14 @@ class Params:
     serve: ServeParams
     compute: ComputeParams
     monitor: MonitorParams = dataclasses.field(default_factory=MonitorParams)
+
+    def __post_init__(self) -> None:
+        if self.features.builder == "generic" and self.compute.engine == "dask":  # not ignored silently: refused
+            raise _rule(
+                "dask is not used by features.builder: generic, which builds in the stage's own process (lags and "
+                "rolling windows read across months); set compute.engine: local (docs/own-data.md)",
+                "compute.engine",
+            )
 
 
 # ---------------------------------------------------------------------------------------------------- schema

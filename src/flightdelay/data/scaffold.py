@@ -11,7 +11,8 @@
    "precipitation shift -1 > 0" is 1 where the next row's precipitation is above 0), the ingest window, the split
    (the last `--test-months` months are the test months) and the generic feature builder (`features.builder:
    generic`: the numeric and text columns, lags and rolling windows of the target's source, calendar parts, a
-   history encoding per text column); the params file is rewritten without its comments (docs/params.md has them);
+   history encoding per text column); the params file keeps its comments and layout where a key stays (a
+   round-trip YAML edit: ruamel.yaml, which DVC itself uses for params files);
 4. moves the bundled `raw` stage out of dvc.yaml (into `<schema folder>/raw-stage.yaml`, to put back by hand) and
    names the `artifacts:` entry after the data set;
 5. runs `dvc add` on the partitions, and prints what to check before `dvc repro`.
@@ -22,6 +23,7 @@ The logic is plain functions over DataFrames and dicts (tested on small frames);
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import re
 import subprocess
@@ -239,10 +241,80 @@ def scaffold_params(
     if task == "regression" and out["train"].get("model") == "logistic_regression":
         out["train"]["model"] = "hist_gradient_boosting"
     out["evaluate"] = {**params["evaluate"], "slices": list(entity_keys)}  # slices are of id columns
+    out["compute"] = {**params["compute"], "engine": "local"}  # the generic builder runs in one process
     out["drift"] = {**params["drift"], "expected": CALENDAR}
     if "monitor" in params:
         out["monitor"] = {**params["monitor"], "expected": CALENDAR}
     return out
+
+
+def keep_comments(original: str, params: dict[str, Any]) -> str:
+    """`params` as YAML, written over the text `original`: a key that stays keeps its comments and layout (flow
+    lists, quotes), a key that goes takes its comments with it, a new key is added at the end of its mapping.
+
+    ruamel.yaml's round-trip mode keeps comments, which PyYAML drops; the stages read the result with PyYAML (YAML
+    1.1), so a new text that YAML 1.1 reads as something else (`yes`, `on`, `2013-01-01`) is written quoted.
+    """
+    from ruamel.yaml import YAML
+
+    rt = YAML()  # round-trip: comments, key order, flow and block styles as they were
+    rt.width = 4096  # no wrapping of long texts
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.preserve_quotes = True
+    doc = rt.load(original)
+    if not isinstance(doc, dict):
+        raise ScaffoldError(
+            "the params file is not a mapping of sections; restore it with `git checkout -- params.yaml`"
+        )
+    _update(doc, params)
+    out = io.StringIO()
+    rt.dump(doc, out)
+    text = out.getvalue()
+    if yaml.safe_load(text) != params:  # the promise of this function; a failure is a bug here, not in the input
+        raise ScaffoldError("the rewritten params file does not read back as written (a bug in new-dataset)")
+    return text
+
+
+def _update(node: dict[str, Any], new: dict[str, Any]) -> None:
+    """Make the round-trip mapping `node` equal to `new`, keeping what is unchanged (and its comments) as it is."""
+    from ruamel.yaml.scalarstring import ScalarString
+
+    for key in [k for k in node if k not in new]:
+        del node[key]
+    for key, value in new.items():
+        old = node.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            _update(old, value)
+        elif isinstance(old, ScalarString) and isinstance(value, str):  # a quoted text stays quoted the same way
+            node[key] = type(old)(value)
+        elif key not in node or not _same(old, value):
+            node[key] = _quoted(value)
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal and of the same kind (1, 1.0 and True are equal in Python, not in a params file)."""
+    if isinstance(old, list) and isinstance(new, list):  # a round-trip list is a list subclass
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new, strict=True))
+    if isinstance(old, dict) or isinstance(new, dict):
+        return False
+    kinds = (bool, float, str)
+    return old == new and all(isinstance(old, k) == isinstance(new, k) for k in kinds)
+
+
+_STR = "tag:yaml.org,2002:str"
+
+
+def _quoted(value: Any) -> Any:
+    """`value` with each text that YAML 1.1 would read as another type (a bool, a date, a number) quoted."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    if isinstance(value, dict):
+        return {k: _quoted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    if isinstance(value, str) and yaml.SafeLoader("").resolve(yaml.ScalarNode, value, (True, False)) != _STR:
+        return DoubleQuotedScalarString(value)
+    return value
 
 
 def without_raw_stage(dvc_text: str) -> tuple[str, str]:
@@ -316,7 +388,8 @@ def run(args: argparse.Namespace) -> str:
     rows = read_table(frame, args.time_column, list(args.entity_keys), str(args.csv))
     spec = infer_table(rows.drop(columns=["year", "month"]), args.time_column, list(args.entity_keys))
     params_file = Path(args.params)
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params_text = params_file.read_text(encoding="utf-8")
+    params = yaml.safe_load(params_text)
     schema_file = params["data"]["schema"]
     raw_dir = f"data/raw/{table}"
     parts = monthly_csv(rows, args.time_column)
@@ -336,7 +409,7 @@ def run(args: argparse.Namespace) -> str:
         write_text(Path(raw_dir) / table / f"{period}.csv", text)
     header = "# Inferred by `flightdelay new-dataset` from " + args.csv.name + "; check ranges and allowed values.\n"
     write_text(schema_file, header + yaml.safe_dump({"tables": {table: spec}}, sort_keys=False))
-    write_text(params_file, yaml.safe_dump(new_params, sort_keys=False))
+    write_text(params_file, keep_comments(params_text, new_params))
     dvc_file = Path(args.dvc_file)
     dvc_text, raw_stage = without_raw_stage(dvc_file.read_text(encoding="utf-8"))
     if raw_stage:

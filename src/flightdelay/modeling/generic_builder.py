@@ -6,7 +6,8 @@ Reads every monthly partition of the main table (dataset.table) in the ingest wi
 windows read across month boundaries; the generic builder is for tables that fit in memory) and each joined
 reference table (`<table>.parquet`). Rows are written by month into train/ or test/ (features.split); months in
 neither range are unused, but their rows still serve as the earlier rows of lags and rolling windows.
-`compute` is not used: the builder runs in the stage's process.
+It runs in the stage's process: params with `compute.engine: dask` (or a `features.missing_target` other than
+`drop`, a rule of the default builder) are refused when loaded (core/config.py), never ignored silently.
 """
 
 from __future__ import annotations

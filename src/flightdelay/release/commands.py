@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from flightdelay.release import registry
 from flightdelay.release.package_format import load_package
@@ -34,5 +35,7 @@ def run(args: argparse.Namespace) -> None:
     elif args.stage == "history":
         rows = registry.history(args.repo, args.channel)
         sys.stdout.write(
-            json.dumps(rows, indent=2) + "\n" if args.json else registry.render_history(args.channel, rows)
+            json.dumps(rows, indent=2) + "\n"
+            if args.json
+            else registry.render_history(registry.artifact_name(Path(args.repo)), args.channel, rows)
         )

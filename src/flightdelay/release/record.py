@@ -4,6 +4,7 @@
 imports nothing from GTO or the promotion code, so a change there reruns no pipeline stage.
 
 A channel (staging, prod) is what GTO calls a stage; the record keeps GTO's key name `stage`, like the tags.
+The artifact a record names is params.yaml's `dataset.artifact` (release/registry.py `artifact_name` reads it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import read_json
 from flightdelay.core.layout import RECORD_DIR
 
-ARTIFACT = "flight-delay"
 CHANNELS = ("staging", "prod")  # also in .gto (GTO's stages), which makes GTO refuse any other channel name
 
 
@@ -27,13 +27,15 @@ def record_file(channel: str, root: str | Path = ".") -> Path:
     return Path(root) / RECORD_DIR / f"{channel}.json"
 
 
-def empty_record(channel: str) -> dict[str, Any]:
-    return {"artifact": ARTIFACT, "stage": channel, "promoted": None}
+def empty_record(artifact: str, channel: str) -> dict[str, Any]:
+    return {"artifact": artifact, "stage": channel, "promoted": None}
 
 
-def make_record(channel: str, version: str, commit: str, tag: str, package: dict[str, Any]) -> dict[str, Any]:
+def make_record(
+    artifact: str, channel: str, version: str, commit: str, tag: str, package: dict[str, Any]
+) -> dict[str, Any]:
     return {
-        "artifact": ARTIFACT,
+        "artifact": artifact,
         "stage": channel,
         "promoted": {"stage": channel, "version": version, "commit": commit, "tag": tag, "package": package},
     }

@@ -1,6 +1,7 @@
 """Promotion and rollback of model packages, recorded in git with GTO tags.
 
-dvc.yaml's `artifacts:` section declares the artifact (`flight-delay`, the `models/package` directory);
+dvc.yaml's `artifacts:` section declares the artifact (params.yaml `dataset.artifact`, here `flight-delay`, the
+`models/package` directory; `artifact_name` reads it and checks that dvc.yaml declares the same);
 versions and stages are annotated git tags written by GTO, which DVC itself reads
 (`dvc artifacts get . flight-delay --stage prod`):
 
@@ -41,11 +42,12 @@ from typing import Any, Concatenate, ParamSpec
 
 import yaml
 
+from flightdelay.core.config import load_params
 from flightdelay.core.contracts import GateDecision
 from flightdelay.core.files import to_json
-from flightdelay.core.layout import DVC_LOCK, GATE_FILE, PACKAGE_POINTER
+from flightdelay.core.layout import DVC_LOCK, GATE_FILE, PACKAGE_POINTER, PARAMS_FILE
 from flightdelay.core.layout import PACKAGE_DIR as PACKAGE_PARENT
-from flightdelay.release.record import ARTIFACT, CHANNELS, RegistryError, make_record, record_file
+from flightdelay.release.record import CHANNELS, RegistryError, make_record, record_file
 
 log = logging.getLogger(__name__)
 
@@ -194,11 +196,28 @@ class Event:
     message: str
 
 
-def _gto_events(repo: Path) -> list[dict[str, Any]]:
+def artifact_name(repo: Path) -> str:
+    """The artifact GTO tags and DVC fetches: params.yaml `dataset.artifact`, which dvc.yaml's `artifacts:` must
+    declare (its one entry; `new-dataset` renames both), so a fork's tags carry its own name."""
+    artifact = load_params(repo / PARAMS_FILE).dataset.artifact
+    dvc_file = repo / "dvc.yaml"
+    try:
+        declared = list((yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("artifacts") or {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{dvc_file}: cannot read its `artifacts:` section ({exc})") from None
+    if declared != [artifact]:
+        raise RegistryError(
+            f"{dvc_file}: `artifacts:` declares {declared or 'nothing'}, but {PARAMS_FILE} dataset.artifact is "
+            f"{artifact!r}: name the one entry under `artifacts:` {artifact} (`dvc artifacts get` reads it)"
+        )
+    return artifact
+
+
+def _gto_events(repo: Path, artifact: str) -> list[dict[str, Any]]:
     from gto import api
 
     with _gto_errors():
-        return list(api.history(str(repo), ARTIFACT))
+        return list(api.history(str(repo), artifact))
 
 
 def events_of(raw: list[dict[str, Any]], channel: str) -> list[Event]:
@@ -358,7 +377,8 @@ def promote(repo: str | Path, channel: str, version: str | None = None, reason: 
     _check_channel(channel)
     if _git(repo, "status", "--porcelain", "--untracked-files=no").strip():
         raise RegistryError("the working tree has uncommitted changes: commit them first (a version is a commit)")
-    raw = _gto_events(repo)
+    artifact = artifact_name(repo)
+    raw = _gto_events(repo, artifact)
     if version is None:
         head = _git(repo, "rev-parse", "HEAD").strip()
         package = _package_at(repo, head)
@@ -366,14 +386,14 @@ def promote(repo: str | Path, channel: str, version: str | None = None, reason: 
         _verify_workspace_package(repo, package, head)
         version = _find_version_of(repo, raw, package["name"])
         if version is None:
-            message = f"register {ARTIFACT} {package['name']} (gate: {package['gate']['decision']})"
+            message = f"register {artifact} {package['name']} (gate: {package['gate']['decision']})"
             with _gto_errors():
-                version = api.register(str(repo), ARTIFACT, "HEAD", message=message).version
-            raw = _gto_events(repo)
+                version = api.register(str(repo), artifact, "HEAD", message=message).version
+            raw = _gto_events(repo, artifact)
             log.info("registered %s as %s at %s", package["name"], version, head[:12])
     versions = registered(raw)
     if version not in versions:
-        raise RegistryError(f"{ARTIFACT} has no version {version}; registered: {sorted(versions, key=_semver)}")
+        raise RegistryError(f"{artifact} has no version {version}; registered: {sorted(versions, key=_semver)}")
     commit = versions[version]
     package = _package_at(repo, commit)
     _check_gate(repo, commit, version)
@@ -387,18 +407,20 @@ def promote(repo: str | Path, channel: str, version: str | None = None, reason: 
             f"{version} is older than {current[-1]}, which is in {channel}: "
             f"use `python -m flightdelay rollback {channel}`"
         )
-    text = f"promote {ARTIFACT} {version} ({package['name']}) to {channel}" + (f": {reason}" if reason else "")
+    text = f"promote {artifact} {version} ({package['name']}) to {channel}" + (f": {reason}" if reason else "")
     with _gto_errors():
-        api.assign(str(repo), ARTIFACT, channel, version=version, message=text, force=True)
-    tag = _latest_tag(repo, channel, version)
-    record = make_record(channel, version, commit, tag, package)
+        api.assign(str(repo), artifact, channel, version=version, message=text, force=True)
+    tag = _latest_tag(repo, artifact, channel, version)
+    record = make_record(artifact, channel, version, commit, tag, package)
     _write_and_commit(repo, record, text)
     log.info("%s (%s) is now in %s (tag %s)", version, package["name"], channel, tag)
     return record
 
 
-def _latest_tag(repo: Path, channel: str, version: str) -> str:
-    events = [e for e in events_of(_gto_events(repo), channel) if e.kind == "assignment" and e.version == version]
+def _latest_tag(repo: Path, artifact: str, channel: str, version: str) -> str:
+    events = [
+        e for e in events_of(_gto_events(repo, artifact), channel) if e.kind == "assignment" and e.version == version
+    ]
     return events[-1].tag
 
 
@@ -411,7 +433,8 @@ def rollback(repo: str | Path, channel: str, reason: str = "") -> dict[str, Any]
     _check_channel(channel)
     if _git(repo, "status", "--porcelain", "--untracked-files=no").strip():
         raise RegistryError("the working tree has uncommitted changes: commit them first")
-    raw = _gto_events(repo)
+    artifact = artifact_name(repo)
+    raw = _gto_events(repo, artifact)
     current = stack(events_of(raw, channel))
     if len(current) < 2:
         what = f"only {current[-1]} has been" if current else "nothing has been"
@@ -420,14 +443,14 @@ def rollback(repo: str | Path, channel: str, reason: str = "") -> dict[str, Any]
     commit = registered(raw)[target]
     package = _package_at(repo, commit)
     why = f": {reason}" if reason else ""
-    text = f"rollback {ARTIFACT} {channel} from {bad} to {target} ({package['name']}){why}"
+    text = f"rollback {artifact} {channel} from {bad} to {target} ({package['name']}){why}"
     with _gto_errors():
         api.unassign(  # GTO's word for a channel is stage
-            str(repo), ARTIFACT, stage=channel, version=bad, message=f"rollback {channel}: withdraw {bad}{why}"
+            str(repo), artifact, stage=channel, version=bad, message=f"rollback {channel}: withdraw {bad}{why}"
         )
         _next_second()
-        api.assign(str(repo), ARTIFACT, channel, version=target, message=text, force=True)
-    record = make_record(channel, target, commit, _latest_tag(repo, channel, target), package)
+        api.assign(str(repo), artifact, channel, version=target, message=text, force=True)
+    record = make_record(artifact, channel, target, commit, _latest_tag(repo, artifact, channel, target), package)
     _write_and_commit(repo, record, text)
     log.info("%s rolled back from %s to %s (%s)", channel, bad, target, package["name"])
     return record
@@ -437,7 +460,7 @@ def history(repo: str | Path, channel: str) -> list[dict[str, Any]]:
     """Every promotion, rollback and withdrawal of `channel`, newest first: when, who, what and which package."""
     repo = Path(repo)
     _check_channel(channel)
-    events = events_of(_gto_events(repo), channel)
+    events = events_of(_gto_events(repo, artifact_name(repo)), channel)
     current = stack(events)
     rows = []
     for ev in reversed(events):
@@ -467,10 +490,10 @@ def history(repo: str | Path, channel: str) -> list[dict[str, Any]]:
     return rows
 
 
-def render_history(channel: str, rows: list[dict[str, Any]]) -> str:
+def render_history(artifact: str, channel: str, rows: list[dict[str, Any]]) -> str:
     if not rows:
         return f"nothing has been promoted to {channel}\n"
-    lines = [f"{ARTIFACT} {channel} history, newest first:"]
+    lines = [f"{artifact} {channel} history, newest first:"]
     for r in rows:
         mark = "  <- current" if r.get("current") else ""
         lines.append(
