@@ -167,9 +167,10 @@ def test_the_channel_must_hold_a_package_in_the_workspace(tmp_path):
     with pytest.raises(PipelineError, match="no package is promoted to prod"):
         package_in_channel("prod", tmp_path)
     package = {"name": "model-0123456789abcdef", "path": "models/package/model-0123456789abcdef"}
-    record.write_text(json.dumps(make_record("flight-delay", "prod", "v0.0.1", "c" * 40, "t", package)))
-    with pytest.raises(PipelineError, match=r"model-0123456789abcdef .* not in this workspace"):
+    record.write_text(json.dumps(make_record("rain-tomorrow", "prod", "v0.0.1", "c" * 40, "t", package)))
+    with pytest.raises(PipelineError, match=r"model-0123456789abcdef .* not in this workspace") as refused:
         package_in_channel("prod", tmp_path)
+    assert "`dvc artifacts get . rain-tomorrow --stage prod`" in str(refused.value)  # the record's own name
     (tmp_path / package["path"]).mkdir(parents=True)
     assert package_in_channel("prod", tmp_path) == tmp_path / package["path"]
 

@@ -60,9 +60,9 @@ def test_render_history_is_one_line_per_entry():
     assert render_history([]) == "no deploys yet\n"
 
 
-def record(tmp_path: Path, promoted: dict | None) -> None:
+def record(tmp_path: Path, promoted: dict | None, artifact: str = "flight-delay") -> None:
     (tmp_path / "registry").mkdir(exist_ok=True)
-    body = {"artifact": "flight-delay", "stage": "prod", "promoted": promoted}
+    body = {"artifact": artifact, "stage": "prod", "promoted": promoted}
     (tmp_path / "registry" / "prod.json").write_text(json.dumps(body))
 
 
@@ -73,8 +73,10 @@ def test_resolve_package_reads_the_channel_record(tmp_path):
     record(tmp_path, None)
     with pytest.raises(DeployError, match="nothing is promoted to prod"):
         resolve_package(None, "prod", tmp_path)
-    record(tmp_path, {"version": "v0.0.3", "package": {"name": "model-0123456789abcdef", "hash": "h"}})
+    record(tmp_path, {"version": "v0.0.3", "package": {"name": "model-0123456789abcdef", "hash": "h"}}, "rain")
     with pytest.raises(DeployError, match=r"prod holds model-0123456789abcdef \(version v0.0.3\), which is not in"):
+        resolve_package(None, "prod", tmp_path)
+    with pytest.raises(DeployError, match=r"`dvc artifacts get \. rain --stage prod`"):  # the record's own name
         resolve_package(None, "prod", tmp_path)
     (tmp_path / "models" / "package" / "model-0123456789abcdef").mkdir(parents=True)
     assert resolve_package(None, "prod", tmp_path) == (tmp_path / "models/package/model-0123456789abcdef").absolute()

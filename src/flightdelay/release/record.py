@@ -41,6 +41,12 @@ def make_record(
     }
 
 
+def record_artifact(path: str | Path) -> str:
+    """The artifact name registry/<channel>.json records (what `dvc artifacts get` fetches)."""
+    read_record(path)  # a missing or malformed record is refused as read_record refuses it
+    return str(read_json(Path(path))["artifact"])
+
+
 def read_record(path: str | Path) -> dict[str, Any] | None:
     """The promoted version of registry/<channel>.json, or None when nothing is promoted."""
     path = Path(path)

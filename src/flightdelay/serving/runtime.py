@@ -26,7 +26,7 @@ import pandas as pd
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import to_json, write_json
 from flightdelay.release.package_format import verify
-from flightdelay.release.record import read_record, record_file
+from flightdelay.release.record import read_record, record_artifact, record_file
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,11 @@ def resolve_package(package: str | None, channel: str | None, root: str | Path =
     name = promoted["package"]["name"]
     path = Path(os.path.abspath(Path(root, "models", "package", name)))
     if not path.is_dir():
+        artifact = record_artifact(record_file(channel, root))
         raise DeployError(
             f"{path}: {channel} holds {name} (version {promoted['version']}), which is not in the workspace; "
-            f"check out its commit's package (`dvc artifacts get . flight-delay --stage {channel}`) or pass --package"
+            f"check out its commit's package (`dvc artifacts get . {artifact} --stage {channel}`) "
+            "or pass --package"
         )
     return path
 

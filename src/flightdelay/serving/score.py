@@ -51,7 +51,7 @@ from flightdelay.core.files import atomic_dir, to_json, write_parquet_into
 from flightdelay.core.layout import PARAMS_FILE
 from flightdelay.data import quarantine
 from flightdelay.release.package_format import PackageError
-from flightdelay.release.record import CHANNELS, read_record, record_file
+from flightdelay.release.record import CHANNELS, read_record, record_artifact, record_file
 from flightdelay.serving.predictor import ContextSource, Predictor, input_problems, previous_month
 from flightdelay.stages.ingest import ingest_chunk, plan_files, read_part
 from flightdelay.stages.validate import check_partition
@@ -100,7 +100,7 @@ def package_in_channel(channel: str, repo: str | Path = ".") -> Path:
         raise PipelineError(
             f"{channel} holds {package.get('name')} (version {promoted.get('version')}, commit "
             f"{str(promoted.get('commit'))[:12]}), which is not in this workspace at {path}; fetch it with "
-            f"`dvc artifacts get . flight-delay --stage {channel}` or pass --package"
+            f"`dvc artifacts get . {record_artifact(record_file(channel, repo))} --stage {channel}` or pass --package"
         )
     return path
 
