@@ -85,16 +85,55 @@ def dvc_stages() -> dict[str, dict]:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
+# A stage that records the code other stages ran: `package` writes the model's lineage (the dvc.lock hashes of
+# every dep of train and of the stages before it, code included) into the manifest, so that code is part of its
+# output and must be among its deps, or a change to it would leave a committed package no fresh run reproduces.
+RECORDS_LINEAGE_OF = {"package": "train"}
+
+
+def upstream_code(stage: str, stages: dict[str, dict]) -> set[str]:
+    """The package files among the deps of `stage` and of every stage whose outputs it reads, as dvc.yaml says."""
+    producers = {
+        (out if isinstance(out, str) else next(iter(out))): name
+        for name, spec in stages.items()
+        for out in spec.get("outs", []) or []
+    }
+    seen: set[str] = set()
+    todo = [stage]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [producers[d] for d in stages[name].get("deps", []) if isinstance(d, str) and d in producers]
+    return {
+        dep
+        for name in seen
+        for dep in stages[name].get("deps", [])
+        if isinstance(dep, str) and dep.startswith(f"src/{PACKAGE}/")
+    }
+
+
 @pytest.mark.parametrize("stage", sorted(dvc_stages()))
 def test_a_stage_lists_exactly_the_modules_it_runs(stage):
     spec = dvc_stages()[stage]
     match = CMD.match(spec["cmd"])
     assert match, f"dvc.yaml stage {stage}: cmd {spec['cmd']!r} is not `python -m {PACKAGE} <command>`"
     code = stage_code(match.group(1))
+    if stage in RECORDS_LINEAGE_OF:
+        code |= upstream_code(RECORDS_LINEAGE_OF[stage], dvc_stages())
     listed = {dep for dep in spec.get("deps", []) if isinstance(dep, str) and dep.startswith(f"src/{PACKAGE}/")}
     missing, extra = sorted(code - listed), sorted(listed - code)
     assert not missing, f"dvc.yaml stage {stage}: deps lack modules it imports: {missing}; add them to its deps"
     assert not extra, f"dvc.yaml stage {stage}: deps list modules it does not import: {extra}; remove them"
+
+
+def test_the_package_stage_reruns_when_any_code_its_lineage_records_changes():
+    """The manifest's lineage records the code of train and of every stage before it (stages/package.py
+    `lineage`); each of those files is a dep of `package`, or `dvc repro` would keep a stale package."""
+    stages = dvc_stages()
+    recorded = upstream_code("train", stages)
+    assert {"src/flightdelay/stages/ingest.py", "src/flightdelay/core/engine.py"} <= recorded
+    assert recorded <= set(stages["package"]["deps"])
 
 
 def test_the_entry_point_imports_no_stage_or_command_module():
