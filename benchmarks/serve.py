@@ -23,6 +23,7 @@ the repository root after `dvc repro`:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,22 @@ def load(port: int, bodies: list[bytes], clients: int, seconds: float, path: str
     }
 
 
+@contextlib.contextmanager
+def running(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process writing to `log`, stopped (terminated, then killed after 15 s) when the block ends."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def service(args: argparse.Namespace, flights: list[dict[str, Any]], seconds: float) -> list[dict[str, Any]]:
     bodies = [json.dumps({"flights": [flight]}).encode() for flight in flights[:500]]
     port = free_port()
@@ -198,19 +216,10 @@ def service(args: argparse.Namespace, flights: list[dict[str, Any]], seconds: fl
                    "--port", str(port), "--context", str(args.context), "--params", str(args.params),
                    "--request-log", str(tmp / "requests.jsonl"), "--deploy-history", str(tmp / "deploys.jsonl"),
                    "--alerts", str(tmp / "alerts")]  # fmt: skip
-        with log.open("w") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-            try:
-                wait_ready(port, proc, log, 300)
-                load(port, bodies, 1, min(seconds, 1.0))  # warm up
-                return [load(port, bodies, clients, seconds) for clients in CONCURRENCY]
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        with running(command, log) as proc:
+            wait_ready(port, proc, log, 300)
+            load(port, bodies, 1, min(seconds, 1.0))  # warm up
+            return [load(port, bodies, clients, seconds) for clients in CONCURRENCY]
 
 
 # Run by the mlflow virtualenv's Python: the fitted pipeline as skops bytes (never a pickle), loaded with the
@@ -269,28 +278,19 @@ def mlflow_service(mlflow: Path, predictor: Any, flights: list[dict[str, Any]], 
         log = tmp / "mlflow.out"
         command = [str(mlflow), "models", "serve", "-m", str(tmp / "model"), "-h", "127.0.0.1", "-p", str(port),
                    "--env-manager", "local", "-w", "1"]  # fmt: skip
-        with log.open("w") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-            try:
-                wait_ready(port, proc, log, 300, path="/ping")
-                got = []
-                for body in bodies[:20]:
-                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
-                    answer = json.loads(connection.getresponse().read())
-                    got.append(answer["predictions"][0][1])
-                difference = float(max(abs(g - e) for g, e in zip(got, expected[:20], strict=True)))
-                if difference > 1e-9:
-                    raise SystemExit(f"mlflow models serve differs from the predictor by {difference:g}")
-                load(port, bodies, 1, min(seconds, 1.0), path="/invocations")  # warm up
-                levels = [load(port, bodies, clients, seconds, path="/invocations") for clients in CONCURRENCY]
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        with running(command, log, env) as proc:
+            wait_ready(port, proc, log, 300, path="/ping")
+            got = []
+            for body in bodies[:20]:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+                answer = json.loads(connection.getresponse().read())
+                got.append(answer["predictions"][0][1])
+            difference = float(max(abs(g - e) for g, e in zip(got, expected[:20], strict=True)))
+            if difference > 1e-9:
+                raise SystemExit(f"mlflow models serve differs from the predictor by {difference:g}")
+            load(port, bodies, 1, min(seconds, 1.0), path="/invocations")  # warm up
+            levels = [load(port, bodies, clients, seconds, path="/invocations") for clients in CONCURRENCY]
     return {"max_difference_from_predictor": difference, "levels": levels}
 
 

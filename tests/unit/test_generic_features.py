@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flightdelay.core import processed
 from flightdelay.core.config import ClassificationTarget, GenericFeatureParams, Join, RegressionTarget, Rolling
 from flightdelay.core.errors import DataError
 from flightdelay.modeling import generic_features as G
@@ -273,7 +274,9 @@ def test_input_fields_are_every_column_of_the_main_table_with_seen_categories():
             }
         }
     )
-    fields = {f["name"]: f for f in G.input_fields(schema.table("days").columns, {"sky": ["fog", "sun", "hail"]})}
+    fields = {
+        f["name"]: f for f in processed.input_fields(schema.table("days").columns, {"sky": ["fog", "sun", "hail"]})
+    }
     assert list(fields) == ["year", "month", "date", "rain", "sky"]
     assert fields["date"]["kind"] == "string" and fields["date"]["format"] == "date-time"
     assert fields["rain"] == {**fields["rain"], "kind": "number", "nullable": True, "minimum": 0.0, "maximum": None}

@@ -109,3 +109,36 @@ def check_processed(out_dir: str | Path) -> FeatureSpec:
         if rows != getattr(counts, split):
             raise ContractError(f"{root / COUNTS_FILE}: {split} is {getattr(counts, split)} but {folder} holds {rows}")
     return spec
+
+
+# ------------------------------------------------------------------------------------------------ raw input fields
+
+MAX_STRING_LENGTH = 64  # longest text a caller may send in a field (tail numbers are 6, timestamps 25)
+INPUT_KINDS = {"int": "integer", "float": "number", "str": "string", "datetime": "string"}
+
+
+def input_fields(columns: dict[str, Any], seen: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The raw fields a caller sends to a package (the manifest's input schema), one per schema column given
+    (name -> ColumnSpec), in order: kind, nullability, range, allowed values and longest text. A categorical
+    model input may take only the values `seen` in training (intersected with the schema's own list); a datetime
+    is ISO-8601 text. Each builder says which columns: the flights builder its input columns, the generic one
+    every column of the main table."""
+    fields = []
+    for name, spec in columns.items():
+        allowed: list[str] | None = list(spec.allowed) if spec.allowed is not None else None
+        if name in seen:
+            allowed = sorted(v for v in seen[name] if allowed is None or v in allowed)
+        text = spec.dtype in ("str", "datetime")
+        fields.append(
+            {
+                "name": name,
+                "kind": INPUT_KINDS[spec.dtype],
+                "format": "date-time" if spec.dtype == "datetime" else None,
+                "nullable": bool(spec.nullable),
+                "minimum": None if spec.min is None else float(spec.min),
+                "maximum": None if spec.max is None else float(spec.max),
+                "allowed": allowed,
+                "max_length": MAX_STRING_LENGTH if text else None,
+            }
+        )
+    return fields

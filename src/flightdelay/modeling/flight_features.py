@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flightdelay.core import processed
 from flightdelay.core.errors import DataError
 
 # Columns that are only known once the flight has left: a feature built from them leaks the answer.
@@ -658,31 +659,8 @@ def compute_features(
 
 # ------------------------------------------------------------------------------------------------ input fields
 
-MAX_STRING_LENGTH = 64  # longest text a caller may send in a flight field (tail numbers are 6, timestamps 25)
-INPUT_KINDS = {"int": "integer", "float": "number", "str": "string", "datetime": "string"}
-
 
 def input_fields(columns: dict[str, Any], seen: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """The raw flight fields a caller sends (INPUT_COLUMNS, from the schema's flights table `columns`, name ->
-    ColumnSpec): kind, nullability, range, allowed values and longest text. A categorical model input may take
-    only the values `seen` in training (intersected with the schema's own list); a datetime is ISO-8601 text."""
-    fields = []
-    for name in INPUT_COLUMNS:
-        spec = columns[name]
-        allowed: list[str] | None = list(spec.allowed) if spec.allowed is not None else None
-        if name in seen:
-            allowed = sorted(v for v in seen[name] if allowed is None or v in allowed)
-        text = spec.dtype in ("str", "datetime")
-        fields.append(
-            {
-                "name": name,
-                "kind": INPUT_KINDS[spec.dtype],
-                "format": "date-time" if spec.dtype == "datetime" else None,
-                "nullable": bool(spec.nullable),
-                "minimum": None if spec.min is None else float(spec.min),
-                "maximum": None if spec.max is None else float(spec.max),
-                "allowed": allowed,
-                "max_length": MAX_STRING_LENGTH if text else None,
-            }
-        )
-    return fields
+    """The raw flight fields a caller sends: INPUT_COLUMNS of the schema's flights table `columns` (name ->
+    ColumnSpec), as flightdelay.core.processed.input_fields describes each."""
+    return processed.input_fields({name: columns[name] for name in INPUT_COLUMNS}, seen)

@@ -364,33 +364,3 @@ def build(
         joined={j.table: tables[j.table][[*j.on, *j.columns]].reset_index(drop=True) for j in gp.joins},
     )
     return Built(out, spec, state, dropped)
-
-
-# ------------------------------------------------------------------------------------------------ input fields
-
-MAX_STRING_LENGTH = 64  # longest text a caller may send in a field
-INPUT_KINDS = {"int": "integer", "float": "number", "str": "string", "datetime": "string"}
-
-
-def input_fields(columns: dict[str, Any], seen: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """The main table's fields (the schema's `columns`, name -> ColumnSpec) a caller sends, with kind, nullability,
-    range, allowed values (a categorical model input: only the values `seen` in training) and longest text."""
-    fields = []
-    for name, spec in columns.items():
-        allowed: list[str] | None = list(spec.allowed) if spec.allowed is not None else None
-        if name in seen:
-            allowed = sorted(v for v in seen[name] if allowed is None or v in allowed)
-        text = spec.dtype in ("str", "datetime")
-        fields.append(
-            {
-                "name": name,
-                "kind": INPUT_KINDS[spec.dtype],
-                "format": "date-time" if spec.dtype == "datetime" else None,
-                "nullable": bool(spec.nullable),
-                "minimum": None if spec.min is None else float(spec.min),
-                "maximum": None if spec.max is None else float(spec.max),
-                "allowed": allowed,
-                "max_length": MAX_STRING_LENGTH if text else None,
-            }
-        )
-    return fields

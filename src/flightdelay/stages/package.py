@@ -36,7 +36,7 @@ import pandas as pd
 import yaml
 
 from flightdelay import __version__
-from flightdelay.core import limits
+from flightdelay.core import limits, processed
 from flightdelay.core.config import Params, Schema, load_schema
 from flightdelay.core.contracts import DriftResult, GateDecision, TrainSummary
 from flightdelay.core.errors import PipelineError
@@ -50,7 +50,6 @@ from flightdelay.core.files import (
     write_json,
 )
 from flightdelay.core.hashing import sha256_bytes
-from flightdelay.modeling import generic_features
 from flightdelay.modeling.flight_features import input_fields
 from flightdelay.modeling.model import loads_model, prepare
 from flightdelay.release.package_format import MANIFEST_FORMAT, STATE_FILE, PackageError, verify_package, write_package
@@ -208,7 +207,7 @@ def raw_fields(builder: str, schema: Schema, table: str, seen: dict[str, list[st
     """The raw fields a caller sends: the flights builder's input columns, or every column of the main table."""
     if builder == "flights":
         return input_fields(schema.table("flights").columns, seen)
-    return generic_features.input_fields(schema.table(table).columns, seen)
+    return processed.input_fields(schema.table(table).columns, seen)
 
 
 def build_manifest(
