@@ -113,7 +113,7 @@ def check_processed(out_dir: str | Path) -> FeatureSpec:
 
 # ------------------------------------------------------------------------------------------------ raw input fields
 
-MAX_STRING_LENGTH = 64  # longest text a caller may send in a field (tail numbers are 6, timestamps 25)
+MAX_STRING_LENGTH = 64  # longest text a caller may send in a field (timestamps are 25)
 INPUT_KINDS = {"int": "integer", "float": "number", "str": "string", "datetime": "string"}
 
 
@@ -121,7 +121,7 @@ def input_fields(columns: dict[str, Any], seen: dict[str, list[str]]) -> list[di
     """The raw fields a caller sends to a package (the manifest's input schema), one per schema column given
     (name -> ColumnSpec), in order: kind, nullability, range, allowed values and longest text. A categorical
     model input may take only the values `seen` in training (intersected with the schema's own list); a datetime
-    is ISO-8601 text. Each builder says which columns: the flights builder its input columns, the generic one
+    is ISO-8601 text. Each builder says which columns: the default builder its input columns, the generic one
     every column of the main table."""
     fields = []
     for name, spec in columns.items():
