@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from flightdelay.release.package_format import (
 )
 from flightdelay.stages.package import (
     build_manifest,
+    environment,
     example_outputs,
     example_rows,
     input_schema,
@@ -448,3 +450,11 @@ def test_the_raw_fields_come_from_the_builder_s_main_table():
     days = parse_schema({"tables": {"days": {"columns": {"date": {"dtype": "datetime"}, "sky": {"dtype": "str"}}}}})
     fields = raw_fields("generic", days, "days", {"sky": ["fog", "sun"]})
     assert [f["name"] for f in fields] == ["date", "sky"] and fields[1]["allowed"] == ["fog", "sun"]
+
+
+def test_the_manifest_records_pythons_minor_version_not_its_patch_release():
+    """A patch release (3.11.2 or 3.11.7) computes the same model; the package's bytes, and so its name in the
+    committed dvc.lock, must not depend on it (a fresh clone on another patch release reproduces the lock)."""
+    recorded = environment()["python"]
+    assert recorded == "{}.{}".format(*sys.version_info[:2])
+    assert recorded.count(".") == 1

@@ -197,7 +197,9 @@ def params_record(sections: dict[str, Any]) -> dict[str, Any]:
 
 def environment() -> dict[str, Any]:
     return {
-        "python": platform.python_version(),
+        # The minor version only: a patch release does not change what the model computes, and the package's
+        # bytes (its name) must not depend on it, or a fresh clone on another 3.11.x would not reproduce dvc.lock.
+        "python": "{}.{}".format(*platform.python_version_tuple()[:2]),
         "flightdelay": __version__,
         "libraries": {name: importlib.metadata.version(name) for name in LIBRARIES},
     }
