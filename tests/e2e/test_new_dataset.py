@@ -15,23 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import clone, dvc, run, stages_ran
+from tests.e2e.test_pipeline import ALL_STAGES
 
 pytestmark = pytest.mark.slow  # and dataset_specific (tests/conftest.py DATASET_SPECIFIC)
 
 vega_datasets = pytest.importorskip("vega_datasets")
 SEATTLE = Path(vega_datasets.__file__).parent / "_data" / "seattle-weather.csv"
-STAGES_AFTER_RAW = [
-    "ingest",
-    "validate",
-    "features",
-    "train",
-    "predict",
-    "evaluate",
-    "drift",
-    "gate",
-    "package",
-    "report",
-]
+STAGES_AFTER_RAW = [stage for stage in ALL_STAGES if stage != "raw"]  # new-dataset moves raw aside
 
 
 def flightdelay(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
