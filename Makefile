@@ -32,14 +32,22 @@ $(BIN)/python:
 	@case "$(call pyversion,$(PYTHON))" in $(subst $() ,|,$(SUPPORTED))) ;; *) echo "error: PYTHON=$(PYTHON) is Python '$(call pyversion,$(PYTHON))', not one of $(SUPPORTED); give one of those: 'make PYTHON=/path/to/python3.x ...'" >&2; exit 1;; esac
 	$(PYTHON) -m venv $(VENV)
 
-# Each install is redone whenever its lock file changes: the lock, not whatever pip resolves today, is the environment.
-$(RUNTIME_STAMP): requirements.lock pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+# Each install is redone whenever its lock file changes: the lock, not whatever resolves today, is the environment.
+# pip installs uv (hash-checked, requirements-uv.lock); uv installs the locks, hash-checked as pip would, several
+# times faster (parallel downloads and installs; docs/environment.md has the timings). The project itself is
+# installed editable by pip from the venv's setuptools, without fetching a build environment.
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+$(BIN)/uv: requirements-uv.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.lock
+	touch $@
+
+$(RUNTIME_STAMP): requirements.lock pyproject.toml | $(BIN)/uv
+	$(UV) --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+	$(UV) --require-hashes --no-deps -r requirements-dev.lock
 	touch $@
 
 venv: $(RUNTIME_STAMP)  ## create .venv from requirements.lock: what the pipeline needs (done by repro)
@@ -68,7 +76,9 @@ lint: $(DEV_STAMP)  ## ruff over src, tests and tools; mypy over the package (CI
 # Both locks are universal (one file for Linux, macOS and Windows, Python $(LOCK_PYTHON) and up) and hash-pinned. The
 # dev lock is constrained by the runtime lock, so a package in both has the same version in both. uv keeps the
 # versions already in a lock file unless the constraints force a change, so rerunning this changes nothing.
-lock: $(DEV_STAMP)  ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml (maintainers)
+lock: $(DEV_STAMP)  ## re-resolve the lock files from pyproject.toml and the *.in files (maintainers)
+	$(BIN)/uv pip compile --quiet requirements-uv.in --generate-hashes --universal --python-version $(LOCK_PYTHON) \
+		--no-header -o requirements-uv.lock
 	$(BIN)/uv pip compile --quiet pyproject.toml --generate-hashes --universal --python-version $(LOCK_PYTHON) --no-header \
 		-o requirements.lock
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --constraint requirements.lock --generate-hashes --universal \

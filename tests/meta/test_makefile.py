@@ -34,7 +34,7 @@ def stand_in(folder: Path, name: str, version: str | None) -> Path:
 def project(tmp_path) -> Path:
     """A folder with the Makefile and (empty) lock files, and a bin/ for the stand-ins."""
     shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
-    for name in ("requirements.lock", "requirements-dev.lock", "pyproject.toml"):
+    for name in ("requirements-uv.lock", "requirements.lock", "requirements-dev.lock", "pyproject.toml"):
         (tmp_path / name).write_text("")
     (tmp_path / "bin").mkdir()
     return tmp_path
@@ -108,12 +108,22 @@ def installs(project: Path, target: str) -> list[str]:
     return re.findall(r"--require-hashes --no-deps -r (\S+)", proc.stdout)
 
 
-def test_repro_installs_the_runtime_lock_only(project):
-    assert installs(project, "repro") == ["requirements.lock"]
+def test_repro_installs_uv_then_the_runtime_lock_only(project):
+    assert installs(project, "repro") == ["requirements-uv.lock", "requirements.lock"]
+
+
+def test_pip_installs_uv_and_uv_installs_the_locks(project):
+    (project / ".venv" / "bin").mkdir(parents=True)
+    (project / ".venv" / "bin" / "python").touch()
+    lines = [line for line in make(project, "-n", "test").stdout.splitlines() if "--require-hashes" in line]
+    by_lock = {line.rsplit(" -r ", 1)[1]: line for line in lines}
+    assert by_lock["requirements-uv.lock"].startswith(".venv/bin/python -m pip install ")
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        assert by_lock[lock].startswith(".venv/bin/uv pip install --quiet --python .venv/bin/python "), by_lock[lock]
 
 
 def test_serve_installs_the_runtime_lock_and_serves_prod_or_the_package_given(project):
-    assert installs(project, "serve") == ["requirements.lock"]
+    assert installs(project, "serve") == ["requirements-uv.lock", "requirements.lock"]
     commands = {
         args: [line for line in make(project, "-n", "serve", *args).stdout.splitlines() if " serve" in line][-1]
         for args in ((), ("PACKAGE=models/package/model-x", "PORT=8123"), ("STAGE=staging",))
@@ -127,14 +137,14 @@ def test_serve_installs_the_runtime_lock_and_serves_prod_or_the_package_given(pr
 
 @pytest.mark.parametrize("target", ["test", "test-fast", "lint"])
 def test_test_targets_add_the_dev_lock(project, target):
-    assert installs(project, target) == ["requirements.lock", "requirements-dev.lock"]
+    assert installs(project, target) == ["requirements-uv.lock", "requirements.lock", "requirements-dev.lock"]
 
 
 def test_the_dev_set_installs_once(project):
     (project / ".venv" / "bin").mkdir(parents=True)
     (project / ".venv" / "bin" / "python").touch()
-    for stamp in (".installed-runtime", ".installed-dev"):
-        (project / ".venv" / stamp).touch()  # newer than the lock files
+    for installed in ("bin/uv", ".installed-runtime", ".installed-dev"):
+        (project / ".venv" / installed).touch()  # newer than the lock files
     assert installs(project, "test") == []
 
 
@@ -155,10 +165,10 @@ def extra_names(requirements: list[str]) -> set[str]:
     return {re.split(r"[\[<>=~! ;]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
 
 
-def test_both_locks_are_hash_pinned():
-    for name in ("requirements.lock", "requirements-dev.lock"):
+def test_the_locks_are_hash_pinned():
+    for name in ("requirements-uv.lock", "requirements.lock", "requirements-dev.lock"):
         entries = pins(name)
-        assert len(entries) > 50, name
+        assert len(entries) > (0 if name == "requirements-uv.lock" else 50), name
         for package, (line, hashes) in entries.items():
             assert "==" in line and hashes, f"{name}: {package} is not pinned with hashes"
 
@@ -172,3 +182,12 @@ def test_the_dev_lock_has_the_runtime_versions_and_the_runtime_lock_no_dev_tools
     dev_tools = extra_names(project["optional-dependencies"]["dev"]) - extra_names(project["dependencies"])
     assert dev_tools <= dev.keys()
     assert not dev_tools & runtime.keys(), f"dev tools in the runtime lock: {dev_tools & runtime.keys()}"
+
+
+def test_uv_has_one_pin_the_bootstrap_lock():
+    bootstrap = pins("requirements-uv.lock")
+    assert list(bootstrap) == ["uv"], "requirements-uv.lock holds uv alone (it has no dependencies)"
+    wanted = [line for line in (REPO / "requirements-uv.in").read_text().splitlines() if not line.startswith("#")]
+    assert wanted == [bootstrap["uv"][0]], "edit requirements-uv.in, then `make lock`"
+    for name in ("requirements.lock", "requirements-dev.lock"):
+        assert "uv" not in pins(name), f"{name} pins uv too: requirements-uv.lock is its one pin"
