@@ -36,7 +36,8 @@ $(BIN)/python:
 # pip installs uv (hash-checked, requirements-uv.lock); uv installs the locks, hash-checked as pip would, several
 # times faster (parallel downloads and installs; docs/environment.md has the timings). The project itself is
 # installed editable by pip from the venv's setuptools, without fetching a build environment.
-UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+# --system-certs: uv trusts the system's certificate store, as pip and git do (a TLS proxy's CA included).
+UV := $(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python
 $(BIN)/uv: requirements-uv.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.lock
 	touch $@

@@ -121,7 +121,7 @@ def lock_venv(python: Path, version: str) -> Path:
         # uv, as `make venv` installs the locks (the project's .venv has it): hash-checked like pip, much faster.
         uv = Path(sys.executable).with_name("uv")
         install = (
-            [str(uv), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
+            [str(uv), "pip", "install", "--quiet", "--system-certs", "--python", str(venv / "bin" / "python")]
             if uv.exists()
             else [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         )

@@ -118,8 +118,9 @@ def test_pip_installs_uv_and_uv_installs_the_locks(project):
     lines = [line for line in make(project, "-n", "test").stdout.splitlines() if "--require-hashes" in line]
     by_lock = {line.rsplit(" -r ", 1)[1]: line for line in lines}
     assert by_lock["requirements-uv.lock"].startswith(".venv/bin/python -m pip install ")
+    uv = ".venv/bin/uv pip install --quiet --system-certs --python .venv/bin/python "
     for lock in ("requirements.lock", "requirements-dev.lock"):
-        assert by_lock[lock].startswith(".venv/bin/uv pip install --quiet --python .venv/bin/python "), by_lock[lock]
+        assert by_lock[lock].startswith(uv), by_lock[lock]
 
 
 def test_serve_installs_the_runtime_lock_and_serves_prod_or_the_package_given(project):
