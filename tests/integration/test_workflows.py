@@ -176,7 +176,15 @@ def test_pr_pipeline_triggers_on_pipeline_changes_and_pushes_to_main():
     assert on["push"]["branches"] == ["main"]
     for trigger in ("pull_request", "push"):
         paths = on[trigger]["paths"]
-        for needed in ("src/**", "params.yaml", "dvc.yaml", "dvc.lock", "requirements.lock", "pyproject.toml"):
+        for needed in (
+            "src/**",
+            "params.yaml",
+            "dvc.yaml",
+            "dvc.lock",
+            "requirements-uv.lock",
+            "requirements.lock",
+            "pyproject.toml",
+        ):
             assert needed in paths, (trigger, needed)
 
 
@@ -318,7 +326,14 @@ def test_fast_tests_run_on_every_supported_python():
     assert test["run"].strip() == "make test-fast"
     assert test["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"  # the matrix's, not the first found
     on = workflow["on"]
-    for needed in ("src/**", "tests/**", "requirements.lock", "requirements-dev.lock", "Makefile"):
+    for needed in (
+        "src/**",
+        "tests/**",
+        "requirements-uv.lock",
+        "requirements.lock",
+        "requirements-dev.lock",
+        "Makefile",
+    ):
         assert needed in on["pull_request"]["paths"], needed
 
 
