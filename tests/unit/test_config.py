@@ -660,3 +660,13 @@ def test_bad_generic_builder_params_are_refused_in_one_line(change, message):
 def test_the_flights_builder_takes_missing_target_late_and_dask():
     params = parse_params(default_params({"features.missing_target": "late", "compute.engine": "dask"}))
     assert (params.features.missing_target, params.compute.engine) == ("late", "dask")
+
+
+def test_holiday_countries_are_the_holidays_librarys_own_list():
+    """The registry read (no country module imported) gives what holidays.list_supported_countries() gives."""
+    import holidays
+
+    from flightdelay.core.config import holiday_countries
+
+    assert holiday_countries() == set(holidays.list_supported_countries())
+    assert {"US", "GB", "UK", "USA"} <= holiday_countries()

@@ -363,6 +363,17 @@ class GenericFeatureParams:
                 raise _rule("a history feature needs at least one key column", f"history.{name}")
 
 
+def holiday_countries() -> set[str]:
+    """The country codes (aliases included) the holidays library knows, read from its registry.
+
+    `holidays.list_supported_countries()` gives the same codes but imports every country's module to list their
+    subdivisions: 0.1-0.3 s of CPU in every stage process that loads params (tests/unit/test_config.py checks the
+    two sets agree)."""
+    from holidays.registry import EntityLoader  # here, not at the top: only FeatureParams needs it
+
+    return set(EntityLoader.get_country_codes(include_aliases=True))
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class FeatureParams:
     split: Split
@@ -376,9 +387,7 @@ class FeatureParams:
     weather_trend_hours: Positive = 3
 
     def __post_init__(self) -> None:
-        import holidays  # here, not at the top: only building FeatureParams needs the list of countries
-
-        if self.holiday_country not in holidays.list_supported_countries():
+        if self.holiday_country not in holiday_countries():
             raise _rule(
                 f"{self.holiday_country!r} is not a country the holidays library knows (expected a code like US, GB)",
                 "holiday_country",
