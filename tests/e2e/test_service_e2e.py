@@ -94,7 +94,8 @@ def predict(service: dict[str, Any], flights: list[dict[str, Any]]) -> dict[str,
 
 
 def test_the_service_scores_raw_flights_as_the_predictor_does_in_process(service):
-    from flightdelay.serving.predictor import ContextSource, Predictor
+    from flightdelay.serving.features_flights import ContextSource
+    from flightdelay.serving.predictor import Predictor
 
     flights = raw_flights(service["run"], "2013-03", 40)
     served = predict(service, flights)

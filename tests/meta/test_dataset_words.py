@@ -19,14 +19,19 @@ from flightdelay.release import registry
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "flightdelay"
-OWN_MODULES = {"stages/features.py", "stages/raw.py", "modeling/flight_features.py"}
+OWN_MODULES = {
+    "stages/features.py",
+    "stages/raw.py",
+    "modeling/flight_features.py",
+    "serving/features_flights.py",  # the flights builder's serving side: its state, context and features of records
+    "serving/record_features.py",  # flight_features.compute_features per record, for the service's hot path
+}
 # Not yet data-set neutral: the predictor and the service score raw records through the flights feature module
 # (modeling/flight_features.py), replay sends raw flight records, and the package stage writes its input schema from
 # the flights table. They become neutral with the config-driven feature builder of issue 11; until then they are
 # listed here, not hidden.
 NOT_YET_NEUTRAL = {
     "serving/predictor.py",
-    "serving/record_features.py",  # the flights feature module's per-record twin, for the service's hot path
     "serving/score.py",
     "serving/app.py",
     "serving/schema.py",

@@ -18,10 +18,10 @@ import pytest
 from flightdelay.core.config import DriftParams
 from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError
+from flightdelay.serving.features_flights import ContextSource
 from flightdelay.serving.predictor import (
     RECORD_ROWS,
     CanaryError,
-    ContextSource,
     InputError,
     Predictor,
     input_problems,
@@ -88,7 +88,7 @@ def test_checked_records_on_the_plain_list_path_score_exactly_as_predict(predict
     sent = sent[input_problems(sent, predictor.input_schema)["field"].to_numpy() == ""].reset_index(drop=True)
     records = sent.to_dict("records")
     expected = predictor.predict(sent)
-    assert record_features(records[:RECORD_ROWS], RecordLookups(predictor._context, predictor.state))  # fast path
+    assert record_features(records[:RECORD_ROWS], RecordLookups(predictor.rows._context, predictor.state))  # fast path
     for start in range(0, len(records), RECORD_ROWS):
         got = predictor.predict_records(records[start : start + RECORD_ROWS], checked=True)
         want = expected.iloc[start : start + RECORD_ROWS]
@@ -156,8 +156,7 @@ def test_a_canary_that_does_not_reproduce_names_the_row(predictor):
         package_hash=predictor.package_hash,
         manifest=manifest,
         model=predictor.model,
-        state=predictor.state,
-        context=predictor.context,
+        rows=predictor.rows,
     )
     with pytest.raises(CanaryError, match="canary row 2 scored"):
         other.canary()

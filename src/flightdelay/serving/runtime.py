@@ -60,6 +60,7 @@ class PredictorLike(Protocol):
     package_hash: str
     manifest: dict[str, Any]
     input_schema: Any  # list[InputField]
+    table: str  # the main table (dataset.table): the request body's key for the list of rows
     threshold: float
 
     @property
@@ -76,7 +77,7 @@ Loader = Callable[[Path], PredictorLike]
 
 def load_predictor(path: Path, context: Any = None) -> PredictorLike:
     """The real loader: verify the package, then load it safely (a tampered package raises PackageError), scoring
-    with `context` (a ContextSource; None: no context, every flight gets the fallback)."""
+    with `context` (load_context's; None: no context, every row gets the fallback)."""
     verify(path)  # refused here, before the predictor's (heavier) imports; Predictor.load verifies again
     from flightdelay.serving.predictor import Predictor
 
@@ -85,13 +86,13 @@ def load_predictor(path: Path, context: Any = None) -> PredictorLike:
 
 
 def load_context(location: str | None) -> Any:
-    """The context source the service scores with: the validated partitions at `location` (a path or fsspec URL),
-    or None for no context."""
+    """The context the service scores with: the validated partitions at `location` (a path or fsspec URL), read
+    as each package's feature builder needs them (predictor.ValidatedContext), or None for no context."""
     if not location or location == "none":
         return None
-    from flightdelay.serving.predictor import ContextSource
+    from flightdelay.serving.predictor import ValidatedContext
 
-    return ContextSource.from_validated(location)
+    return ValidatedContext(location)
 
 
 def version_of(predictor: PredictorLike) -> str | None:
