@@ -141,7 +141,11 @@ def test_probabilities_equal_the_predict_stage_s(built, fitted):
     march = raw[raw["date"] >= "2020-03-01"]
     march = march[march["date"] < "2020-03-14"].reset_index(drop=True)  # the last day has no target in the stage
     predictor = Predictor(
-        path=Path("model-0000"), package_hash="0" * 64, manifest=m, model=model, rows=rows_features(built, m, raw)
+        path=Path("model-0000"),
+        package_hash="0" * 64,
+        manifest=m,
+        model=model,
+        row_features=rows_features(built, m, raw),
     )
     sent = march.astype(object).assign(date=march["date"].map(lambda t: t.isoformat()))  # as a caller sends them
     got = predictor.predict(sent)

@@ -1,18 +1,19 @@
-"""A verified model package as a predictor: from raw flight records to the probability of arriving late.
+"""A verified model package as a predictor: from raw rows of its main table (dataset.table) to the model's
+probability of class 1.
 
 `Predictor.load(package_dir, context)` verifies the package (flightdelay.release.package_format: checksums, file
 set, size limits, manifest, gate; a tampered package raises PackageError), loads the model from the verified bytes
-(skops, audited, never a pickle) and the feature state (flightdelay.modeling.flight_features.FeatureState: JSON
-data), and builds the context lookups once. `predict(flights)` then checks the input (`validate_input`: the raw
-flight fields of config/schema.yaml, no outcome columns; categories the model never saw are refused), computes the
-features with the same code as the `features` stage (`compute_features`) and scores them.
+(skops, audited, never a pickle) and hands the feature state (JSON data) and the context to the serving side of the
+feature builder that made the package (`features.builder` in the manifest's params: serving/features_<builder>.py,
+a `RowFeatures`). `predict(rows)` then checks the input (`validate_input`: the manifest's input schema, the raw
+fields of the main table, no outcome columns; categories the model never saw are refused), computes the features
+with the same code as the `features` stage and scores them.
 
-The context (`ContextSource`) supplies what a flight's features need from other records: the day's schedule
-(congestion at the airport, the aircraft's earlier legs that day) and the hourly origin weather before departure.
-It never comes from the caller. By default it is the validated partitions of the months being scored
-(`ContextSource.from_validated`, a path or an fsspec URL). A flight whose context is missing gets NaN for those
-features (the model handles missing values), is flagged in `context_fallback` and counted in `fallback_rows`; it
-never fails. docs/serving.md says what a production deployment plugs in.
+The context is what a row's features need from other records (each builder says which: the default data set's
+other tables, or each entity's earlier rows of the main table). It never comes from the caller. By default it is the
+validated partitions of the months being scored (`ValidatedContext`, a path or an fsspec URL). A row whose context
+is missing gets the builder's fallback (missing values, which the model handles), is flagged in `context_fallback`
+and counted in `fallback_rows`; it never fails. docs/serving.md says what a production deployment plugs in.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ log = logging.getLogger(__name__)
 
 PREDICTION = "prediction"
 CANARY_TOLERANCE = 1e-9
-RECORD_ROWS = 64  # up to this many flights, record_features (plain lists); above it, compute_features (pandas)
+RECORD_ROWS = 64  # up to this many rows, RowFeatures.compute_records (plain lists) when the builder has it
 FAST_TOLERANCE = 1e-12  # the fast scorer must give predict_proba's numbers on the example rows, or is not used
 
 
 class InputError(PipelineError):
-    """A flight field that breaks the input schema: `field`, `row` (0-based) and `rule` say which and why."""
+    """A field of a row that breaks the input schema: `field`, `row` (0-based) and `rule` say which and why."""
 
     def __init__(self, message: str, *, field: str, row: int, rule: str) -> None:
         super().__init__(message)
@@ -60,7 +61,7 @@ class CanaryError(PipelineError):
 
 @dataclass(frozen=True)
 class InputField:
-    """One raw flight field a caller sends."""
+    """One raw field of a row of the main table a caller sends."""
 
     name: str
     kind: Literal["integer", "number", "string"]
@@ -170,15 +171,15 @@ def _field_problems(values: np.ndarray, spec: InputField) -> list[tuple[np.ndarr
     return problems
 
 
-def input_problems(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
-    """Every row's first broken rule: a frame (index as `flights`) with `field` and `rule`, empty text for a good
+def input_problems(rows: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
+    """Every row's first broken rule: a frame (index as `rows`) with `field` and `rule`, empty text for a good
     row. Rows are checked field by field in schema order, so the reported field is the first that fails."""
-    n = len(flights)
+    n = len(rows)
     field = np.full(n, "", dtype=object)
     rule = np.full(n, "", dtype=object)
     for spec in input_schema:
-        if spec.name in flights.columns:
-            values = flights[spec.name].to_numpy(dtype=object)
+        if spec.name in rows.columns:
+            values = rows[spec.name].to_numpy(dtype=object)
             problems = _field_problems(values, spec)
         else:
             problems = [(np.full(n, not spec.nullable), "required: the field is missing")]
@@ -186,36 +187,36 @@ def input_problems(flights: pd.DataFrame, input_schema: Sequence[InputField]) ->
             new = mask & (field == "")
             field[new] = spec.name
             rule[new] = text
-    return pd.DataFrame({"field": field, "rule": rule}, index=flights.index)
+    return pd.DataFrame({"field": field, "rule": rule}, index=rows.index)
 
 
-def validate_input(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> None:
+def validate_input(rows: pd.DataFrame, input_schema: Sequence[InputField]) -> None:
     """Raise InputError for the first bad value (lowest row, then first field in schema order)."""
-    if len(flights) == 0:
+    if len(rows) == 0:
         return
-    problems = input_problems(flights, input_schema)
+    problems = input_problems(rows, input_schema)
     bad = np.flatnonzero(problems["field"].to_numpy() != "")
     if bad.size:
         row = int(bad[0])
         name, rule = problems["field"].iloc[row], problems["rule"].iloc[row]
-        value = flights[name].iloc[row] if name in flights.columns else None
+        value = rows[name].iloc[row] if name in rows.columns else None
         raise InputError(
-            f"flight {row}, field {name!r} = {str(value)[:80]!r}: breaks the rule {rule}; fix the value and resend",
+            f"row {row}, field {name!r} = {str(value)[:80]!r}: breaks the rule {rule}; fix the value and resend",
             field=str(name),
             row=row,
             rule=str(rule).split(":", 1)[0],
         )
 
 
-def typed_flights(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
+def typed_rows(rows: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
     """Checked input as the validated partitions type it: integers Int64, numbers float64, text string, the
     date-time as UTC timestamps. Missing nullable fields become missing values."""
-    out = pd.DataFrame(index=pd.RangeIndex(len(flights)))
+    out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
     for spec in input_schema:
         values: np.ndarray = (
-            flights[spec.name].to_numpy(dtype=object)
-            if spec.name in flights.columns
-            else np.full(len(flights), None, dtype=object)
+            rows[spec.name].to_numpy(dtype=object)
+            if spec.name in rows.columns
+            else np.full(len(rows), None, dtype=object)
         )
         if spec.format == "date-time":
             out[spec.name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
@@ -240,7 +241,7 @@ def model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str])
 
 
 def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField]) -> pd.DataFrame:
-    """Flights given as dicts as a DataFrame with the input schema's columns in order and a dtype per kind
+    """Rows given as dicts as a DataFrame with the input schema's columns in order and a dtype per kind
     (integer: nullable Int64, number: float64 with NaN for null, string: object with None), built column by column
     from arrays: casting a finished frame costs ~1 ms a column. A field a record leaves out is null."""
     columns: dict[str, Any] = {}
@@ -256,7 +257,7 @@ def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField
 
 
 def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[InputField]) -> pd.DataFrame | None:
-    """`typed_flights` of checked records (the service's request model checked every type and range), one array
+    """`typed_rows` of checked records (the service's request model checked every type and range), one array
     per column; None when a date-time does not parse (the caller then checks the input and names the row)."""
     out: dict[str, Any] = {}
     for spec in input_schema:
@@ -276,8 +277,8 @@ def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[Inpu
 
 
 class Scores(NamedTuple):
-    """predict_records' answer: one entry per flight, in order, and the model inputs it scored (feature -> one
-    value per flight, for the service's per-feature drift gauges)."""
+    """predict_records' answer: one entry per row, in order, and the model inputs it scored (feature -> one
+    value per row, for the service's per-feature drift gauges)."""
 
     probability: np.ndarray  # float64
     label: np.ndarray  # int8: probability >= threshold
@@ -399,14 +400,14 @@ class Predictor:
         package_hash: str,
         manifest: dict[str, Any],
         model: Any,
-        rows: RowFeatures,
+        row_features: RowFeatures,
     ) -> None:
         self.path = path
         self.name = path.name
         self.package_hash = package_hash
         self.manifest = manifest
         self.model = model
-        self.rows = rows
+        self.row_features = row_features
         self.builder = builder_of(manifest)
         self.table = table_of(manifest)
         features = manifest["model"]["features"]
@@ -425,12 +426,12 @@ class Predictor:
     @property
     def state(self) -> Any:
         """The feature builder's state from the package."""
-        return self.rows.state
+        return self.row_features.state
 
     @property
     def context(self) -> Any:
         """The feature builder's context the rows are scored with."""
-        return self.rows.context
+        return self.row_features.context
 
     def _fast_model(self) -> FastModel | None:
         """The fast scorer (flightdelay.serving.fast_model) when the model has its shape and it reproduces
@@ -480,7 +481,7 @@ class Predictor:
         if isinstance(context, ValidatedContext):
             context = context.for_package(builder_of(manifest), table)
         try:
-            rows = builder.rows_features(manifest, package.state, where, context)
+            row_features = builder.rows_features(manifest, package.state, where, context)
         except DataError as exc:
             raise PackageError(f"{exc}; refusing the package") from None
         except (KeyError, TypeError, ValueError) as exc:  # a hashed manifest without the params its builder reads
@@ -490,7 +491,11 @@ class Predictor:
             ) from None
         try:
             predictor = cls(
-                path=package.path, package_hash=package.hash, manifest=manifest, model=package.model, rows=rows
+                path=package.path,
+                package_hash=package.hash,
+                manifest=manifest,
+                model=package.model,
+                row_features=row_features,
             )
         except DataError as exc:  # a hostile input_schema (InputField.from_dict) or threshold
             raise PackageError(f"{package.path}: {exc}; refusing the package") from None
@@ -503,8 +508,8 @@ class Predictor:
             "predictor: %s loaded (%s builder; context: %s, %d rows)",
             predictor.name,
             predictor.builder,
-            rows.description,
-            rows.context_rows,
+            row_features.description,
+            row_features.context_rows,
         )
         return predictor
 
@@ -515,27 +520,27 @@ class Predictor:
             package_hash=self.package_hash,
             manifest=self.manifest,
             model=self.model,
-            rows=self.rows.with_context(context),
+            row_features=self.row_features.with_context(context),
         )
 
-    def _features(self, flights: pd.DataFrame, validate: bool, raw: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    def _features(self, rows: pd.DataFrame, validate: bool, raw: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
         if validate:
-            validate_input(flights, self.input_schema)
-        typed = typed_flights(flights, self.input_schema)
-        frame, fallback = self.rows.compute(typed)
+            validate_input(rows, self.input_schema)
+        typed = typed_rows(rows, self.input_schema)
+        frame, fallback = self.row_features.compute(typed)
         if raw and self.fast is not None:  # the fast scorer reads the feature frame as it is
             return frame, fallback
         return model_input(frame, self.numeric, self.categorical), fallback
 
-    def features(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
-        """The model-input rows `predict` scores (numeric as float64, categorical as text), one per flight."""
-        return self._features(flights, validate)[0]
+    def features(self, rows: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
+        """The model-input rows `predict` scores (numeric as float64, categorical as text), one per row."""
+        return self._features(rows, validate)[0]
 
-    def predict(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
-        """One row per flight, in order: probability (float64), label (int8: probability >= threshold) and
+    def predict(self, rows: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
+        """One per row, in order: probability (float64), label (int8: probability >= threshold) and
         context_fallback (bool: some context was missing and the fallback was used). `validate=False` skips the
         input check for rows already checked (input_problems)."""
-        if len(flights) == 0:
+        if len(rows) == 0:
             return pd.DataFrame(
                 {
                     "probability": pd.Series(dtype="float64"),
@@ -543,12 +548,12 @@ class Predictor:
                     "context_fallback": pd.Series(dtype=bool),
                 }
             )
-        X, fallback = self._features(flights, validate, raw=True)
+        X, fallback = self._features(rows, validate, raw=True)
         probability = self._probability(X)
         self.rows_scored += len(X)
         self.fallback_rows += int(fallback.sum())
         if fallback.any():
-            log.debug("predictor: %d of %d flights scored with the context fallback", int(fallback.sum()), len(X))
+            log.debug("predictor: %d of %d rows scored with the context fallback", int(fallback.sum()), len(X))
         return pd.DataFrame(
             {
                 "probability": probability,
@@ -558,14 +563,14 @@ class Predictor:
         )
 
     def predict_records(self, records: Sequence[dict[str, Any]], *, checked: bool = False) -> Scores:
-        """`predict` of flights given as dicts (field -> value, as JSON gives them). With `checked` (the service:
+        """`predict` of rows given as dicts (field -> value, as JSON gives them). With `checked` (the service:
         its request model already checked every field's type, range and allowed values), up to RECORD_ROWS
-        flights are scored on plain lists (flight_features.record_features), no DataFrame: the same numbers as
-        `predict`, without its per-call pandas cost (for a large batch, pandas' column arithmetic is the faster),
-        and only the date-time format is checked again. Anything else goes through `predict`, which checks the
-        input (InputError) first."""
+        rows are scored on plain lists (RowFeatures.compute_records, where the builder has it), no DataFrame: the
+        same numbers as `predict`, without its per-call pandas cost (for a large batch, pandas' column arithmetic
+        is the faster), and only the date-time format is checked again. Anything else goes through `predict`,
+        which checks the input (InputError) first."""
         if checked and self.fast is not None and 0 < len(records) <= RECORD_ROWS:
-            built = self.rows.compute_records(records)
+            built = self.row_features.compute_records(records)
             if built is not None:
                 columns, fallback = built
                 probability = self.fast.probability(self.fast.matrix_of_columns(columns))
@@ -576,8 +581,8 @@ class Predictor:
         if not records:
             return Scores(np.empty(0), np.empty(0, dtype="int8"), np.empty(0, dtype=bool), {})
         typed = typed_records(records, self.input_schema) if checked else None
-        if typed is not None:  # a large checked batch: typed in one step per column, then compute_features
-            computed, fallback = self.rows.compute(typed)
+        if typed is not None:  # a large checked batch: typed in one step per column, then RowFeatures.compute
+            computed, fallback = self.row_features.compute(typed)
             X = computed if self.fast is not None else model_input(computed, self.numeric, self.categorical)
         else:
             frame = records_frame(records, self.input_schema)
