@@ -2,7 +2,7 @@
 
 `Deployed` is one loaded package (its Predictor, where it came from, when). `Slot` holds the one being served; a
 request reads `slot.current` once when it starts and uses that object to the end, so a swap (deploy, rollback)
-never changes the model under a request in flight. `deploy_into` loads a new package beside the serving one, runs
+never changes the model under a request being answered. `deploy_into` loads a new package beside the serving one, runs
 its canary and swaps only if it passes; otherwise the old model stays and the reason is returned. The deploy history
 (JSON lines: time, package, hash, version, outcome, reason) is appended on every attempt, and `good_stack` replays it
 so `rollback` knows the previous good package. An attempt that fails writes an alert file.
@@ -66,9 +66,9 @@ class PredictorLike(Protocol):
     @property
     def reference(self) -> ReferenceLike: ...  # read-only here, so the predictor's own Reference type fits
 
-    def predict(self, flights: pd.DataFrame) -> pd.DataFrame: ...
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame: ...
     def predict_records(self, records: list[dict[str, Any]], *, checked: bool = False) -> Any: ...  # Scores
-    def features(self, flights: pd.DataFrame) -> pd.DataFrame: ...
+    def features(self, rows: pd.DataFrame) -> pd.DataFrame: ...
     def canary(self) -> None: ...
 
 
@@ -288,7 +288,7 @@ def deploy_into(
         entry = history_entry("refused", path, None, reason=printable(str(exc).strip()), previous=previous)
         append_history(history, entry)
         return DeployResult(False, "refused", entry, write_alert(alerts_dir, entry, previous))
-    slot.current = candidate  # one reference assignment: requests in flight keep the Deployed they read
+    slot.current = candidate  # one reference assignment: requests being answered keep the Deployed they read
     slot.ready, slot.reason = True, ""
     entry = history_entry(outcome, path, candidate.predictor, previous=previous)
     append_history(history, entry)
