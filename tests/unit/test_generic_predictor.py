@@ -16,8 +16,9 @@ from flightdelay.core.contracts import TrainSummary
 from flightdelay.core.errors import DataError
 from flightdelay.modeling import generic_features as G
 from flightdelay.modeling.model import build_pipeline
+from flightdelay.release.package_format import PackageError
 from flightdelay.serving import features_generic as FG
-from flightdelay.serving.predictor import Predictor, serving_builder
+from flightdelay.serving.predictor import Predictor, ValidatedContext, builder_of, serving_builder, table_of
 from flightdelay.stages.predict import predictions
 from tests.unit.test_generic_features import RAIN_TOMORROW, STATIONS
 
@@ -176,3 +177,24 @@ def test_another_builder_s_context_is_refused_in_one_line(built, fitted):
     _, _, m = fitted
     with pytest.raises(DataError, match="scores with a GenericContext, not a str"):
         rows_features(built, m, None).with_context("elsewhere")
+
+
+def test_the_builder_and_the_main_table_come_from_the_manifest():
+    assert builder_of({"params": {"features": {"builder": "generic"}}}) == "generic"
+    assert builder_of({"params": {}}) == "flights"  # a package from before features.builder: the default builder
+    assert table_of({"params": {"dataset": {"table": "days"}}, "input_schema": {"columns": [], "days": []}}) == "days"
+    assert table_of({"params": {}, "input_schema": {"columns": [], "flights": []}}) == "flights"  # before dataset
+    with pytest.raises(PackageError, match=r"no input_schema\.days; rebuild"):
+        table_of({"params": {"dataset": {"table": "days"}}, "input_schema": {"columns": []}})
+
+
+def test_the_validated_context_holds_the_scored_months_and_the_months_before(tmp_path):
+    raw = stations_days()
+    for month, rows in raw.groupby(raw["date"].dt.strftime("%Y-%m")):
+        (tmp_path / "days").mkdir(exist_ok=True)
+        rows.to_parquet(tmp_path / "days" / f"{month}.parquet")
+    context = FG.GenericContext.from_validated(tmp_path, ["2020-03"], "days")
+    assert sorted(set(context.rows["date"].dt.strftime("%Y-%m"))) == ["2020-01", "2020-02", "2020-03"]
+    every = ValidatedContext(tmp_path)
+    assert every.for_package("generic", "days") is every.for_package("generic", "days")  # read once
+    assert len(every.for_package("generic", "days").rows) == len(raw)
