@@ -136,7 +136,7 @@ def test_the_service_serves_the_fork_s_package(seattle, tmp_path):
     is scored as the predict stage scored that day."""
     from fastapi.testclient import TestClient
 
-    from flightdelay.core.config import ServeParams
+    from flightdelay.core.config import ServeParams, load_params
     from flightdelay.serving.app import Settings, create_app
     from flightdelay.serving.runtime import Deployed, Slot, load_context, load_predictor
 
@@ -152,7 +152,8 @@ def test_the_service_serves_the_fork_s_package(seattle, tmp_path):
     with TestClient(create_app(settings, slot, lambda path: load_predictor(path, context))) as client:
         spec = client.get("/openapi.json").json()
         assert list(spec["components"]["schemas"]["PredictRequest"]["properties"]) == ["seattle_weather"]
-        assert "whether it rains tomorrow" in spec["info"]["description"] or "rain" in spec["info"]["description"]
+        predicts = load_params(seattle / "params.yaml").dataset.target.classification.predicts
+        assert spec["info"]["description"].startswith(f"Predicts {predicts}, from the raw fields of a row of the")
         response = client.post("/predict", json={"seattle_weather": [row]})
     assert response.status_code == 200, response.text
     [prediction] = response.json()["predictions"]
