@@ -5,6 +5,7 @@ row whose earlier rows are missing from the context gets the fallback, flagged, 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,20 @@ def test_the_validated_context_holds_the_scored_months_and_the_months_before(tmp
     every = ValidatedContext(tmp_path)
     assert every.for_package("generic", "days") is every.for_package("generic", "days")  # read once
     assert len(every.for_package("generic", "days").rows) == len(raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(history_smoothing="2"), "history_smoothing is '2'"),
+        (lambda d: d["prior"].update(count=float("nan")), "count is 'nan'"),
+        (lambda d: d["history"]["hist_sky"].update(count=["x"] * len(d["history"]["hist_sky"]["count"])), "count"),
+        (lambda d: d["history"]["hist_sky"].update(sum=[-1.0] * len(d["history"]["hist_sky"]["sum"])), "sum"),
+    ],
+)
+def test_a_hostile_state_is_refused_before_any_row_is_scored(built, change, message):
+    data = json.loads(built.state.to_json())
+    change(data)
+    with pytest.raises(DataError, match=message):
+        FG.checked_state(data, "feature_state.json")
+    assert FG.checked_state(json.loads(built.state.to_json()), "feature_state.json").smoothing == 2.0

@@ -209,13 +209,29 @@ def _context_of(context: Any) -> GenericContext:
 # ------------------------------------------------------------------------------------------------ the builder
 
 
+def checked_state(data: dict[str, Any], where: str) -> GenericState:
+    """The package's feature state, its numbers checked: a hashed but hostile feature_state.json (text, bool, NaN or
+    a negative count where a number goes) is refused here as DataError, never handed to the feature code."""
+    state = GenericState.from_dict(data, where)
+    for name, value in (("history_smoothing", data.get("history_smoothing")), *data.get("prior", {}).items()):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
+            raise DataError(f"{where}: {name} is {str(value)[:40]!r}; expected a finite number >= 0")
+    for name, table in state.history.items():
+        for column in ("sum", "count"):
+            values = table[column] if column in table.columns else pd.Series([np.nan])
+            numbers = pd.to_numeric(values, errors="coerce")
+            if not pd.api.types.is_numeric_dtype(values) or not np.isfinite(numbers).all() or (numbers < 0).any():
+                raise DataError(f"{where}: history.{name}.{column} holds a value that is not a finite number >= 0")
+    return state
+
+
 def rows_features(manifest: dict[str, Any], state: dict[str, Any], where: str, context: Any) -> GenericRows:
     """The predictor's RowFeatures for a package of this builder, from its manifest's params and its state."""
     params = manifest["params"]
     generic = TypeAdapter(GenericFeatureParams).validate_python(params["features"]["generic"])
     features = manifest["model"]["features"]
     return GenericRows(
-        state=GenericState.from_dict(state, where),
+        state=checked_state(state, where),
         params=generic,
         keys=list(params["dataset"]["entity_keys"]),
         numeric=list(features["numeric"]),
