@@ -63,7 +63,8 @@ def summary(seconds: list[float]) -> dict[str, Any]:
 
 def load_predictor(package: Path, context: Path, month: str) -> Any:
     """The package as a predictor with the month's validated partitions as context (loaded once per run)."""
-    from flightdelay.serving.predictor import ContextSource, Predictor
+    from flightdelay.serving.features_flights import ContextSource
+    from flightdelay.serving.predictor import Predictor
 
     return Predictor.load(package, ContextSource.from_validated(context, [month]))
 
@@ -94,7 +95,7 @@ def in_process(predictor: Any, flights: list[dict[str, Any]], repeats: int, comp
     # DataFrame up to RECORD_ROWS flights (Predictor.predict_records).
     from flightdelay.serving import schema
 
-    rows = schema.check_flights(flights, schema.flight_model(list(predictor.input_schema), 64))
+    rows = schema.check_rows(flights, schema.row_model(list(predictor.input_schema), 64), predictor.table)
     predictor.predict_records(rows[:1], checked=True)
     out["one_row_ms_records"] = summary(timed(lambda: predictor.predict_records(rows[:1], checked=True), repeats * 10))
     out["batch_ms_records"] = {

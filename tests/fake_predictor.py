@@ -84,6 +84,7 @@ class FakePredictor:
     manifest: dict[str, Any] = field(default_factory=lambda: {"version": "v0.0.1", "params": {}, "metrics": {}})
     input_schema: list[InputField] = field(default_factory=lambda: list(SCHEMA))
     threshold: float = 0.35
+    table: str = "flights"  # the main table: the request body's key
     reference: FakeReference = field(default_factory=FakeReference)
     fail_canary: bool = False
     delay_s: float = 0.0

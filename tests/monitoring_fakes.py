@@ -29,6 +29,10 @@ RAW_COLUMNS = [
 ]  # fmt: skip
 
 
+OUTCOMES = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")  # known after the flight: not inputs
+INPUT_FIELDS = [c for c in RAW_COLUMNS if c not in OUTCOMES]  # the stand-in's input schema (GET /openapi.json)
+
+
 def flights(month: str, rows: int, seed: int, shift: bool = False) -> pd.DataFrame:
     """Raw flights of a month (the raw extract's columns). `shift` moves the schedule to the evening and the
     routes to long ones: a month that drifted."""
@@ -163,6 +167,17 @@ def stand_in_service(predictor: Any, log_file: Path, clock: Iterator[dt.datetime
 
         def log_message(self, *args: Any) -> None:  # no stderr noise
             pass
+
+        def do_GET(self) -> None:
+            """The service's OpenAPI schema, as far as replay reads it: the Row's fields."""
+            row = {"properties": {name: {} for name in INPUT_FIELDS}}
+            body = {"components": {"schemas": {"Row": row, "PredictRequest": {"properties": {"flights": {}}}}}}
+            data = json.dumps(body).encode() if self.path == "/openapi.json" else b"{}"
+            self.send_response(200 if self.path == "/openapi.json" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from flightdelay import cli
-from flightdelay.serving.predictor import ContextSource, Predictor
+from flightdelay.serving.features_flights import ContextSource
+from flightdelay.serving.predictor import Predictor
 from tests.default_params import default_params, write_params
 from tests.monitoring_fakes import minutes, stand_in_service
 

@@ -94,7 +94,8 @@ def predict(service: dict[str, Any], flights: list[dict[str, Any]]) -> dict[str,
 
 
 def test_the_service_scores_raw_flights_as_the_predictor_does_in_process(service):
-    from flightdelay.serving.predictor import ContextSource, Predictor
+    from flightdelay.serving.features_flights import ContextSource
+    from flightdelay.serving.predictor import Predictor
 
     flights = raw_flights(service["run"], "2013-03", 40)
     served = predict(service, flights)
@@ -109,7 +110,7 @@ def test_the_service_scores_raw_flights_as_the_predictor_does_in_process(service
     assert meta["hash"] == verify(service["package"]).hash
     assert meta["data_window"]["train"] == {"start": "2013-01", "end": "2013-02", "rolling_months": None}
     spec = httpx2.get(f"{service['url']}/openapi.json").json()
-    fields = spec["components"]["schemas"]["Flight"]["properties"]
+    fields = spec["components"]["schemas"]["Row"]["properties"]
     assert set(fields) == set(flights[0]) and "arr_delay" not in fields
     bad = httpx2.post(f"{service['url']}/predict", json={"flights": [{**flights[0], "origin": "SFO"}]})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "origin"

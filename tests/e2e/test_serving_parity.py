@@ -17,7 +17,8 @@ import pytest
 
 from flightdelay.core.config import load_schema, parse_params
 from flightdelay.release.package_format import find_package
-from flightdelay.serving.predictor import ContextSource, Predictor, input_problems
+from flightdelay.serving.features_flights import ContextSource
+from flightdelay.serving.predictor import Predictor, input_problems
 from flightdelay.serving.score import parse_window, score
 from tests.default_params import default_params
 from tests.e2e.test_pipeline import SHORT

@@ -157,7 +157,7 @@ def test_replay_sends_a_month_without_outcome_columns_and_counts_the_answers(wor
         assert replay(url, "2013-12", "--batch", "10") == 0
     counts = json.loads(capsys.readouterr().out)
     assert counts == {
-        "month": "2013-12", "sent": 10, "flights": 95, "ok": 10, "client_errors": 0, "server_errors": 0,
+        "month": "2013-12", "sent": 10, "rows": 95, "ok": 10, "client_errors": 0, "server_errors": 0,
         "failed": 0, "statuses": {"200": 10},
     }  # fmt: skip
     entries = [json.loads(line) for line in log.read_text().splitlines()]
@@ -182,7 +182,9 @@ def test_replay_does_not_retry_4xx_and_counts_a_dead_service_as_failed(workdir, 
     assert json.loads(capsys.readouterr().out)["failed"] == 1
 
 
-@pytest.mark.parametrize(("month", "message"), [("2013-13", "not a month like 2013-12"), ("2014-01", "no raw flights")])
+@pytest.mark.parametrize(
+    ("month", "message"), [("2013-13", "not a month like 2013-12"), ("2014-01", "no raw flights rows")]
+)
 def test_replay_of_a_bad_month_is_one_clear_line(workdir, capfd, month, message):
     assert replay("http://127.0.0.1:9", month) == 1
     assert message in capfd.readouterr().err

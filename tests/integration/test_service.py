@@ -329,7 +329,7 @@ def test_a_failing_canary_at_start_leaves_the_service_unready_and_refusing_predi
 def test_openapi_shows_the_package_input_fields_with_their_rules(make):
     client, _ = make(max_batch=7)
     spec = client.get("/openapi.json").json()
-    flight = spec["components"]["schemas"]["Flight"]
+    flight = spec["components"]["schemas"]["Row"]
     props = flight["properties"]
     assert set(props) == set(FLIGHT) and flight["additionalProperties"] is False
     assert props["month"]["minimum"] == 1 and props["month"]["maximum"] == 12 and props["month"]["type"] == "integer"

@@ -18,15 +18,15 @@ import pytest
 from flightdelay.core.config import DriftParams
 from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError
+from flightdelay.serving.features_flights import ContextSource
 from flightdelay.serving.predictor import (
     RECORD_ROWS,
     CanaryError,
-    ContextSource,
     InputError,
     Predictor,
     input_problems,
-    typed_flights,
     typed_records,
+    typed_rows,
     validate_input,
 )
 from flightdelay.serving.record_features import RecordLookups, record_features
@@ -88,7 +88,9 @@ def test_checked_records_on_the_plain_list_path_score_exactly_as_predict(predict
     sent = sent[input_problems(sent, predictor.input_schema)["field"].to_numpy() == ""].reset_index(drop=True)
     records = sent.to_dict("records")
     expected = predictor.predict(sent)
-    assert record_features(records[:RECORD_ROWS], RecordLookups(predictor._context, predictor.state))  # fast path
+    assert record_features(
+        records[:RECORD_ROWS], RecordLookups(predictor.row_features._context, predictor.state)
+    )  # fast path
     for start in range(0, len(records), RECORD_ROWS):
         got = predictor.predict_records(records[start : start + RECORD_ROWS], checked=True)
         want = expected.iloc[start : start + RECORD_ROWS]
@@ -98,7 +100,7 @@ def test_checked_records_on_the_plain_list_path_score_exactly_as_predict(predict
     for row in (0, 7, len(records) - 1):  # one flight alone: the numpy walk of every tree
         assert predictor.predict_records([records[row]], checked=True).probability[0] == expected["probability"][row]
     typed = typed_records(records, predictor.input_schema)  # over RECORD_ROWS: typed per column, compute_features
-    pd.testing.assert_frame_equal(typed, typed_flights(sent, predictor.input_schema))
+    pd.testing.assert_frame_equal(typed, typed_rows(sent, predictor.input_schema))
     whole = predictor.predict_records(records, checked=True)
     np.testing.assert_array_equal(whole.probability, expected["probability"].to_numpy())
 
@@ -156,8 +158,7 @@ def test_a_canary_that_does_not_reproduce_names_the_row(predictor):
         package_hash=predictor.package_hash,
         manifest=manifest,
         model=predictor.model,
-        state=predictor.state,
-        context=predictor.context,
+        row_features=predictor.row_features,
     )
     with pytest.raises(CanaryError, match="canary row 2 scored"):
         other.canary()

@@ -16,7 +16,8 @@ from flightdelay.core.config import ComputeParams, load_schema, parse_params
 from flightdelay.core.errors import PipelineError
 from flightdelay.release.package_format import PackageError
 from flightdelay.release.record import make_record
-from flightdelay.serving.predictor import ContextSource, Predictor
+from flightdelay.serving.features_flights import ContextSource
+from flightdelay.serving.predictor import Predictor
 from flightdelay.serving.score import package_in_channel, parse_window, score, score_month
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from tests.default_params import default_params

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from flightdelay.core.errors import DataError
-from flightdelay.serving.predictor import InputField, checked_state
+from flightdelay.serving.features_flights import checked_state
+from flightdelay.serving.predictor import InputField
 from tests.unit.test_packaging import tiny_state_bytes
 
 

@@ -19,7 +19,7 @@ from flightdelay.serving.runtime import (
     resolve_package,
     version_of,
 )
-from flightdelay.serving.schema import ApiError, check_body, check_flights, flight_model
+from flightdelay.serving.schema import ApiError, check_body, check_rows, row_model
 from tests.fake_predictor import FLIGHT, SCHEMA, FakePredictor, InputField
 
 
@@ -117,28 +117,28 @@ def test_parse_json_reads_json():
 
 
 def test_check_body_caps_the_batch_before_looking_at_rows():
-    assert check_body({"flights": ["anything"]}, 1) == ["anything"]
+    assert check_body({"flights": ["anything"]}, 1, "flights") == ["anything"]
     with pytest.raises(ApiError) as caught:
-        check_body({"flights": [1, 2, 3]}, 2)
+        check_body({"flights": [1, 2, 3]}, 2, "flights")
     assert (caught.value.status, caught.value.limit) == (413, 2)
 
 
-def test_the_flight_model_fills_left_out_nullable_fields_and_caps_strings():
-    model = flight_model(SCHEMA, max_string_length=6)
-    [row] = check_flights([{k: v for k, v in FLIGHT.items() if k != "tailnum"}], model)
+def test_the_row_model_fills_left_out_nullable_fields_and_caps_strings():
+    model = row_model(SCHEMA, max_string_length=6)
+    [row] = check_rows([{k: v for k, v in FLIGHT.items() if k != "tailnum"}], model, "flights")
     assert row["tailnum"] is None and list(row) == [f.name for f in SCHEMA]
     with pytest.raises(ApiError) as caught:
-        check_flights([{**FLIGHT, "tailnum": "N1234567"}], model)
+        check_rows([{**FLIGHT, "tailnum": "N1234567"}], model, "flights")
     assert (caught.value.field, caught.value.rule) == ("tailnum", "string_too_long")
 
 
 def test_an_unknown_field_kind_is_refused():
     with pytest.raises(ValueError, match="unknown kind 'date'"):
-        flight_model([InputField("when", "date", False)], 10)
+        row_model([InputField("when", "date", False)], 10)
 
 
 def test_frame_of_keeps_order_and_gives_each_kind_its_dtype():
-    rows = check_flights([FLIGHT, {**FLIGHT, "tailnum": None, "distance": 5}], flight_model(SCHEMA, 64))
+    rows = check_rows([FLIGHT, {**FLIGHT, "tailnum": None, "distance": 5}], row_model(SCHEMA, 64), "flights")
     frame = frame_of(rows, SCHEMA)
     assert list(frame.columns) == [f.name for f in SCHEMA]
     assert frame["month"].dtype == "Int64" and frame["distance"].dtype == "float64"
@@ -151,9 +151,11 @@ def test_a_date_time_field_is_shown_with_its_format_and_left_to_the_predictor_to
     class WithFormat(InputField):
         format: str | None = None
 
-    model = flight_model([WithFormat("time_hour", "string", False, max_length=25, format="date-time")], 64)
+    model = row_model([WithFormat("time_hour", "string", False, max_length=25, format="date-time")], 64)
     assert model.model_json_schema()["properties"]["time_hour"]["format"] == "date-time"
-    assert check_flights([{"time_hour": "2013-11-03T17:00:00Z"}], model) == [{"time_hour": "2013-11-03T17:00:00Z"}]
+    assert check_rows([{"time_hour": "2013-11-03T17:00:00Z"}], model, "flights") == [
+        {"time_hour": "2013-11-03T17:00:00Z"}
+    ]
 
 
 def test_the_version_is_the_predictors_own_else_the_manifests():
@@ -183,6 +185,6 @@ def test_the_data_window_comes_from_the_recorded_params():
 
 
 def test_integer_bounds_are_integers_in_the_schema():
-    props = flight_model(SCHEMA, 64).model_json_schema()["properties"]
+    props = row_model(SCHEMA, 64).model_json_schema()["properties"]
     assert props["month"]["maximum"] == 12 and isinstance(props["month"]["maximum"], int)
     assert isinstance(props["distance"]["maximum"], float)

@@ -25,7 +25,7 @@ MODEL_SCHEMA_MAX_DEPTH = 200  # nesting of schema.json (a real model's is under 
 
 # the package's text files
 MANIFEST_MAX_BYTES = 8 * MIB
-FEATURE_STATE_MAX_BYTES = 8 * MIB  # feature_state.json (the project's is 0.4 MB: history tables, aircraft)
+FEATURE_STATE_MAX_BYTES = 8 * MIB  # feature_state.json (the default data set's is 0.4 MB: history and reference tables)
 CHECKSUM_FILE_MAX_BYTES = 64 * 1024
 
 

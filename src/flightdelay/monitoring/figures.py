@@ -31,7 +31,7 @@ def monitoring_png(windows: list[dict[str, Any]], max_p99_ms: float, max_psi: fl
     for p, style in (("p50", ":"), ("p95", "--"), ("p99", "-")):
         top.plot(x, [w["latency_ms"][p] for w in windows], linestyle=style, marker=".", label=p)
     top.axhline(max_p99_ms, color="tab:red", linewidth=1, label=f"max_p99_ms {max_p99_ms:g}")
-    top.set(ylabel="latency (ms)", title="Service latency per window (one request: a batch of flights)")
+    top.set(ylabel="latency (ms)", title="Service latency per window (one request: a batch of rows)")
     top.legend(loc="upper left", fontsize="small")
     top.grid(alpha=0.3)
 

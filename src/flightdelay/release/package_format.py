@@ -4,9 +4,9 @@ A package is a directory `model-<hash>/` holding
 
 - `model.skops`       the fitted scikit-learn pipeline (skops: state as data, no pickle);
 - `manifest.json`     what the model is, what made it and how it was judged (see stages/package.py);
-- `feature_state.json` the feature code's fitted state as data (history sums and counts, smoothing and prior,
-                      aircraft table, holiday calendar, weather trend hours: flightdelay.modeling.flight_features),
-                      so the package goes from raw flight records to a prediction (flightdelay.serving.predictor);
+- `feature_state.json` the feature builder's fitted state as data (history sums and counts, smoothing and prior,
+                      reference tables: what its builder learned from the training months), so the package goes
+                      from raw rows of the main table to a prediction (flightdelay.serving.predictor);
 - `checksums.sha256`  the SHA-256 of the other files, in `sha256sum` format (`sha256sum -c` checks it).
 
 The package hash is the SHA-256 of the bytes of `checksums.sha256`, and the name is `model-` and its first 16
@@ -210,7 +210,7 @@ class LoadedPackage:
 
 def load_package(path: str | Path) -> LoadedPackage:
     """Verify a package, then load its model and feature state from the verified bytes (never re-read from disk).
-    The state is parsed as JSON data only; flightdelay.modeling.flight_features.FeatureState reads it."""
+    The state is parsed as JSON data only; the builder's serving module (serving/features_<builder>.py) reads it."""
     from flightdelay.modeling.model import loads_model
 
     checked = verify(path)

@@ -1,11 +1,12 @@
 """The HTTP service: a FastAPI app over one served package (see docs/serving.md, "Running the service").
 
-POST /predict scores 1..serve.max_batch raw flights; GET /health, /ready, /metadata, /metrics, /docs and
-/openapi.json; POST /admin/reload deploys or rolls back (bearer token, disabled without one). Every refusal is a
-defined status with the JSON error shape {"error": {"code", "message", "field"?, "limit"?}, "request_id"}, never a
-traceback. The /predict body is read and parsed here, not by FastAPI, so the size limit is checked while the bytes
-arrive (chunked bodies too), NaN/Infinity are refused, and the batch cap is a 413 before any flight is validated;
-the OpenAPI schema still shows the package's real input fields (built from its input_schema in `schema.py`).
+POST /predict scores 1..serve.max_batch raw rows of the package's main table ({"<table>": [...]}); GET /health,
+/ready, /metadata, /metrics, /docs and /openapi.json; POST /admin/reload deploys or rolls back (bearer token,
+disabled without one). Every refusal is a defined status with the JSON error shape {"error": {"code", "message",
+"field"?, "limit"?}, "request_id"}, never a traceback. The /predict body is read and parsed here, not by FastAPI, so
+the size limit is checked while the bytes arrive (chunked bodies too), NaN/Infinity are refused, and the batch cap
+is a 413 before any row is validated; the OpenAPI schema still shows the package's real input fields (built from its
+input_schema in `schema.py`).
 
 The model runs in a small thread pool whose threads each use one OpenMP/BLAS thread (threadpoolctl), so the event
 loop never blocks on scoring and a request over serve.timeout_s is answered 504. Work still queued when its request
@@ -65,6 +66,7 @@ from flightdelay.serving.schema import ApiError
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = "Scores raw rows of the served package's main table (its input schema: POST /predict below)."
 PATHS = ("/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json", "/admin/reload")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -72,7 +74,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         400: "the body is not JSON (or holds NaN/Infinity, or a key twice in one object)",
         413: "the body is over serve.max_body_bytes, or the batch over serve.max_batch",
-        422: "a flight breaks the input schema (the error names the row, field and rule), or the batch is empty",
+        422: "a row breaks the input schema (the error names the row, field and rule), or the batch is empty",
         503: "the model is not ready (its canary has not passed), or timed-out work holds every scoring thread",
         504: "scoring took longer than serve.timeout_s",
     }.items()
@@ -114,7 +116,7 @@ def request_id(header: str | None) -> str:
 def parse_json(body: bytes) -> Any:
     """The body as JSON, or ApiError 400: empty, not UTF-8 JSON, NaN/Infinity (not JSON), or nested too deep."""
     if not body.strip():
-        raise ApiError(400, "invalid_json", 'the body is empty; send {"flights": [ {...} ]} as JSON')
+        raise ApiError(400, "invalid_json", 'the body is empty; send {"<table>": [ {...} ]} as JSON (GET /docs)')
 
     def no_constants(name: str) -> Any:
         raise ApiError(400, "invalid_json", f"{name} is not JSON; send null for a missing value")
@@ -124,7 +126,7 @@ def parse_json(body: bytes) -> Any:
     except ApiError:
         raise
     except RecursionError:
-        raise ApiError(400, "invalid_json", "the body is nested too deeply to be a flight batch") from None
+        raise ApiError(400, "invalid_json", "the body is nested too deeply to be a batch of rows") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long to convert
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:160]}") from None
 
@@ -156,7 +158,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(
-        413, "body_too_large", f"the body is over serve.max_body_bytes = {limit} bytes; send fewer flights", limit=limit
+        413, "body_too_large", f"the body is over serve.max_body_bytes = {limit} bytes; send fewer rows", limit=limit
     )
 
 
@@ -173,7 +175,7 @@ def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> J
 
 
 def frame_of(rows: list[dict[str, Any]], fields: list[Any]) -> pd.DataFrame:
-    """The validated flights as a DataFrame with the input schema's columns in order and a dtype per kind
+    """The validated rows as a DataFrame with the input schema's columns in order and a dtype per kind
     (integer: nullable Int64, number: float64 with NaN for null, string: object with None)."""
     return records_frame(rows, fields)
 
@@ -241,12 +243,13 @@ class Service:
             self.metrics.model_changed(slot.current)
 
     def models(self, deployed: Deployed) -> tuple[type[BaseModel], type[BaseModel]]:
-        """The Flight and PredictRequest models of a package (built once per package)."""
+        """The Row and PredictRequest models of a package (built once per package); the body's key is the
+        package's main table."""
         key = deployed.predictor.package_hash
         if key not in self._models:
             p = self.settings.params
-            flight = schema.flight_model(list(deployed.predictor.input_schema), p.max_string_length)
-            self._models[key] = (flight, schema.request_model(flight, p.max_batch))
+            row = schema.row_model(list(deployed.predictor.input_schema), p.max_string_length)
+            self._models[key] = (row, schema.request_model(row, p.max_batch, deployed.predictor.table))
         return self._models[key]
 
     def finish(self, scope: Scope, info: dict[str, Any], status: int, seconds: float) -> None:
@@ -354,7 +357,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
     app = FastAPI(
         title=schema.SERVICE_TITLE,
         version=settings.version,
-        description="Predicts whether a 2013 NYC flight arrives over 15 minutes late, from its raw schedule fields.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.service = service
@@ -424,7 +427,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
 
     @app.post(
         "/predict",
-        summary="score one flight or a batch",
+        summary="score one row or a batch",
         response_model=schema.PredictResponse,
         responses={code: spec for code, spec in _ERRORS.items()},
     )
@@ -434,10 +437,11 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
         info["model_hash"] = deployed.predictor.package_hash
         p = settings.params
         payload = parse_json(await read_body(request, p.max_body_bytes))
-        flights = schema.check_body(payload, p.max_batch)
-        info["batch_size"] = len(flights)
-        flight_model, _ = service.models(deployed)
-        rows = schema.check_flights(flights, flight_model)
+        key = deployed.predictor.table
+        items = schema.check_body(payload, p.max_batch, key)
+        info["batch_size"] = len(items)
+        row_model, _ = service.models(deployed)
+        rows = schema.check_rows(items, row_model, key)
         if service.orphans.full():
             retry = max(1, math.ceil(p.timeout_s))
             raise ApiError(
@@ -456,7 +460,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
             raise ApiError(
                 504,
                 "timeout",
-                f"scoring took over serve.timeout_s = {p.timeout_s} s; send fewer flights",
+                f"scoring took over serve.timeout_s = {p.timeout_s} s; send fewer rows",
                 limit=p.timeout_s,
             ) from None
         except PipelineError as exc:
@@ -474,7 +478,7 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
             raise ApiError(503, "scoring_failed", f"the model could not score this batch: {exc}") from None
         probabilities, labels, fallbacks = (scored[i].tolist() for i in range(3))
         if not len(probabilities) == len(labels) == len(fallbacks) == len(rows):
-            raise RuntimeError(f"the predictor returned {len(probabilities)} scores for {len(rows)} flights")
+            raise RuntimeError(f"the predictor returned {len(probabilities)} scores for {len(rows)} rows")
         predictions = [
             {"probability": float(prob), "label": int(label), "context_fallback": bool(fb)}
             for prob, label, fb in zip(probabilities, labels, fallbacks, strict=True)
@@ -541,8 +545,9 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         deployed = slot.current
+        described = app.description if deployed is None else description(deployed.predictor.manifest)
+        spec = get_openapi(title=app.title, version=app.version, description=described, routes=app.routes)
         if deployed is not None:
             _, request_model = service.models(deployed)
             body = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -562,6 +567,16 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     return app
+
+
+def description(manifest: dict[str, Any]) -> str:
+    """The API's description from the package's dataset params: what it predicts, from which rows."""
+    dataset = (manifest.get("params") or {}).get("dataset") or {}
+    task = (manifest.get("model") or {}).get("task", "classification")
+    predicts = ((dataset.get("target") or {}).get(task) or {}).get("predicts")
+    if not predicts or not dataset.get("table"):
+        return DESCRIPTION
+    return f"Predicts {predicts}, from the raw fields of a row of the {dataset['table']} table."
 
 
 def data_window(manifest: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 Requests by path and status, latency histogram, prediction histogram, context fallbacks, and the drift gauges: the
 PSI of the last `drift_window` predictions, and of the last `drift_window` values of each model input, against the
 served package's training reference (predictor.reference: the drift stage's bins, the PSI code `flightdelay
-monitor` uses), computed when /metrics is scraped (never per request) once `drift_min_rows` flights were scored
+monitor` uses), computed when /metrics is scraped (never per request) once `drift_min_rows` rows were scored
 since the model was (re)loaded; NaN before. A request only appends its values to the windows.
 """
 
@@ -38,12 +38,12 @@ class ServiceMetrics:
         )
         self.predictions = Histogram(
             "flightdelay_prediction_probability",
-            "predicted probability of a late arrival",
+            "predicted probability of class 1 (the package's dataset.target)",
             buckets=PROBABILITY_BUCKETS,
             registry=self.registry,
         )
         self.fallbacks = Counter(
-            "flightdelay_context_fallbacks", "flights scored with the context fallback", registry=self.registry
+            "flightdelay_context_fallbacks", "rows scored with the context fallback", registry=self.registry
         )
         self.psi = Gauge(
             "flightdelay_prediction_psi",
@@ -52,7 +52,7 @@ class ServiceMetrics:
         )
         self.feature_psi = Gauge(
             "flightdelay_feature_psi",
-            "PSI of each model input over the recent flights vs the package's training reference (NaN until "
+            "PSI of each model input over the recent rows vs the package's training reference (NaN until "
             "drift_min_rows)",
             ["feature"],
             registry=self.registry,
@@ -82,7 +82,7 @@ class ServiceMetrics:
             self._window.extend(probabilities)
 
     def observe_features(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """The model inputs of the flights just scored (feature -> one value per flight), into the windows."""
+        """The model inputs of the rows just scored (feature -> one value per row), into the windows."""
         with self._lock:
             for name, values in columns.items():
                 window = self._features.get(name)

@@ -1,57 +1,52 @@
-"""A verified model package as a predictor: from raw flight records to the probability of arriving late.
+"""A verified model package as a predictor: from raw rows of its main table (dataset.table) to the model's
+probability of class 1.
 
 `Predictor.load(package_dir, context)` verifies the package (flightdelay.release.package_format: checksums, file
 set, size limits, manifest, gate; a tampered package raises PackageError), loads the model from the verified bytes
-(skops, audited, never a pickle) and the feature state (flightdelay.modeling.flight_features.FeatureState: JSON
-data), and builds the context lookups once. `predict(flights)` then checks the input (`validate_input`: the raw
-flight fields of config/schema.yaml, no outcome columns; categories the model never saw are refused), computes the
-features with the same code as the `features` stage (`compute_features`) and scores them.
+(skops, audited, never a pickle) and hands the feature state (JSON data) and the context to the serving side of the
+feature builder that made the package (`features.builder` in the manifest's params: serving/features_<builder>.py,
+a `RowFeatures`). `predict(rows)` then checks the input (`validate_input`: the manifest's input schema, the raw
+fields of the main table, no outcome columns; categories the model never saw are refused), computes the features
+with the same code as the `features` stage and scores them.
 
-The context (`ContextSource`) supplies what a flight's features need from other records: the day's schedule
-(congestion at the airport, the aircraft's earlier legs that day) and the hourly origin weather before departure.
-It never comes from the caller. By default it is the validated partitions of the months being scored
-(`ContextSource.from_validated`, a path or an fsspec URL). A flight whose context is missing gets NaN for those
-features (the model handles missing values), is flagged in `context_fallback` and counted in `fallback_rows`; it
-never fails. docs/serving.md says what a production deployment plugs in.
+The context is what a row's features need from other records (each builder says which: the default data set's
+other tables, or each entity's earlier rows of the main table). It never comes from the caller. By default it is the
+validated partitions of the months being scored (`ValidatedContext`, a path or an fsspec URL). A row whose context
+is missing gets the builder's fallback (missing values, which the model handles), is flagged in `context_fallback`
+and counted in `fallback_rows`; it never fails. docs/serving.md says what a production deployment plugs in.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol, get_args, get_type_hints
 
 import numpy as np
 import pandas as pd
 
+from flightdelay.core.config import FeatureParams
 from flightdelay.core.errors import DataError, PipelineError
 from flightdelay.modeling.drift_bins import psi_against
-from flightdelay.modeling.flight_features import (
-    FeatureContext,
-    FeatureState,
-    WeatherLookup,
-    compute_features,
-)
 from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError, find_package, load_package
 from flightdelay.serving.fast_model import FastModel
-from flightdelay.serving.record_features import RecordLookups, record_features
 
 log = logging.getLogger(__name__)
 
 PREDICTION = "prediction"
 CANARY_TOLERANCE = 1e-9
-RECORD_ROWS = 64  # up to this many flights, record_features (plain lists); above it, compute_features (pandas)
+RECORD_ROWS = 64  # up to this many rows, RowFeatures.compute_records (plain lists) when the builder has it
 FAST_TOLERANCE = 1e-12  # the fast scorer must give predict_proba's numbers on the example rows, or is not used
-_FLIGHT_COLUMNS = ["year", "month", "day", "sched_dep_time", "carrier", "flight", "tailnum", "origin", "dest"]
 
 
 class InputError(PipelineError):
-    """A flight field that breaks the input schema: `field`, `row` (0-based) and `rule` say which and why."""
+    """A field of a row that breaks the input schema: `field`, `row` (0-based) and `rule` say which and why."""
 
     def __init__(self, message: str, *, field: str, row: int, rule: str) -> None:
         super().__init__(message)
@@ -64,46 +59,9 @@ class CanaryError(PipelineError):
     """The package's model does not reproduce the outputs recorded for its example rows."""
 
 
-MAX_TREND_HOURS = 24 * 7  # a week of weather before departure; far above any useful features.weather_trend_hours
-
-
-def _finite(value: Any, name: str, where: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
-        raise DataError(f"{where}: {name} is {str(value)[:40]!r}; expected a finite number >= {minimum:g}")
-    return float(value)
-
-
-def checked_state(data: dict[str, Any], where: str) -> FeatureState:
-    """The package's feature state, its scalars and history sums/counts checked first: a hashed but hostile
-    feature_state.json (text, bool, NaN, a list where a number goes) is refused here as DataError, never handed
-    to the feature code (whose first use would be a TypeError per request, or a silently wrong probability; the
-    canary re-scores model-input rows and does not exercise the feature state)."""
-    state = FeatureState.from_dict(data, where)  # the format and the shape first
-    prior = data.get("prior")
-    if not isinstance(prior, dict):
-        raise DataError(f"{where}: prior is not an object with sum and count")
-    _finite(data.get("history_smoothing"), "history_smoothing", where)
-    _finite(prior.get("sum"), "prior.sum", where)
-    _finite(prior.get("count"), "prior.count", where)
-    hours = data.get("weather_trend_hours")
-    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_TREND_HOURS:
-        shown = str(hours)[:40]
-        raise DataError(f"{where}: weather_trend_hours is {shown!r}; expected an integer 1..{MAX_TREND_HOURS}")
-    if not isinstance(data.get("holiday_country"), str):
-        raise DataError(f"{where}: holiday_country is not a text")
-    for name, table in state.history.items():
-        for column in ("sum", "count"):
-            values = pd.to_numeric(table.frame[column], errors="coerce")
-            if not pd.api.types.is_numeric_dtype(table.frame[column]) or not np.isfinite(values).all():
-                raise DataError(f"{where}: history.{name}.{column} holds a value that is not a finite number")
-            if (values < 0).any():
-                raise DataError(f"{where}: history.{name}.{column} holds a negative value")
-    return state
-
-
 @dataclass(frozen=True)
 class InputField:
-    """One raw flight field a caller sends."""
+    """One raw field of a row of the main table a caller sends."""
 
     name: str
     kind: Literal["integer", "number", "string"]
@@ -213,15 +171,15 @@ def _field_problems(values: np.ndarray, spec: InputField) -> list[tuple[np.ndarr
     return problems
 
 
-def input_problems(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
-    """Every row's first broken rule: a frame (index as `flights`) with `field` and `rule`, empty text for a good
+def input_problems(rows: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
+    """Every row's first broken rule: a frame (index as `rows`) with `field` and `rule`, empty text for a good
     row. Rows are checked field by field in schema order, so the reported field is the first that fails."""
-    n = len(flights)
+    n = len(rows)
     field = np.full(n, "", dtype=object)
     rule = np.full(n, "", dtype=object)
     for spec in input_schema:
-        if spec.name in flights.columns:
-            values = flights[spec.name].to_numpy(dtype=object)
+        if spec.name in rows.columns:
+            values = rows[spec.name].to_numpy(dtype=object)
             problems = _field_problems(values, spec)
         else:
             problems = [(np.full(n, not spec.nullable), "required: the field is missing")]
@@ -229,36 +187,36 @@ def input_problems(flights: pd.DataFrame, input_schema: Sequence[InputField]) ->
             new = mask & (field == "")
             field[new] = spec.name
             rule[new] = text
-    return pd.DataFrame({"field": field, "rule": rule}, index=flights.index)
+    return pd.DataFrame({"field": field, "rule": rule}, index=rows.index)
 
 
-def validate_input(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> None:
+def validate_input(rows: pd.DataFrame, input_schema: Sequence[InputField]) -> None:
     """Raise InputError for the first bad value (lowest row, then first field in schema order)."""
-    if len(flights) == 0:
+    if len(rows) == 0:
         return
-    problems = input_problems(flights, input_schema)
+    problems = input_problems(rows, input_schema)
     bad = np.flatnonzero(problems["field"].to_numpy() != "")
     if bad.size:
         row = int(bad[0])
         name, rule = problems["field"].iloc[row], problems["rule"].iloc[row]
-        value = flights[name].iloc[row] if name in flights.columns else None
+        value = rows[name].iloc[row] if name in rows.columns else None
         raise InputError(
-            f"flight {row}, field {name!r} = {str(value)[:80]!r}: breaks the rule {rule}; fix the value and resend",
+            f"row {row}, field {name!r} = {str(value)[:80]!r}: breaks the rule {rule}; fix the value and resend",
             field=str(name),
             row=row,
             rule=str(rule).split(":", 1)[0],
         )
 
 
-def typed_flights(flights: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
+def typed_rows(rows: pd.DataFrame, input_schema: Sequence[InputField]) -> pd.DataFrame:
     """Checked input as the validated partitions type it: integers Int64, numbers float64, text string, the
     date-time as UTC timestamps. Missing nullable fields become missing values."""
-    out = pd.DataFrame(index=pd.RangeIndex(len(flights)))
+    out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
     for spec in input_schema:
         values: np.ndarray = (
-            flights[spec.name].to_numpy(dtype=object)
-            if spec.name in flights.columns
-            else np.full(len(flights), None, dtype=object)
+            rows[spec.name].to_numpy(dtype=object)
+            if spec.name in rows.columns
+            else np.full(len(rows), None, dtype=object)
         )
         if spec.format == "date-time":
             out[spec.name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
@@ -283,7 +241,7 @@ def model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str])
 
 
 def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField]) -> pd.DataFrame:
-    """Flights given as dicts as a DataFrame with the input schema's columns in order and a dtype per kind
+    """Rows given as dicts as a DataFrame with the input schema's columns in order and a dtype per kind
     (integer: nullable Int64, number: float64 with NaN for null, string: object with None), built column by column
     from arrays: casting a finished frame costs ~1 ms a column. A field a record leaves out is null."""
     columns: dict[str, Any] = {}
@@ -299,7 +257,7 @@ def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField
 
 
 def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[InputField]) -> pd.DataFrame | None:
-    """`typed_flights` of checked records (the service's request model checked every type and range), one array
+    """`typed_rows` of checked records (the service's request model checked every type and range), one array
     per column; None when a date-time does not parse (the caller then checks the input and names the row)."""
     out: dict[str, Any] = {}
     for spec in input_schema:
@@ -319,8 +277,8 @@ def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[Inpu
 
 
 class Scores(NamedTuple):
-    """predict_records' answer: one entry per flight, in order, and the model inputs it scored (feature -> one
-    value per flight, for the service's per-feature drift gauges)."""
+    """predict_records' answer: one entry per row, in order, and the model inputs it scored (feature -> one
+    value per row, for the service's per-feature drift gauges)."""
 
     probability: np.ndarray  # float64
     label: np.ndarray  # int8: probability >= threshold
@@ -349,91 +307,91 @@ class Reference:
         return psi_against(self._columns[column], pd.Series(values))
 
 
-# ------------------------------------------------------------------------------------------------ context
+# ------------------------------------------------------------------------------------------------ the builders
 
 
-class ContextSource:
-    """The records a flight's features need from elsewhere: the schedule (flights table, only schedule columns are
-    read, never outcomes) and the hourly weather (weather table), as the validate stage writes them."""
+class RowFeatures(Protocol):
+    """What the predictor needs from the feature builder that made a package (`features.builder`, recorded in the
+    manifest's params): the features of raw rows of the main table, with the context it holds (the other records
+    those features read; never sent by the caller). Each builder's serving module (`serving/features_<builder>.py`)
+    makes one with `rows_features(manifest, state, where, context)`."""
 
-    def __init__(self, flights: pd.DataFrame, weather: pd.DataFrame, description: str = "frames") -> None:
-        self.flights = flights[[c for c in _FLIGHT_COLUMNS if c in flights.columns]].reset_index(drop=True)
-        self.weather = weather
-        self.description = description
-        self._built: dict[int, FeatureContext] = {}
+    state: Any  # the builder's feature state from the package, checked
+    context: Any  # the builder's own context type
+    description: str  # where the context came from, for logs
+    context_rows: int
 
-    @staticmethod
-    def empty() -> ContextSource:
-        """No context: every flight is scored with the fallback (flagged)."""
-        flights = pd.DataFrame({c: pd.Series(dtype="Int64") for c in _FLIGHT_COLUMNS})
-        for c in ("carrier", "tailnum", "origin", "dest"):
-            flights[c] = flights[c].astype("string")
-        weather = pd.DataFrame(
-            {"origin": pd.Series(dtype="string"), "time_hour": pd.Series(dtype="datetime64[ns, UTC]")}
-        )
-        return ContextSource(flights, weather, "none")
+    def compute(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Typed rows (typed_rows) -> (a frame with every model input, one row per row; the fallback flags)."""
+        ...
 
-    @staticmethod
-    def from_validated(location: str | Path, months: Iterable[str] | None = None) -> ContextSource:
-        """The validated partitions (`<location>/flights/<YYYY-MM>.parquet`, `<location>/weather/...`) of `months`
-        (all when None); the weather also of the month before each, for the trend over the hours before the first
-        departures. `location` is a path or an fsspec URL (s3://..., gs://...)."""
-        import fsspec
+    def compute_records(self, records: Sequence[dict[str, Any]]) -> tuple[dict[str, list[Any]], np.ndarray] | None:
+        """A few checked records -> (model input columns as plain lists; the fallback flags), or None: use compute."""
+        ...
 
-        fs, root = fsspec.core.url_to_fs(str(location))
-        root = root.rstrip("/")
-
-        def partitions(table: str) -> dict[str, str]:
-            found = fs.glob(f"{root}/{table}/*.parquet") if fs.exists(f"{root}/{table}") else []
-            return {Path(p).stem: p for p in sorted(found)}
-
-        flight_files, weather_files = partitions("flights"), partitions("weather")
-        wanted = sorted(flight_files) if months is None else sorted(set(months))
-        missing = [m for m in wanted if m not in flight_files]
-        if missing:
-            raise DataError(
-                f"{location}/flights: no validated partitions for {', '.join(missing)} "
-                f"(it has {sorted(flight_files)}); run ingest and validate for those months, or score other months"
-            )
-        weather_months = sorted({*wanted, *(previous_month(m) for m in wanted)} & set(weather_files))
-
-        def read(paths: list[str], columns: list[str] | None = None) -> pd.DataFrame:
-            frames = []
-            for path in paths:
-                with fs.open(path, "rb") as handle:
-                    frames.append(pd.read_parquet(handle, columns=columns))
-            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-        flights = read([flight_files[m] for m in wanted], _FLIGHT_COLUMNS)
-        weather = read([weather_files[m] for m in weather_months])
-        if weather.empty:
-            weather = ContextSource.empty().weather
-        return ContextSource(flights, weather, f"{location} ({', '.join(wanted)})")
-
-    def build(self, trend_hours: int) -> FeatureContext:
-        """The lookups (built once per trend window and kept)."""
-        if trend_hours not in self._built:
-            weather = WeatherLookup.from_records(self.weather, trend_hours) if len(self.weather) else None
-            if weather is None:
-                empty = pd.DataFrame(
-                    {"origin": pd.Series(dtype=object), "time_hour": pd.Series(dtype="datetime64[ns, UTC]")}
-                )
-                weather = WeatherLookup.from_records(empty, trend_hours)
-            self._built[trend_hours] = FeatureContext(self.flights, weather)
-        return self._built[trend_hours]
+    def with_context(self, context: Any) -> RowFeatures: ...
 
 
-def previous_month(month: str) -> str:
-    """The 'YYYY-MM' before `month`."""
-    year, number = int(month[:4]), int(month[5:7])
-    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+class ServingBuilder(Protocol):
+    """A builder's serving module, flightdelay.serving.features_<builder> (`serving_builder`)."""
+
+    def rows_features(self, manifest: dict[str, Any], state: dict[str, Any], where: str, context: Any) -> Any: ...
+    def context_from_validated(self, location: str | Path, months: Iterable[str] | None, table: str) -> Any: ...
+    def month_context(
+        self, read: Callable[[str, str], pd.DataFrame | None], period: str, rows: pd.DataFrame, table: str
+    ) -> tuple[Any, list[str]]: ...
+    def key_columns(self, manifest: dict[str, Any]) -> list[str]: ...
+
+
+BUILDERS: tuple[str, ...] = get_args(get_type_hints(FeatureParams)["builder"])  # the default first
+
+
+def serving_builder(name: str) -> ServingBuilder:
+    """The serving module of the feature builder `name` (one of features.builder's values)."""
+    if name not in BUILDERS:
+        raise DataError(f"features.builder {str(name)[:40]!r} is not a feature builder ({', '.join(BUILDERS)})")
+    module: ServingBuilder = importlib.import_module(f"flightdelay.serving.features_{name}")
+    return module
+
+
+def builder_of(manifest: dict[str, Any]) -> str:
+    """The feature builder that made the package (its params' features.builder; the default builder for packages
+    written before the key existed)."""
+    features = manifest.get("params", {}).get("features", {})
+    return str(features.get("builder", BUILDERS[0]))
+
+
+def table_of(manifest: dict[str, Any]) -> str:
+    """The main table (dataset.table): the key of the caller's raw fields in the manifest's input_schema (for a
+    package older than the dataset section, the one key there besides `columns`)."""
+    table = manifest.get("params", {}).get("dataset", {}).get("table")
+    if table is None:
+        keys = [k for k in manifest.get("input_schema", {}) if k != "columns"]
+        table = keys[0] if len(keys) == 1 else None
+    if not isinstance(table, str) or not isinstance(manifest.get("input_schema", {}).get(table), list):
+        raise PackageError(f"the manifest has no input_schema.{table}; rebuild the package with `dvc repro`")
+    return table
+
+
+class ValidatedContext:
+    """The validated partitions at a location (a path or an fsspec URL), read as the context of each package that
+    is loaded with it, once per feature builder and main table (the service reads them at its first load)."""
+
+    def __init__(self, location: str | Path) -> None:
+        self.location = location
+        self._read: dict[tuple[str, str], Any] = {}
+
+    def for_package(self, builder: str, table: str) -> Any:
+        if (builder, table) not in self._read:
+            self._read[(builder, table)] = serving_builder(builder).context_from_validated(self.location, None, table)
+        return self._read[(builder, table)]
 
 
 # ------------------------------------------------------------------------------------------------ predictor
 
 
 class Predictor:
-    """A verified package, ready to score raw flight records (see the module docstring)."""
+    """A verified package, ready to score raw rows of its main table (see the module docstring)."""
 
     def __init__(
         self,
@@ -442,20 +400,20 @@ class Predictor:
         package_hash: str,
         manifest: dict[str, Any],
         model: Any,
-        state: FeatureState,
-        context: ContextSource,
+        row_features: RowFeatures,
     ) -> None:
         self.path = path
         self.name = path.name
         self.package_hash = package_hash
         self.manifest = manifest
         self.model = model
-        self.state = state
-        self.context = context
+        self.row_features = row_features
+        self.builder = builder_of(manifest)
+        self.table = table_of(manifest)
         features = manifest["model"]["features"]
         self.numeric: list[str] = list(features["numeric"])
         self.categorical: list[str] = list(features["categorical"])
-        self.input_schema = [InputField.from_dict(entry) for entry in manifest["input_schema"]["flights"]]
+        self.input_schema = [InputField.from_dict(entry) for entry in manifest["input_schema"][self.table]]
         self.threshold = float(manifest["params"]["evaluate"]["threshold"])
         if not 0 <= self.threshold <= 1:  # NaN too: every label would be 0, and the canary checks probabilities only
             raise DataError(f"params.evaluate.threshold is {self.threshold!r}; expected a probability in [0, 1]")
@@ -463,8 +421,17 @@ class Predictor:
         self.version = manifest.get("environment", {}).get("flightdelay")
         self.rows_scored = 0
         self.fallback_rows = 0
-        self._context = context.build(state.weather_trend_hours)
         self.fast = self._fast_model()
+
+    @property
+    def state(self) -> Any:
+        """The feature builder's state from the package."""
+        return self.row_features.state
+
+    @property
+    def context(self) -> Any:
+        """The feature builder's context the rows are scored with."""
+        return self.row_features.context
 
     def _fast_model(self) -> FastModel | None:
         """The fast scorer (flightdelay.serving.fast_model) when the model has its shape and it reproduces
@@ -494,34 +461,41 @@ class Predictor:
         return np.asarray(self.model.predict_proba(X)[:, 1], dtype="float64")
 
     @classmethod
-    def load(cls, package_dir: str | Path, context: ContextSource | None = None) -> Predictor:
+    def load(cls, package_dir: str | Path, context: Any = None) -> Predictor:
         """Verify the package, then load it; a tampered package raises PackageError. `package_dir` is a package
-        (model-<hash>/) or the folder that holds exactly one (models/package). With no context, every flight is
-        scored with the fallback (see ContextSource)."""
+        (model-<hash>/) or the folder that holds exactly one (models/package). `context` is the package's builder's
+        own context, or a ValidatedContext; with none, every row is scored with the fallback."""
         path = Path(package_dir)
         if not path.name.startswith("model-") and path.is_dir() and not path.is_symlink():
             path = find_package(path)
         package = load_package(path)
         manifest = package.manifest
         where = str(package.path / STATE_FILE)
-        try:
-            state = checked_state(package.state, where)
-        except DataError as exc:
-            raise PackageError(f"{exc}; refusing the package") from None
         model = manifest.get("model", {})
         if model.get("task") != "classification":
             raise PackageError(f"{package.path}: a {model.get('task')!r} model; the predictor serves classification")
-        if not isinstance(manifest.get("input_schema", {}).get("flights"), list):
-            raise PackageError(f"{package.path}: the manifest has no input_schema.flights; rebuild with `dvc repro`")
-        source = context if context is not None else ContextSource.empty()
+        try:
+            table, builder = table_of(manifest), serving_builder(builder_of(manifest))
+        except (DataError, PackageError) as exc:
+            raise PackageError(f"{package.path}: {exc}") from None
+        if isinstance(context, ValidatedContext):
+            context = context.for_package(builder_of(manifest), table)
+        try:
+            row_features = builder.rows_features(manifest, package.state, where, context)
+        except DataError as exc:
+            raise PackageError(f"{exc}; refusing the package") from None
+        except (KeyError, TypeError, ValueError) as exc:  # a hashed manifest without the params its builder reads
+            what = f"{type(exc).__name__}: {str(exc)[:120]}"
+            raise PackageError(
+                f"{package.path}/manifest.json: not a predictor manifest ({what}); refusing the package"
+            ) from None
         try:
             predictor = cls(
                 path=package.path,
                 package_hash=package.hash,
                 manifest=manifest,
                 model=package.model,
-                state=state,
-                context=source,
+                row_features=row_features,
             )
         except DataError as exc:  # a hostile input_schema (InputField.from_dict) or threshold
             raise PackageError(f"{package.path}: {exc}; refusing the package") from None
@@ -531,42 +505,42 @@ class Predictor:
                 f"{package.path}/manifest.json: not a predictor manifest ({what}); refusing the package"
             ) from None
         log.info(
-            "predictor: %s loaded (context: %s, %d scheduled flights)",
+            "predictor: %s loaded (%s builder; context: %s, %d rows)",
             predictor.name,
-            source.description,
-            len(source.flights),
+            predictor.builder,
+            row_features.description,
+            row_features.context_rows,
         )
         return predictor
 
-    def with_context(self, context: ContextSource) -> Predictor:
-        """This predictor, the same verified model and state, with another context source (no second load)."""
+    def with_context(self, context: Any) -> Predictor:
+        """This predictor, the same verified model and state, with another context (no second load)."""
         return type(self)(
             path=self.path,
             package_hash=self.package_hash,
             manifest=self.manifest,
             model=self.model,
-            state=self.state,
-            context=context,
+            row_features=self.row_features.with_context(context),
         )
 
-    def _features(self, flights: pd.DataFrame, validate: bool, raw: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    def _features(self, rows: pd.DataFrame, validate: bool, raw: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
         if validate:
-            validate_input(flights, self.input_schema)
-        typed = typed_flights(flights, self.input_schema)
-        frame, fallback = compute_features(typed, self._context, self.state)
+            validate_input(rows, self.input_schema)
+        typed = typed_rows(rows, self.input_schema)
+        frame, fallback = self.row_features.compute(typed)
         if raw and self.fast is not None:  # the fast scorer reads the feature frame as it is
             return frame, fallback
         return model_input(frame, self.numeric, self.categorical), fallback
 
-    def features(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
-        """The model-input rows `predict` scores (numeric as float64, categorical as text), one per flight."""
-        return self._features(flights, validate)[0]
+    def features(self, rows: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
+        """The model-input rows `predict` scores (numeric as float64, categorical as text), one per row."""
+        return self._features(rows, validate)[0]
 
-    def predict(self, flights: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
-        """One row per flight, in order: probability (float64), label (int8: probability >= threshold) and
+    def predict(self, rows: pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
+        """One per row, in order: probability (float64), label (int8: probability >= threshold) and
         context_fallback (bool: some context was missing and the fallback was used). `validate=False` skips the
         input check for rows already checked (input_problems)."""
-        if len(flights) == 0:
+        if len(rows) == 0:
             return pd.DataFrame(
                 {
                     "probability": pd.Series(dtype="float64"),
@@ -574,12 +548,12 @@ class Predictor:
                     "context_fallback": pd.Series(dtype=bool),
                 }
             )
-        X, fallback = self._features(flights, validate, raw=True)
+        X, fallback = self._features(rows, validate, raw=True)
         probability = self._probability(X)
         self.rows_scored += len(X)
         self.fallback_rows += int(fallback.sum())
         if fallback.any():
-            log.debug("predictor: %d of %d flights scored with the context fallback", int(fallback.sum()), len(X))
+            log.debug("predictor: %d of %d rows scored with the context fallback", int(fallback.sum()), len(X))
         return pd.DataFrame(
             {
                 "probability": probability,
@@ -589,14 +563,14 @@ class Predictor:
         )
 
     def predict_records(self, records: Sequence[dict[str, Any]], *, checked: bool = False) -> Scores:
-        """`predict` of flights given as dicts (field -> value, as JSON gives them). With `checked` (the service:
+        """`predict` of rows given as dicts (field -> value, as JSON gives them). With `checked` (the service:
         its request model already checked every field's type, range and allowed values), up to RECORD_ROWS
-        flights are scored on plain lists (flight_features.record_features), no DataFrame: the same numbers as
-        `predict`, without its per-call pandas cost (for a large batch, pandas' column arithmetic is the faster),
-        and only the date-time format is checked again. Anything else goes through `predict`, which checks the
-        input (InputError) first."""
+        rows are scored on plain lists (RowFeatures.compute_records, where the builder has it), no DataFrame: the
+        same numbers as `predict`, without its per-call pandas cost (for a large batch, pandas' column arithmetic
+        is the faster), and only the date-time format is checked again. Anything else goes through `predict`,
+        which checks the input (InputError) first."""
         if checked and self.fast is not None and 0 < len(records) <= RECORD_ROWS:
-            built = record_features(records, self._record_lookups)
+            built = self.row_features.compute_records(records)
             if built is not None:
                 columns, fallback = built
                 probability = self.fast.probability(self.fast.matrix_of_columns(columns))
@@ -607,8 +581,8 @@ class Predictor:
         if not records:
             return Scores(np.empty(0), np.empty(0, dtype="int8"), np.empty(0, dtype=bool), {})
         typed = typed_records(records, self.input_schema) if checked else None
-        if typed is not None:  # a large checked batch: typed in one step per column, then compute_features
-            computed, fallback = compute_features(typed, self._context, self.state)
+        if typed is not None:  # a large checked batch: typed in one step per column, then RowFeatures.compute
+            computed, fallback = self.row_features.compute(typed)
             X = computed if self.fast is not None else model_input(computed, self.numeric, self.categorical)
         else:
             frame = records_frame(records, self.input_schema)
@@ -620,10 +594,6 @@ class Predictor:
         self.fallback_rows += int(fallback.sum())
         inputs = {c: X[c].tolist() for c in (*self.categorical, *self.numeric)}
         return Scores(probability, (probability >= self.threshold).astype("int8"), fallback.astype(bool), inputs)
-
-    @cached_property
-    def _record_lookups(self) -> RecordLookups:
-        return RecordLookups(self._context, self.state)
 
     @cached_property
     def _canary_rows(self) -> tuple[pd.DataFrame, np.ndarray]:

@@ -2,7 +2,7 @@
 
 `Deployed` is one loaded package (its Predictor, where it came from, when). `Slot` holds the one being served; a
 request reads `slot.current` once when it starts and uses that object to the end, so a swap (deploy, rollback)
-never changes the model under a request in flight. `deploy_into` loads a new package beside the serving one, runs
+never changes the model under a request being answered. `deploy_into` loads a new package beside the serving one, runs
 its canary and swaps only if it passes; otherwise the old model stays and the reason is returned. The deploy history
 (JSON lines: time, package, hash, version, outcome, reason) is appended on every attempt, and `good_stack` replays it
 so `rollback` knows the previous good package. An attempt that fails writes an alert file.
@@ -60,14 +60,15 @@ class PredictorLike(Protocol):
     package_hash: str
     manifest: dict[str, Any]
     input_schema: Any  # list[InputField]
+    table: str  # the main table (dataset.table): the request body's key for the list of rows
     threshold: float
 
     @property
     def reference(self) -> ReferenceLike: ...  # read-only here, so the predictor's own Reference type fits
 
-    def predict(self, flights: pd.DataFrame) -> pd.DataFrame: ...
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame: ...
     def predict_records(self, records: list[dict[str, Any]], *, checked: bool = False) -> Any: ...  # Scores
-    def features(self, flights: pd.DataFrame) -> pd.DataFrame: ...
+    def features(self, rows: pd.DataFrame) -> pd.DataFrame: ...
     def canary(self) -> None: ...
 
 
@@ -76,7 +77,7 @@ Loader = Callable[[Path], PredictorLike]
 
 def load_predictor(path: Path, context: Any = None) -> PredictorLike:
     """The real loader: verify the package, then load it safely (a tampered package raises PackageError), scoring
-    with `context` (a ContextSource; None: no context, every flight gets the fallback)."""
+    with `context` (load_context's; None: no context, every row gets the fallback)."""
     verify(path)  # refused here, before the predictor's (heavier) imports; Predictor.load verifies again
     from flightdelay.serving.predictor import Predictor
 
@@ -85,13 +86,13 @@ def load_predictor(path: Path, context: Any = None) -> PredictorLike:
 
 
 def load_context(location: str | None) -> Any:
-    """The context source the service scores with: the validated partitions at `location` (a path or fsspec URL),
-    or None for no context."""
+    """The context the service scores with: the validated partitions at `location` (a path or fsspec URL), read
+    as each package's feature builder needs them (predictor.ValidatedContext), or None for no context."""
     if not location or location == "none":
         return None
-    from flightdelay.serving.predictor import ContextSource
+    from flightdelay.serving.predictor import ValidatedContext
 
-    return ContextSource.from_validated(location)
+    return ValidatedContext(location)
 
 
 def version_of(predictor: PredictorLike) -> str | None:
@@ -287,7 +288,7 @@ def deploy_into(
         entry = history_entry("refused", path, None, reason=printable(str(exc).strip()), previous=previous)
         append_history(history, entry)
         return DeployResult(False, "refused", entry, write_alert(alerts_dir, entry, previous))
-    slot.current = candidate  # one reference assignment: requests in flight keep the Deployed they read
+    slot.current = candidate  # one reference assignment: requests being answered keep the Deployed they read
     slot.ready, slot.reason = True, ""
     entry = history_entry(outcome, path, candidate.predictor, previous=previous)
     append_history(history, entry)

@@ -1,9 +1,11 @@
 """The HTTP API's types: the request model built from a package's input schema, the response and error shapes.
 
-`request_models` turns the predictor's `input_schema` (one InputField per raw flight field a caller sends) into
-pydantic models, so the OpenAPI schema (and /docs) shows the real fields with their types, ranges, allowed values
-and maximum lengths, and the same models check every request. `check_flights` validates a parsed body row by row
-and raises ApiError naming the row, the field and the rule of the first bad value. Pure: no I/O, no FastAPI.
+`row_model` and `request_model` turn the predictor's `input_schema` (one InputField per raw field of a row of the
+package's main table, dataset.table) into pydantic models, so the OpenAPI schema (and /docs) shows the real fields
+with their types, ranges, allowed values and maximum lengths, and the same models check every request. The body is
+`{"<table>": [row, ...]}`, keyed by the main table's name from the package's manifest. `check_rows` validates a
+parsed body row by row and raises ApiError naming the row, the field and the rule of the first bad value. Pure: no
+I/O, no FastAPI.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="one line: what was wrong and how to fix it")
     field: str | None = Field(None, description="the input field at fault, when one is")
     limit: float | None = Field(None, description="the limit that was exceeded, when one was")
-    row: int | None = Field(None, description="the index of the flight at fault in the batch")
+    row: int | None = Field(None, description="the index of the row at fault in the batch")
     rule: str | None = Field(None, description="the rule the value broke (pydantic's error type)")
 
 
@@ -79,9 +81,9 @@ class ModelRef(BaseModel):
 
 
 class Prediction(BaseModel):
-    probability: float = Field(ge=0, le=1, description="probability that the flight arrives over 15 minutes late")
-    label: int = Field(ge=0, le=1, description="1 (late) when probability >= the package's threshold, else 0")
-    context_fallback: bool = Field(description="some context for this flight was missing; the fallback was used")
+    probability: float = Field(ge=0, le=1, description="probability of class 1 (the package's dataset.target labels)")
+    label: int = Field(ge=0, le=1, description="1 when probability >= the package's threshold, else 0")
+    context_fallback: bool = Field(description="some context for this row was missing; the fallback was used")
 
 
 class PredictResponse(BaseModel):
@@ -112,22 +114,24 @@ def _field_type(field: InputFieldLike, max_string_length: int) -> Any:
     return annotated | None if field.nullable else annotated
 
 
-def flight_model(schema: list[InputFieldLike], max_string_length: int) -> type[BaseModel]:
-    """One flight as the caller sends it: the input schema's fields, no others; a nullable field may be left out."""
+def row_model(schema: list[InputFieldLike], max_string_length: int) -> type[BaseModel]:
+    """One row as the caller sends it: the input schema's fields, no others; a nullable field may be left out."""
     fields: dict[str, Any] = {}
     for field in schema:
         kind = _field_type(field, max_string_length)
         default = None if field.nullable else ...
         fields[field.name] = (kind, Field(default, description=_describe(field)))
     return create_model(  # dynamic fields; pydantic checks them
-        "Flight", __config__=ConfigDict(extra="forbid", strict=True), **fields
+        "Row", __config__=ConfigDict(extra="forbid", strict=True), **fields
     )
 
 
-def request_model(flight: type[BaseModel], max_batch: int) -> type[BaseModel]:
-    """The /predict body: {"flights": [...]} with 1 to max_batch flights (used for the OpenAPI schema)."""
-    items = Annotated[list[flight], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
-    return create_model("PredictRequest", __config__=ConfigDict(extra="forbid"), flights=(items, ...))
+def request_model(row: type[BaseModel], max_batch: int, key: str) -> type[BaseModel]:
+    """The /predict body: {key: [...]} (key: the main table's name) with 1 to max_batch rows (for the OpenAPI
+    schema)."""
+    items = Annotated[list[row], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
+    fields: dict[str, Any] = {key: (items, ...)}
+    return create_model("PredictRequest", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def _describe(field: InputFieldLike) -> str:
@@ -144,56 +148,57 @@ def _num(value: float | None) -> str:
     return "any" if value is None else f"{value:g}"
 
 
-def check_body(payload: Any, max_batch: int) -> list[Any]:
-    """The flights of a parsed body, or ApiError: not an object with a `flights` list, empty, or over max_batch."""
-    if not isinstance(payload, dict) or "flights" not in payload:
-        raise ApiError(422, "invalid_body", 'the body is a JSON object {"flights": [ {...}, ... ]}', field="flights")
-    unknown = sorted(set(payload) - {"flights"})
+def check_body(payload: Any, max_batch: int, key: str) -> list[Any]:
+    """The rows of a parsed body {key: [...]}, or ApiError: not an object with a `key` list, empty, or over
+    max_batch."""
+    if not isinstance(payload, dict) or key not in payload:
+        raise ApiError(422, "invalid_body", f'the body is a JSON object {{"{key}": [ {{...}}, ... ]}}', field=key)
+    unknown = sorted(set(payload) - {key})
     if unknown:
         raise ApiError(
-            422, "invalid_body", f"unknown key {unknown[0]!r}; the body holds only 'flights'", field=unknown[0]
+            422, "invalid_body", f"unknown key {unknown[0]!r}; the body holds only {key!r}", field=unknown[0]
         )
-    flights = payload["flights"]
-    if not isinstance(flights, list):
-        raise ApiError(422, "invalid_body", "flights: expected a list of flight objects", field="flights")
-    if not flights:
-        raise ApiError(422, "empty_batch", "flights: the list is empty; send 1 or more flights", field="flights")
-    if len(flights) > max_batch:
+    rows = payload[key]
+    if not isinstance(rows, list):
+        raise ApiError(422, "invalid_body", f"{key}: expected a list of row objects", field=key)
+    if not rows:
+        raise ApiError(422, "empty_batch", f"{key}: the list is empty; send 1 or more rows", field=key)
+    if len(rows) > max_batch:
         raise ApiError(
             413,
             "batch_too_large",
-            f"flights: {len(flights)} flights, more than serve.max_batch = {max_batch}; split the batch",
-            field="flights",
+            f"{key}: {len(rows)} rows, more than serve.max_batch = {max_batch}; split the batch",
+            field=key,
             limit=max_batch,
         )
-    return flights
-
-
-def check_flights(flights: list[Any], flight: type[BaseModel]) -> list[dict[str, Any]]:
-    """Each flight validated by the Flight model (all fields, nulls for left-out nullable ones), or ApiError 422
-    for the first bad value: its row, field and rule."""
-    rows = []
-    for row, item in enumerate(flights):
-        try:
-            rows.append(flight.model_validate(item).model_dump())
-        except _ValidationError as exc:
-            raise _first_problem(exc, row) from None
     return rows
 
 
-def _first_problem(exc: _ValidationError, row: int) -> ApiError:
+def check_rows(items: list[Any], row_model: type[BaseModel], key: str) -> list[dict[str, Any]]:
+    """Each row validated by the Row model (all fields, nulls for left-out nullable ones), or ApiError 422 for
+    the first bad value: its row (`key[i]`), field and rule."""
+    rows = []
+    for row, item in enumerate(items):
+        try:
+            rows.append(row_model.model_validate(item).model_dump())
+        except _ValidationError as exc:
+            raise _first_problem(exc, row, key) from None
+    return rows
+
+
+def _first_problem(exc: _ValidationError, row: int, key: str) -> ApiError:
     error = exc.errors(include_url=False)[0]
     loc = [str(p) for p in error["loc"] if not isinstance(p, int)]
     field = loc[0] if loc else None
     kind = error["type"]
-    where = f"flights[{row}]" + (f".{field}" if field else "")
+    where = f"{key}[{row}]" + (f".{field}" if field else "")
     value = error.get("input")
     if kind == "missing":
         message = f"{where}: missing; this field is required"
     elif kind == "extra_forbidden":
         message = f"{where}: unknown field; send only the fields of the input schema (GET /openapi.json)"
     elif kind == "model_type":
-        message = f"{where}: expected a JSON object of flight fields, got {_show(value)}"
+        message = f"{where}: expected a JSON object of the row's fields, got {_show(value)}"
     else:
         message = f"{where}: {_show(value)}: {error['msg']}"
     return ApiError(422, "invalid_input", message, field=field, row=row, rule=kind)

@@ -1,24 +1,25 @@
 """Batch scoring: `flightdelay score` scores raw monthly partitions with a verified package.
 
     python -m flightdelay score --package models/package/model-<hash> --window 2013-11..2013-12 \
-        --raw data/raw/nycflights13 --out scores/
+        --raw data/raw/<data set> --out scores/
     python -m flightdelay score --stage prod --window 2014-01..2014-01 --raw DIR --out scores/
 
-Each month of the window is read from `<raw>/flights/` and `<raw>/weather/` (a path or an fsspec URL) through the
-ingest and validate stages' own checks (flightdelay.stages.ingest.ingest_chunk, stages.validate.check_partition,
-with the params' thresholds): rows that break a rule are quarantined with their reason, and a month with too many
-of them fails as the pipeline would. Rows the package's input schema refuses (a category the model never saw) are
-quarantined too. The rest are scored by flightdelay.serving.predictor.Predictor with the month's validated flights
-and weather (and the month before's, for the weather trend) as context, so months the model never saw score the
-same way as the test months.
+Each month of the window is read from `<raw>/<table>/` (the package's main table, dataset.table; a path or an
+fsspec URL) through the ingest and validate stages' own checks (flightdelay.stages.ingest.ingest_chunk,
+stages.validate.check_partition, with the params' thresholds): rows that break a rule are quarantined with their
+reason, and a month with too many of them fails as the pipeline would. Rows the package's input schema refuses (a
+category the model never saw) are quarantined too. The rest are scored by flightdelay.serving.predictor.Predictor
+with the context its feature builder reads for that month (`month_context` of serving/features_<builder>.py: the
+default data set's other tables, or the main table's earlier months), read through the same checks, so months the
+model never saw score the same way as the test months.
 
 Each month is one task on the engine of `compute` (flightdelay.core.engine): in this process one month after
 another, or on a Dask cluster, where each worker verifies and loads the package itself and writes its months'
 files; only counts and quarantine records come back. Either way the files are the same bytes.
 
-Writes, atomically, `<out>/<YYYY-MM>.parquet` (flight keys, probability, label, context_fallback, package_hash),
-`<out>/quarantine.parquet` (every refused row and why) and `<out>/summary.json` (rows in, scored, quarantined and
-scored with the context fallback per month; the package's name and hash).
+Writes, atomically, `<out>/<YYYY-MM>.parquet` (each row's key columns, probability, label, context_fallback,
+package_hash), `<out>/quarantine.parquet` (every refused row and why) and `<out>/summary.json` (rows in, scored,
+quarantined and scored with the context fallback per month; the package's name and hash).
 """
 
 from __future__ import annotations
@@ -52,13 +53,11 @@ from flightdelay.core.layout import PARAMS_FILE
 from flightdelay.data import quarantine
 from flightdelay.release.package_format import PackageError
 from flightdelay.release.record import CHANNELS, read_record, record_artifact, record_file
-from flightdelay.serving.predictor import ContextSource, Predictor, input_problems, previous_month
+from flightdelay.serving.predictor import Predictor, input_problems, serving_builder
 from flightdelay.stages.ingest import ingest_chunk, plan_files, read_part
 from flightdelay.stages.validate import check_partition
 
 log = logging.getLogger(__name__)
-
-KEYS = ["year", "month", "day", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_time"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--package", help="a package directory, e.g. models/package/model-<hash>")
     which.add_argument("--stage", choices=CHANNELS, help="score with the package promoted to this release channel")
     parser.add_argument("--window", required=True, help="months to score, YYYY-MM..YYYY-MM (inclusive)")
-    parser.add_argument("--raw", required=True, help="folder (or fsspec URL) with flights/ and weather/ partitions")
+    parser.add_argument("--raw", required=True, help="folder (or fsspec URL) with a folder of partitions per table")
     parser.add_argument("--out", required=True, type=Path, help="folder for <YYYY-MM>.parquet and summary.json")
     parser.add_argument("--params", default=PARAMS_FILE, help="params file: schema, ingest and validate checks")
     parser.add_argument("--repo", default=".", type=Path, help="repository root, for --stage (default: %(default)s)")
@@ -105,22 +104,24 @@ def package_in_channel(channel: str, repo: str | Path = ".") -> Path:
     return path
 
 
-def scored_frame(flights: pd.DataFrame, predictions: pd.DataFrame, package_hash: str) -> pd.DataFrame:
-    """The output rows of one month: the flight's keys, the prediction and the package that made it."""
-    out = flights[KEYS].reset_index(drop=True).copy()
+def scored_frame(rows: pd.DataFrame, predictions: pd.DataFrame, package_hash: str, keys: list[str]) -> pd.DataFrame:
+    """The output rows of one month: each row's `keys` (its builder's key columns), the prediction and the
+    package that made it."""
+    out = rows[keys].reset_index(drop=True).copy()
     for column in ("probability", "label", "context_fallback"):
         out[column] = predictions[column].to_numpy()
     out["package_hash"] = package_hash
     return out
 
 
-def refused_records(flights: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
-    """Quarantine records (flightdelay.data.quarantine) for the rows the package's input schema refuses."""
+def refused_records(rows: pd.DataFrame, problems: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Quarantine records (flightdelay.data.quarantine) for the rows of `table` the package's input schema
+    refuses."""
     bad = problems["field"].to_numpy() != ""
     held = []
     for (field, rule), group in problems[bad].groupby(["field", "rule"], sort=True):
-        rows = flights.loc[group.index]
-        held.append(quarantine.records("flights", rows, str(field), f"input:{str(rule).split(':', 1)[0]}"))
+        refused = rows.loc[group.index]
+        held.append(quarantine.records(table, refused, str(field), f"input:{str(rule).split(':', 1)[0]}"))
     return quarantine.concat(held)
 
 
@@ -153,22 +154,6 @@ def read_month(raw: str, spec: TableSpec, period: str, ip: IngestParams, vp: Val
     return Month(period, n_in, valid, quarantine.concat([bad_types, bad_rules]))
 
 
-def read_weather(
-    raw: str, schema: Schema, period: str, ip: IngestParams, vp: ValidateParams
-) -> tuple[pd.DataFrame, list[str]]:
-    """The validated weather of `period` and the month before it (for the weather trend), and the months of
-    those two that have no weather partition."""
-    weather, missing = [], []
-    for month in (previous_month(period), period):
-        found = read_month(raw, schema.table("weather"), month, ip, vp)
-        if found is None:
-            missing.append(month)
-        else:
-            weather.append(found.valid)
-    frame = pd.concat(weather, ignore_index=True) if weather else ContextSource.empty().weather
-    return frame, missing
-
-
 # ------------------------------------------------------------------------------------------------ scoring
 
 
@@ -199,7 +184,7 @@ class ScoredMonth:
     period: str
     counts: dict[str, int]
     held: pd.DataFrame  # quarantine records
-    no_weather: list[str]
+    no_context: list[str]  # the context partitions ('table month') that were missing
     seconds: float
 
 
@@ -214,31 +199,38 @@ def score_month(
     validate: ValidateParams,
     out_dir: str,
 ) -> ScoredMonth:
-    """The engine's task: read one month of flights and its weather through ingest's and validate's checks,
-    score it with the package whose hash the stage process checked, write `<out_dir>/<period>.parquet`."""
+    """The engine's task: read one month of the package's main table and its context (the builder's
+    month_context) through ingest's and validate's checks, score it with the package whose hash the stage process
+    checked, write `<out_dir>/<period>.parquet`."""
     start = time.perf_counter()
-    month = read_month(raw, schema.table("flights"), period, ingest, validate)
+    loaded = loaded_predictor(package, package_hash)
+    table = loaded.table
+    month = read_month(raw, schema.table(table), period, ingest, validate)
     if month is None:
-        raise DataError(f"{raw}/flights: no partition for {period}; nothing to score for that month")
-    weather, no_weather = read_weather(raw, schema, period, ingest, validate)
-    predictor = loaded_predictor(package, package_hash).with_context(
-        ContextSource(month.valid, weather, f"{raw} ({period})")
-    )
-    flights = month.valid
-    problems = input_problems(flights, predictor.input_schema)
+        raise DataError(f"{raw}/{table}: no partition for {period}; nothing to score for that month")
+
+    def read(name: str, when: str) -> pd.DataFrame | None:
+        found = read_month(raw, schema.table(name), when, ingest, validate)
+        return None if found is None else found.valid
+
+    builder = serving_builder(loaded.builder)
+    context, no_context = builder.month_context(read, period, month.valid, table)
+    predictor = loaded.with_context(context)
+    rows = month.valid
+    problems = input_problems(rows, predictor.input_schema)
     ok = problems["field"].to_numpy() == ""
-    refused = refused_records(flights, problems)
-    predictions = predictor.predict(flights[ok], validate=False)
-    scored = scored_frame(flights[ok], predictions, predictor.package_hash)
+    refused = refused_records(rows, problems, table)
+    predictions = predictor.predict(rows[ok], validate=False)
+    scored = scored_frame(rows[ok], predictions, predictor.package_hash, builder.key_columns(predictor.manifest))
     write_parquet_atomic(scored, f"{out_dir}/{period}.parquet")
     counts = {
         "rows_in": month.rows_in,
         "scored": len(scored),
-        "quarantined": month.rows_in - len(flights) + int((~ok).sum()),
+        "quarantined": month.rows_in - len(rows) + int((~ok).sum()),
         "context_fallback": int(scored["context_fallback"].sum()),
     }
     held = quarantine.concat([month.held, refused])
-    return ScoredMonth(period, counts, held, no_weather, time.perf_counter() - start)
+    return ScoredMonth(period, counts, held, no_context, time.perf_counter() - start)
 
 
 def score(
@@ -274,8 +266,8 @@ def score(
         )
         shared = {"schema": schema, "ingest": ingest, "validate": validate}
         done = session.map(task, window.months(), name="score", shared=shared)
-        for period in sorted({p for d in done for p in d.no_weather}):
-            log.warning("score: no weather for %s: its flights get the context fallback for weather", period)
+        for missing in sorted({p for d in done for p in d.no_context}):
+            log.warning("score: no %s partition: rows whose context it holds get the context fallback", missing)
         for month in done:
             summary["months"][month.period] = month.counts
             log.info(

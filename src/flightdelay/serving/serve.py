@@ -78,9 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--context",
         metavar="DIR",
-        help="where the flights' context comes from (the schedule and weather around each flight): validated "
-        f"partitions, a path or fsspec URL (default: {VALIDATED_DIR} if it exists; 'none' for no context, every "
-        "flight then gets the fallback and is flagged context_fallback)",
+        help="where the rows' context comes from (the other records their features read, as the package's feature "
+        f"builder says): validated partitions, a path or fsspec URL (default: {VALIDATED_DIR} if it exists; 'none' "
+        "for no context, every row then gets the fallback and is flagged context_fallback)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging with timestamps")
     parser.epilog = (
@@ -95,7 +95,7 @@ def context_location(given: str | None) -> str | None:
         return given
     if Path(VALIDATED_DIR).is_dir():
         return VALIDATED_DIR
-    log.warning("no %s here: serving without context, every flight gets the fallback (see --context)", VALIDATED_DIR)
+    log.warning("no %s here: serving without context, every row gets the fallback (see --context)", VALIDATED_DIR)
     return None
 
 
@@ -103,7 +103,7 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or ServeError naming the port when it is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections of a socket that says it is TCP, and
-    # without it Nagle holds the response body until the client acknowledges the headers (~40 ms delayed ACK).
+    # without it Nagle holds the response body until the client acknowledges the headers (~40 ms, its ACK timer).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -38,7 +38,7 @@ import yaml
 from flightdelay import __version__
 from flightdelay.core import limits, processed
 from flightdelay.core.config import Params, Schema, load_schema
-from flightdelay.core.contracts import DriftResult, GateDecision, TrainSummary
+from flightdelay.core.contracts import DriftResult, FeatureSpec, GateDecision, TrainSummary
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import (
     atomic_dir,
@@ -50,7 +50,6 @@ from flightdelay.core.files import (
     write_json,
 )
 from flightdelay.core.hashing import sha256_bytes
-from flightdelay.modeling.flight_features import input_fields
 from flightdelay.modeling.model import loads_model, prepare
 from flightdelay.release.package_format import MANIFEST_FORMAT, STATE_FILE, PackageError, verify_package, write_package
 
@@ -60,11 +59,11 @@ log = logging.getLogger(__name__)
 INPUTS = {
     "model": "the model file (skops)",
     "summary": "the train stage's JSON summary",
-    "processed": "the features stage's folder (input schema, examples, feature_state.json)",
+    "processed": "the features stage's folder (input schema, examples, feature_spec.json, feature_state.json)",
     "metrics": "the evaluate stage's headline metrics",
     "gate": "the gate stage's decision (only pass or overridden is packaged)",
     "drift": "the drift stage's JSON result (reference distributions)",
-    "schema": "the input tables' schema (the raw flight fields a caller of the predictor sends)",
+    "schema": "the input tables' schema (the raw fields of the main table a caller of the predictor sends)",
 }
 OUTPUTS = {
     "out": "folder that holds the package folder model-<hash>/",
@@ -171,8 +170,8 @@ def example_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str]
 def example_outputs(
     model: Any, rows: list[dict[str, Any]], numeric: list[str], categorical: list[str], task: str
 ) -> list[str]:
-    """The model's output for each example row (probability of late, or minutes), as exact decimal text: the
-    manifest's JSON numbers are rounded to 6 digits, and the canary compares to 1e-9."""
+    """The model's output for each example row (probability of class 1, or the predicted value), as exact
+    decimal text: the manifest's JSON numbers are rounded to 6 digits, and the canary compares to 1e-9."""
     if not rows:
         return []
     X = prepare(pd.DataFrame(rows), numeric, categorical)
@@ -205,11 +204,12 @@ def environment() -> dict[str, Any]:
     }
 
 
-def raw_fields(builder: str, schema: Schema, table: str, seen: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """The raw fields a caller sends: the flights builder's input columns, or every column of the main table."""
-    if builder == "flights":
-        return input_fields(schema.table("flights").columns, seen)
-    return processed.input_fields(schema.table(table).columns, seen)
+def raw_fields(schema: Schema, table: str, leaky: list[str], seen: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The raw fields a caller sends, whatever the feature builder: every column of the main table but the leaky
+    ones (feature_spec.json's leaky_columns: outcomes, known only after the fact), as core.processed.input_fields
+    describes each."""
+    columns = schema.table(table).columns
+    return processed.input_fields({name: spec for name, spec in columns.items() if name not in leaky}, seen)
 
 
 def build_manifest(
@@ -223,9 +223,9 @@ def build_manifest(
     lineage_record: dict[str, Any],
     env: dict[str, Any],
     schema_columns: list[dict[str, Any]],
-    flight_fields: list[dict[str, Any]],
+    fields: list[dict[str, Any]],
     reference: dict[str, Any],
-    table: str = "flights",  # the main table (dataset.table): input_schema's key for the raw fields
+    table: str,  # the main table (dataset.table): input_schema's key for the raw fields
     examples: list[dict[str, Any]],
     example_predictions: list[str],
 ) -> dict[str, Any]:
@@ -252,7 +252,7 @@ def build_manifest(
             "git_commit_recorded_at": "promotion: the GTO version tag and registry/<stage>.json name the commit",
         },
         "environment": env,
-        "input_schema": {"columns": schema_columns, table: flight_fields},
+        "input_schema": {"columns": schema_columns, table: fields},
         "reference": reference,
         "examples": examples,
         "example_predictions": example_predictions,
@@ -336,6 +336,7 @@ def run(
         Path(processed_dir) / STATE_FILE, limits.FEATURE_STATE_MAX_BYTES, "FEATURE_STATE_MAX_BYTES", PackageError
     )
     seen = {name: sorted(train[name].dropna().astype(str).unique().tolist()) for name in categorical}
+    leaky = FeatureSpec.load(Path(processed_dir) / processed.SPEC_FILE).leaky_columns
     manifest = build_manifest(
         artifact=sections["dataset"].artifact,
         model_sha256=model_sha,
@@ -347,7 +348,7 @@ def run(
         env=environment(),
         schema_columns=input_schema(train, numeric, categorical),
         table=sections["dataset"].table,
-        flight_fields=raw_fields(sections["features"].builder, schema, sections["dataset"].table, seen),
+        fields=raw_fields(schema, sections["dataset"].table, leaky, seen),
         reference=reference_distributions(DriftResult.load(drift_file)),
         examples=examples,
         example_predictions=example_outputs(model, examples, numeric, categorical, summary.task),
