@@ -38,16 +38,38 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
+# The longest test modules, longest first: run before all others, so that under `make test` (pytest-xdist,
+# `--dist loadfile`, modules handed out in this order) each starts on a worker of its own early and the many short
+# tests fill in at the end (docs/testing.md, "How `make test` runs in parallel"). The first does not need the
+# session's `short_run`; the second builds it on the other worker meanwhile. Order only: every test still runs.
+RUN_FIRST = (
+    "e2e/test_reproducible.py",
+    "e2e/test_reproducible_python.py",
+    "e2e/test_pipeline.py",
+    "e2e/test_bench.py",
+    "e2e/test_remote.py",
+    "e2e/test_new_dataset.py",
+    "e2e/test_release.py",
+    "e2e/test_kill.py",
+    "e2e/test_monitoring.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its kind, the folder under tests/ it lives in (`pytest -m model`), and the tests of
-    one data set with `dataset_specific`."""
+    one data set with `dataset_specific`; move the modules in RUN_FIRST to the front, in that order (a stable sort:
+    the order of the tests inside a module, and of all other modules, stays as collected)."""
     tests = Path(__file__).resolve().parent
+    rank: dict[str, int] = {}
     for item in items:
         parts = item.path.resolve().relative_to(tests).parts
         if len(parts) > 1 and parts[0] in KINDS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-        if "/".join(parts).startswith(DATASET_SPECIFIC):
+        name = "/".join(parts)
+        if name.startswith(DATASET_SPECIFIC):
             item.add_marker(pytest.mark.dataset_specific)
+        rank[item.nodeid] = RUN_FIRST.index(name) if name in RUN_FIRST else len(RUN_FIRST)
+    items.sort(key=lambda item: rank[item.nodeid])
 
 
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
