@@ -16,9 +16,11 @@ from flightdelay.stages.validate import (
     ColumnPartial,
     check_partition,
     merge_partials,
+    passes_schema,
     profile_column,
     profile_partial,
     summary_markdown,
+    table_schema,
     wrong_period,
 )
 
@@ -298,3 +300,51 @@ def test_merged_partition_partials_profile_the_whole_column_exactly():
 
 def spec_of(name: str) -> TableSpec:
     return TableSpec(name="t", columns={name: ColumnSpec("float")})
+
+
+# ------------------------------------------------------------------------------------------------ passes_schema
+
+DIRTY = {
+    "below min": {"dep_delay": [0.0, np.nan, 5.0, -121.0, 10.0]},
+    "above max": {"month": [1, 1, 13, 1, 1]},
+    "at the bounds": {"dep_delay": [-120.0, 2000.0, np.nan, 0.0, 1.0]},
+    "infinite": {"dep_delay": [0.0, np.inf, 5.0, -3.0, 10.0]},
+    "not allowed": {"origin": ["EWR", "JFK", "BOS", "EWR", "JFK"]},
+    "case": {"origin": ["EWR", "JFK", "lga", "EWR", "JFK"]},
+    "null not allowed": {"distance": [100.0, np.nan, 300.0, 400.0, 500.0]},
+    "null int": {"flight": [1, None, 3, 4, 5]},
+    "null text": {"origin": ["EWR", None, "LGA", "EWR", "JFK"]},
+    "duplicate key": {"flight": [1, 2, 3, 3, 5]},
+    "wrong dtype": {"distance": pd.array([1, 2, 3, 4, 5], dtype="Int64")},
+    "object text": {"origin": np.array(["EWR", "JFK", "LGA", "EWR", "JFK"], dtype=object)},
+    "year range": {"year": [2013, 2013, 1899, 2013, 2013]},
+}
+
+
+def pandera_passes(frame: pd.DataFrame) -> bool:
+    try:
+        table_schema(SPEC).validate(frame, lazy=True)
+    except Exception:  # any pandera failure, row or column level, means "not clean"
+        return False
+    return True
+
+
+@pytest.mark.parametrize("case", ["clean", *sorted(DIRTY)])
+def test_passes_schema_never_passes_what_pandera_fails(case):
+    """The shortcut may only skip pandera when pandera would find nothing; it may send a clean frame to pandera
+    (object text, which pandera accepts as "string"), but it passes the clean and at-the-bounds frames."""
+    overrides = DIRTY.get(case, {})
+    frame = partition()
+    for name, values in overrides.items():
+        frame[name] = values if not isinstance(values, list) else partition(**{name: values})[name]
+    shortcut = passes_schema(frame, SPEC)
+    assert not shortcut or pandera_passes(frame)
+    assert shortcut == (case in ("clean", "at the bounds"))
+
+
+def test_passes_schema_on_a_clean_partition_gives_the_same_result_as_pandera():
+    frame = partition()
+    assert passes_schema(frame, SPEC)
+    passed, bad = check_partition(frame, SPEC, SOURCE, "2013-01")
+    pd.testing.assert_frame_equal(passed, frame)
+    assert bad.empty

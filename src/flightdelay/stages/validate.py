@@ -79,6 +79,36 @@ def table_schema(spec: TableSpec) -> pa.DataFrameSchema:
     )
 
 
+def passes_schema(frame: pd.DataFrame, spec: TableSpec) -> bool:
+    """True when `table_schema(spec)` can find nothing wrong with `frame`: every column present with exactly its
+    schema dtype, no missing value where the schema forbids one, every present value inside its range and its
+    allowed set, no repeated key. One vectorised pass per column, several times cheaper than pandera; False only
+    means "let pandera look": pandera finds, names and counts the rows, so the records never depend on this."""
+    try:
+        for name, column in spec.columns.items():
+            if name not in frame or frame[name].dtype != pd.api.types.pandas_dtype(PANDAS_DTYPES[column.dtype]):
+                return False
+            values = frame[name]
+            if column.dtype in ("int", "float"):  # numpy, not pandas: a few microseconds a check, not a hundred
+                numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+                missing = np.isnan(numbers)
+                present: Any = numbers[~missing]
+            else:
+                missing = values.isna().to_numpy()
+                present = values[~missing]
+            if not column.nullable and missing.any():
+                return False
+            if column.min is not None and not bool((present >= column.min).all()):
+                return False
+            if column.max is not None and not bool((present <= column.max).all()):
+                return False
+            if column.allowed is not None and not bool(pd.Series(present).isin(list(column.allowed)).all()):
+                return False
+    except (TypeError, ValueError):  # a comparison the column's values do not support: pandera says what is wrong
+        return False
+    return not (spec.key and bool(frame.duplicated(subset=list(spec.key)).any()))
+
+
 def wrong_period(frame: pd.DataFrame, spec: TableSpec, period: str | None) -> pd.Series:
     """Rows of a monthly partition whose own year/month is another month."""
     if period is None or not spec.partitioned or spec.period is None:
@@ -101,7 +131,8 @@ def check_partition(
     problems: list[pd.DataFrame] = []
     bad = pd.Series(False, index=frame.index)
     try:
-        table_schema(spec).validate(frame, lazy=True)
+        if not passes_schema(frame, spec):
+            table_schema(spec).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         column_level = cases[cases["index"].isna()]
@@ -156,8 +187,16 @@ class ColumnPartial:
         return cls(str(values.dtype), int(values.size), int(values.isna().sum()), counted)
 
     def merge(self, other: ColumnPartial) -> ColumnPartial:
-        values = pd.concat([self.values, other.values]).groupby(level=0, sort=True).sum().astype("int64")
-        return ColumnPartial(self.dtype, self.count + other.count, self.nulls + other.nulls, values)
+        return ColumnPartial.merge_all([self, other])
+
+    @staticmethod
+    def merge_all(partials: list[ColumnPartial]) -> ColumnPartial:
+        """The partials merged in one pass (one concat and one group-by, not one per pair): the same counts as
+        merging them pair by pair, at a fraction of the cost for a table of many partitions."""
+        if len(partials) == 1:
+            return partials[0]
+        values = pd.concat([p.values for p in partials]).groupby(level=0, sort=True).sum().astype("int64")
+        return ColumnPartial(partials[0].dtype, sum(p.count for p in partials), sum(p.nulls for p in partials), values)
 
 
 def profile_partial(partial: ColumnPartial, quantiles: tuple[float, ...]) -> dict[str, Any]:
@@ -202,9 +241,7 @@ def merge_partials(parts: list[dict[str, ColumnPartial]], spec: TableSpec) -> di
     merged: dict[str, ColumnPartial] = {}
     for column in spec.columns:
         columns = [p[column] for p in parts]
-        merged[column] = (
-            functools.reduce(ColumnPartial.merge, columns) if columns else ColumnPartial.of(pd.Series(dtype="float64"))
-        )
+        merged[column] = ColumnPartial.merge_all(columns) if columns else ColumnPartial.of(pd.Series(dtype="float64"))
     return merged
 
 
