@@ -7,6 +7,7 @@ as the reader did before it had a fast path. The frames, or the errors, must be 
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import pytest
 
 from flightdelay.core.errors import DataError
 from flightdelay.data.readers import (
+    LINE_BREAK,
     NA_STRINGS,
+    NON_SPACE,
     check_shape,
     decode,
     decompress,
@@ -28,10 +31,35 @@ CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 HEADER = "year,month,carrier,dep_delay"
 
 
+def check_shape_by_lines(text: str, source: str) -> None:
+    """check_shape as it was, splitting the text into lines: the reference the regex version must match."""
+    if not text.strip():
+        raise DataError(f"{source}: empty file; the extract holds no header and no rows")
+    lines = text.splitlines()
+    header = lines[0]
+    if "," not in header:
+        for delimiter, name in {";": "semicolon", "\t": "tab", "|": "pipe"}.items():
+            if delimiter in header:
+                raise DataError(
+                    f"{source}: the header is {name}-delimited ({header[:60]!r}...); "
+                    "expected comma-separated values: re-export with ',' as the delimiter"
+                )
+    if not [line for line in lines[1:] if line.strip()]:
+        raise DataError(f"{source}: header only, no data rows")
+    if not text.endswith(("\n", "\r")):
+        fields = len(next(csv.reader([header])))
+        last = next(csv.reader([lines[-1]]), [])
+        if len(last) < fields:
+            raise DataError(
+                f"{source}: the file ends mid-row at line {len(lines)} ({len(last)} of {fields} fields, "
+                "no final newline): the extract was cut off; fetch it again"
+            )
+
+
 def pandas_only(data: bytes, source: str) -> pd.DataFrame:
     """The reader without its fast path."""
     text = decode(decompress(data, source), source)
-    check_shape(text, source)
+    check_shape_by_lines(text, source)
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, skip_blank_lines=True)
     except pd.errors.ParserError as exc:
@@ -151,3 +179,38 @@ def test_repeated_headers_flags_only_whole_header_rows():
 
 def test_repeated_headers_of_an_empty_frame():
     assert repeated_headers(pd.DataFrame({"year": pd.Series([], dtype=object)})).empty
+
+
+# ------------------------------------------------------------------------------------------------ check_shape
+
+SHAPES = [
+    "", " ", "\n\n", " \t\n", "a,b", "a,b\n", "a,b\n \n\t\n", "a,b\n1,2", "a,b\n1", "a,b\r\n1", "a;b\n1;2\n",
+    "a\tb\n1\t2\n", "a|b\n1|2\n", "\na,b\n1,2\n", "a,b\v1,2\n", "a,b\x1c1,2", "a,b\u2028\u2029\n", "a,b\x85x\n",
+    "a,b\r\n\r\n", "a,b\r", "a,b\n1,2\v", "a,b\n1,2\x0c3", "a,b\n\xa0\n", "a,b\n\u3000x", "a,b\x1f1,2\n",
+]  # fmt: skip
+
+
+def shape_outcome(check, text: str) -> str:
+    try:
+        check(text, "s.csv")
+    except DataError as exc:
+        return str(exc)
+    return "ok"
+
+
+@pytest.mark.parametrize("text", SHAPES)
+def test_check_shape_matches_the_line_by_line_version(text):
+    assert shape_outcome(check_shape, text) == shape_outcome(check_shape_by_lines, text)
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_check_shape_matches_the_line_by_line_version_on_the_texts(name):
+    text = TEXTS[name]
+    assert shape_outcome(check_shape, text) == shape_outcome(check_shape_by_lines, text)
+    assert shape_outcome(check_shape, text.rstrip("\n")) == shape_outcome(check_shape_by_lines, text.rstrip("\n"))
+
+
+def test_the_regexes_agree_with_str_methods_on_every_character():
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    assert [c for c in chars if bool(NON_SPACE.match(c)) == c.isspace()] == []
+    assert [c for c in chars if bool(LINE_BREAK.fullmatch(c)) != (len(f"x{c}y".splitlines()) == 2)] == []

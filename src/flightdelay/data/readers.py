@@ -44,7 +44,9 @@ NA_STRINGS = (
 )  # fmt: skip
 # The dtype `pd.read_csv(dtype=str)` gives every column (pandas 3: Arrow-backed text, NaN for missing).
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
-FIRST_LINE = re.compile(r"[^\r\n]*")
+FIRST_LINE = re.compile(r"[^\r\n]*")  # the header as pandas and pyarrow split lines
+LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # where str.splitlines splits
+NON_SPACE = re.compile(r"\S")  # a character str.strip keeps
 
 
 def decompress(data: bytes, source: str) -> bytes:
@@ -73,11 +75,16 @@ def decode(data: bytes, source: str) -> str:
 
 
 def check_shape(text: str, source: str) -> None:
-    """Reject empty, header-only, wrongly delimited and truncated files before parsing."""
-    if not text.strip():
+    """Reject empty, header-only, wrongly delimited and truncated files before parsing.
+
+    Lines are what `str.splitlines` makes of the text, but found with two regex searches (LINE_BREAK,
+    NON_SPACE), not by splitting a file into a string per line: only a file without a final newline, which may
+    have been cut off, is split to read its last line.
+    """
+    if NON_SPACE.search(text) is None:
         raise DataError(f"{source}: empty file; the extract holds no header and no rows")
-    lines = text.splitlines()
-    header = lines[0]
+    first_break = LINE_BREAK.search(text)
+    header = text[: first_break.start()] if first_break else text
     if "," not in header:
         for delimiter, name in OTHER_DELIMITERS.items():
             if delimiter in header:
@@ -85,9 +92,10 @@ def check_shape(text: str, source: str) -> None:
                     f"{source}: the header is {name}-delimited ({header[:60]!r}...); "
                     "expected comma-separated values: re-export with ',' as the delimiter"
                 )
-    if not any(line.strip() for line in lines[1:]):
+    if first_break is None or NON_SPACE.search(text, first_break.end()) is None:
         raise DataError(f"{source}: header only, no data rows")
     if not text.endswith(("\n", "\r")):
+        lines = text.splitlines()
         fields = len(next(csv.reader([header])))
         last = next(csv.reader([lines[-1]]), [])
         if len(last) < fields:

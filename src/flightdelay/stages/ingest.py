@@ -167,7 +167,9 @@ def coerce_frame(frame: pd.DataFrame, spec: TableSpec, source: str) -> tuple[pd.
     out = pd.DataFrame(typed, index=frame.index)
     out["_source"] = frame["_source"].astype("string")
     out["_row"] = frame["_row"].astype("int64")
-    return out[~bad_any].reset_index(drop=True), quarantine.concat(problems)
+    if problems:  # filtering copies every column: only when some row must go
+        out = out[~bad_any]
+    return out.reset_index(drop=True), quarantine.concat(problems)
 
 
 def with_lineage(frame: pd.DataFrame, source: str) -> pd.DataFrame:
