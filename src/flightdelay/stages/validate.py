@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
+import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.parquet as pq
 
 from flightdelay.core.config import ColumnSpec, ComputeParams, Params, Schema, TableSpec, ValidateParams, load_schema
-from flightdelay.core.engine import map_partitions, read_parquet_url, remove_partials, write_parquet_atomic
+from flightdelay.core.engine import TEMP_SUFFIX, map_partitions, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, write_json, write_parquet, write_text
 from flightdelay.core.tables import markdown_table
@@ -298,15 +304,56 @@ def _inputs(in_dir: Path, spec: TableSpec) -> list[tuple[str, str | None]]:
     return [(f"{spec.name}.parquet", None)]
 
 
+def rewrites_unchanged(data: bytes) -> bool:
+    """Whether `write_parquet_atomic` would write these very bytes again for the frame they hold: a Parquet file
+    that this pandas and this pyarrow wrote with the engine's settings (zstd), as `ingest` writes its partitions.
+    Writing is deterministic and a frame read back from such a file is written as the same bytes
+    (tests/unit/test_validate.py checks the round trip), so a partition whose every row passes can be copied
+    instead of encoded again. A file from another version or writer is encoded again, as it always was."""
+    try:
+        meta = pq.read_metadata(io.BytesIO(data))
+        pandas_meta = json.loads(meta.metadata.get(b"pandas", b"{}")) if meta.metadata else {}
+    except (pyarrow.ArrowException, ValueError):
+        return False
+    creator = pandas_meta.get("creator", {})
+    compressions = {
+        meta.row_group(g).column(c).compression for g in range(meta.num_row_groups) for c in range(meta.num_columns)
+    }
+    return (
+        meta.created_by == f"parquet-cpp-arrow version {pyarrow.__version__}"
+        and pandas_meta.get("pandas_version") == pd.__version__
+        and creator == {"library": "pyarrow", "version": pyarrow.__version__}
+        and compressions <= {"ZSTD"}
+    )
+
+
+def write_bytes_atomic(data: bytes, url: str) -> None:
+    """`data` to `url` under a temporary name, then renamed into place, as `write_parquet_atomic` does."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    try:
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        fs.mv(tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
 def validate_part(
     item: tuple[str, str, str | None], schema: Schema, limit: float, in_dir: str, out_dir: str
 ) -> PartResult:
     """The engine's task: check one partition (table, relative path, period), write the rows that pass into
-    `out_dir` and return counts, quarantine records and the passed rows' column partials."""
+    `out_dir` and return counts, quarantine records and the passed rows' column partials. A partition whose
+    every row passes is copied when encoding it again would give the same bytes (`rewrites_unchanged`)."""
     table, relative, period = item
     spec = schema.tables[table]
     start = time.perf_counter()
-    frame = read_parquet_url(f"{in_dir.rstrip('/')}/{relative}")
+    fs, path = fsspec.core.url_to_fs(f"{in_dir.rstrip('/')}/{relative}")
+    with fs.open(path, "rb") as fh:
+        data = fh.read()
+    frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
     passed, bad = check_partition(frame, spec, relative, period)
     n_bad = len(frame) - len(passed)
     if frame.shape[0] and n_bad / len(frame) > limit:
@@ -319,7 +366,10 @@ def validate_part(
             f"rule {rule} ({n} rows), e.g. row {first['row']} value {first['value']!r}. "
             "Fix the extract, or raise the threshold if this is expected."
         )
-    write_parquet_atomic(passed, f"{out_dir.rstrip('/')}/{relative}")
+    if n_bad == 0 and rewrites_unchanged(data):
+        write_bytes_atomic(data, f"{out_dir.rstrip('/')}/{relative}")
+    else:
+        write_parquet_atomic(passed, f"{out_dir.rstrip('/')}/{relative}")
     partials = {column: ColumnPartial.of(passed[column]) for column in spec.columns}
     return PartResult(table, relative, len(frame), len(passed), bad, partials, time.perf_counter() - start)
 
