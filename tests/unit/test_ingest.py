@@ -9,7 +9,7 @@ import pytest
 
 from flightdelay.core.config import ColumnSpec, TableSpec, Window
 from flightdelay.core.errors import DataError
-from flightdelay.stages.ingest import coerce_column, coerce_frame, select_partitions, with_lineage
+from flightdelay.stages.ingest import coerce_column, coerce_frame, plain_numbers, select_partitions, with_lineage
 
 
 def raw(values: list) -> pd.Series:
@@ -204,3 +204,46 @@ def test_select_partitions_two_files_for_one_month_is_an_error():
 def test_select_partitions_duplicate_outside_the_window_is_ignored():
     chosen = select_partitions(["2012-05.csv", "2012-05.parquet", "2013-01.csv"], Window("2013-01", "2013-01"))
     assert chosen == {"2013-01": "2013-01.csv"}
+
+
+# ------------------------------------------------------------------------------------------------ the Arrow path
+
+ARROW_TEXT = pd.StringDtype("pyarrow", na_value=float("nan"))  # what the CSV reader gives
+HOSTILE = [
+    "1", "-3", "007", "4.0", "1.5", "-0.25", "123456789012345", "12345678901.25", "0.1", "2.675", "1013.2",
+    "1234567890123456", "9007199254740993", "99999999999999999999", "1e3", "1E-2", "+1", ".5", "1.", " 1", "1 ",
+    "nan", "inf", "-inf", "abc", "1,5", "0x10", "-0", "-0.0", "-.0", "-0.", "0", "0.0", "-", "", None, "-.5", "1.",
+    "-1.", ".", "..", "1-2", "--1", "1.2.3", "-12.", "00012.50",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["int", "float"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        *(["12", value, "3.5", None] for value in HOSTILE),
+        *(["12", value, "3", None] for value in HOSTILE),
+        HOSTILE,
+        ["1", "-3", "42", None, "7"],
+        ["1.5", "-0.25", "1013.2", "39.02", None, "-12"],
+        ["2013", "2013", "2013"],
+        ["0.1", "0.2", "0.30000000000001", "123.456789"],
+        ["-0", "1"],
+        [None, None],
+    ],
+)
+def test_coerce_column_on_arrow_text_matches_pandas(values, dtype):
+    """Arrow-backed text (the fast path for plain decimals) gives what pandas gives for the same values."""
+    arrow, arrow_bad = coerce_column(pd.Series(values, dtype=ARROW_TEXT), ColumnSpec(dtype))
+    slow, slow_bad = coerce_column(raw(values), ColumnSpec(dtype))
+    pd.testing.assert_series_equal(arrow, slow, check_exact=True)
+    pd.testing.assert_series_equal(arrow_bad, slow_bad, check_exact=True)
+    if dtype == "float":  # the sign of zero too (assert_series_equal treats -0.0 == 0.0)
+        assert [str(v) for v in arrow.tolist()] == [str(v) for v in slow.tolist()]
+
+
+def test_plain_numbers_takes_plain_decimals_only():
+    assert plain_numbers(pd.Series(["1", "-2.5", None, "1013.2", ".5", "7."], dtype=ARROW_TEXT)) is not None
+    for odd in ["1e3", "+1", " 1", "nan", "inf", "-0", "-0.0", "1234567890123456", "abc", "1-2"]:
+        assert plain_numbers(pd.Series(["1", odd], dtype=ARROW_TEXT)) is None, odd
+    assert plain_numbers(raw(["1", "2"])) is None  # object text: pandas reads it

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.config import ColumnSpec, TableSpec
+from flightdelay.core.config import ColumnSpec, Schema, TableSpec
+from flightdelay.core.engine import write_parquet_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.core.value_counts import exact_quantile
 from flightdelay.data import quarantine
@@ -16,9 +17,13 @@ from flightdelay.stages.validate import (
     ColumnPartial,
     check_partition,
     merge_partials,
+    passes_schema,
     profile_column,
     profile_partial,
+    rewrites_unchanged,
     summary_markdown,
+    table_schema,
+    validate_part,
     wrong_period,
 )
 
@@ -298,3 +303,107 @@ def test_merged_partition_partials_profile_the_whole_column_exactly():
 
 def spec_of(name: str) -> TableSpec:
     return TableSpec(name="t", columns={name: ColumnSpec("float")})
+
+
+# ------------------------------------------------------------------------------------------------ passes_schema
+
+DIRTY = {
+    "below min": {"dep_delay": [0.0, np.nan, 5.0, -121.0, 10.0]},
+    "above max": {"month": [1, 1, 13, 1, 1]},
+    "at the bounds": {"dep_delay": [-120.0, 2000.0, np.nan, 0.0, 1.0]},
+    "infinite": {"dep_delay": [0.0, np.inf, 5.0, -3.0, 10.0]},
+    "not allowed": {"origin": ["EWR", "JFK", "BOS", "EWR", "JFK"]},
+    "case": {"origin": ["EWR", "JFK", "lga", "EWR", "JFK"]},
+    "null not allowed": {"distance": [100.0, np.nan, 300.0, 400.0, 500.0]},
+    "null int": {"flight": [1, None, 3, 4, 5]},
+    "null text": {"origin": ["EWR", None, "LGA", "EWR", "JFK"]},
+    "duplicate key": {"flight": [1, 2, 3, 3, 5]},
+    "wrong dtype": {"distance": pd.array([1, 2, 3, 4, 5], dtype="Int64")},
+    "object text": {"origin": np.array(["EWR", "JFK", "LGA", "EWR", "JFK"], dtype=object)},
+    "year range": {"year": [2013, 2013, 1899, 2013, 2013]},
+}
+
+
+def pandera_passes(frame: pd.DataFrame) -> bool:
+    try:
+        table_schema(SPEC).validate(frame, lazy=True)
+    except Exception:  # any pandera failure, row or column level, means "not clean"
+        return False
+    return True
+
+
+@pytest.mark.parametrize("case", ["clean", *sorted(DIRTY)])
+def test_passes_schema_never_passes_what_pandera_fails(case):
+    """The shortcut may only skip pandera when pandera would find nothing; it may send a clean frame to pandera
+    (object text, which pandera accepts as "string"), but it passes the clean and at-the-bounds frames."""
+    overrides = DIRTY.get(case, {})
+    frame = partition()
+    for name, values in overrides.items():
+        frame[name] = values if not isinstance(values, list) else partition(**{name: values})[name]
+    shortcut = passes_schema(frame, SPEC)
+    assert not shortcut or pandera_passes(frame)
+    assert shortcut == (case in ("clean", "at the bounds"))
+
+
+def test_passes_schema_on_a_clean_partition_gives_the_same_result_as_pandera():
+    frame = partition()
+    assert passes_schema(frame, SPEC)
+    passed, bad = check_partition(frame, SPEC, SOURCE, "2013-01")
+    pd.testing.assert_frame_equal(passed, frame)
+    assert bad.empty
+
+
+# ------------------------------------------------------------------------------------------------ copying a clean file
+
+
+def every_dtype() -> pd.DataFrame:
+    """A partition as ingest writes it, with a missing value in every nullable dtype."""
+    return partition().assign(
+        dep_delay=[0.0, np.nan, -0.0, 1e-300, 12.5],
+        origin=pd.array(["EWR", None, "LGA", "EWR", "JFK"], dtype="string"),
+        flight=pd.array([1, None, 3, 4, 5], dtype="Int64"),
+        time_hour=pd.to_datetime(
+            ["2013-01-01T05:00Z", None, "2013-01-31T23:00Z", "2013-01-02T00:00Z", "2013-01-03T00:00Z"], utc=True
+        ),
+    )
+
+
+def test_a_partition_read_back_is_written_as_the_same_bytes(tmp_path):
+    """What copying a clean partition rests on: pandas + pyarrow write a frame read back from their own file as
+    the very same bytes. If an upgrade breaks this, validate must encode again (and this test says so)."""
+    write_parquet_atomic(every_dtype(), str(tmp_path / "a.parquet"))
+    first = (tmp_path / "a.parquet").read_bytes()
+    write_parquet_atomic(pd.read_parquet(tmp_path / "a.parquet"), str(tmp_path / "b.parquet"))
+    assert (tmp_path / "b.parquet").read_bytes() == first
+    assert rewrites_unchanged(first)
+
+
+def test_rewrites_unchanged_refuses_other_writers(tmp_path):
+    every_dtype().to_parquet(tmp_path / "snappy.parquet", compression="snappy")
+    assert not rewrites_unchanged((tmp_path / "snappy.parquet").read_bytes())
+    assert not rewrites_unchanged(b"PAR1 not a parquet file")
+
+
+@pytest.mark.parametrize("dirty", [False, True])
+def test_validate_part_copies_a_clean_partition_and_encodes_a_dirty_one(tmp_path, monkeypatch, dirty):
+    frame = partition(distance=[100.0, 200.0, 9000.0 if dirty else 300.0, 400.0, 500.0])
+    write_parquet_atomic(frame, str(tmp_path / "in" / "flights" / "2013-01.parquet"))
+    encoded = []
+    monkeypatch.setattr(
+        "flightdelay.stages.validate.write_parquet_atomic", lambda f, url: encoded.append(write_parquet_atomic(f, url))
+    )
+    spec = TableSpec(**{**SPEC.__dict__, "columns": {**SPEC.columns, "distance": ColumnSpec("float", max=6000)}})
+    result = validate_part(
+        ("flights", "flights/2013-01.parquet", "2013-01"),
+        Schema(tables={"flights": spec}),
+        limit=0.5,
+        in_dir=str(tmp_path / "in"),
+        out_dir=str(tmp_path / "out"),
+    )
+    written = tmp_path / "out" / "flights" / "2013-01.parquet"
+    assert result.rows_passed == (4 if dirty else 5)
+    expected = frame[frame["distance"] <= 6000].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(written), expected)
+    write_parquet_atomic(expected, str(tmp_path / "expected.parquet"))
+    assert written.read_bytes() == (tmp_path / "expected.parquet").read_bytes()
+    assert len(encoded) == (1 if dirty else 0)  # the clean partition was copied, not encoded again

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
+import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.parquet as pq
 
 from flightdelay.core.config import ColumnSpec, ComputeParams, Params, Schema, TableSpec, ValidateParams, load_schema
-from flightdelay.core.engine import map_partitions, read_parquet_url, remove_partials, write_parquet_atomic
+from flightdelay.core.engine import TEMP_SUFFIX, map_partitions, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, write_json, write_parquet, write_text
 from flightdelay.core.tables import markdown_table
@@ -79,6 +85,36 @@ def table_schema(spec: TableSpec) -> pa.DataFrameSchema:
     )
 
 
+def passes_schema(frame: pd.DataFrame, spec: TableSpec) -> bool:
+    """True when `table_schema(spec)` can find nothing wrong with `frame`: every column present with exactly its
+    schema dtype, no missing value where the schema forbids one, every present value inside its range and its
+    allowed set, no repeated key. One vectorised pass per column, several times cheaper than pandera; False only
+    means "let pandera look": pandera finds, names and counts the rows, so the records never depend on this."""
+    try:
+        for name, column in spec.columns.items():
+            if name not in frame or frame[name].dtype != pd.api.types.pandas_dtype(PANDAS_DTYPES[column.dtype]):
+                return False
+            values = frame[name]
+            if column.dtype in ("int", "float"):  # numpy, not pandas: a few microseconds a check, not a hundred
+                numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+                missing = np.isnan(numbers)
+                present: Any = numbers[~missing]
+            else:
+                missing = values.isna().to_numpy()
+                present = values[~missing]
+            if not column.nullable and missing.any():
+                return False
+            if column.min is not None and not bool((present >= column.min).all()):
+                return False
+            if column.max is not None and not bool((present <= column.max).all()):
+                return False
+            if column.allowed is not None and not bool(pd.Series(present).isin(list(column.allowed)).all()):
+                return False
+    except (TypeError, ValueError):  # a comparison the column's values do not support: pandera says what is wrong
+        return False
+    return not (spec.key and bool(frame.duplicated(subset=list(spec.key)).any()))
+
+
 def wrong_period(frame: pd.DataFrame, spec: TableSpec, period: str | None) -> pd.Series:
     """Rows of a monthly partition whose own year/month is another month."""
     if period is None or not spec.partitioned or spec.period is None:
@@ -101,7 +137,8 @@ def check_partition(
     problems: list[pd.DataFrame] = []
     bad = pd.Series(False, index=frame.index)
     try:
-        table_schema(spec).validate(frame, lazy=True)
+        if not passes_schema(frame, spec):
+            table_schema(spec).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         column_level = cases[cases["index"].isna()]
@@ -156,8 +193,16 @@ class ColumnPartial:
         return cls(str(values.dtype), int(values.size), int(values.isna().sum()), counted)
 
     def merge(self, other: ColumnPartial) -> ColumnPartial:
-        values = pd.concat([self.values, other.values]).groupby(level=0, sort=True).sum().astype("int64")
-        return ColumnPartial(self.dtype, self.count + other.count, self.nulls + other.nulls, values)
+        return ColumnPartial.merge_all([self, other])
+
+    @staticmethod
+    def merge_all(partials: list[ColumnPartial]) -> ColumnPartial:
+        """The partials merged in one pass (one concat and one group-by, not one per pair): the same counts as
+        merging them pair by pair, at a fraction of the cost for a table of many partitions."""
+        if len(partials) == 1:
+            return partials[0]
+        values = pd.concat([p.values for p in partials]).groupby(level=0, sort=True).sum().astype("int64")
+        return ColumnPartial(partials[0].dtype, sum(p.count for p in partials), sum(p.nulls for p in partials), values)
 
 
 def profile_partial(partial: ColumnPartial, quantiles: tuple[float, ...]) -> dict[str, Any]:
@@ -202,9 +247,7 @@ def merge_partials(parts: list[dict[str, ColumnPartial]], spec: TableSpec) -> di
     merged: dict[str, ColumnPartial] = {}
     for column in spec.columns:
         columns = [p[column] for p in parts]
-        merged[column] = (
-            functools.reduce(ColumnPartial.merge, columns) if columns else ColumnPartial.of(pd.Series(dtype="float64"))
-        )
+        merged[column] = ColumnPartial.merge_all(columns) if columns else ColumnPartial.of(pd.Series(dtype="float64"))
     return merged
 
 
@@ -261,15 +304,56 @@ def _inputs(in_dir: Path, spec: TableSpec) -> list[tuple[str, str | None]]:
     return [(f"{spec.name}.parquet", None)]
 
 
+def rewrites_unchanged(data: bytes) -> bool:
+    """Whether `write_parquet_atomic` would write these very bytes again for the frame they hold: a Parquet file
+    that this pandas and this pyarrow wrote with the engine's settings (zstd), as `ingest` writes its partitions.
+    Writing is deterministic and a frame read back from such a file is written as the same bytes
+    (tests/unit/test_validate.py checks the round trip), so a partition whose every row passes can be copied
+    instead of encoded again. A file from another version or writer is encoded again, as it always was."""
+    try:
+        meta = pq.read_metadata(io.BytesIO(data))
+        pandas_meta = json.loads(meta.metadata.get(b"pandas", b"{}")) if meta.metadata else {}
+    except (pyarrow.ArrowException, ValueError):
+        return False
+    creator = pandas_meta.get("creator", {})
+    compressions = {
+        meta.row_group(g).column(c).compression for g in range(meta.num_row_groups) for c in range(meta.num_columns)
+    }
+    return (
+        meta.created_by == f"parquet-cpp-arrow version {pyarrow.__version__}"
+        and pandas_meta.get("pandas_version") == pd.__version__
+        and creator == {"library": "pyarrow", "version": pyarrow.__version__}
+        and compressions <= {"ZSTD"}
+    )
+
+
+def write_bytes_atomic(data: bytes, url: str) -> None:
+    """`data` to `url` under a temporary name, then renamed into place, as `write_parquet_atomic` does."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    try:
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        fs.mv(tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
 def validate_part(
     item: tuple[str, str, str | None], schema: Schema, limit: float, in_dir: str, out_dir: str
 ) -> PartResult:
     """The engine's task: check one partition (table, relative path, period), write the rows that pass into
-    `out_dir` and return counts, quarantine records and the passed rows' column partials."""
+    `out_dir` and return counts, quarantine records and the passed rows' column partials. A partition whose
+    every row passes is copied when encoding it again would give the same bytes (`rewrites_unchanged`)."""
     table, relative, period = item
     spec = schema.tables[table]
     start = time.perf_counter()
-    frame = read_parquet_url(f"{in_dir.rstrip('/')}/{relative}")
+    fs, path = fsspec.core.url_to_fs(f"{in_dir.rstrip('/')}/{relative}")
+    with fs.open(path, "rb") as fh:
+        data = fh.read()
+    frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
     passed, bad = check_partition(frame, spec, relative, period)
     n_bad = len(frame) - len(passed)
     if frame.shape[0] and n_bad / len(frame) > limit:
@@ -282,7 +366,10 @@ def validate_part(
             f"rule {rule} ({n} rows), e.g. row {first['row']} value {first['value']!r}. "
             "Fix the extract, or raise the threshold if this is expected."
         )
-    write_parquet_atomic(passed, f"{out_dir.rstrip('/')}/{relative}")
+    if n_bad == 0 and rewrites_unchanged(data):
+        write_bytes_atomic(data, f"{out_dir.rstrip('/')}/{relative}")
+    else:
+        write_parquet_atomic(passed, f"{out_dir.rstrip('/')}/{relative}")
     partials = {column: ColumnPartial.of(passed[column]) for column in spec.columns}
     return PartResult(table, relative, len(frame), len(passed), bad, partials, time.perf_counter() - start)
 
