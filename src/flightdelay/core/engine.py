@@ -188,21 +188,34 @@ def _connect(compute: ComputeParams) -> Iterator[Any]:
 # ------------------------------------------------------------------------------------------------ task I/O
 
 
-def write_parquet_atomic(frame: pd.DataFrame, url: str) -> None:
-    """Write `frame` to `url` (a path or fsspec URL inside a stage's atomic output directory) under a temporary
-    name, then rename it into place: a task killed mid-write leaves only a temporary file, which
-    `remove_partials` deletes before the directory is swapped in. Identical frames give identical bytes."""
+PARQUET_COMPRESSION = "zstd"  # how write_parquet_atomic encodes every partition
+
+
+def write_atomic(url: str, write: Callable[[Any], None]) -> None:
+    """Call `write` on a binary file at a temporary name beside `url` (a path or fsspec URL inside a stage's atomic
+    output directory), then rename it into place: a task killed mid-write leaves only a temporary file, which
+    `remove_partials` deletes before the directory is swapped in."""
     fs, path = fsspec.core.url_to_fs(url)
     parent = path.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
     tmp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
     try:
         with fs.open(tmp, "wb") as fh:
-            frame.to_parquet(fh, index=False, engine="pyarrow", compression="zstd")
+            write(fh)
         fs.mv(tmp, path)
     finally:
         if fs.exists(tmp):
             fs.rm(tmp)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, url: str) -> None:
+    """Write `frame` to `url` as Parquet, atomically (`write_atomic`). Identical frames give identical bytes."""
+    write_atomic(url, lambda fh: frame.to_parquet(fh, index=False, engine="pyarrow", compression=PARQUET_COMPRESSION))
+
+
+def write_bytes_atomic(data: bytes, url: str) -> None:
+    """Write `data` to `url` atomically (`write_atomic`): a file copied as it is."""
+    write_atomic(url, lambda fh: fh.write(data))
 
 
 def read_parquet_url(url: str, columns: list[str] | None = None) -> pd.DataFrame:

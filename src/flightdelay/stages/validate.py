@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,13 @@ import pyarrow
 import pyarrow.parquet as pq
 
 from flightdelay.core.config import ColumnSpec, ComputeParams, Params, Schema, TableSpec, ValidateParams, load_schema
-from flightdelay.core.engine import TEMP_SUFFIX, map_partitions, remove_partials, write_parquet_atomic
+from flightdelay.core.engine import (
+    PARQUET_COMPRESSION,
+    map_partitions,
+    remove_partials,
+    write_bytes_atomic,
+    write_parquet_atomic,
+)
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, partition_files, write_json, write_parquet, write_text
 from flightdelay.core.tables import markdown_table
@@ -306,7 +311,7 @@ def _inputs(in_dir: Path, spec: TableSpec) -> list[tuple[str, str | None]]:
 
 def rewrites_unchanged(data: bytes) -> bool:
     """Whether `write_parquet_atomic` would write these very bytes again for the frame they hold: a Parquet file
-    that this pandas and this pyarrow wrote with the engine's settings (zstd), as `ingest` writes its partitions.
+    that this pandas and this pyarrow wrote with the engine's compression, as `ingest` writes its partitions.
     Writing is deterministic and a frame read back from such a file is written as the same bytes
     (tests/unit/test_validate.py checks the round trip), so a partition whose every row passes can be copied
     instead of encoded again. A file from another version or writer is encoded again, as it always was."""
@@ -323,22 +328,8 @@ def rewrites_unchanged(data: bytes) -> bool:
         meta.created_by == f"parquet-cpp-arrow version {pyarrow.__version__}"
         and pandas_meta.get("pandas_version") == pd.__version__
         and creator == {"library": "pyarrow", "version": pyarrow.__version__}
-        and compressions <= {"ZSTD"}
+        and compressions <= {PARQUET_COMPRESSION.upper()}
     )
-
-
-def write_bytes_atomic(data: bytes, url: str) -> None:
-    """`data` to `url` under a temporary name, then renamed into place, as `write_parquet_atomic` does."""
-    fs, path = fsspec.core.url_to_fs(url)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-    try:
-        with fs.open(tmp, "wb") as fh:
-            fh.write(data)
-        fs.mv(tmp, path)
-    finally:
-        if fs.exists(tmp):
-            fs.rm(tmp)
 
 
 def validate_part(
