@@ -103,6 +103,11 @@ class GenericRows:
         steps = [k for ks in params.lags.values() for k in ks] + [w for r in params.rolling.values() for w in r.windows]
         self.earlier_rows = max(steps, default=0)  # earlier rows of its entity a row needs in the context
         self._history = self._history_sums()
+        # The context's times as UTC once, not on every request (they are compared with each request's rows).
+        rows = context.rows.reset_index(drop=True)
+        if not rows.empty and params.time_column in rows.columns:
+            rows = rows.assign(**{params.time_column: _utc(rows[params.time_column]).to_numpy()})
+        self._context = rows
 
     def _history_sums(self) -> HistorySums | None:
         """The state's sums and counts over every training month as HistorySums of one period, so that
@@ -153,16 +158,14 @@ class GenericRows:
     def _context_rows(self, new: pd.DataFrame) -> pd.DataFrame:
         """The context's rows less those with the entity and time of a row being scored, in the scored rows'
         columns."""
-        context = self.context.rows
+        context = self._context
         if context.empty:
             return new.iloc[:0]
         time = self.params.time_column
         absent = [c for c in new.columns if c not in context.columns and c != _ROW]
         if absent:
             raise DataError(f"{self.description}: the context rows have no column(s) {absent}")
-        columns = [c for c in new.columns if c != _ROW]
-        earlier = context[columns].reset_index(drop=True)
-        earlier[time] = _utc(earlier[time]).to_numpy()
+        earlier = context[[c for c in new.columns if c != _ROW]]
         ident = [*self.keys, time]
         same = pd.MultiIndex.from_frame(earlier[ident].astype(object)).isin(
             pd.MultiIndex.from_frame(new[ident].astype(object))
