@@ -11,7 +11,7 @@ from sklearn.inspection import permutation_importance
 
 from flightdelay.core.contracts import TrainSummary
 from flightdelay.modeling.model import build_pipeline, prepare
-from flightdelay.stages.predict import encoded_step, importance, reference_rows, tree_cached
+from flightdelay.stages.predict import encoded_step, importance, tree_cached
 
 
 def frame(n: int = 600) -> pd.DataFrame:
@@ -59,14 +59,6 @@ def test_importance_equals_permutation_importance_of_the_whole_pipeline(model):
     assert {r["feature"] for r in table} == set(expected)
     for r in table:
         assert r["importance"] == pytest.approx(expected[r["feature"]], abs=1e-12)
-
-
-def test_reference_rows_is_a_fixed_sample_in_file_order():
-    data = frame(100)
-    assert reference_rows(data, 1000, seed=3) is data
-    sample = reference_rows(data, 30, seed=3)
-    assert len(sample) == 30 and sample.index.is_monotonic_increasing
-    assert sample.equals(reference_rows(data, 30, seed=3))
 
 
 def test_tree_cached_importance_is_the_estimators_bit_for_bit_with_fewer_tree_evaluations(monkeypatch):

@@ -7,9 +7,8 @@ import pytest
 
 from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.errors import PipelineError
-from flightdelay.core.files import write_parquet
 from flightdelay.stages.features import FEATURE_GROUPS, TARGETS, feature_spec
-from flightdelay.stages.train import iterations, read_training_rows, sample_positions, select_features
+from flightdelay.stages.train import iterations, select_features
 
 
 def small_spec(**groups: list[str]) -> FeatureSpec:
@@ -80,7 +79,6 @@ def test_iterations():
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_training_loss_recorded_by_the_estimator_equals_a_second_pass(task):
     import numpy as np
-    import pandas as pd
 
     from flightdelay.modeling.model import build_pipeline
     from flightdelay.stages.train import recorded_loss, training_loss
@@ -103,32 +101,3 @@ def test_training_loss_recorded_by_the_estimator_equals_a_second_pass(task):
     assert recorded_loss(no_record.fit(X, y)[-1], task) is None
 
 
-def test_sample_positions_are_a_seeded_sample_spread_over_the_partitions():
-    sizes = [5, 0, 7, 3]
-    first = sample_positions(sizes, 6, seed=42)
-    assert first is not None and len(first) == len(sizes)
-    assert sum(len(p) for p in first) == 6
-    assert all(list(p) == sorted(set(p)) and all(0 <= i < n for i in p) for p, n in zip(first, sizes, strict=True))
-    again = sample_positions(sizes, 6, seed=42)
-    assert again is not None and [list(p) for p in again] == [list(p) for p in first]
-    other = sample_positions(sizes, 6, seed=7)
-    assert other is not None and [list(p) for p in other] != [list(p) for p in first]
-
-
-def test_no_sample_when_max_rows_is_unset_or_covers_every_row():
-    assert sample_positions([5, 7], None, seed=42) is None
-    assert sample_positions([5, 7], 12, seed=42) is None
-
-
-def test_read_training_rows_keeps_the_sampled_rows_in_partition_order(tmp_path):
-    frames = [pd.DataFrame({"id": range(start, start + n)}) for start, n in ((0, 4), (100, 6), (200, 5))]
-    for month, frame in enumerate(frames, start=1):
-        write_parquet(frame, tmp_path / f"2013-{month:02d}.parquet")
-    every = read_training_rows(tmp_path, None, seed=42)
-    assert list(every["id"]) == [*range(4), *range(100, 106), *range(200, 205)]
-    sample = read_training_rows(tmp_path, 7, seed=42)
-    positions = sample_positions([4, 6, 5], 7, seed=42)
-    assert positions is not None
-    expected = [int(f["id"].iloc[i]) for f, rows in zip(frames, positions, strict=True) for i in rows]
-    assert list(sample["id"]) == expected and len(expected) == 7
-    assert list(read_training_rows(tmp_path, 7, seed=42)["id"]) == expected

@@ -24,6 +24,7 @@ from sklearn.inspection import permutation_importance
 from flightdelay.core.config import DriftParams, EvaluateParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.files import read_split, write_json, write_parquet
+from flightdelay.core.sampling import frame_sample_draw, read_sample
 from flightdelay.modeling.model import load_model, prepare
 
 log = logging.getLogger(__name__)
@@ -146,13 +147,6 @@ def importance(
     return sorted(table, key=lambda r: (-r["importance"], r["feature"]))
 
 
-def reference_rows(frame: pd.DataFrame, sample: int, seed: int) -> pd.DataFrame:
-    """The training rows scored as the drift reference: a fixed-seed sample of `sample` rows, in file order."""
-    if len(frame) <= sample:
-        return frame
-    return frame.sample(n=sample, random_state=seed).sort_index()
-
-
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
     return run(
         params.train,
@@ -189,13 +183,14 @@ def run(
         ep.importance_repeats,
         [r["feature"] for r in table[:5]],
     )
-    train_rows = read_split(Path(in_dir) / "train")
-    reference = predictions(model, reference_rows(train_rows, drift.reference_sample, train.seed), summary, [])
+    # read one partition at a time: memory holds the sample, not the training split (flat at 30x the data)
+    sample, train_rows = read_sample(Path(in_dir) / "train", drift.reference_sample, train.seed, frame_sample_draw)
+    reference = predictions(model, sample, summary, [])
     reference = reference[["prediction"]].reset_index(drop=True)
     log.info(
         "predict: scored %d of %d training rows (the reference sample for prediction drift)",
         len(reference),
-        len(train_rows),
+        train_rows,
     )
     write_parquet(scored, Path(out_dir) / "test.parquet")
     write_parquet(reference, Path(out_dir) / "train.parquet")

@@ -5,7 +5,6 @@ Stage `train`: fit the scikit-learn pipeline on the training months and save it 
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import time
 import warnings
@@ -14,14 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, mean_squared_error
 
 from flightdelay.core.config import Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.errors import PipelineError
-from flightdelay.core.files import partition_files, read_parquet, read_split, write_json
+from flightdelay.core.files import write_json
+from flightdelay.core.sampling import read_sample
 from flightdelay.modeling.model import build_pipeline, prepare, save_model
 
 log = logging.getLogger(__name__)
@@ -54,29 +53,6 @@ def iterations(estimator: Any) -> int:
     """Boosting rounds or solver iterations the estimator ran (0 for estimators without iterations)."""
     n_iter: Any = getattr(estimator, "n_iter_", 0)  # an int, or one per class (logistic regression)
     return int(max(n_iter)) if hasattr(n_iter, "__len__") else int(n_iter)
-
-
-def sample_positions(sizes: list[int], max_rows: int | None, seed: int) -> list[np.ndarray] | None:
-    """Which rows of each partition (by position) the fit uses: `max_rows` of all rows drawn without
-    replacement with `seed`, so the same partitions give the same rows every run. None: every row."""
-    total = sum(sizes)
-    if max_rows is None or total <= max_rows:
-        return None
-    keep = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
-    bounds = np.cumsum([0, *sizes])
-    return [keep[(keep >= lo) & (keep < hi)] - lo for lo, hi in itertools.pairwise(bounds)]
-
-
-def read_training_rows(directory: Path, max_rows: int | None, seed: int) -> pd.DataFrame:
-    """The training split, or its seeded sample of `max_rows` rows, read one partition at a time so that
-    memory holds the sample and one partition, never the whole split (train.max_rows)."""
-    files = partition_files(directory)
-    sizes = [pq.ParquetFile(f).metadata.num_rows for f in files]
-    positions = sample_positions(sizes, max_rows, seed)
-    if positions is None:
-        return read_split(directory)
-    parts = [read_parquet(f).iloc[rows] for f, rows in zip(files, positions, strict=True) if len(rows)]
-    return pd.concat(parts, ignore_index=True)
 
 
 class NotConverged(PipelineError):
@@ -205,7 +181,7 @@ def run(
     diagnostics_file: str | Path,
 ) -> dict[str, int]:
     spec = FeatureSpec.load(Path(in_dir) / "feature_spec.json")
-    frame = read_training_rows(Path(in_dir) / "train", train.max_rows, train.seed)
+    frame, _ = read_sample(Path(in_dir) / "train", train.max_rows, train.seed)
     log.info(
         "train: %d rows%s, model %s, task %s, seed %d",
         len(frame),
