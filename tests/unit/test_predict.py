@@ -49,8 +49,8 @@ def test_importance_equals_permutation_importance_of_the_whole_pipeline(model):
     params = {"max_iter": 20} if model != "constant" else {}
     pipeline = build_pipeline("classification", model, ["x", "z"], ["carrier"], params, seed=0).fit(X, data["late"])
     assert (encoded_step(pipeline, X) is not None) == (model == "hist_gradient_boosting")
-    table = importance(pipeline, data, SUMMARY, sample=400, repeats=3, seed=7)
     rows = data.sample(n=400, random_state=7).sort_index()
+    table = importance(pipeline, rows, SUMMARY, repeats=3, seed=7)
     Xs = prepare(rows, SUMMARY.numeric, SUMMARY.categorical)
     whole = permutation_importance(
         pipeline, Xs, rows["late"].to_numpy(), scoring="roc_auc", n_repeats=3, random_state=7

@@ -99,5 +99,3 @@ def test_training_loss_recorded_by_the_estimator_equals_a_second_pass(task):
         task, "hist_gradient_boosting", ["x"], ["c"], {"max_iter": 5, "early_stopping": False}, 0
     )
     assert recorded_loss(no_record.fit(X, y)[-1], task) is None
-
-

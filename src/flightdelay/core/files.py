@@ -130,9 +130,14 @@ def partition_files(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).glob("????-??.parquet"))
 
 
-def read_split(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """All partitions of a split (data/processed/train or test), optionally only some columns."""
+def split_files(directory: str | Path) -> list[Path]:
+    """The partitions of a split (data/processed/train or test), in month order; none is an error."""
     files = partition_files(directory)
     if not files:
         raise PipelineError(f"{directory}: no partitions; run the features stage first")
-    return pd.concat([read_parquet(f, columns=columns) for f in files], ignore_index=True)
+    return files
+
+
+def read_split(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """All partitions of a split (data/processed/train or test), optionally only some columns."""
+    return pd.concat([read_parquet(f, columns=columns) for f in split_files(directory)], ignore_index=True)

@@ -23,7 +23,7 @@ from sklearn.inspection import permutation_importance
 
 from flightdelay.core.config import DriftParams, EvaluateParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec, TrainSummary
-from flightdelay.core.files import read_split, write_json, write_parquet
+from flightdelay.core.files import read_parquet, split_files, write_json, write_parquet
 from flightdelay.core.sampling import frame_sample_draw, read_sample
 from flightdelay.modeling.model import load_model, prepare
 
@@ -124,11 +124,8 @@ def tree_cached(estimator: Any, X: np.ndarray) -> Any:
     return cached
 
 
-def importance(
-    model: Any, frame: pd.DataFrame, summary: TrainSummary, sample: int, repeats: int, seed: int
-) -> list[dict[str, Any]]:
-    """Permutation importance of the raw features on a fixed-seed sample of rows, largest first."""
-    rows = frame.sample(n=min(sample, len(frame)), random_state=seed).sort_index()
+def importance(model: Any, rows: pd.DataFrame, summary: TrainSummary, repeats: int, seed: int) -> list[dict[str, Any]]:
+    """Permutation importance of the raw features on `rows` (the stage's fixed-seed sample), largest first."""
     X = prepare(rows, summary.numeric, summary.categorical)
     y = rows[summary.target].to_numpy()
     scoring = "roc_auc" if summary.task == "classification" else "neg_mean_absolute_error"
@@ -172,14 +169,20 @@ def run(
     spec = FeatureSpec.load(Path(in_dir) / "feature_spec.json")
     summary = TrainSummary.load(summary_file)
     model = load_model(model_file)
-    test = read_split(Path(in_dir) / "test")
-    scored = predictions(model, test, summary, spec.id_columns)
+    # One test month at a time (each row is scored alone, so the same numbers as the whole split at once), and
+    # importance on a fixed sample read the same way: memory holds a month, not the split (flat at 30x the data).
+    parts = []
+    for path in split_files(Path(in_dir) / "test"):
+        parts.append(predictions(model, read_parquet(path), summary, spec.id_columns))
+        log.info("predict: scored %s (%d rows)", path.name, len(parts[-1]))
+    scored = pd.concat(parts, ignore_index=True)
     log.info("predict: scored %d test rows", len(scored))
     ep = evaluate
-    table = importance(model, test, summary, ep.importance_sample, ep.importance_repeats, train.seed)
+    sample, _ = read_sample(Path(in_dir) / "test", ep.importance_sample, train.seed, frame_sample_draw)
+    table = importance(model, sample, summary, ep.importance_repeats, train.seed)
     log.info(
         "predict: permutation importance on %d rows x %d repeats; top: %s",
-        min(ep.importance_sample, len(test)),
+        len(sample),
         ep.importance_repeats,
         [r["feature"] for r in table[:5]],
     )
@@ -195,4 +198,4 @@ def run(
     write_parquet(scored, Path(out_dir) / "test.parquet")
     write_parquet(reference, Path(out_dir) / "train.parquet")
     write_json(Path(out_dir) / "importance.json", table)
-    return {"rows_in": len(test), "rows_out": len(scored)}
+    return {"rows_in": len(scored), "rows_out": len(scored)}
