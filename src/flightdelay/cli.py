@@ -22,9 +22,11 @@ import argparse
 import ast
 import datetime as dt
 import importlib
+import inspect
 import logging
 import sys
 import time
+import tokenize
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -101,10 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stage_description(name: str) -> str:
-    """The first line of the stage module's docstring, read without importing the module."""
+    """The first line of the stage module's docstring, read without importing the module.
+
+    Only the file's first tokens are read (its docstring opens it): the parser lists every stage's description,
+    on every command, and parsing all eleven modules whole cost about 40 ms of each stage's process.
+    """
     path = Path(__file__).with_name("stages") / f"{name}.py"
-    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or name
-    return doc.splitlines()[0].rstrip(".")
+    doc = None
+    with path.open("rb") as file:
+        for token in tokenize.tokenize(file.readline):
+            if token.type not in (tokenize.ENCODING, tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE):
+                doc = ast.literal_eval(token.string) if token.type == tokenize.STRING else None
+                break
+    return (inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else name).splitlines()[0].rstrip(".")
 
 
 def stage_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:

@@ -137,3 +137,18 @@ def test_partition_files_in_month_order(tmp_path):
     for name in ("2013-10.parquet", "2013-02.parquet", "counts.json", "2013-3.parquet", "2012-12.parquet"):
         (tmp_path / name).write_text("")
     assert [p.name for p in partition_files(tmp_path)] == ["2012-12.parquet", "2013-02.parquet", "2013-10.parquet"]
+
+
+def test_the_stages_that_write_only_json_and_text_start_without_numpy_or_pandas():
+    """core.files imports numpy and pandas only in its Parquet functions, so `gate` and `report` (and the CLI
+    itself) start without them: about half a CPU second per process (docs/benchmarks.md). A fresh interpreter,
+    since this one has both loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flightdelay.cli, flightdelay.stages.gate, flightdelay.stages.report; "
+        "print(sorted({'numpy', 'pandas', 'pyarrow'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -100,6 +100,27 @@ def test_classification_with_one_class_has_no_auc():
     assert math.isfinite(result["log_loss"])
 
 
+@pytest.mark.parametrize(
+    "y, p",
+    [
+        (Y, P),
+        (np.array([0, 0, 0]), np.array([0.1, 0.7, 0.2])),  # no positive: recall and f1 divide by zero
+        (np.array([1, 1]), np.array([0.1, 0.2])),  # nothing called positive: precision divides by zero
+        (np.array([1]), np.array([0.9])),
+        *[(rng.integers(0, 2, 500), rng.random(500)) for rng in [np.random.default_rng(seed) for seed in range(5)]],
+    ],
+)
+def test_classification_precision_recall_and_f1_are_scikit_learns_own(y, p):
+    """One precision_recall_fscore_support call gives exactly what the three separate scorers give."""
+    from sklearn import metrics as skm
+
+    result = metrics.classification(y, p, 0.5, 2)
+    call = (np.clip(p, 1e-7, 1 - 1e-7) >= 0.5).astype(int)
+    assert result["precision"] == skm.precision_score(y, call, zero_division=0)
+    assert result["recall"] == skm.recall_score(y, call, zero_division=0)
+    assert result["f1"] == skm.f1_score(y, call, zero_division=0)
+
+
 def test_classification_clips_probabilities_for_log_loss():
     result = metrics.classification(np.array([0, 1]), np.array([1.0, 0.0]), 0.5, 2)
     assert math.isfinite(result["log_loss"])

@@ -51,6 +51,7 @@ from flightdelay.stages.package import (
     lineage,
     lock_out_hash,
     pointer,
+    read_lock,
     reference_distributions,
 )
 
@@ -248,6 +249,24 @@ def test_lineage_follows_dvc_lock_back_through_the_stages_train_reads():
     }
     assert lock_out_hash(LOCK, "train", "models/model.skops") == "m1"
     assert lock_out_hash(LOCK, "train", "models/other") is None
+
+
+def test_the_lock_reads_as_yaml_safe_load_reads_it(tmp_path):
+    """read_lock parses with libyaml when it can; what it returns is what the pure-Python safe loader returns,
+    for a lock as DVC writes it (the committed one too, which the C parser reads) and for what libyaml refuses."""
+    import yaml
+
+    path = tmp_path / "dvc.lock"
+    path.write_text(yaml.safe_dump(LOCK, sort_keys=False))
+    assert read_lock(path) == LOCK
+    committed = REPO / "dvc.lock"
+    assert read_lock(committed) == yaml.safe_load(committed.read_text())
+    path.write_text("stages:\n  train: {outs: [\n")  # cut off mid-list
+    with pytest.raises(yaml.YAMLError) as pure:
+        yaml.safe_load(path.read_text())
+    with pytest.raises(yaml.YAMLError) as ours:
+        read_lock(path)
+    assert str(ours.value) == str(pure.value)  # the message of the pure-Python parser, line and column included
 
 
 def test_lineage_without_the_stage_asks_for_dvc_repro():

@@ -12,15 +12,19 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from flightdelay.core.errors import PipelineError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy and pandas are imported only by the functions that read or write Parquet: a stage that writes only JSON
+# and text (gate, report) then starts without them, about half a CPU second per process (docs/benchmarks.md).
 
 
 def remove_leftovers(path: Path) -> None:
@@ -80,13 +84,15 @@ def _jsonable(value: Any, digits: int) -> Any:
         return {str(k): _jsonable(v, digits) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v, digits) for v in value]
-    if isinstance(value, np.generic):
+    numpy = sys.modules.get("numpy")  # a numpy scalar exists only once numpy is imported
+    if numpy is not None and isinstance(value, numpy.generic):
         value = value.item()
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return None
         return round(value, digits)
-    if isinstance(value, pd.Timestamp):
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, pandas.Timestamp):
         return value.isoformat()
     return value
 
@@ -122,6 +128,8 @@ def write_parquet_into(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_parquet(path, columns=columns, engine="pyarrow")
 
 
@@ -140,4 +148,6 @@ def split_files(directory: str | Path) -> list[Path]:
 
 def read_split(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """All partitions of a split (data/processed/train or test), optionally only some columns."""
+    import pandas as pd
+
     return pd.concat([read_parquet(f, columns=columns) for f in split_files(directory)], ignore_index=True)
