@@ -302,10 +302,11 @@ class FastModel:
         """The float64 rows the trees read: categorical codes by dict lookup, numeric columns as float64."""
         n = len(frame)
         out = np.empty((n, len(self.categorical) + len(self.numeric)), dtype="float64")
-        text = frame[self.categorical].to_numpy(dtype=object, na_value=None)
-        for j in range(len(self.categorical)):
+        for j, name in enumerate(self.categorical):  # each distinct value looked up once (pandas' factorize)
+            positions, distinct = pd.factorize(frame[name], use_na_sentinel=True)  # missing: -1
             get = self._codes[j].get
-            out[:, j] = [get(v, NAN) if isinstance(v, str) else NAN for v in text[:, j]]
+            table = [get(v, NAN) if isinstance(v, str) else NAN for v in np.asarray(distinct, dtype=object)]
+            out[:, j] = np.asarray([*table, NAN], dtype="float64")[positions]  # -1: the NaN at the end
         out[:, len(self.categorical) :] = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan)
         return out
 
