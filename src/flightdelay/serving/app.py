@@ -239,7 +239,7 @@ class Observe:
 
     async def predict(self, scope: Scope, receive: Receive, send: Send, info: dict[str, Any]) -> None:
         """POST /predict without FastAPI's routing and middleware stack (about half of the event loop's time per
-        one-flight request): the same handler (`answer_predict`), its ApiError answered as the app's handler does."""
+        one-row request): the same handler (`answer_predict`), its ApiError answered as the app's handler does."""
         try:
             response: Response = await answer_predict(self.service, Request(scope, receive), info)
         except ApiError as exc:

@@ -14,8 +14,8 @@ nothing here reads a file) into:
   value), walked by one numba-compiled kernel (`_raw_kernel`, our code: the package gives only these arrays, nothing
   in it is ever executed): rows in blocks, tree by tree within a block, each row's leaf values added in
   scikit-learn's order from the same baseline, then the same link function. A large batch splits its rows between
-  a few threads (the kernel releases the GIL). One flight costs ~0.04 ms of tree walking (the numpy walk below
-  cost ~0.5 ms, 800 calls of scikit-learn's compiled predictors ~10 ms of per-call overhead); 10,000 flights ~220 ms
+  a few threads (the kernel releases the GIL). One row costs ~0.04 ms of tree walking (the numpy walk below
+  cost ~0.5 ms, 800 calls of scikit-learn's compiled predictors ~10 ms of per-call overhead); 10,000 rows ~220 ms
   of CPU, against ~580 ms through scikit-learn's per-tree predictors. The kernel is compiled once per process, at
   the first build (~1 s; no on-disk cache: numba's cache writes beside the source or in the user's cache folder,
   and a read-only install must not fail or write);
