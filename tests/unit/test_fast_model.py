@@ -10,6 +10,8 @@ exact threshold and the floats next to it, negative and unseen category codes, N
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -192,3 +194,18 @@ def test_the_kernel_gives_the_estimators_own_raw_predictions(model):
     encoded = model[0].transform(rows)
     want = model[-1]._raw_predict(encoded).ravel()
     np.testing.assert_array_equal(fast.raw(fast.matrix(rows)), want)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("right", "self"), ("left", 10**6), ("feature_idx", 99), ("left", "root")],
+    ids=["a-cycle", "a-child-past-the-tree", "a-feature-past-the-columns", "a-child-before-its-parent"],
+)
+def test_trees_with_an_index_out_of_range_get_no_fast_scorer(model, column, value):
+    """The kernel reads the node arrays without bounds checks: crafted numbers in verified bytes must not reach it."""
+    crafted = copy.deepcopy(model)
+    nodes = crafted[-1]._predictors[3][0].nodes
+    split = int(np.flatnonzero(nodes["is_leaf"] == 0)[-1])  # the last split node of the fourth tree
+    nodes[column][split] = {"self": split, "root": 0}.get(value, value) if isinstance(value, str) else value
+    assert FastModel.build(model) is not None  # the control: the untouched model has one
+    assert FastModel.build(crafted) is None

@@ -296,7 +296,32 @@ class FastModel:
             )
             for j in range(n_cat)
         ]
-        return FastModel(estimator, categorical, numeric, codes)
+        try:
+            fast = FastModel(estimator, categorical, numeric, codes)
+        except IndexError:  # a node's index past an array while stacking them: see well_formed
+            return None
+        return fast if fast.well_formed() else None
+
+    def well_formed(self) -> bool:
+        """Every index the walks follow is in range, and every child comes after its parent within its own tree
+        (so every walk ends at a leaf). The kernel reads the node arrays without bounds checks: a package whose
+        trees break this (verified bytes, crafted numbers) gets no fast scorer, not a read outside an array."""
+        if not self._trees:
+            return True
+        nodes, n_features = self._nodes, len(self.categorical) + len(self.numeric)
+        ends = np.repeat(np.append(self._roots[1:], len(nodes)), np.diff(np.append(self._roots, len(nodes))))
+        position = np.arange(len(nodes))
+        split = nodes[:, FEATURE] >= 0
+        categorical = split & (nodes[:, FLAGS] & CATEGORICAL != 0)
+        checks = [
+            np.all(nodes[:, FEATURE] < n_features) and np.all(nodes[:, FEATURE] >= -1),
+            np.all((nodes[split, LEFT] > position[split]) & (nodes[split, LEFT] < ends[split])),
+            np.all((nodes[split, RIGHT] > position[split]) & (nodes[split, RIGHT] < ends[split])),
+            np.all((nodes[categorical, BITSET] >= 0) & (nodes[categorical, BITSET] < len(self._bitsets))),
+            np.all((nodes[categorical, KNOWN] >= 0) & (nodes[categorical, KNOWN] < len(self._known_bits))),
+            self._bitsets.shape[1] == 8 and self._known_bits.shape[1] == 8,
+        ]
+        return bool(all(checks))
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The float64 rows the trees read: categorical codes by dict lookup, numeric columns as float64."""
