@@ -30,6 +30,7 @@ def test_quick_serving_benchmark_writes_json_and_markdown(short_run: Path, tmp_p
     for name in ("one_row_ms", "batch_ms", "one_row_ms_records", "batch_ms_records"):
         s = floor[name]
         assert 0 < s["min"] <= s["median"] <= s["max"] and len(s["runs"]) >= 2, name
+        assert s["cpu_median"] > 0, name  # the process CPU of the calls, every thread
     assert floor["batch_ms"]["rows"] == floor["batch_ms_records"]["rows"] == 1000
     levels = result["service"]
     assert [level["concurrency"] for level in levels] == [1, 8, 32]

@@ -122,10 +122,13 @@ def test_request_id_is_taken_from_the_header_or_generated_and_echoed(make):
     client, _ = make()
     given = client.post("/predict", json={"flights": [FLIGHT]}, headers={"X-Request-ID": "trace-42"})
     assert given.headers["x-request-id"] == "trace-42" == given.json()["request_id"]
-    for header in ({}, {"X-Request-ID": "bad id with spaces"}, {"X-Request-ID": "x" * 500}):
+    made_ids = []
+    for header in ({}, {}, {"X-Request-ID": "bad id with spaces"}, {"X-Request-ID": "x" * 500}):
         made = client.post("/predict", json={"flights": [FLIGHT]}, headers=header)
         assert made.headers["x-request-id"] == made.json()["request_id"]
-        assert len(made.json()["request_id"]) == 32
+        assert re.fullmatch(r"[0-9a-f]{32}", made.json()["request_id"])
+        made_ids.append(made.json()["request_id"])
+    assert len(set(made_ids)) == len(made_ids)  # a new id per request
 
 
 def test_a_nullable_field_may_be_left_out(make):

@@ -2,11 +2,15 @@
 
 A hist-gradient-boosting pipeline is built as the train stage builds it (modeling.model.build_pipeline) on a
 small synthetic frame whose categories drive the label, then scored on rows with missing values, categories the
-model never saw, and a mix of both, through both evaluation paths (all trees walked at once in numpy, and each
-tree's compiled predictor).
+model never saw, and a mix of both, through every evaluation path: the numba kernel (one thread and several), and
+the paths kept for where numba is missing (all trees walked at once in numpy, and each tree's compiled predictor).
+The kernel is also held to scikit-learn's own compiled predictor on inputs no encoder gives: every numeric split's
+exact threshold and the floats next to it, negative and unseen category codes, NaN everywhere.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -58,12 +62,23 @@ def scored(n: int, seed: int) -> pd.DataFrame:
     return prepare(rows, NUMERIC, CATEGORICAL)
 
 
-@pytest.mark.parametrize("walk_cells", [0, 10**9], ids=["compiled-trees", "numpy-walk"])
+def without_kernel(fast: FastModel) -> FastModel:
+    """The FastModel as it scores where numba cannot be imported."""
+    fast._kernel = None
+    return fast
+
+
+@pytest.mark.parametrize(
+    ("kernel", "walk_cells"), [(True, 0), (False, 0), (False, 10**9)], ids=["kernel", "compiled-trees", "numpy-walk"]
+)
 @pytest.mark.parametrize("n", [1, 3, 500])
-def test_the_fast_scorer_gives_predict_proba_to_1e_12(model, monkeypatch, walk_cells, n):
+def test_the_fast_scorer_gives_predict_proba_to_1e_12(model, monkeypatch, kernel, walk_cells, n):
     monkeypatch.setattr(fast_model, "WALK_CELLS", walk_cells)
     fast = FastModel.build(model)
     assert fast is not None
+    assert fast._kernel is not None  # numba is a dependency: the kernel is what scores
+    if not kernel:
+        without_kernel(fast)
     rows = scored(n, 10 + n)
     want = model.predict_proba(rows)[:, 1]
     got = fast.predict_proba(rows)
@@ -71,13 +86,17 @@ def test_the_fast_scorer_gives_predict_proba_to_1e_12(model, monkeypatch, walk_c
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-def test_a_large_batch_split_between_threads_and_in_chunks_gives_predict_proba(model, monkeypatch):
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "compiled-trees"])
+def test_a_large_batch_split_between_threads_and_in_chunks_gives_predict_proba(model, monkeypatch, kernel):
     monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
     monkeypatch.setattr(fast_model, "THREAD_ROWS", 1)
     monkeypatch.setattr(fast_model, "BATCH_THREADS", 3)
     monkeypatch.setattr(fast_model, "CHUNK_ROWS", 128)
+    monkeypatch.setattr(fast_model, "KERNEL_BLOCK", 64)  # a global of the kernel: read when it compiles, not here
     fast = FastModel.build(model)
     assert fast is not None
+    if not kernel:
+        without_kernel(fast)
     rows = scored(700, 21)
     np.testing.assert_allclose(fast.predict_proba(rows), model.predict_proba(rows)[:, 1], rtol=0, atol=1e-12)
 
@@ -121,7 +140,72 @@ def test_the_numpy_walk_follows_the_compiled_trees_on_codes_no_encoder_gives(mod
     X[::3, 0] = 40.0  # a carrier code the trees never saw
     X[1::3, 0] = -1.0
     X[2::3, 1] = 200.0
+    kernel = fast.raw(X)
+    without_kernel(fast)
     monkeypatch.setattr(fast_model, "WALK_CELLS", 10**9)
     walked = fast.raw(X)
     monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
-    np.testing.assert_array_equal(walked, fast.raw(X))
+    compiled = fast.raw(X)
+    np.testing.assert_array_equal(walked, compiled)
+    np.testing.assert_array_equal(kernel, compiled)
+
+
+def edge_rows(fast: FastModel) -> np.ndarray:
+    """Rows whose numeric values sit exactly on every numeric split's threshold and on the floats just below and
+    above it, with NaN, negative, unseen and fractional category codes mixed in."""
+    nodes = fast._nodes
+    split = (nodes[:, fast_model.FEATURE] >= 0) & (nodes[:, fast_model.FLAGS] & fast_model.CATEGORICAL == 0)
+    features, thresholds = nodes[split, fast_model.FEATURE], fast._n["threshold"][split]
+    assert len(thresholds) > 20  # the model has numeric splits to test
+    base = fast.matrix(scored(3 * len(thresholds), 8))
+    rows = []
+    for k, (feature, threshold) in enumerate(zip(features, thresholds, strict=True)):
+        for j, value in enumerate((np.nextafter(threshold, -np.inf), threshold, np.nextafter(threshold, np.inf))):
+            row = base[3 * k + j].copy()
+            row[feature] = value
+            rows.append(row)
+    X = np.array(rows)
+    X[::5, 0] = np.nan
+    X[1::5, 0] = -3.0
+    X[2::5, 1] = 17.0  # an origin code the trees never saw
+    X[3::5, 1] = 250.0  # the last uint8 codes (beyond 255 the compiled predictor's C cast is undefined; `matrix`
+    X[3::10, 1] = 2.5  # gives only the codes of known categories); a fraction: truncated, as the C cast does
+    X[4::7, 2:] = np.nan
+    return X
+
+
+def test_the_kernel_takes_every_branch_the_compiled_predictor_takes(model, monkeypatch):
+    """At each numeric threshold, the float below and the float above, and on NaN, negative, unseen and
+    fractional codes, the kernel's sums equal scikit-learn's compiled predictors' bit for bit."""
+    fast = FastModel.build(model)
+    assert fast is not None and fast._kernel is not None
+    X = edge_rows(fast)
+    kernel = fast.raw(X)
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    np.testing.assert_array_equal(kernel, without_kernel(fast).raw(X))
+
+
+def test_the_kernel_gives_the_estimators_own_raw_predictions(model):
+    """The same sums as HistGradientBoostingClassifier._raw_predict on the inputs it sees (the outer encoder's
+    codes): the baseline and the order of additions are scikit-learn's."""
+    fast = FastModel.build(model)
+    assert fast is not None
+    rows = scored(300, 9)
+    encoded = model[0].transform(rows)
+    want = model[-1]._raw_predict(encoded).ravel()
+    np.testing.assert_array_equal(fast.raw(fast.matrix(rows)), want)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("right", "self"), ("left", 10**6), ("feature_idx", 99), ("left", "root")],
+    ids=["a-cycle", "a-child-past-the-tree", "a-feature-past-the-columns", "a-child-before-its-parent"],
+)
+def test_trees_with_an_index_out_of_range_get_no_fast_scorer(model, column, value):
+    """The kernel reads the node arrays without bounds checks: crafted numbers in verified bytes must not reach it."""
+    crafted = copy.deepcopy(model)
+    nodes = crafted[-1]._predictors[3][0].nodes
+    split = int(np.flatnonzero(nodes["is_leaf"] == 0)[-1])  # the last split node of the fourth tree
+    nodes[column][split] = {"self": split, "root": 0}.get(value, value) if isinstance(value, str) else value
+    assert FastModel.build(model) is not None  # the control: the untouched model has one
+    assert FastModel.build(crafted) is None

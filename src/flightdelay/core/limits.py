@@ -25,8 +25,8 @@ MODEL_SCHEMA_MAX_DEPTH = 200  # nesting of schema.json (a real model's is under 
 
 # the package's text files
 MANIFEST_MAX_BYTES = 8 * MIB
-# feature_state.json: the default data set's is 0.4 MB (history and aircraft tables, which grow with the keys: at 30x
-# the data, benchmarks/generate.py's aircraft make it 9.8 MiB, parsed into ~64 MiB of Python objects)
+# feature_state.json: the default data set's is 0.4 MB (tables that grow with the number of distinct keys: at 30x the
+# data, benchmarks/generate.py's new keys make it 9.8 MiB, parsed into ~64 MiB of Python objects)
 FEATURE_STATE_MAX_BYTES = 64 * MIB
 CHECKSUM_FILE_MAX_BYTES = 64 * 1024
 

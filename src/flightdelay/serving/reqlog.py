@@ -1,9 +1,13 @@
 """The request log: one JSON object per line per request, written by a background thread.
 
 The event loop only puts a dict on a queue; a thread serialises and appends it, so a slow disk never stalls a
-request. Keys (the contract `flightdelay monitor` reads): time (UTC ISO-8601 with "Z"), request_id, method, path,
-status, latency_ms, model_hash, batch_size, error, predictions; `features` and `inputs` only when
-`serve.log_features` / `serve.log_inputs` are true (the caller leaves them out otherwise).
+request. The thread takes what has queued up every BATCH_S seconds (one wake-up for many requests under load: a
+wake-up per request cost the event loop ~0.1 ms of contention for the GIL each), so a line lands within about
+BATCH_S of its request, and close() writes what is left.
+
+Keys (the contract `flightdelay monitor` reads): time (UTC ISO-8601 with "Z"), request_id, method, path, status,
+latency_ms, model_hash, batch_size, error, predictions; `features` and `inputs` only when `serve.log_features` /
+`serve.log_inputs` are true (the caller leaves them out otherwise).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import logging
 import math
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 _STOP = object()
+BATCH_S = 0.05
 
 
 def finite_or_null(value: Any) -> Any:
@@ -47,15 +53,21 @@ class RequestLog:
     def _drain(self) -> None:
         with self.path.open("a", encoding="utf-8") as out:
             while True:
-                entry = self._queue.get()
-                if entry is _STOP:
-                    return
-                try:
-                    out.write(json.dumps(finite_or_null(entry), default=str, allow_nan=False) + "\n")
-                except (TypeError, ValueError) as exc:  # never lose the loop over one odd value
-                    log.warning("request log: cannot write an entry: %s", exc)
-                if self._queue.empty():
-                    out.flush()
+                entry = self._queue.get()  # idle: wait for the next request
+                time.sleep(BATCH_S)  # busy: let the requests of the next BATCH_S queue up, then write them together
+                while True:
+                    if entry is _STOP:
+                        out.flush()
+                        return
+                    try:
+                        out.write(json.dumps(finite_or_null(entry), default=str, allow_nan=False) + "\n")
+                    except (TypeError, ValueError) as exc:  # never lose the loop over one odd value
+                        log.warning("request log: cannot write an entry: %s", exc)
+                    try:
+                        entry = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                out.flush()
 
     def close(self) -> None:
         if self._thread.is_alive():
