@@ -150,7 +150,8 @@ def test_stalled_server_times_out_instead_of_hanging(origin, tmp_path):
     repo = tmp_path / "stalled"
     run(["git", "clone", "--quiet", "--no-hardlinks", str(origin), str(repo)], cwd=tmp_path)
     dvc("remote", "modify", "--local", "storage", "url", URL, cwd=repo)
-    dvc("remote", "modify", "--local", "storage", "read_timeout", "2", cwd=repo)
+    # One second: the wait is attempts x read_timeout per request DVC makes, all of it idle time on a test worker.
+    dvc("remote", "modify", "--local", "storage", "read_timeout", "1", cwd=repo)
     port = free_port()
     hole = subprocess.Popen([sys.executable, "-c", BLACK_HOLE, str(port)])
     try:

@@ -40,6 +40,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 # schemathesis' pytest plugin (schema.parametrize) does not run under this pytest, so the operations are walked here
 # and each one's hypothesis strategy is driven directly: the same generation and checks, fewer moving parts.
+@pytest.mark.slow  # hypothesis drives 30 requests per operation and mode: seconds each (make test runs it)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_generated_request_gets_a_server_error(tmp_path: Path, mode: GenerationMode) -> None:
     schema = service_schema(tmp_path)

@@ -129,6 +129,7 @@ def test_render_pdf_of_plain_text_is_one_page_with_the_text_the_same_bytes_twice
     assert pixels.min() < 100 and "hello" in text
 
 
+@pytest.mark.slow  # a second interpreter, which imports the report stage and renders the model card (make test runs it)
 def test_another_process_writes_the_same_bytes():
     """Nothing of the process (object ids, hash seeds, caches, the clock) reaches the bytes."""
     script = (
