@@ -24,6 +24,7 @@ from flightdelay.core.contracts import (
     TrainSummary,
 )
 from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import write_parquet
 from flightdelay.core.hashing import sha256_bytes
 from flightdelay.modeling.flight_features import FeatureState, HistoryTable, aircraft_table, input_fields
 from flightdelay.modeling.model import build_pipeline, dumps_canonical, prepare
@@ -47,6 +48,7 @@ from flightdelay.stages.package import (
     environment,
     example_outputs,
     example_rows,
+    first_rows,
     input_schema,
     lineage,
     lock_out_hash,
@@ -218,7 +220,7 @@ def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
         gate=GATE,
         lineage_record=lineage(LOCK, "train"),
         env={"python": "3.11", "libraries": {}},
-        schema_columns=input_schema(frame, NUMERIC, CATEGORICAL),
+        schema_columns=input_schema([frame], NUMERIC, CATEGORICAL),
         fields=input_fields(load_schema(REPO / "config" / "schema.yaml").table("flights").columns, {}),
         table="flights",
         reference=reference_distributions(DRIFT),
@@ -275,7 +277,7 @@ def test_lineage_without_the_stage_asks_for_dvc_repro():
 
 
 def test_input_schema_types_ranges_and_allowed_values():
-    columns = {c["name"]: c for c in input_schema(tiny_frame(), NUMERIC, CATEGORICAL)}
+    columns = {c["name"]: c for c in input_schema([tiny_frame()], NUMERIC, CATEGORICAL)}
     assert columns["carrier"] == {
         "name": "carrier",
         "role": "categorical",
@@ -286,6 +288,45 @@ def test_input_schema_types_ranges_and_allowed_values():
     assert columns["distance"]["min"] == 100.0
     assert columns["distance"]["max"] == 600.0
     assert columns["distance"]["nullable"] is True
+
+
+def test_input_schema_by_partition_is_the_schema_of_the_whole_split():
+    """package reads the training split a month at a time (flat memory at 30x); what it records must be what
+    the whole split gives, also where months type a column differently (an integer month beside one with nulls,
+    which pandas reads as float; a month with no value at all; text that is not a number in a numeric column)."""
+    months = [
+        pd.DataFrame({"code": [3, 1, 3], "gate": ["B", "A", "A"], "distance": [5, 7, 1], "wind": ["1.5", "x", "2"]}),
+        pd.DataFrame({"code": [np.nan, 2.0], "gate": [None, "C"], "distance": [np.nan, np.nan], "wind": [None, "9"]}),
+        pd.DataFrame(
+            {"code": [1, 4], "gate": pd.array(["A", "D"], dtype="string"), "distance": [9, 0], "wind": [3, 4]}
+        ),
+    ]
+    numeric, categorical = ["distance", "wind"], ["code", "gate"]
+    whole = input_schema([pd.concat(months, ignore_index=True)], numeric, categorical)
+    assert input_schema(months, numeric, categorical) == whole
+    by_name = {c["name"]: c for c in whole}
+    assert by_name["code"]["allowed"] == ["1.0", "2.0", "3.0", "4.0"]  # typed as the concatenation types it
+    assert by_name["distance"] == {
+        "name": "distance",
+        "role": "numeric",
+        "dtype": "float64",
+        "nullable": True,
+        "min": 0.0,
+        "max": 9.0,
+    }
+    assert by_name["wind"]["nullable"] is True and by_name["wind"]["max"] == 9.0
+    assert input_schema(months[:1], numeric, categorical) != whole
+
+
+def test_first_rows_reads_only_the_partitions_it_needs(tmp_path):
+    files = []
+    for month, n in enumerate((2, 3, 4), start=1):
+        files.append(tmp_path / f"2013-{month:02d}.parquet")
+        write_parquet(pd.DataFrame({"x": [month * 10 + i for i in range(n)]}), files[-1])
+    assert first_rows(files, ["x"], 4)["x"].tolist() == [10, 11, 20, 21]
+    assert first_rows(files, ["x"], 99)["x"].tolist() == [10, 11, 20, 21, 22, 30, 31, 32, 33]
+    files[2].write_bytes(b"not parquet")  # never read: the first two months hold the rows asked for
+    assert len(first_rows(files, ["x"], 5)) == 5
 
 
 def test_example_rows_are_model_inputs_with_nulls():

@@ -28,7 +28,9 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import platform
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ from flightdelay.core.files import (
     partition_files,
     read_json,
     read_parquet,
-    read_split,
+    split_files,
     to_json,
     write_json,
 )
@@ -137,33 +139,60 @@ def read_lock(path: Path) -> Any:
     return yaml.safe_load(text)
 
 
-def input_schema(train: pd.DataFrame, numeric: list[str], categorical: list[str]) -> list[dict[str, Any]]:
-    """The model's input columns as seen in training: type, nulls, range or allowed values."""
-    columns = []
+def input_schema(parts: Iterable[pd.DataFrame], numeric: list[str], categorical: list[str]) -> list[dict[str, Any]]:
+    """The model's input columns as seen in training: type, nulls, range or allowed values.
+
+    Built one partition at a time, so memory holds a month, not the training split (flat at 30x the data), and
+    merged exactly: the allowed values come from each month's distinct values concatenated, which pandas types as
+    it would type the whole split (an integer month beside a float one is float), then made text once."""
+    nullable = dict.fromkeys([*categorical, *numeric], False)
+    distinct: dict[str, list[pd.Series]] = {name: [] for name in categorical}
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for frame in parts:
+        for name in categorical:
+            nullable[name] |= bool(frame[name].isna().any())
+            distinct[name].append(frame[name].drop_duplicates())
+        for name in numeric:
+            values = pd.to_numeric(frame[name], errors="coerce")
+            nullable[name] |= bool(values.isna().any())
+            if values.notna().any():
+                low[name] = min(low.get(name, math.inf), float(values.min()))
+                high[name] = max(high.get(name, -math.inf), float(values.max()))
+    columns: list[dict[str, Any]] = []
     for name in categorical:
-        values = train[name]
+        values = pd.concat(distinct[name], ignore_index=True) if distinct[name] else pd.Series([], dtype=object)
         columns.append(
             {
                 "name": name,
                 "role": "categorical",
                 "dtype": "string",
-                "nullable": bool(values.isna().any()),
+                "nullable": nullable[name],
                 "allowed": sorted(values.dropna().astype(str).unique().tolist()),
             }
         )
     for name in numeric:
-        values = pd.to_numeric(train[name], errors="coerce")
         columns.append(
             {
                 "name": name,
                 "role": "numeric",
                 "dtype": "float64",
-                "nullable": bool(values.isna().any()),
-                "min": float(values.min()) if values.notna().any() else None,
-                "max": float(values.max()) if values.notna().any() else None,
+                "nullable": nullable[name],
+                "min": low.get(name),
+                "max": high.get(name),
             }
         )
     return columns
+
+
+def first_rows(files: list[Path], columns: list[str], n: int) -> pd.DataFrame:
+    """The first `n` rows of the partitions in order, reading only as many partitions as that takes."""
+    parts: list[pd.DataFrame] = []
+    for path in files:
+        parts.append(read_parquet(path, columns=columns))
+        if sum(len(p) for p in parts) >= n:
+            break
+    return pd.concat(parts, ignore_index=True).head(n) if parts else pd.DataFrame(columns=columns)
 
 
 def example_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str], n: int) -> list[dict[str, Any]]:
@@ -341,15 +370,19 @@ def run(
     summary = TrainSummary.load(summary_file)
     numeric, categorical = summary.numeric, summary.categorical
     columns = numeric + categorical
-    train = read_split(Path(processed_dir) / "train", columns)
+    train_files = split_files(Path(processed_dir) / "train")
+    schema_columns = input_schema((read_parquet(f, columns) for f in train_files), numeric, categorical)
     test_files = partition_files(Path(processed_dir) / "test")
-    examples_from = read_parquet(test_files[0], columns=columns) if test_files else train
-    examples = example_rows(examples_from, numeric, categorical, sections["package"].example_rows)
+    n_examples = sections["package"].example_rows
+    examples_from = (
+        read_parquet(test_files[0], columns=columns) if test_files else first_rows(train_files, columns, n_examples)
+    )
+    examples = example_rows(examples_from, numeric, categorical, n_examples)
     model = loads_model(model_bytes, str(model_file))
     state_bytes = limits.read_capped(
         Path(processed_dir) / STATE_FILE, limits.FEATURE_STATE_MAX_BYTES, "FEATURE_STATE_MAX_BYTES", PackageError
     )
-    seen = {name: sorted(train[name].dropna().astype(str).unique().tolist()) for name in categorical}
+    seen = {c["name"]: c["allowed"] for c in schema_columns if c["role"] == "categorical"}
     leaky = FeatureSpec.load(Path(processed_dir) / processed.SPEC_FILE).leaky_columns
     manifest = build_manifest(
         artifact=sections["dataset"].artifact,
@@ -360,7 +393,7 @@ def run(
         gate=gate,
         lineage_record=lineage(lock, "train"),
         env=environment(),
-        schema_columns=input_schema(train, numeric, categorical),
+        schema_columns=schema_columns,
         table=sections["dataset"].table,
         fields=raw_fields(schema, sections["dataset"].table, leaky, seen),
         reference=reference_distributions(DriftResult.load(drift_file)),
