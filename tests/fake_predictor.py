@@ -90,12 +90,16 @@ class FakePredictor:
     delay_s: float = 0.0
     offset: float = 0.0
     refuse_dest: str | None = None  # a value the predictor's own checks refuse (InputError)
+    inline_rows: int = 0  # inline_scores takes batches up to this size (the real predictor: its fast record path)
     calls: list[str] = field(default_factory=list)
 
     def predict(self, flights: pd.DataFrame) -> pd.DataFrame:
         self.calls.append("predict")
         if self.delay_s:
             time.sleep(self.delay_s)
+        return self._scored(flights)
+
+    def _scored(self, flights: pd.DataFrame) -> pd.DataFrame:
         if self.refuse_dest is not None and (flights["dest"] == self.refuse_dest).any():
             row = int(np.flatnonzero(flights["dest"] == self.refuse_dest)[0])
             raise InputError(f"row {row}: dest {self.refuse_dest!r} is unknown", "dest", row, "allowed")
@@ -110,7 +114,17 @@ class FakePredictor:
 
     def predict_records(self, records: list[dict[str, Any]], *, checked: bool = False) -> Scores:
         frame = pd.DataFrame(records, columns=[f.name for f in self.input_schema])
-        out = self.predict(frame)
+        return self._scores(frame, self.predict(frame))
+
+    def inline_scores(self, records: list[dict[str, Any]]) -> Scores | None:
+        """The real predictor's fast record path, which takes microseconds: never `delay_s`."""
+        if not 0 < len(records) <= self.inline_rows:
+            return None
+        self.calls.append("inline")
+        frame = pd.DataFrame(records, columns=[f.name for f in self.input_schema])
+        return self._scores(frame, self._scored(frame))
+
+    def _scores(self, frame: pd.DataFrame, out: pd.DataFrame) -> Scores:
         features = {c: v.tolist() for c, v in self.features(frame).items()}
         return Scores(*(out[c].to_numpy() for c in ("probability", "label", "context_fallback")), features)
 

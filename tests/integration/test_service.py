@@ -272,6 +272,42 @@ def test_queued_work_of_a_timed_out_request_is_cancelled_and_never_counted(make)
     assert len(harness.predictors[harness.first_path.name].calls) < len(callers)  # queued work never ran
 
 
+def test_a_few_rows_the_predictor_scores_inline_skip_the_pool_and_give_the_pools_answer(make, monkeypatch):
+    """A request the predictor's inline path takes (the real one: up to INLINE_ROWS rows on its compiled record
+    path) is answered on the event loop, with the very body the pool gives; a larger batch still goes to the
+    pool."""
+    pooled, _ = make()
+    client, harness = make(first=FakePredictor(inline_rows=2))
+    service = harness.app.state.service
+    submitted: list[int] = []
+    real_submit = service.pool.submit
+    monkeypatch.setattr(service.pool, "submit", lambda *a, **k: submitted.append(len(a[4])) or real_submit(*a, **k))
+    one, two, three = FLIGHT, {**FLIGHT, "sched_dep_time": 1730}, {**FLIGHT, "tailnum": None}
+    for flights in ((one,), (one, two)):
+        inline, via_pool = predict(client, *flights), predict(pooled, *flights)
+        assert inline.status_code == via_pool.status_code == 200
+        assert inline.json()["predictions"] == via_pool.json()["predictions"]
+    assert submitted == []
+    assert harness.predictors[harness.first_path.name].calls == ["inline", "inline"]
+    assert predict(client, one, two, three).status_code == 200
+    assert submitted == [3]
+
+
+def test_inline_requests_are_answered_while_timed_out_work_holds_every_thread(make):
+    client, harness = make(first=FakePredictor(delay_s=1.0, inline_rows=1), timeout_s=0.05)
+    threads = harness.app.state.service.pool._max_workers
+    for _ in range(threads):  # two-row batches go to the pool, time out and keep its threads for a second
+        error_of(predict(client, FLIGHT, FLIGHT), 504, "timeout")
+    error_of(predict(client, FLIGHT, FLIGHT), 503, "busy")
+    assert predict(client, FLIGHT).status_code == 200  # one row: scored inline, no thread needed
+
+
+def test_a_value_the_inline_path_refuses_is_422_as_in_the_pool(make):
+    client, _ = make(first=FakePredictor(refuse_dest="SFO", inline_rows=8))
+    error = error_of(predict(client, {**FLIGHT, "dest": "SFO"}), 422, "invalid_input")
+    assert error["field"] == "dest" and error["rule"] == "allowed"
+
+
 def test_more_concurrent_requests_than_threads_queue_and_all_answer(make):
     client, harness = make(first=FakePredictor(delay_s=0.1), timeout_s=30)
     threads = harness.app.state.service.pool._max_workers

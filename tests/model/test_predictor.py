@@ -20,6 +20,7 @@ from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError
 from flightdelay.serving.features_flights import ContextSource
 from flightdelay.serving.predictor import (
+    INLINE_ROWS,
     RECORD_ROWS,
     CanaryError,
     InputError,
@@ -103,6 +104,26 @@ def test_checked_records_on_the_plain_list_path_score_exactly_as_predict(predict
     pd.testing.assert_frame_equal(typed, typed_rows(sent, predictor.input_schema))
     whole = predictor.predict_records(records, checked=True)
     np.testing.assert_array_equal(whole.probability, expected["probability"].to_numpy())
+
+
+def test_inline_scores_are_predict_records_for_a_few_rows_and_none_otherwise(predictor, trained, monkeypatch):
+    """What the service may score on its event loop: up to INLINE_ROWS checked rows, on the record path and the
+    compiled kernel, with predict_records' numbers; None for more rows or without the kernel (the pool then)."""
+    sent = as_sent(raw_flights(trained).head(40), predictor)
+    sent = sent[input_problems(sent, predictor.input_schema)["field"].to_numpy() == ""].reset_index(drop=True)
+    records = sent.to_dict("records")
+    assert predictor.fast is not None and predictor.fast.compiled
+    for n in (1, INLINE_ROWS):
+        got = predictor.inline_scores(records[:n])
+        assert got is not None
+        want = predictor.predict_records(records[:n], checked=True)
+        np.testing.assert_array_equal(got.probability, want.probability)
+        np.testing.assert_array_equal(got.label, want.label)
+        np.testing.assert_array_equal(got.context_fallback, want.context_fallback)
+    assert predictor.inline_scores(records[: INLINE_ROWS + 1]) is None
+    assert predictor.inline_scores([]) is None
+    monkeypatch.setattr(predictor.fast, "_kernel", None)  # numba absent: the numpy walk, not for the event loop
+    assert predictor.inline_scores(records[:1]) is None
 
 
 def test_unchecked_records_and_a_bad_time_are_checked_by_predict_records(predictor, trained):

@@ -366,18 +366,11 @@ def _score(
         orphans.ended(job)
 
 
-async def answer_predict(service: Service, request: Request, info: dict[str, Any]) -> JSONResponse:
-    """POST /predict: check the body, score it in the pool, answer (ApiError for a refusal)."""
-    slot, settings = service.slot, service.settings
-    deployed = _serving(slot, need_ready=True)  # read once: a swap during this request does not affect it
-    info["model_hash"] = deployed.predictor.package_hash
-    p = settings.params
-    payload = parse_json(await read_body(request, p.max_body_bytes))
-    key = deployed.predictor.table
-    items = schema.check_body(payload, p.max_batch, key)
-    info["batch_size"] = len(items)
-    row_model, _ = service.models(deployed)
-    rows = schema.check_rows(items, row_model, key)
+async def _score_in_pool(
+    service: Service, deployed: Deployed, rows: list[dict[str, Any]], p: ServeParams
+) -> tuple[Any, pd.DataFrame | None]:
+    """Score in a pool thread under serve.timeout_s (a 504 past it; the work still running counts against the
+    pool until it ends; a 503 when timed-out work holds every thread)."""
     if service.orphans.full():
         retry = max(1, math.ceil(p.timeout_s))
         raise ApiError(
@@ -389,7 +382,7 @@ async def answer_predict(service: Service, request: Request, info: dict[str, Any
     job = Job()
     submitted = service.pool.submit(_score, service.orphans, job, deployed, rows, p.log_features)
     try:
-        scored, features = await asyncio.wait_for(asyncio.wrap_future(submitted), timeout=p.timeout_s)
+        return await asyncio.wait_for(asyncio.wrap_future(submitted), timeout=p.timeout_s)
     except TimeoutError:
         if not submitted.cancel():  # still queued: cancelled, never runs; running: an orphan until it ends
             service.orphans.orphan(job)
@@ -399,6 +392,25 @@ async def answer_predict(service: Service, request: Request, info: dict[str, Any
             f"scoring took over serve.timeout_s = {p.timeout_s} s; send fewer rows",
             limit=p.timeout_s,
         ) from None
+
+
+async def answer_predict(service: Service, request: Request, info: dict[str, Any]) -> JSONResponse:
+    """POST /predict: check the body, score it (a few rows the predictor scores in microseconds on the event loop,
+    anything else in the pool), answer (ApiError for a refusal)."""
+    slot, settings = service.slot, service.settings
+    deployed = _serving(slot, need_ready=True)  # read once: a swap during this request does not affect it
+    info["model_hash"] = deployed.predictor.package_hash
+    p = settings.params
+    payload = parse_json(await read_body(request, p.max_body_bytes))
+    key = deployed.predictor.table
+    items = schema.check_body(payload, p.max_batch, key)
+    info["batch_size"] = len(items)
+    row_model, _ = service.models(deployed)
+    rows = schema.check_rows(items, row_model, key)
+    try:
+        scored, features = None if p.log_features else deployed.predictor.inline_scores(rows), None
+        if scored is None:
+            scored, features = await _score_in_pool(service, deployed, rows, p)
     except PipelineError as exc:
         if hasattr(exc, "field"):  # the predictor's InputError: a value its own checks refuse
             row = getattr(exc, "row", None)

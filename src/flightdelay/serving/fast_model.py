@@ -376,6 +376,11 @@ class FastModel:
                 return n["value"][node]
             node = after
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the trees are walked by the compiled kernel (else the numpy walk: slower for one row)."""
+        return self._kernel is not None
+
     def raw(self, X: np.ndarray) -> np.ndarray:
         """The summed leaf values of each row (scikit-learn's `_raw_predict`: same trees, same order of sums)."""
         X = np.ascontiguousarray(X, dtype="float64")

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 PREDICTION = "prediction"
 CANARY_TOLERANCE = 1e-9
 RECORD_ROWS = 64  # up to this many rows, RowFeatures.compute_records (plain lists) when the builder has it
+# Up to this many rows the service may score on its event loop (inline_scores): a thread hand-off per request
+# costs more than scoring them, and waiting for the GIL between the loop and a pool thread made the latency tail.
+INLINE_ROWS = 8
 FAST_TOLERANCE = 1e-12  # the fast scorer must give predict_proba's numbers on the example rows, or is not used
 
 
@@ -562,6 +565,29 @@ class Predictor:
             }
         )
 
+    def record_scores(self, records: Sequence[dict[str, Any]]) -> Scores | None:
+        """predict_records' path for a few checked rows on plain lists and the fast scorer, or None where it does
+        not apply (no fast scorer, a builder without a record path, a row only compute_features can take)."""
+        if self.fast is None:
+            return None
+        built = self.row_features.compute_records(records)
+        if built is None:
+            return None
+        columns, fallback = built
+        probability = self.fast.probability(self.fast.matrix_of_columns(columns))
+        self.rows_scored += len(records)
+        self.fallback_rows += int(fallback.sum())
+        inputs = {c: columns[c] for c in (*self.categorical, *self.numeric)}
+        return Scores(probability, (probability >= self.threshold).astype("int8"), fallback, inputs)
+
+    def inline_scores(self, records: Sequence[dict[str, Any]]) -> Scores | None:
+        """Scores for up to INLINE_ROWS checked rows when their cost is known to be small (the record path and the
+        compiled tree kernel: ~0.1 ms a row), so the service can answer them on its event loop; None: anything
+        else, which the service scores in its pool, under its timeout."""
+        if not 0 < len(records) <= INLINE_ROWS or self.fast is None or not self.fast.compiled:
+            return None
+        return self.record_scores(records)
+
     def predict_records(self, records: Sequence[dict[str, Any]], *, checked: bool = False) -> Scores:
         """`predict` of rows given as dicts (field -> value, as JSON gives them). With `checked` (the service:
         its request model already checked every field's type, range and allowed values), up to RECORD_ROWS
@@ -569,15 +595,10 @@ class Predictor:
         same numbers as `predict`, without its per-call pandas cost (for a large batch, pandas' column arithmetic
         is the faster), and only the date-time format is checked again. Anything else goes through `predict`,
         which checks the input (InputError) first."""
-        if checked and self.fast is not None and 0 < len(records) <= RECORD_ROWS:
-            built = self.row_features.compute_records(records)
-            if built is not None:
-                columns, fallback = built
-                probability = self.fast.probability(self.fast.matrix_of_columns(columns))
-                self.rows_scored += len(records)
-                self.fallback_rows += int(fallback.sum())
-                inputs = {c: columns[c] for c in (*self.categorical, *self.numeric)}
-                return Scores(probability, (probability >= self.threshold).astype("int8"), fallback, inputs)
+        if checked and 0 < len(records) <= RECORD_ROWS:
+            scores = self.record_scores(records)
+            if scores is not None:
+                return scores
         if not records:
             return Scores(np.empty(0), np.empty(0, dtype="int8"), np.empty(0, dtype=bool), {})
         typed = typed_records(records, self.input_schema) if checked else None
