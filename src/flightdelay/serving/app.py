@@ -408,7 +408,8 @@ async def answer_predict(service: Service, request: Request, info: dict[str, Any
     row_model, _ = service.models(deployed)
     rows = schema.check_rows(items, row_model, key)
     try:
-        scored, features = None if p.log_features else deployed.predictor.inline_scores(rows), None
+        features = None  # the model inputs as a frame, for the request log: only in the pool, with log_features
+        scored = None if p.log_features else deployed.predictor.inline_scores(rows)
         if scored is None:
             scored, features = await _score_in_pool(service, deployed, rows, p)
     except PipelineError as exc:

@@ -384,7 +384,7 @@ class FastModel:
     def raw(self, X: np.ndarray) -> np.ndarray:
         """The summed leaf values of each row (scikit-learn's `_raw_predict`: same trees, same order of sums)."""
         X = np.ascontiguousarray(X, dtype="float64")
-        if self._kernel is not None and self._trees:
+        if self.compiled and self._trees:
             return self._raw_by_kernel(X)
         if len(X) * len(self._trees) <= WALK_CELLS:  # a few rows: each walked through every tree at once
             out = np.empty(len(X), dtype="float64")
