@@ -260,8 +260,10 @@ def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField
 
 
 def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[InputField]) -> pd.DataFrame | None:
-    """`typed_rows` of checked records (the service's request model checked every type and range), one array
-    per column; None when a date-time does not parse (the caller then checks the input and names the row)."""
+    """`typed_rows` of checked records (the service's request model checked every type and range: an integer
+    field holds ints, a number ints or floats, a text field text, each or None), one array per column, each built
+    by pandas or numpy from the list; None when a date-time does not parse (the caller then checks the input
+    and names the row)."""
     out: dict[str, Any] = {}
     for spec in input_schema:
         values = [record.get(spec.name) for record in records]
@@ -270,12 +272,12 @@ def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[Inpu
             if stamps.isna().any():
                 return None
             out[spec.name] = stamps
-        elif spec.kind == "integer":
-            out[spec.name] = pd.array([None if v is None else int(v) for v in values], dtype="Int64")
-        elif spec.kind == "number":
-            out[spec.name] = np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
-        else:
-            out[spec.name] = pd.array([None if v is None else str(v) for v in values], dtype="string")
+        elif spec.kind == "integer":  # the request model's StrictInt: ints or None, converted by pandas in C
+            out[spec.name] = pd.array(values, dtype="Int64")
+        elif spec.kind == "number":  # StrictFloat: floats, ints or None (NaN)
+            out[spec.name] = np.array(values, dtype="float64")
+        else:  # StrictStr: text or None
+            out[spec.name] = pd.array(values, dtype="string")
     return pd.DataFrame(out, index=pd.RangeIndex(len(records)))
 
 
