@@ -181,7 +181,7 @@ def test_the_kernel_takes_every_branch_the_compiled_predictor_takes(model, monke
     assert fast is not None and fast._kernel is not None
     X = edge_rows(fast)
     kernel = fast.raw(X)  # blocks of KERNEL_BLOCK rows: every row of a block walked in lockstep
-    one_by_one = np.concatenate([fast.raw(X[i : i + 1]) for i in range(len(X))])  # each row walked to its leaf
+    one_by_one = np.concatenate([fast.raw(X[i : i + 1]) for i in range(len(X))])  # one row, trees in lockstep
     monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
     want = without_kernel(fast).raw(X)
     np.testing.assert_array_equal(kernel, want)

@@ -75,7 +75,8 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 FEATURE, LEFT, RIGHT, FLAGS, BITSET, KNOWN = range(6)
 MISSING_LEFT, CATEGORICAL = 1, 2  # FLAGS bits
 KERNEL_BLOCK = 256  # rows walked tree by tree together: their bins stay in cache while each tree's nodes do
-LOCKSTEP_ROWS = 16  # a block of fewer rows walks each row to its leaf instead of every row for the tree's depth
+LOCKSTEP_ROWS = 16  # a block of fewer rows: each row walks TREE_GROUP trees at once instead (its walks overlap)
+TREE_GROUP = 16
 MISSING_BIN = 255  # the bin of NaN and of a negative category code: every node sends it to its missing side
 MAX_THRESHOLDS = MISSING_BIN - 1  # distinct split thresholds of one numeric feature: its values get bins 0..254
 WORDS = 8  # uint32 words of a node's 256-bit "goes left" set, one bit per bin
@@ -107,10 +108,13 @@ def _raw_kernel(
     free, for the tree's depth: `node = left + 1 - goes_left[node][bin]` (right is left + 1; a leaf leads to
     itself), where a node's 256-bit set holds TreePredictor's rule for every bin (`_binned_layout`). The rows of
     a block are independent, so the processor overlaps their walks instead of waiting on one chain of loads and
-    branches."""
+    branches. A block of fewer than LOCKSTEP_ROWS rows (one flight) overlaps trees instead: each row walks
+    TREE_GROUP consecutive trees in lockstep, for the deepest one's depth, then adds their leaf values in tree
+    order. Walking a fixed depth costs steps (a tree's depth is about twice its mean path here); dropping the
+    rows that reached a leaf from each step cost as much as it saved (tried)."""
     width = X.shape[1]
     bins = np.empty(KERNEL_BLOCK * width, dtype=np.uint8)
-    node = np.empty(KERNEL_BLOCK, dtype=np.uint32)
+    node = np.empty(max(KERNEL_BLOCK, TREE_GROUP), dtype=np.uint32)
     base = np.empty(KERNEL_BLOCK, dtype=np.uint32)
     for first in range(start, stop, KERNEL_BLOCK):
         last = min(first + KERNEL_BLOCK, stop)
@@ -135,21 +139,25 @@ def _raw_kernel(
                             hi = mid
                     b = lo
                 bins[k * width + j] = b
-        if m < LOCKSTEP_ROWS:  # a few rows: each walked to its leaf (a tree's depth is ~1.5 times its mean path)
-            for t in range(roots.shape[0]):
-                for k in range(m):
-                    n = np.uint32(roots[t])
-                    while True:
-                        r = record[n]
-                        v = np.uint32(bins[base[k] + (r & np.uint32(255))])
-                        left = (
-                            goes_left[n * np.uint32(WORDS) + (v >> np.uint32(5))] >> (v & np.uint32(31))
-                        ) & np.uint32(1)
-                        after = (r >> np.uint32(8)) + np.uint32(1) - left
-                        if after == n:  # a leaf
-                            break
-                        n = after
-                    out[first + k] += value[n]
+        if m < LOCKSTEP_ROWS:  # a few rows: each row walks TREE_GROUP consecutive trees in lockstep instead
+            for k in range(m):
+                for group in range(0, roots.shape[0], TREE_GROUP):
+                    trees = min(TREE_GROUP, roots.shape[0] - group)
+                    steps = 0
+                    for g in range(trees):
+                        node[g] = roots[group + g]
+                        steps = max(steps, depth[group + g])
+                    for _ in range(steps):
+                        for g in range(trees):
+                            n = node[g]
+                            r = record[n]
+                            v = np.uint32(bins[base[k] + (r & np.uint32(255))])
+                            left = (
+                                goes_left[n * np.uint32(WORDS) + (v >> np.uint32(5))] >> (v & np.uint32(31))
+                            ) & np.uint32(1)
+                            node[g] = (r >> np.uint32(8)) + np.uint32(1) - left
+                    for g in range(trees):  # the leaf values in tree order: the same sum
+                        out[first + k] += value[node[g]]
             continue
         for t in range(roots.shape[0]):
             root = np.uint32(roots[t])
