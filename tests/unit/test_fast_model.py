@@ -249,6 +249,36 @@ def test_trees_the_binned_kernel_cannot_hold_are_scored_by_the_numpy_paths(model
     assert not np.array_equal(walked, control.raw(X))  # and the edit changed some sum: the crafted trees scored
 
 
+def test_a_feature_with_every_bin_a_threshold_and_the_last_bins_inf_keeps_the_kernel(model, monkeypatch):
+    """scikit-learn's most: 254 finite thresholds on a feature (255 bins) and +inf (a split after the last bin).
+    Their values take bins 0..254, the missing bin stays apart: the layout holds them, with the same sums."""
+    crafted = copy.deepcopy(model)
+    splits = [
+        (tree.nodes, np.flatnonzero((tree.nodes["is_leaf"] == 0) & (tree.nodes["is_categorical"] == 0)))  # type: ignore[attr-defined]
+        for tree in trees(crafted)
+    ]
+    feature = np.bincount(np.concatenate([nodes["feature_idx"][on] for nodes, on in splits])).argmax()
+    grid = [*np.linspace(-3.0, 3.0, fast_model.MAX_THRESHOLDS), np.inf]
+    k = 0
+    for nodes, on in splits:
+        for node in on[nodes["feature_idx"][on] == feature]:
+            nodes["num_threshold"][node] = grid[k % len(grid)]
+            k += 1
+    assert k >= len(grid)  # every grid value is some node's threshold
+    fast = FastModel.build(crafted)
+    assert fast is not None and fast.compiled and fast._kernel_args is not None
+    assert fast._kernel_args[2][feature] == len(grid)
+    X = edge_rows(fast)
+    X[::9, feature] = np.inf
+    X[1::9, feature] = -np.inf
+    kernel = fast.raw(X)
+    one_by_one = np.concatenate([fast.raw(X[i : i + 1]) for i in range(len(X))])
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    want = without_kernel(fast).raw(X)
+    np.testing.assert_array_equal(kernel, want)
+    np.testing.assert_array_equal(one_by_one, want)
+
+
 def test_a_node_reached_from_two_parents_is_walked_as_the_compiled_predictor_walks_it(model, monkeypatch):
     """Crafted trees where both sides of a split lead to one subtree: the kernel's layout copies it under each
     parent (a tree that would grow past its own size gets no layout), and the sums stay the compiled predictors'."""

@@ -78,7 +78,10 @@ KERNEL_BLOCK = 256  # rows walked tree by tree together: their bins stay in cach
 LOCKSTEP_ROWS = 16  # a block of fewer rows: each row walks TREE_GROUP trees at once instead (its walks overlap)
 TREE_GROUP = 16
 MISSING_BIN = 255  # the bin of NaN and of a negative category code: every node sends it to its missing side
-MAX_THRESHOLDS = MISSING_BIN - 1  # distinct split thresholds of one numeric feature: its values get bins 0..254
+# A numeric feature's distinct split thresholds below +inf (its values get bins 0..254; +inf, scikit-learn's
+# threshold for a split after the last bin, adds none), and the slots of its row in the thresholds table
+MAX_THRESHOLDS = MISSING_BIN - 1
+THRESHOLD_SLOTS = 256
 WORDS = 8  # uint32 words of a node's 256-bit "goes left" set, one bit per bin
 _KERNEL: list[Callable[..., None] | None] = []
 
@@ -296,7 +299,7 @@ class FastModel:
 
     def _binned_layout(self) -> tuple[Any, ...] | None:
         """The arrays `_raw_kernel` reads after its own arguments, from the stacked nodes; None where the trees do
-        not fit the layout (a numeric feature with more than MAX_THRESHOLDS distinct thresholds or a NaN one, a
+        not fit the layout (a numeric feature with more than MAX_THRESHOLDS distinct finite thresholds, a NaN one, a
         split on a column of the other kind, a category code 255 in a bitset, a tree that unrolls to more nodes
         than it has): the numpy paths then score, with the same numbers.
 
@@ -345,13 +348,13 @@ class FastModel:
         threshold = self._n["threshold"][old_of]
         if np.any(np.isnan(threshold[numeric])):
             return None
-        thresholds = np.full((n_columns, MAX_THRESHOLDS), np.inf)
+        thresholds = np.full((n_columns, THRESHOLD_SLOTS), np.inf)
         n_thresholds = np.zeros(n_columns, dtype=np.int32)
         rank = np.zeros(len(old_of), dtype=np.intp)
         for j in range(n_categorical, n_columns):
             on = numeric & (feature == j)
             distinct = np.unique(threshold[on])
-            if len(distinct) > MAX_THRESHOLDS:
+            if np.count_nonzero(distinct < np.inf) > MAX_THRESHOLDS:  # a value's bin would reach MISSING_BIN
                 return None
             thresholds[j, : len(distinct)] = distinct
             n_thresholds[j] = len(distinct)
@@ -477,8 +480,9 @@ class FastModel:
         full = np.uint32(0xFFFFFFFF)
         checks = [
             0 <= n_categorical <= n_features,
-            thresholds.shape == (n_features, MAX_THRESHOLDS) and n_thresholds.shape == (n_features,),
-            bool(np.all((n_thresholds >= 0) & (n_thresholds <= MAX_THRESHOLDS))),
+            thresholds.shape == (n_features, THRESHOLD_SLOTS) and n_thresholds.shape == (n_features,),
+            bool(np.all((n_thresholds >= 0) & (n_thresholds < THRESHOLD_SLOTS))),
+            bool(np.all(np.sum(thresholds < np.inf, axis=1) <= MAX_THRESHOLDS)),
             len(goes_left) == WORDS * n and len(value) == n,
             bool(np.all(feature < n_features)),
             bool(np.all(leaf | ((left > position) & (left + 1 < end_of)))),
