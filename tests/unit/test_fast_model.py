@@ -302,7 +302,9 @@ def test_a_binned_layout_with_an_index_out_of_range_is_not_well_formed(model, ta
     """well_formed covers every index `_raw_kernel` reads in its own layout, not only the stacked nodes."""
     fast = FastModel.build(model)
     assert fast is not None and fast._kernel_args is not None and fast.well_formed()
-    n_categorical, thresholds, n_thresholds, record, goes_left, value, roots, depth, baseline = fast._kernel_args
+    n_categorical, thresholds, n_thresholds, record, goes_left, value, roots, depth, lockstep, baseline = (
+        fast._kernel_args
+    )
     record, goes_left, depth = record.copy(), goes_left.copy(), depth.copy()
     split = np.flatnonzero((record >> 8) != np.arange(len(record)))
     last_split_of_first_tree = int(split[split < roots[1]][-1])
@@ -316,8 +318,28 @@ def test_a_binned_layout_with_an_index_out_of_range_is_not_well_formed(model, ta
         record[0] = (record[0] & ~np.uint32(255)) | np.uint32(255)
     else:
         depth[0] = roots[1]
-    fast._kernel_args = (n_categorical, thresholds, n_thresholds, record, goes_left, value, roots, depth, baseline)
+    fast._kernel_args = (
+        n_categorical, thresholds, n_thresholds, record, goes_left, value, roots, depth, lockstep, baseline
+    )  # fmt: skip
     assert not fast.well_formed()
+
+
+@pytest.mark.parametrize("steps", ["none", "every-level", "built"])
+def test_how_far_rows_walk_in_lockstep_changes_no_sum(model, steps, monkeypatch):
+    """Rows walk a tree together for `lockstep` steps, then each on to its leaf: from none to the whole depth,
+    the sums are the compiled predictors'."""
+    fast = FastModel.build(model)
+    assert fast is not None and fast._kernel_args is not None
+    args = list(fast._kernel_args)
+    depth = args[7]
+    args[8] = {"none": np.zeros_like(depth), "every-level": depth.copy(), "built": args[8]}[steps]
+    assert 0 < args[8].mean() < depth.mean() or steps != "built"  # the built one stops before the deepest leaf
+    fast._kernel_args = tuple(args)
+    assert fast.well_formed()
+    X = edge_rows(fast)
+    kernel = fast.raw(X)
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    np.testing.assert_array_equal(kernel, without_kernel(fast).raw(X))
 
 
 def test_the_kernel_gives_the_estimators_own_raw_predictions(model):
