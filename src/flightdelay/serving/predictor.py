@@ -283,12 +283,13 @@ def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[Inpu
 
 class Scores(NamedTuple):
     """predict_records' answer: one entry per row, in order, and the model inputs it scored (feature -> one
-    value per row, for the service's per-feature drift gauges)."""
+    value per row, for the service's per-feature drift gauges: a list on the record path, an array of the
+    feature frame's column for a larger batch, converted only where the gauges keep it)."""
 
     probability: np.ndarray  # float64
     label: np.ndarray  # int8: probability >= threshold
     context_fallback: np.ndarray  # bool
-    features: dict[str, list[Any]] | None = None
+    features: dict[str, Sequence[Any] | np.ndarray] | None = None
 
 
 # ------------------------------------------------------------------------------------------------ reference
@@ -579,7 +580,7 @@ class Predictor:
         probability = self.fast.probability(self.fast.matrix_of_columns(columns))
         self.rows_scored += len(records)
         self.fallback_rows += int(fallback.sum())
-        inputs = {c: columns[c] for c in (*self.categorical, *self.numeric)}
+        inputs: dict[str, Sequence[Any] | np.ndarray] = {c: columns[c] for c in (*self.categorical, *self.numeric)}
         return Scores(probability, (probability >= self.threshold).astype("int8"), fallback, inputs)
 
     def inline_scores(self, records: Sequence[dict[str, Any]]) -> Scores | None:
@@ -615,7 +616,9 @@ class Predictor:
         probability = self._probability(X)
         self.rows_scored += len(X)
         self.fallback_rows += int(fallback.sum())
-        inputs = {c: X[c].tolist() for c in (*self.categorical, *self.numeric)}
+        inputs: dict[str, Sequence[Any] | np.ndarray] = {
+            c: X[c].to_numpy() for c in (*self.categorical, *self.numeric)
+        }  # not lists: the gauges keep only their window's last values (ServiceMetrics.observe_features)
         return Scores(probability, (probability >= self.threshold).astype("int8"), fallback.astype(bool), inputs)
 
     @cached_property
