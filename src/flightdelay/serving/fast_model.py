@@ -115,7 +115,7 @@ def _raw_kernel(
     of loads and branches. Then each row finishes its walk alone, to its leaf: a tree's depth is about twice its
     mean path here, so walking every row for the whole depth wastes steps, and `lockstep` is the depth by which
     most of the training rows had reached a leaf (`_binned_layout`). A block of fewer than LOCKSTEP_ROWS rows (one
-    flight) overlaps trees instead: each row walks TREE_GROUP consecutive trees in lockstep, for the deepest
+    row) overlaps trees instead: each row walks TREE_GROUP consecutive trees in lockstep, for the deepest
     one's depth, then adds their leaf values in tree order. Dropping the rows that reached a leaf from each
     lockstep step cost as much as it saved (tried)."""
     width = X.shape[1]
