@@ -14,14 +14,15 @@ nothing here reads a file) into:
   code: the package gives only these arrays, nothing in it is ever executed): each block of rows binned once (one
   uint8 per value: a numeric value's rank among its feature's split thresholds, which keeps every float64
   comparison exact; a category's code; NaN a bin of its own), then each tree walked by the block's rows in
-  lockstep and branch free, one 256-bit "goes left" set per node (right child = left + 1), each row's leaf
-  values added in scikit-learn's order from the same baseline, then the same link function. A large batch
-  splits its rows between a few threads (the kernel releases the GIL). 10,000 rows cost ~150 ms of CPU (the
-  earlier kernel, a branching walk over per-field node arrays, ~240 ms; scikit-learn's per-tree predictors
-  ~580 ms); one row ~0.05-0.1 ms (800 calls of scikit-learn's compiled predictors: ~10 ms of per-call
-  overhead). The kernel is compiled once per process, at the first call (~1-3 s; no on-disk cache: numba's
-  cache writes beside the source or in the user's cache folder, and a read-only install must not fail or
-  write). Trees the layout cannot hold (`_binned_layout`) are scored by the paths below;
+  lockstep and branch free as deep as most training rows went, then each row on to its leaf, one 256-bit
+  "goes left" set per node (right child = left + 1), each row's leaf values added in scikit-learn's order
+  from the same baseline, then the same link function. A large batch splits its rows between a few threads
+  (the kernel releases the GIL). 10,000 rows cost ~105-110 ms of CPU (the earlier kernel, a branching walk
+  over per-field node arrays, ~220-250 ms; scikit-learn's per-tree predictors ~580 ms); one row ~0.03-0.04 ms
+  (800 calls of scikit-learn's compiled predictors: ~10 ms of per-call overhead). The kernel is compiled once
+  per process, at the first call (~1-3 s; no on-disk cache: numba's cache writes beside the source or in the
+  user's cache folder, and a read-only install must not fail or write). Trees the layout cannot hold
+  (`_binned_layout`) are scored by the paths below;
 - where numba cannot be imported (`numba_kernel()` gives None), the earlier paths, which give the same numbers: a
   few rows walked through all trees at once in numpy (every split decided in one step, then one step per level),
   and for a large batch each tree's own compiled predictor (scikit-learn's TreePredictor, with the known-category
