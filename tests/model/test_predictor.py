@@ -18,6 +18,7 @@ import pytest
 from flightdelay.core.config import DriftParams
 from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError
+from flightdelay.serving import schema
 from flightdelay.serving.features_flights import ContextSource
 from flightdelay.serving.predictor import (
     INLINE_ROWS,
@@ -102,6 +103,10 @@ def test_checked_records_on_the_plain_list_path_score_exactly_as_predict(predict
         assert predictor.predict_records([records[row]], checked=True).probability[0] == expected["probability"][row]
     typed = typed_records(records, predictor.input_schema)  # over RECORD_ROWS: typed per column, compute_features
     pd.testing.assert_frame_equal(typed, typed_rows(sent, predictor.input_schema))
+    as_json = json.loads(sent.to_json(orient="records"))  # what the service's request model hands on: None, int
+    model = schema.row_model(list(predictor.input_schema), 64)
+    checked = schema.check_rows(as_json, model, predictor.table)
+    pd.testing.assert_frame_equal(typed_records(checked, predictor.input_schema), typed)
     whole = predictor.predict_records(records, checked=True)
     np.testing.assert_array_equal(whole.probability, expected["probability"].to_numpy())
 

@@ -180,6 +180,163 @@ def test_the_kernel_takes_every_branch_the_compiled_predictor_takes(model, monke
     fast = FastModel.build(model)
     assert fast is not None and fast._kernel is not None
     X = edge_rows(fast)
+    kernel = fast.raw(X)  # blocks of KERNEL_BLOCK rows: every row of a block walked in lockstep
+    one_by_one = np.concatenate([fast.raw(X[i : i + 1]) for i in range(len(X))])  # one row, trees in lockstep
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    want = without_kernel(fast).raw(X)
+    np.testing.assert_array_equal(kernel, want)
+    np.testing.assert_array_equal(one_by_one, want)
+
+
+def test_the_kernels_bins_keep_every_threshold_comparison(model):
+    """A numeric value's bin (how many of its feature's thresholds are below it) is <= a threshold's rank exactly
+    when the value is <= the threshold: checked on every threshold and the floats either side of it."""
+    fast = FastModel.build(model)
+    assert fast is not None and fast._kernel_args is not None
+    n_categorical, thresholds, n_thresholds = fast._kernel_args[:3]
+    checked = 0
+    for j in range(n_categorical, len(n_thresholds)):
+        distinct = thresholds[j, : n_thresholds[j]]
+        for rank, threshold in enumerate(distinct):
+            for x in (np.nextafter(threshold, -np.inf), threshold, np.nextafter(threshold, np.inf), -np.inf, np.inf):
+                assert (np.searchsorted(distinct, x, side="left") <= rank) == (x <= threshold)
+                checked += 1
+    assert checked > 100
+
+
+def trees(model: object) -> list[object]:
+    return [predictors[0] for predictors in model[-1]._predictors]  # type: ignore[index]
+
+
+def nan_threshold(model: object) -> None:
+    nodes = trees(model)[3].nodes  # type: ignore[attr-defined]
+    numeric = np.flatnonzero((nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0))
+    nodes["num_threshold"][numeric[0]] = np.nan
+
+
+def code_255_goes_left(model: object) -> None:
+    tree = next(t for t in trees(model) if len(t.raw_left_cat_bitsets))  # type: ignore[attr-defined]
+    tree.raw_left_cat_bitsets[0, 7] |= np.uint32(1 << 31)  # type: ignore[attr-defined]
+
+
+def many_thresholds(model: object) -> None:
+    """Every numeric split a threshold of its own: more distinct thresholds on a feature than bins."""
+    offset = 0
+    for tree in trees(model):
+        nodes = tree.nodes  # type: ignore[attr-defined]
+        numeric = (nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)
+        nodes["num_threshold"][numeric] += 1e-6 * (offset + np.arange(numeric.sum()))
+        offset += int(numeric.sum())
+    assert offset > 2 * fast_model.MAX_THRESHOLDS  # two numeric features: one of them has more than its bins
+
+
+@pytest.mark.parametrize("edit", [nan_threshold, code_255_goes_left, many_thresholds])
+def test_trees_the_binned_kernel_cannot_hold_are_scored_by_the_numpy_paths(model, edit, monkeypatch):
+    """A NaN threshold, a category code 255 in a left bitset (it would share the missing bin), more thresholds on
+    a feature than bins: no binned layout, no kernel; the numpy walk still gives the compiled predictors' sums."""
+    crafted = copy.deepcopy(model)
+    edit(crafted)
+    fast = FastModel.build(crafted)
+    assert fast is not None and fast._kernel_args is None and not fast.compiled
+    X = edge_rows(fast)
+    X[::4, : len(CATEGORICAL)] = 255.0  # the code the crafted bitset sends left
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 10**9)
+    walked = fast.raw(X)
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    np.testing.assert_array_equal(walked, fast.raw(X))
+    control = FastModel.build(model)
+    assert control is not None and control.compiled  # the untouched model: the kernel scores
+    assert not np.array_equal(walked, control.raw(X))  # and the edit changed some sum: the crafted trees scored
+
+
+def test_a_feature_with_every_bin_a_threshold_and_the_last_bins_inf_keeps_the_kernel(model, monkeypatch):
+    """scikit-learn's most: 254 finite thresholds on a feature (255 bins) and +inf (a split after the last bin).
+    Their values take bins 0..254, the missing bin stays apart: the layout holds them, with the same sums."""
+    crafted = copy.deepcopy(model)
+    splits = [
+        (tree.nodes, np.flatnonzero((tree.nodes["is_leaf"] == 0) & (tree.nodes["is_categorical"] == 0)))  # type: ignore[attr-defined]
+        for tree in trees(crafted)
+    ]
+    feature = np.bincount(np.concatenate([nodes["feature_idx"][on] for nodes, on in splits])).argmax()
+    grid = [*np.linspace(-3.0, 3.0, fast_model.MAX_THRESHOLDS), np.inf]
+    k = 0
+    for nodes, on in splits:
+        for node in on[nodes["feature_idx"][on] == feature]:
+            nodes["num_threshold"][node] = grid[k % len(grid)]
+            k += 1
+    assert k >= len(grid)  # every grid value is some node's threshold
+    fast = FastModel.build(crafted)
+    assert fast is not None and fast.compiled and fast._kernel_args is not None
+    assert fast._kernel_args[2][feature] == len(grid)
+    X = edge_rows(fast)
+    X[::9, feature] = np.inf
+    X[1::9, feature] = -np.inf
+    kernel = fast.raw(X)
+    one_by_one = np.concatenate([fast.raw(X[i : i + 1]) for i in range(len(X))])
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    want = without_kernel(fast).raw(X)
+    np.testing.assert_array_equal(kernel, want)
+    np.testing.assert_array_equal(one_by_one, want)
+
+
+def test_a_node_reached_from_two_parents_is_walked_as_the_compiled_predictor_walks_it(model, monkeypatch):
+    """Crafted trees where both sides of a split lead to one subtree: the kernel's layout copies it under each
+    parent (a tree that would grow past its own size gets no layout), and the sums stay the compiled predictors'."""
+    crafted = copy.deepcopy(model)
+    nodes = trees(crafted)[3].nodes  # type: ignore[attr-defined]
+    parent = int(np.flatnonzero(nodes["is_leaf"] == 0)[0])
+    nodes["right"][parent] = nodes["left"][parent]
+    fast = FastModel.build(crafted)
+    assert fast is not None and fast.compiled
+    X = edge_rows(fast)
+    kernel = fast.raw(X)
+    monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
+    np.testing.assert_array_equal(kernel, without_kernel(fast).raw(X))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["child-past-the-tree", "child-before-itself", "leaf-leaves", "feature-past-the-columns", "deeper-than-the-tree"],
+)
+def test_a_binned_layout_with_an_index_out_of_range_is_not_well_formed(model, tamper):
+    """well_formed covers every index `_raw_kernel` reads in its own layout, not only the stacked nodes."""
+    fast = FastModel.build(model)
+    assert fast is not None and fast._kernel_args is not None and fast.well_formed()
+    n_categorical, thresholds, n_thresholds, record, goes_left, value, roots, depth, lockstep, baseline = (
+        fast._kernel_args
+    )
+    record, goes_left, depth = record.copy(), goes_left.copy(), depth.copy()
+    split = np.flatnonzero((record >> 8) != np.arange(len(record)))
+    last_split_of_first_tree = int(split[split < roots[1]][-1])
+    if tamper == "child-past-the-tree":
+        record[last_split_of_first_tree] = (np.uint32(roots[1]) << 8) | (record[last_split_of_first_tree] & 255)
+    elif tamper == "child-before-itself":
+        record[last_split_of_first_tree] = record[last_split_of_first_tree] & 255
+    elif tamper == "leaf-leaves":
+        goes_left[(roots[1] - 1) * fast_model.WORDS] = 0  # the first tree's last node is a leaf
+    elif tamper == "feature-past-the-columns":
+        record[0] = (record[0] & ~np.uint32(255)) | np.uint32(255)
+    else:
+        depth[0] = roots[1]
+    fast._kernel_args = (
+        n_categorical, thresholds, n_thresholds, record, goes_left, value, roots, depth, lockstep, baseline
+    )  # fmt: skip
+    assert not fast.well_formed()
+
+
+@pytest.mark.parametrize("steps", ["none", "every-level", "built"])
+def test_how_far_rows_walk_in_lockstep_changes_no_sum(model, steps, monkeypatch):
+    """Rows walk a tree together for `lockstep` steps, then each on to its leaf: from none to the whole depth,
+    the sums are the compiled predictors'."""
+    fast = FastModel.build(model)
+    assert fast is not None and fast._kernel_args is not None
+    args = list(fast._kernel_args)
+    depth = args[7]
+    args[8] = {"none": np.zeros_like(depth), "every-level": depth.copy(), "built": args[8]}[steps]
+    assert 0 < args[8].mean() < depth.mean() or steps != "built"  # the built one stops before the deepest leaf
+    fast._kernel_args = tuple(args)
+    assert fast.well_formed()
+    X = edge_rows(fast)
     kernel = fast.raw(X)
     monkeypatch.setattr(fast_model, "WALK_CELLS", 0)
     np.testing.assert_array_equal(kernel, without_kernel(fast).raw(X))

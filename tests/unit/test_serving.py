@@ -7,10 +7,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from flightdelay.serving.app import data_window, frame_of, parse_json, request_id
+from flightdelay.serving.metrics import ServiceMetrics
 from flightdelay.serving.runtime import (
     DeployError,
     good_stack,
@@ -188,3 +190,15 @@ def test_integer_bounds_are_integers_in_the_schema():
     props = row_model(SCHEMA, 64).model_json_schema()["properties"]
     assert props["month"]["maximum"] == 12 and isinstance(props["month"]["maximum"], int)
     assert isinstance(props["distance"]["maximum"], float)
+
+
+def test_the_drift_windows_take_the_last_values_of_lists_and_arrays():
+    """A large batch's model inputs come as arrays (Predictor.predict_records): a window keeps its last
+    drift_window values of each, in order, as it does of the record path's lists."""
+    metrics = ServiceMetrics(drift_window=3, drift_min_rows=1)
+    metrics.observe_features({"distance": np.array([1.0, 2.0, 3.0, 4.0, 5.0]), "carrier": ["AA", None]})
+    assert list(metrics._features["distance"]) == [3.0, 4.0, 5.0]
+    assert list(metrics._features["carrier"]) == ["AA", None]
+    metrics.observe_features({"distance": [6.0], "carrier": np.array(["B6", "DL", "UA", "WN"], dtype=object)})
+    assert list(metrics._features["distance"]) == [4.0, 5.0, 6.0]
+    assert list(metrics._features["carrier"]) == ["DL", "UA", "WN"]

@@ -10,15 +10,19 @@ nothing here reads a file) into:
 
 - one dict per categorical column, from the text to the code the trees see (both encoders composed; a missing or
   unknown value is NaN, as the encoders give it);
-- every tree's nodes in flat arrays (feature, float64 threshold, missing side, categorical bitsets, children, leaf
-  value), walked by one numba-compiled kernel (`_raw_kernel`, our code: the package gives only these arrays, nothing
-  in it is ever executed): rows in blocks, tree by tree within a block, each row's leaf values added in
-  scikit-learn's order from the same baseline, then the same link function. A large batch splits its rows between
-  a few threads (the kernel releases the GIL). One row costs ~0.04 ms of tree walking (the numpy walk below
-  cost ~0.5 ms, 800 calls of scikit-learn's compiled predictors ~10 ms of per-call overhead); 10,000 rows ~220 ms
-  of CPU, against ~580 ms through scikit-learn's per-tree predictors. The kernel is compiled once per process, at
-  the first build (~1 s; no on-disk cache: numba's cache writes beside the source or in the user's cache folder,
-  and a read-only install must not fail or write);
+- every tree's nodes in flat arrays, and from them the layout of one numba-compiled kernel (`_raw_kernel`, our
+  code: the package gives only these arrays, nothing in it is ever executed): each block of rows binned once (one
+  uint8 per value: a numeric value's rank among its feature's split thresholds, which keeps every float64
+  comparison exact; a category's code; NaN a bin of its own), then each tree walked by the block's rows in
+  lockstep and branch free as deep as most training rows went, then each row on to its leaf, one 256-bit
+  "goes left" set per node (right child = left + 1), each row's leaf values added in scikit-learn's order
+  from the same baseline, then the same link function. A large batch splits its rows between a few threads
+  (the kernel releases the GIL). 10,000 rows cost ~105-110 ms of CPU (the earlier kernel, a branching walk
+  over per-field node arrays, ~220-250 ms; scikit-learn's per-tree predictors ~580 ms); one row ~0.03-0.04 ms
+  (800 calls of scikit-learn's compiled predictors: ~10 ms of per-call overhead). The kernel is compiled once
+  per process, at the first call (~1-3 s; no on-disk cache: numba's cache writes beside the source or in the
+  user's cache folder, and a read-only install must not fail or write). Trees the layout cannot hold
+  (`_binned_layout`) are scored by the paths below;
 - where numba cannot be imported (`numba_kernel()` gives None), the earlier paths, which give the same numbers: a
   few rows walked through all trees at once in numpy (every split decided in one step, then one step per level),
   and for a large batch each tree's own compiled predictor (scikit-learn's TreePredictor, with the known-category
@@ -71,7 +75,15 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 # Node columns of `FastModel._nodes` (int32, one row per node of every tree, children as global rows)
 FEATURE, LEFT, RIGHT, FLAGS, BITSET, KNOWN = range(6)
 MISSING_LEFT, CATEGORICAL = 1, 2  # FLAGS bits
-KERNEL_BLOCK = 256  # rows walked tree by tree together: their inputs stay in cache while each tree's nodes do
+KERNEL_BLOCK = 256  # rows walked tree by tree together: their bins stay in cache while each tree's nodes do
+LOCKSTEP_ROWS = 16  # a block of fewer rows: each row walks TREE_GROUP trees at once instead (its walks overlap)
+TREE_GROUP = 16
+MISSING_BIN = 255  # the bin of NaN and of a negative category code: every node sends it to its missing side
+# A numeric feature's distinct split thresholds below +inf (its values get bins 0..254; +inf, scikit-learn's
+# threshold for a split after the last bin, adds none), and the slots of its row in the thresholds table
+MAX_THRESHOLDS = MISSING_BIN - 1
+THRESHOLD_SLOTS = 256
+WORDS = 8  # uint32 words of a node's 256-bit "goes left" set, one bit per bin
 _KERNEL: list[Callable[..., None] | None] = []
 
 
@@ -79,54 +91,103 @@ def _raw_kernel(
     X: np.ndarray,
     start: int,
     stop: int,
-    nodes: np.ndarray,
-    threshold: np.ndarray,
+    n_categorical: int,
+    thresholds: np.ndarray,
+    n_thresholds: np.ndarray,
+    record: np.ndarray,
+    goes_left: np.ndarray,
     value: np.ndarray,
-    left_bits: np.ndarray,
-    known_bits: np.ndarray,
     roots: np.ndarray,
+    depth: np.ndarray,
+    lockstep: np.ndarray,
     baseline: float,
     out: np.ndarray,
 ) -> None:
     """out[start:stop] = baseline + each tree's leaf value for rows X[start:stop], added tree by tree in order
-    (scikit-learn's `_raw_predict`). The rules are TreePredictor's (`_predict_one_from_raw_data`): a leaf has
-    feature -1; NaN goes to the node's missing side; a categorical value that is negative, or a category the
-    trees never saw (not in the feature's known bitset), goes to the missing side, one in the node's left bitset
-    left, another right; a number <= the float64 threshold goes left. Compiled by numba (`numba_kernel`)."""
+    (scikit-learn's `_raw_predict`). Compiled by numba (`numba_kernel`); the layout is `FastModel._binned_layout`.
+
+    Each block of rows is first binned, one uint8 per value: NaN -> MISSING_BIN; a categorical code: negative ->
+    MISSING_BIN, else the compiled predictor's uint8 cast (`int(min(x, 255))`); a numeric value: how many of its
+    feature's sorted split thresholds are < x, so that x <= thresholds[t] exactly when bin <= t (no rounding:
+    the float64 comparisons the predictor makes). Then every tree walks the block's rows in lockstep, branch
+    free, for the tree's `lockstep` steps: `node = left + 1 - goes_left[node][bin]` (right is left + 1; a leaf
+    leads to itself), where a node's 256-bit set holds TreePredictor's rule for every bin (`_binned_layout`).
+    The rows of a block are independent, so the processor overlaps their walks instead of waiting on one chain
+    of loads and branches. Then each row finishes its walk alone, to its leaf: a tree's depth is about twice its
+    mean path here, so walking every row for the whole depth wastes steps, and `lockstep` is the depth by which
+    most of the training rows had reached a leaf (`_binned_layout`). A block of fewer than LOCKSTEP_ROWS rows (one
+    row) overlaps trees instead: each row walks TREE_GROUP consecutive trees in lockstep, for the deepest
+    one's depth, then adds their leaf values in tree order. Dropping the rows that reached a leaf from each
+    lockstep step cost as much as it saved (tried)."""
+    width = X.shape[1]
+    bins = np.empty(KERNEL_BLOCK * width, dtype=np.uint8)
+    node = np.empty(max(KERNEL_BLOCK, TREE_GROUP), dtype=np.uint32)
+    base = np.empty(KERNEL_BLOCK, dtype=np.uint32)
     for first in range(start, stop, KERNEL_BLOCK):
         last = min(first + KERNEL_BLOCK, stop)
-        for i in range(first, last):
+        m = last - first
+        for k in range(m):
+            i = first + k
             out[i] = baseline
-        for t in range(roots.shape[0]):
-            root = roots[t]
-            for i in range(first, last):
-                node = root
-                feature = nodes[node, FEATURE]
-                while feature >= 0:
-                    x = X[i, feature]
-                    flags = nodes[node, FLAGS]
-                    missing_side = LEFT if flags & MISSING_LEFT else RIGHT
-                    if x != x:  # NaN
-                        side = missing_side
-                    elif flags & CATEGORICAL:
-                        if x < 0:
-                            side = missing_side
+            base[k] = k * width
+            for j in range(width):
+                x = X[i, j]
+                if x != x:  # NaN
+                    b = MISSING_BIN
+                elif j < n_categorical:
+                    b = MISSING_BIN if x < 0 else int(min(x, 255.0))
+                else:
+                    lo, hi = 0, n_thresholds[j]
+                    while lo < hi:
+                        mid = (lo + hi) >> 1
+                        if thresholds[j, mid] < x:
+                            lo = mid + 1
                         else:
-                            code = int(min(x, 255.0))  # the uint8 cast of the compiled predictor
-                            word, bit = code >> 5, code & 31
-                            if (left_bits[nodes[node, BITSET], word] >> bit) & 1:
-                                side = LEFT
-                            elif (known_bits[nodes[node, KNOWN], word] >> bit) & 1:
-                                side = RIGHT
-                            else:
-                                side = missing_side
-                    elif x <= threshold[node]:
-                        side = LEFT
-                    else:
-                        side = RIGHT
-                    node = nodes[node, side]
-                    feature = nodes[node, FEATURE]
-                out[i] += value[node]
+                            hi = mid
+                    b = lo
+                bins[k * width + j] = b
+        if m < LOCKSTEP_ROWS:  # a few rows: each row walks TREE_GROUP consecutive trees in lockstep instead
+            for k in range(m):
+                for group in range(0, roots.shape[0], TREE_GROUP):
+                    trees = min(TREE_GROUP, roots.shape[0] - group)
+                    steps = 0
+                    for g in range(trees):
+                        node[g] = roots[group + g]
+                        steps = max(steps, depth[group + g])
+                    for _ in range(steps):
+                        for g in range(trees):
+                            n = node[g]
+                            r = record[n]
+                            v = np.uint32(bins[base[k] + (r & np.uint32(255))])
+                            left = (
+                                goes_left[n * np.uint32(WORDS) + (v >> np.uint32(5))] >> (v & np.uint32(31))
+                            ) & np.uint32(1)
+                            node[g] = (r >> np.uint32(8)) + np.uint32(1) - left
+                    for g in range(trees):  # the leaf values in tree order: the same sum
+                        out[first + k] += value[node[g]]
+            continue
+        for t in range(roots.shape[0]):
+            root = np.uint32(roots[t])
+            for k in range(m):
+                node[k] = root
+            for _ in range(lockstep[t]):
+                for k in range(m):
+                    n = node[k]
+                    r = record[n]
+                    v = np.uint32(bins[base[k] + (r & np.uint32(255))])
+                    left = (goes_left[n * np.uint32(WORDS) + (v >> np.uint32(5))] >> (v & np.uint32(31))) & np.uint32(1)
+                    node[k] = (r >> np.uint32(8)) + np.uint32(1) - left
+            for k in range(m):  # the rest of each row's walk, to its leaf (a leaf leads to itself)
+                n = node[k]
+                while True:
+                    r = record[n]
+                    v = np.uint32(bins[base[k] + (r & np.uint32(255))])
+                    left = (goes_left[n * np.uint32(WORDS) + (v >> np.uint32(5))] >> (v & np.uint32(31))) & np.uint32(1)
+                    after = (r >> np.uint32(8)) + np.uint32(1) - left
+                    if after == n:
+                        break
+                    n = after
+                out[first + k] += value[n]
 
 
 def numba_kernel() -> Callable[..., None] | None:
@@ -141,6 +202,32 @@ def numba_kernel() -> Callable[..., None] | None:
             else:
                 _KERNEL.append(numba.njit(nogil=True, cache=False)(_raw_kernel))
         return _KERNEL[0]
+
+
+LOCKSTEP_SHARE = 0.8  # the kernel walks a batch's rows in lockstep until about this share has reached a leaf
+
+
+def _lockstep_depth(nodes: np.ndarray, depth: int) -> int:
+    """The depth by which LOCKSTEP_SHARE of the tree's training rows had reached their leaf (its nodes' `count`
+    and `depth`, as scikit-learn recorded them while growing it), at most the tree's depth; half the depth where
+    the counts say nothing. Only the kernel's speed depends on it (on this model 104-112 ms of CPU for 10,000
+    rows against 135-145 walking every row for the whole depth), never a sum: each row then walks to its leaf."""
+    leaf = nodes["is_leaf"] == 1
+    counts = nodes["count"][leaf].astype("float64")
+    levels = nodes["depth"][leaf].astype(np.int64)
+    total = counts.sum()
+    if not (np.isfinite(total) and total > 0 and np.all(counts >= 0)):
+        return depth // 2
+    order = np.argsort(levels, kind="stable")
+    share = np.cumsum(counts[order]) / total
+    reached = int(levels[order][min(int(np.searchsorted(share, LOCKSTEP_SHARE)), len(order) - 1)])
+    return max(0, min(reached, depth))
+
+
+def _bits(words: np.ndarray) -> np.ndarray:
+    """(n, 256) booleans of n 256-bit sets held as (n, WORDS) uint32 words (bit b: word b >> 5, bit b & 31)."""
+    every_bin = np.arange(256)
+    return ((np.asarray(words, dtype=np.uint32)[:, every_bin >> 5] >> (every_bin & 31).astype(np.uint32)) & 1) == 1
 
 
 def _text_codes(outer: np.ndarray, inner: np.ndarray | None) -> dict[str, float]:
@@ -181,6 +268,7 @@ class FastModel:
         self._known, self._index = estimator._bin_mapper.make_known_categories_bitsets()
         self._stack()
         self._kernel = numba_kernel()  # None: the numpy walk and the compiled predictors (same numbers)
+        self._kernel_args = self._binned_layout() if self._kernel is not None and self._trees else None
 
     def _stack(self) -> None:
         """Every tree's nodes in one set of flat arrays (children as global positions), for `_walk`."""
@@ -230,15 +318,6 @@ class FastModel:
                     axis=1,
                 ).astype(np.int32)
             )
-            self._kernel_args = (
-                self._nodes,
-                np.ascontiguousarray(n["threshold"]),
-                np.ascontiguousarray(n["value"]),
-                np.ascontiguousarray(self._bitsets),
-                np.ascontiguousarray(self._known_bits),
-                self._roots.astype(np.int32),
-                self._baseline,
-            )
         if self._n:  # for `_walk`: a leaf leads to itself, and the categorical split nodes' own arrays
             n = self._n
             position = np.arange(len(n["leaf"]), dtype=np.intp)
@@ -250,6 +329,98 @@ class FastModel:
             self._cat_missing_left = n["missing_left"][cat]
             self._cat_bitset = n["bitset"][cat]
             self._cat_known = self._f_index[n["feature"][cat]]
+
+    def _binned_layout(self) -> tuple[Any, ...] | None:
+        """The arrays `_raw_kernel` reads after its own arguments, from the stacked nodes; None where the trees do
+        not fit the layout (a numeric feature with more than MAX_THRESHOLDS distinct finite thresholds, a NaN one, a
+        split on a column of the other kind, a category code 255 in a bitset, a tree that unrolls to more nodes
+        than it has): the numpy paths then score, with the same numbers.
+
+        - thresholds, n_thresholds: each numeric feature's sorted distinct split thresholds (padded with inf);
+        - record (uint32): a node's left child << 8 | its feature, the nodes of each tree renumbered breadth first
+          so that a split's right child is left + 1; a leaf is its own left child;
+        - goes_left (uint32, WORDS per node): bit b says whether bin b goes left, TreePredictor's rule for every
+          bin: numeric, b <= the threshold's rank; categorical, b in the left bitset, or (not a known category of
+          the feature) and the node's missing side is left; MISSING_BIN, the missing side. A leaf's are all set.
+        - value (float64), roots, depth (the longest walk of each tree), lockstep (`_lockstep_depth`)."""
+        nodes, n_columns = self._nodes, len(self.categorical) + len(self.numeric)
+        n_categorical = len(self.categorical)
+        if n_columns > 256 or len(nodes) >= 1 << 24:
+            return None
+        ends = np.append(self._roots[1:], len(nodes))
+        order: list[int] = []
+        left_new: list[int] = []
+        level: list[int] = []
+        roots, depth, lockstep = [], [], []
+        for root, end in zip(self._roots.tolist(), ends.tolist(), strict=True):
+            base = len(order)
+            roots.append(base)
+            order.append(root)
+            level.append(0)
+            k = base
+            while k < len(order):
+                old = order[k]
+                if nodes[old, FEATURE] >= 0:
+                    if len(order) + 2 - base > end - root:  # shared children: more nodes than the tree has
+                        return None
+                    left_new.append(len(order))
+                    order.extend((int(nodes[old, LEFT]), int(nodes[old, RIGHT])))
+                    level.extend((level[k] + 1, level[k] + 1))
+                else:
+                    left_new.append(k)
+                k += 1
+            depth.append(max(level[base:]))
+            lockstep.append(_lockstep_depth(self._trees[len(roots) - 1].nodes, depth[-1]))
+        old_of = np.asarray(order, dtype=np.intp)
+        feature = nodes[old_of, FEATURE]
+        flags = nodes[old_of, FLAGS]
+        split = feature >= 0
+        categorical = split & (flags & CATEGORICAL != 0)
+        numeric = split & ~categorical
+        if np.any(categorical & (feature >= n_categorical)) or np.any(numeric & (feature < n_categorical)):
+            return None
+        threshold = self._n["threshold"][old_of]
+        if np.any(np.isnan(threshold[numeric])):
+            return None
+        thresholds = np.full((n_columns, THRESHOLD_SLOTS), np.inf)
+        n_thresholds = np.zeros(n_columns, dtype=np.int32)
+        rank = np.zeros(len(old_of), dtype=np.intp)
+        for j in range(n_categorical, n_columns):
+            on = numeric & (feature == j)
+            distinct = np.unique(threshold[on])
+            if np.count_nonzero(distinct < np.inf) > MAX_THRESHOLDS:  # a value's bin would reach MISSING_BIN
+                return None
+            thresholds[j, : len(distinct)] = distinct
+            n_thresholds[j] = len(distinct)
+            rank[on] = np.searchsorted(distinct, threshold[on])
+        missing_left = flags & MISSING_LEFT != 0
+        every_bin = np.arange(256)
+        left = np.zeros((len(old_of), 256), dtype=bool)
+        left[numeric] = every_bin[None, :] <= rank[numeric, None]
+        if np.any(categorical):
+            codes_left = _bits(self._bitsets[nodes[old_of[categorical], BITSET]])
+            known = _bits(self._known_bits[nodes[old_of[categorical], KNOWN]])
+            if np.any(codes_left[:, MISSING_BIN]) or np.any(known[:, MISSING_BIN]):
+                return None  # code 255 would share the missing bin
+            left[categorical] = codes_left | (~known & missing_left[categorical, None])
+        left[split, MISSING_BIN] = missing_left[split]
+        left[~split] = True
+        position = np.arange(len(old_of))
+        record = (np.where(split, np.asarray(left_new), position).astype(np.uint32) << 8) | np.where(split, feature, 0)
+        weights = np.uint32(1) << np.arange(32, dtype=np.uint32)
+        words = (left.reshape(len(old_of), WORDS, 32).astype(np.uint32) * weights).sum(axis=2, dtype=np.uint32)
+        return (
+            n_categorical,
+            thresholds,
+            n_thresholds,
+            np.ascontiguousarray(record, dtype=np.uint32),
+            np.ascontiguousarray(words.ravel()),
+            np.ascontiguousarray(self._n["value"][old_of]),
+            np.asarray(roots, dtype=np.uint32),
+            np.asarray(depth, dtype=np.int32),
+            np.asarray(lockstep, dtype=np.int32),
+            self._baseline,
+        )
 
     @staticmethod
     def build(pipeline: Any) -> FastModel | None:
@@ -321,7 +492,40 @@ class FastModel:
             np.all((nodes[categorical, KNOWN] >= 0) & (nodes[categorical, KNOWN] < len(self._known_bits))),
             self._bitsets.shape[1] == 8 and self._known_bits.shape[1] == 8,
         ]
-        return bool(all(checks))
+        return bool(all(checks)) and (self._kernel_args is None or self._layout_in_range(n_features))
+
+    def _layout_in_range(self, n_features: int) -> bool:
+        """`well_formed` for the arrays `_raw_kernel` reads: every feature a column of X, every split's children
+        (left, left + 1) after it within its own tree, every leaf its own left child with every bin going left (so
+        a walk stays on it), one goes_left set and one value per node, each tree's depth within its size, and each
+        numeric feature's thresholds inside their table."""
+        assert self._kernel_args is not None
+        n_categorical, thresholds, n_thresholds, record, goes_left, value, roots, depth, lockstep, _ = self._kernel_args
+        n = len(record)
+        if len(roots) != len(self._trees) or len(depth) != len(roots) or n == 0 or int(roots[0]) != 0:
+            return False
+        starts = roots.astype(np.int64)
+        ends = np.append(starts[1:], n)
+        if np.any(ends <= starts):
+            return False
+        end_of = np.repeat(ends, ends - starts)
+        position = np.arange(n)
+        feature, left = (record & 255).astype(np.int64), (record >> 8).astype(np.int64)
+        leaf = left == position
+        full = np.uint32(0xFFFFFFFF)
+        checks = [
+            0 <= n_categorical <= n_features,
+            thresholds.shape == (n_features, THRESHOLD_SLOTS) and n_thresholds.shape == (n_features,),
+            bool(np.all((n_thresholds >= 0) & (n_thresholds < THRESHOLD_SLOTS))),
+            bool(np.all(np.sum(thresholds < np.inf, axis=1) <= MAX_THRESHOLDS)),
+            len(goes_left) == WORDS * n and len(value) == n,
+            bool(np.all(feature < n_features)),
+            bool(np.all(leaf | ((left > position) & (left + 1 < end_of)))),
+            bool(np.all(goes_left.reshape(n, WORDS)[leaf] == full)),
+            bool(np.all((depth >= 0) & (depth < ends - starts))),
+            len(lockstep) == len(roots) and bool(np.all((lockstep >= 0) & (lockstep <= depth))),
+        ]
+        return all(checks)
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The float64 rows the trees read: categorical codes by dict lookup, numeric columns as float64."""
@@ -379,12 +583,12 @@ class FastModel:
     @property
     def compiled(self) -> bool:
         """Whether the trees are walked by the compiled kernel (else the numpy walk: slower for one row)."""
-        return self._kernel is not None
+        return self._kernel is not None and self._kernel_args is not None
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """The summed leaf values of each row (scikit-learn's `_raw_predict`: same trees, same order of sums)."""
         X = np.ascontiguousarray(X, dtype="float64")
-        if self.compiled and self._trees:
+        if self.compiled:
             return self._raw_by_kernel(X)
         if len(X) * len(self._trees) <= WALK_CELLS:  # a few rows: each walked through every tree at once
             out = np.empty(len(X), dtype="float64")
@@ -402,16 +606,16 @@ class FastModel:
     def _raw_by_kernel(self, X: np.ndarray) -> np.ndarray:
         """`raw` by the compiled kernel; a batch of at least THREAD_ROWS rows split into BATCH_THREADS row ranges,
         one per thread (each writes only its own rows; every row's sum is the same whatever the split)."""
-        kernel = self._kernel
-        assert kernel is not None
+        kernel, layout = self._kernel, self._kernel_args
+        assert kernel is not None and layout is not None
         out = np.empty(len(X), dtype="float64")
         workers = BATCH_THREADS if len(X) >= THREAD_ROWS else 1
         if workers == 1:
-            kernel(X, 0, len(X), *self._kernel_args, out)
+            kernel(X, 0, len(X), *layout, out)
             return out
         bounds = np.linspace(0, len(X), workers + 1).astype(int)
         ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-        list(_pool().map(lambda r: kernel(X, r[0], r[1], *self._kernel_args, out), ranges))
+        list(_pool().map(lambda r: kernel(X, r[0], r[1], *layout, out), ranges))
         return out
 
     def _leaves(self, X: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -81,14 +82,16 @@ class ServiceMetrics:
         with self._lock:
             self._window.extend(probabilities)
 
-    def observe_features(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """The model inputs of the rows just scored (feature -> one value per row), into the windows."""
+    def observe_features(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> None:
+        """The model inputs of the rows just scored (feature -> one value per row, a list or an array), into the
+        windows: only the values a window keeps (its last drift_window) are taken."""
         with self._lock:
             for name, values in columns.items():
                 window = self._features.get(name)
                 if window is None:
                     window = self._features[name] = collections.deque(maxlen=self._drift_window)
-                window.extend(values)
+                keep = window.maxlen
+                window.extend(values if keep is None or len(values) <= keep else values[len(values) - keep :])
 
     def model_changed(self, deployed: Deployed) -> None:
         """A new model: its own reference, so the drift window starts again."""

@@ -260,8 +260,10 @@ def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField
 
 
 def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[InputField]) -> pd.DataFrame | None:
-    """`typed_rows` of checked records (the service's request model checked every type and range), one array
-    per column; None when a date-time does not parse (the caller then checks the input and names the row)."""
+    """`typed_rows` of checked records (the service's request model checked every type and range: an integer
+    field holds ints, a number ints or floats, a text field text, each or None), one array per column, each built
+    by pandas or numpy from the list; None when a date-time does not parse (the caller then checks the input
+    and names the row)."""
     out: dict[str, Any] = {}
     for spec in input_schema:
         values = [record.get(spec.name) for record in records]
@@ -270,23 +272,24 @@ def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[Inpu
             if stamps.isna().any():
                 return None
             out[spec.name] = stamps
-        elif spec.kind == "integer":
-            out[spec.name] = pd.array([None if v is None else int(v) for v in values], dtype="Int64")
-        elif spec.kind == "number":
-            out[spec.name] = np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
-        else:
-            out[spec.name] = pd.array([None if v is None else str(v) for v in values], dtype="string")
+        elif spec.kind == "integer":  # the request model's StrictInt: ints or None, converted by pandas in C
+            out[spec.name] = pd.array(values, dtype="Int64")
+        elif spec.kind == "number":  # StrictFloat: floats, ints or None (NaN)
+            out[spec.name] = np.array(values, dtype="float64")
+        else:  # StrictStr: text or None
+            out[spec.name] = pd.array(values, dtype="string")
     return pd.DataFrame(out, index=pd.RangeIndex(len(records)))
 
 
 class Scores(NamedTuple):
     """predict_records' answer: one entry per row, in order, and the model inputs it scored (feature -> one
-    value per row, for the service's per-feature drift gauges)."""
+    value per row, for the service's per-feature drift gauges: a list on the record path, an array of the
+    feature frame's column for a larger batch, converted only where the gauges keep it)."""
 
     probability: np.ndarray  # float64
     label: np.ndarray  # int8: probability >= threshold
     context_fallback: np.ndarray  # bool
-    features: dict[str, list[Any]] | None = None
+    features: dict[str, Sequence[Any] | np.ndarray] | None = None
 
 
 # ------------------------------------------------------------------------------------------------ reference
@@ -577,7 +580,7 @@ class Predictor:
         probability = self.fast.probability(self.fast.matrix_of_columns(columns))
         self.rows_scored += len(records)
         self.fallback_rows += int(fallback.sum())
-        inputs = {c: columns[c] for c in (*self.categorical, *self.numeric)}
+        inputs: dict[str, Sequence[Any] | np.ndarray] = {c: columns[c] for c in (*self.categorical, *self.numeric)}
         return Scores(probability, (probability >= self.threshold).astype("int8"), fallback, inputs)
 
     def inline_scores(self, records: Sequence[dict[str, Any]]) -> Scores | None:
@@ -613,7 +616,9 @@ class Predictor:
         probability = self._probability(X)
         self.rows_scored += len(X)
         self.fallback_rows += int(fallback.sum())
-        inputs = {c: X[c].tolist() for c in (*self.categorical, *self.numeric)}
+        inputs: dict[str, Sequence[Any] | np.ndarray] = {
+            c: X[c].to_numpy() for c in (*self.categorical, *self.numeric)
+        }  # not lists: the gauges keep only their window's last values (ServiceMetrics.observe_features)
         return Scores(probability, (probability >= self.threshold).astype("int8"), fallback.astype(bool), inputs)
 
     @cached_property
