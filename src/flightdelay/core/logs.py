@@ -52,6 +52,7 @@ def configure(stage: str, log_dir: str | Path = "logs", verbose: bool = False) -
     root.addHandler(console)
     root.addHandler(file_handler)
     root.setLevel(logging.DEBUG)
-    for noisy in ("fsspec", "asyncio", "botocore", "s3fs", "urllib3", "matplotlib"):
+    # Libraries' DEBUG chatter would bury ours; numba logs ~12,000 DEBUG records compiling the serving kernel.
+    for noisy in ("fsspec", "asyncio", "botocore", "s3fs", "urllib3", "matplotlib", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return log_file
