@@ -22,7 +22,7 @@ from flightdelay.cli import main
 from flightdelay.core.config import load_schema
 from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
 from tests.default_params import default_params, write_params
-from tests.stage_cmd import REPO, lookup, stage_argv
+from tests.stage_cmd import REPO, dvc_stages, lookup, stage_argv
 
 DAYS = 4  # the first days of each month kept
 CHANGES = {
@@ -41,7 +41,7 @@ CHANGES = {
 
 
 def pipeline() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return dvc_stages(REPO / "dvc.yaml")
 
 
 def write_raw(root: Path, params: dict) -> None:
