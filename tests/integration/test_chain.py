@@ -20,9 +20,10 @@ from threadpoolctl import threadpool_limits
 
 from flightdelay.cli import main
 from flightdelay.core.config import load_schema
-from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
+from flightdelay.stages.raw import split_by_month, to_csv_text
+from tests.bundled import bundled
 from tests.default_params import default_params, write_params
-from tests.stage_cmd import REPO, lookup, stage_argv
+from tests.stage_cmd import REPO, dvc_stages, lookup, stage_argv
 
 DAYS = 4  # the first days of each month kept
 CHANGES = {
@@ -41,7 +42,7 @@ CHANGES = {
 
 
 def pipeline() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return dvc_stages(REPO / "dvc.yaml")
 
 
 def write_raw(root: Path, params: dict) -> None:
@@ -49,7 +50,7 @@ def write_raw(root: Path, params: dict) -> None:
     schema = load_schema(REPO / params["data"]["schema"])
     for table in ("flights", "weather", "planes", "airports", "airlines"):
         spec = schema.table(table)
-        frame = read_bundled(params["raw"]["dataset"], table)
+        frame = bundled(table, params["raw"]["dataset"])
         if "day" in frame.columns:
             frame = frame[frame["month"].isin(["1", "2"]) & (frame["day"].astype(int) <= DAYS)]
             for period, rows in split_by_month(frame, spec):

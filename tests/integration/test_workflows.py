@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.default_params import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -31,7 +32,7 @@ TRUSTED = (
 
 
 def load(name: str) -> dict:
-    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    workflow = load_yaml((WORKFLOWS / name).read_text())
     if True in workflow:  # YAML 1.1 reads the key `on` as a boolean
         workflow["on"] = workflow.pop(True)
     return workflow

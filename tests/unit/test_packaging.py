@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -78,7 +79,27 @@ def tiny_model():
 
 
 def tiny_model_bytes() -> bytes:
+    return _tiny_model_bytes()
+
+
+# Fitted and serialised once per process: the security and registry tests build dozens of packages from it, and
+# the fit is deterministic (the same bytes every time; test_model.py checks that). Bytes cannot be changed by a
+# caller; tiny_model() itself still fits a fresh pipeline for each caller.
+@functools.cache
+def _tiny_model_bytes() -> bytes:
     return dumps_canonical(tiny_model())
+
+
+@functools.cache
+def _example_model():
+    """A fitted tiny model that manifest_for only predicts with (never handed out)."""
+    return tiny_model()
+
+
+@functools.cache
+def _flights_columns() -> dict:
+    """The repository schema's flights columns (frozen specs), read once per process: manifest_for only reads them."""
+    return load_schema(REPO / "config" / "schema.yaml").table("flights").columns
 
 
 LOCK = {
@@ -210,7 +231,7 @@ def tiny_state_bytes() -> bytes:
 def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
     frame = tiny_frame()
     examples = example_rows(frame, NUMERIC, CATEGORICAL, 3)
-    model = tiny_model()  # not loaded from model_bytes: the security tests pass hostile bytes here
+    model = _example_model()  # not loaded from model_bytes: the security tests pass hostile bytes here
     return build_manifest(
         artifact="flight-delay",
         model_sha256=sha256_bytes(model_bytes),
@@ -221,7 +242,7 @@ def manifest_for(model_bytes: bytes, params: dict | None = None) -> dict:
         lineage_record=lineage(LOCK, "train"),
         env={"python": "3.11", "libraries": {}},
         schema_columns=input_schema([frame], NUMERIC, CATEGORICAL),
-        fields=input_fields(load_schema(REPO / "config" / "schema.yaml").table("flights").columns, {}),
+        fields=input_fields(_flights_columns(), {}),
         table="flights",
         reference=reference_distributions(DRIFT),
         examples=examples,

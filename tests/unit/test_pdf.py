@@ -22,9 +22,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def model_card(dataset=FLIGHTS, target="late") -> tuple[str, dict[str, bytes]]:
-    pictures = figures(PLOTS, DRIFT, "classification", top=10, dpi=50, dataset=dataset)
-    markdown = render(context(figure_names=sorted(pictures), dataset=dataset, target=target))
-    return markdown, {f"figures/{name}": data for name, data in pictures.items()}
+    """The report's markdown and its figures (a fresh dict each call: pdf() gets what render writes)."""
+    key = (dataset.name, target)
+    if key not in _CARDS:
+        # Drawn once per process for each data set: matplotlib's figures are most of these tests' time, and
+        # test_report.py checks they are the same bytes every time. These tests check the PDF made from them.
+        pictures = figures(PLOTS, DRIFT, "classification", top=10, dpi=50, dataset=dataset)
+        markdown = render(context(figure_names=sorted(pictures), dataset=dataset, target=target))
+        _CARDS[key] = markdown, {f"figures/{name}": data for name, data in pictures.items()}
+    markdown, images = _CARDS[key]
+    return markdown, dict(images)
+
+
+_CARDS: dict[tuple[str, str], tuple[str, dict[str, bytes]]] = {}
 
 
 def pages(data: bytes) -> list[tuple[np.ndarray, str]]:
