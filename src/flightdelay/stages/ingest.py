@@ -231,11 +231,13 @@ def repeated_text(value: str, n: int) -> pa.Array:
     return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)])
 
 
-def arrow_typed(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | None:
+def arrow_typed(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | pa.ChunkedArray | None:
     """One column of Arrow text typed as `coerce_column` types it and as pyarrow then converts it for Parquet,
     or None when a value does not type (the chunk goes the pandas way, which quarantines it)."""
     if spec.dtype == "str":
-        return text.combine_chunks().cast(pa.large_string())
+        # in the parser's chunks, as the frame's text column keeps them: where a large column's dictionary fills
+        # up, and so the encoding of its pages, depends on them
+        return text.cast(pa.large_string())
     plain = plain_text(text) if spec.dtype in ("int", "float") else None
     if plain is not None and spec.dtype == "int":
         # plain integers of at most 15 digits: the same values as the exact doubles pandas would make of them
