@@ -539,3 +539,11 @@ def test_repeats_key_renumbers_before_the_product_overflows():
     assert repeats_key(wide)  # rows 0 and 2 agree on every column
     wide[2] = Counted(pyarrow.array([]), np.array([]), np.array([0, size - 2, 1, 5]), size)
     assert not repeats_key(wide)
+
+
+@pytest.mark.parametrize("size", [16, 2**30])  # a bitmap of the possible numbers, or a hash of the rows' numbers
+def test_repeats_key_by_bitmap_and_by_hash(size):
+    def key(*codes: int) -> list[Counted]:
+        return [Counted(pyarrow.array([]), np.array([]), np.array(codes), size)]
+
+    assert repeats_key(key(0, size - 1, 0)) and not repeats_key(key(0, size - 1, 1))

@@ -68,6 +68,8 @@ CHANGED_TYPE_SHARE = 0.5
 PLAIN_DECIMAL_CHARS = 15
 PLAIN_BYTES = np.zeros(256, dtype=bool)
 PLAIN_BYTES[list(b"0123456789.-")] = True
+INTEGER_BYTES = PLAIN_BYTES.copy()
+INTEGER_BYTES[ord(".")] = False
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -108,6 +110,18 @@ def plain_text(text: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     if np.diff(offsets).max() > PLAIN_DECIMAL_CHARS or np.bincount(chars, minlength=256)[~PLAIN_BYTES].any():
         return None
     return text
+
+
+def integer_text(text: pa.ChunkedArray) -> bool:
+    """Whether every value is written only with digits and `-`, in at most PLAIN_DECIMAL_CHARS characters (checked
+    chunk by chunk on the buffers, without joining the chunks)."""
+    for chunk in text.chunks:
+        offsets, chars = text_buffers(chunk)
+        if len(chunk) and (
+            np.diff(offsets).max() > PLAIN_DECIMAL_CHARS or np.bincount(chars, minlength=256)[~INTEGER_BYTES].any()
+        ):
+            return False
+    return True
 
 
 def text_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -238,11 +252,12 @@ def arrow_typed(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | pa.Chunke
         # in the parser's chunks, as the frame's text column keeps them: where a large column's dictionary fills
         # up, and so the encoding of its pages, depends on them
         return text.cast(pa.large_string())
+    if spec.dtype == "int" and text.null_count < len(text) and integer_text(text):
+        # digits and minus signs, at most 15: where Arrow reads an integer, pandas reads the same exact double
+        with contextlib.suppress(pa.ArrowInvalid):
+            return pc.cast(text, pa.int64()).combine_chunks()  # one chunk, as numpy's column converts
     plain = plain_text(text) if spec.dtype in ("int", "float") else None
     if plain is not None and spec.dtype == "int":
-        # plain integers of at most 15 digits: the same values as the exact doubles pandas would make of them
-        with contextlib.suppress(pa.ArrowInvalid):
-            return pc.cast(plain, pa.int64())
         number = arrow_plain_numbers(plain)
         if number is not None:  # written with a point: pandas' check that each is whole
             missing = np.isnan(number)

@@ -355,6 +355,7 @@ ARROW_TYPES = {
 }
 EXACT_FLOAT_INT = 2**53  # integers whose doubles are all distinct (ColumnPartial counts int columns as doubles)
 COUNT_RANGE = 1 << 20  # integers spanning at most this many values are counted with bincount, not hashed
+KEY_BITMAP = 1 << 26  # keys of at most this many possible numbers are checked with a bitmap, not hashed
 
 
 @dataclass(frozen=True)
@@ -370,25 +371,29 @@ class Counted:
 
 def count_values(values: pyarrow.ChunkedArray) -> Counted:
     """Count a column's values: integers of a small range by their offset from the least (numpy's bincount),
-    anything else by Arrow's hash (its dictionary encoding)."""
+    anything else by Arrow's hash (its dictionary encoding). Missing values, if any, get the last number."""
     array = values.combine_chunks()
-    missing = array.is_null().to_numpy(zero_copy_only=False)
-    if pyarrow.types.is_integer(array.type) and array.null_count < len(array):
-        ints = pc.fill_null(array, 0).to_numpy(zero_copy_only=False).astype("int64")
-        present = ints[~missing]
+    nulls = array.null_count
+    if pyarrow.types.is_integer(array.type) and nulls < len(array):
+        ints = np.asarray((pc.fill_null(array, 0) if nulls else array).to_numpy(zero_copy_only=False), dtype="int64")
+        missing = array.is_null().to_numpy(zero_copy_only=False) if nulls else None
+        present = ints if missing is None else ints[~missing]
         low, high = int(present.min()), int(present.max())
         if high - low < COUNT_RANGE:
             codes = ints - low
-            codes[missing] = high - low + 1
-            every = np.bincount(codes, minlength=high - low + 2)[: high - low + 1]
+            if missing is not None:
+                codes[missing] = high - low + 1
+            every = np.bincount(codes, minlength=high - low + 1)[: high - low + 1]
             seen = np.flatnonzero(every)
-            return Counted(pyarrow.array(seen + low, type=array.type), every[seen], codes, high - low + 2)
+            size = high - low + (2 if nulls else 1)
+            return Counted(pyarrow.array(seen + low, type=array.type), every[seen], codes, size)
     encoded = pc.dictionary_encode(array)
     size = len(encoded.dictionary)
-    codes = pc.fill_null(encoded.indices, size).to_numpy(zero_copy_only=False).astype("int64")
-    counts = np.bincount(codes, minlength=size + 1)[:size]
+    indices = pc.fill_null(encoded.indices, size) if nulls else encoded.indices
+    codes = np.asarray(indices.to_numpy(zero_copy_only=False), dtype="int64")
+    counts = np.bincount(codes, minlength=size)[:size]
     order = pc.sort_indices(encoded.dictionary).to_numpy()
-    return Counted(encoded.dictionary.take(order), counts[order], codes, size + 1)
+    return Counted(encoded.dictionary.take(order), counts[order], codes, size + (1 if nulls else 0))
 
 
 def arrow_partial(counted: Counted, n: int, nulls: int, spec: ColumnSpec, name: str) -> ColumnPartial | None:
@@ -472,10 +477,17 @@ def repeats_key(columns: list[Counted]) -> bool:
     """Whether two rows share their values of the key's columns (a missing value equal to another, as
     `DataFrame.duplicated` counts them): each row's numbers combined into one integer, the distinct ones counted."""
     code = np.zeros(len(columns[0].codes), dtype="int64")
+    size = 1
     for column in columns:
-        if int(code.max(initial=0)) >= (2**62) // column.size:
+        if size >= (2**62) // column.size:
             code = np.unique(code, return_inverse=True)[1].astype("int64")  # renumber before the product overflows
+            size = int(code.max(initial=0)) + 1
         code = code * column.size + column.codes
+        size *= column.size
+    if size <= KEY_BITMAP:  # a mark per possible number: cheaper than hashing the rows' numbers
+        seen = np.zeros(size, dtype=bool)
+        seen[code] = True
+        return int(np.count_nonzero(seen)) != len(code)
     return len(pc.unique(pyarrow.array(code))) != len(code)
 
 
@@ -493,7 +505,9 @@ def validate_part(
         data = fh.read()
     rewrites = rewrites_unchanged(data)
     if rewrites:
-        arrow = pq.read_table(pyarrow.BufferReader(data))
+        parquet = pq.ParquetFile(pyarrow.BufferReader(data))
+        column_drift(parquet.schema_arrow.names, spec, relative, extra_columns="drop")
+        arrow = parquet.read(columns=list(spec.columns))  # the schema's columns only: the lineage is not checked
         checked = arrow_check(arrow, spec, relative, period)
         if checked is not None:
             write_bytes_atomic(data, f"{out_dir.rstrip('/')}/{relative}")
