@@ -547,3 +547,21 @@ def test_repeats_key_by_bitmap_and_by_hash(size):
         return [Counted(pyarrow.array([]), np.array([]), np.array(codes), size)]
 
     assert repeats_key(key(0, size - 1, 0)) and not repeats_key(key(0, size - 1, 1))
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [[1.0, 2.0, 2.0], [2.0, 3.5, np.nan], [-1.0, 1.0]],
+        [[0.0, 1.0], [0.0, 0.0, 2.0]],
+        [[-0.0, 1.0], [0.0, 2.0]],  # the signed zeros: left to pandas' group-by
+        [[1e300, -1e300], [5e-324]],
+        [[], [1.0]],
+    ],
+)
+def test_merging_counts_of_numbers_in_numpy_gives_the_group_by(parts):
+    partials = [ColumnPartial.of(pd.Series(p, dtype="float64", name="x")) for p in parts]
+    merged = ColumnPartial.merge_all(partials)
+    expected = pd.concat([p.values for p in partials]).groupby(level=0, sort=True).sum().astype("int64")
+    pd.testing.assert_series_equal(merged.values, expected, check_exact=True)
+    assert [str(v) for v in merged.values.index] == [str(v) for v in expected.index]
