@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pandas as pd
+import pyarrow
+import pyarrow.parquet as pq
 import pytest
 
 from flightdelay.core.config import ColumnSpec, Schema, TableSpec
-from flightdelay.core.engine import write_parquet_atomic
+from flightdelay.core.engine import PARQUET_COMPRESSION, write_parquet_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.core.value_counts import exact_quantile
 from flightdelay.data import quarantine
 from flightdelay.stages.validate import (
     ColumnPartial,
+    Counted,
+    arrow_check,
     check_partition,
+    count_values,
     merge_partials,
     passes_schema,
     profile_column,
     profile_partial,
+    repeats_key,
     rewrites_unchanged,
     summary_markdown,
     table_schema,
@@ -407,3 +414,154 @@ def test_validate_part_copies_a_clean_partition_and_encodes_a_dirty_one(tmp_path
     write_parquet_atomic(expected, str(tmp_path / "expected.parquet"))
     assert written.read_bytes() == (tmp_path / "expected.parquet").read_bytes()
     assert len(encoded) == (1 if dirty else 0)  # the clean partition was copied, not encoded again
+
+
+# ------------------------------------------------------------------------------------------------ checked in Arrow
+
+TIMED = TableSpec(
+    name="flights",
+    columns={
+        **SPEC.columns,
+        "time_hour": ColumnSpec("datetime", nullable=True),
+        "tailnum": ColumnSpec("str", nullable=True),
+    },
+    partitioned=True,
+    period={"year": "year", "month": "month"},
+    key=("month", "origin", "flight"),
+)
+
+
+def timed(**overrides) -> pd.DataFrame:
+    frame = every_dtype().assign(flight=pd.array([1, 2, 3, 4, 5], dtype="Int64"), origin=partition()["origin"])
+    frame["dep_delay"] = [0.0, np.nan, -5.5, 1e-300, 12.5]
+    frame["time_hour"] = frame["time_hour"].astype("datetime64[ns, UTC]")  # as ingest types it
+    frame["tailnum"] = pd.array(["N1", None, "N1", "Zürich ✈", ""], dtype="string")
+    for name, values in overrides.items():
+        frame[name] = pd.Series(values, dtype=frame[name].dtype) if isinstance(values, list) else values
+    return frame
+
+
+def as_written(frame: pd.DataFrame) -> pyarrow.Table:
+    """The table `validate_part` reads from a file ingest wrote with `frame`."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow", compression=PARQUET_COMPRESSION)
+    assert rewrites_unchanged(buffer.getvalue())
+    return pq.read_table(pyarrow.BufferReader(buffer.getvalue()))
+
+
+def arrow_or_frame(frame: pd.DataFrame, spec: TableSpec, period: str | None = "2013-01") -> str:
+    """Which path judges `frame`; where Arrow does, its partials are the frame path's, value for value."""
+    checked = arrow_check(as_written(frame), spec, SOURCE, period)
+    try:
+        passed, bad = check_partition(frame, spec, SOURCE, period)
+    except DataError:
+        assert checked is None, "the Arrow check passed what the frame path refuses"
+        return "frame"
+    if checked is None:
+        return "frame"
+    assert bad.empty, "the Arrow check passed a partition with rows to quarantine"
+    assert list(checked) == list(spec.columns)
+    for name in spec.columns:
+        slow, fast = ColumnPartial.of(passed[name]), checked[name]
+        assert (fast.dtype, fast.count, fast.nulls) == (slow.dtype, slow.count, slow.nulls), name
+        pd.testing.assert_series_equal(fast.values, slow.values, check_exact=True)
+    return "arrow"
+
+
+def test_arrow_check_gives_the_partials_of_a_clean_partition():
+    assert arrow_or_frame(timed(), TIMED) == "arrow"
+    assert arrow_or_frame(partition(), SPEC) == "arrow"
+
+
+@pytest.mark.parametrize("case", sorted(DIRTY))
+def test_arrow_check_never_passes_what_the_frame_path_quarantines(case):
+    frame = partition()
+    for name, values in DIRTY[case].items():
+        frame[name] = values if not isinstance(values, list) else partition(**{name: values})[name]
+    assert arrow_or_frame(frame, SPEC) == ("arrow" if case == "at the bounds" else "frame")
+
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "path"),
+    [
+        ("another month", {"month": [1, 1, 2, 1, 1]}, "frame"),
+        ("another year", {"year": [2013, 2014, 2013, 2013, 2013]}, "frame"),
+        ("repeated key", {"flight": [1, 2, 1, 4, 5], "origin": ["EWR", "JFK", "EWR", "EWR", "JFK"]}, "frame"),
+        ("key repeated in part", {"flight": [1, 2, 1, 4, 5]}, "arrow"),
+        ("both zeros", {"dep_delay": [0.0, -0.0, 1.0, np.nan, 2.0]}, "frame"),
+        ("one zero of each row's sign", {"dep_delay": [-0.0, -0.0, 1.0, np.nan, 2.0]}, "arrow"),
+        ("tiny and huge numbers", {"distance": [1e-300, 2.0, 1e300, 4.0, 5.0]}, "arrow"),
+        ("wide ints", {"flight": [1, 10**12, -(10**12), 7, 9]}, "frame"),
+        ("not a float's integer", {"flight": [1, 2**53 + 1, 3, 4, 5]}, "frame"),
+        ("text times", {"time_hour": pd.array(["a", "b", "c", "d", "e"], dtype="string")}, "frame"),
+        ("naive times", {"time_hour": pd.Series(pd.to_datetime(["2013-01-01"] * 5)).astype("datetime64[ns]")}, "frame"),
+        ("times in microseconds", {"time_hour": pd.Series(pd.to_datetime(["2013-01-01"] * 5, utc=True))}, "frame"),
+        ("float where int", {"flight": pd.Series([1.0, 2.0, 3.0, 4.0, 5.0])}, "frame"),
+        ("object text", {"origin": pd.Series(["EWR", "JFK", "LGA", "EWR", "JFK"], dtype=object)}, "frame"),
+    ],
+)
+def test_arrow_check_on_awkward_partitions(case, overrides, path):
+    assert arrow_or_frame(timed(**overrides), TIMED) == path, case
+
+
+def test_arrow_check_counts_a_wide_int_column_by_hash():
+    spec = TableSpec(name="t", columns={"n": ColumnSpec("int", nullable=True), "s": ColumnSpec("str")}, key=("n",))
+    frame = pd.DataFrame({"n": pd.array([10**12, None, -5, 3], dtype="Int64"), "s": pd.array(list("abca"), "string")})
+    assert arrow_or_frame(frame, spec, None) == "arrow"
+    assert arrow_or_frame(frame.assign(n=pd.array([10**12, None, None, 3], dtype="Int64")), spec, None) == "frame"
+
+
+def test_arrow_check_leaves_a_null_spike_to_its_message():
+    spec = TableSpec(name="t", columns={"x": ColumnSpec("float", nullable=True, max_null_rate=0.5)})
+    assert arrow_or_frame(pd.DataFrame({"x": [1.0, np.nan, np.nan, 4.0]}), spec, None) == "frame"  # at the rate
+    assert arrow_or_frame(pd.DataFrame({"x": [1.0, np.nan, np.nan, np.nan]}), spec, None) == "frame"  # over it
+    assert arrow_or_frame(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), spec, None) == "arrow"
+
+
+def test_arrow_check_of_an_empty_partition_is_left_to_the_frame_path():
+    assert arrow_or_frame(partition().iloc[:0], SPEC) == "frame"
+
+
+def test_arrow_check_names_a_missing_column():
+    with pytest.raises(DataError, match="missing column"):
+        arrow_check(as_written(partition().drop(columns="distance")), SPEC, SOURCE, "2013-01")
+
+
+def test_count_values_counts_missing_values_as_one_number():
+    counted = count_values(pyarrow.chunked_array([[3, None, 1], [3, None]], pyarrow.int64()))
+    assert counted.distinct.to_pylist() == [1, 3] and counted.counts.tolist() == [1, 2]
+    assert counted.codes[1] == counted.codes[4] and counted.codes[1] not in (counted.codes[0], counted.codes[2])
+
+
+def test_repeats_key_renumbers_before_the_product_overflows():
+    size = 2**40
+    wide = [Counted(pyarrow.array([]), np.array([]), np.array([0, size - 2, 0, 5]), size) for _ in range(3)]
+    assert repeats_key(wide)  # rows 0 and 2 agree on every column
+    wide[2] = Counted(pyarrow.array([]), np.array([]), np.array([0, size - 2, 1, 5]), size)
+    assert not repeats_key(wide)
+
+
+@pytest.mark.parametrize("size", [16, 2**30])  # a bitmap of the possible numbers, or a hash of the rows' numbers
+def test_repeats_key_by_bitmap_and_by_hash(size):
+    def key(*codes: int) -> list[Counted]:
+        return [Counted(pyarrow.array([]), np.array([]), np.array(codes), size)]
+
+    assert repeats_key(key(0, size - 1, 0)) and not repeats_key(key(0, size - 1, 1))
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [[1.0, 2.0, 2.0], [2.0, 3.5, np.nan], [-1.0, 1.0]],
+        [[0.0, 1.0], [0.0, 0.0, 2.0]],
+        [[-0.0, 1.0], [0.0, 2.0]],  # the signed zeros: left to pandas' group-by
+        [[1e300, -1e300], [5e-324]],
+        [[], [1.0]],
+    ],
+)
+def test_merging_counts_of_numbers_in_numpy_gives_the_group_by(parts):
+    partials = [ColumnPartial.of(pd.Series(p, dtype="float64", name="x")) for p in parts]
+    merged = ColumnPartial.merge_all(partials)
+    expected = pd.concat([p.values for p in partials]).groupby(level=0, sort=True).sum().astype("int64")
+    pd.testing.assert_series_equal(merged.values, expected, check_exact=True)
+    assert [str(v) for v in merged.values.index] == [str(v) for v in expected.index]

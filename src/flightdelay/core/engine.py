@@ -23,13 +23,16 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
 import pandas as pd
 
 from flightdelay.core.config import ComputeParams
 from flightdelay.core.errors import PipelineError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +214,14 @@ def write_atomic(url: str, write: Callable[[Any], None]) -> None:
 def write_parquet_atomic(frame: pd.DataFrame, url: str) -> None:
     """Write `frame` to `url` as Parquet, atomically (`write_atomic`). Identical frames give identical bytes."""
     write_atomic(url, lambda fh: frame.to_parquet(fh, index=False, engine="pyarrow", compression=PARQUET_COMPRESSION))
+
+
+def write_table_atomic(table: pa.Table, url: str) -> None:
+    """Write an Arrow table to `url` as Parquet, atomically, as `write_parquet_atomic` writes the frame pyarrow
+    converts to `table` (pandas passes the compression, and nothing else, to `pyarrow.parquet.write_table`)."""
+    import pyarrow.parquet as pq
+
+    write_atomic(url, lambda fh: pq.write_table(table, fh, compression=PARQUET_COMPRESSION))
 
 
 def write_bytes_atomic(data: bytes, url: str) -> None:

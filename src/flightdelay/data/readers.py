@@ -105,8 +105,9 @@ def check_shape(text: str, source: str) -> None:
             )
 
 
-def read_plain_csv(body: bytes, header: str) -> pd.DataFrame | None:
+def read_plain_table(body: bytes, header: str) -> pa.Table | None:
     """The fast parser, for a plain file: `body` is UTF-8 without a byte-order mark, `header` its first line.
+    Every value as Arrow text (`text_frame` makes the frame pandas gives of it).
 
     Returns None (use pandas) for anything the two parsers might read differently: quotes anywhere (pandas
     and Arrow treat a quote inside a field differently), NUL bytes, a header that is empty, has one column or
@@ -117,7 +118,7 @@ def read_plain_csv(body: bytes, header: str) -> pd.DataFrame | None:
     if b'"' in body or b"\x00" in body or len(names) < 2 or len(set(names)) < len(names) or "" in names:
         return None
     try:
-        table = pv.read_csv(
+        return pv.read_csv(
             pa.py_buffer(body),
             read_options=pv.ReadOptions(skip_rows=1, column_names=names),
             parse_options=pv.ParseOptions(ignore_empty_lines=True),
@@ -129,22 +130,39 @@ def read_plain_csv(body: bytes, header: str) -> pd.DataFrame | None:
         )
     except pa.ArrowInvalid:
         return None
+
+
+def text_frame(table: pa.Table) -> pd.DataFrame:
+    """The frame `pandas.read_csv(dtype=str)` gives of a file `read_plain_table` parsed."""
     return table.to_pandas(types_mapper={pa.string(): TEXT}.get)
 
 
-def read_csv_bytes(data: bytes, source: str) -> pd.DataFrame:
-    """Every value as text; "NA" and empty fields are missing."""
+def read_plain_csv(body: bytes, header: str) -> pd.DataFrame | None:
+    """`read_plain_table` as a frame of text; None (use pandas) where it returns None."""
+    table = read_plain_table(body, header)
+    return None if table is None else text_frame(table)
+
+
+def read_csv_text(data: bytes, source: str) -> pa.Table | pd.DataFrame:
+    """`read_csv_bytes`, except that a plain file comes back as `read_plain_table`'s Arrow text, so a caller that
+    works in Arrow need not make a frame of it."""
     body = decompress(data, source)
     text = decode(body, source)
     check_shape(text, source)
     first = FIRST_LINE.match(text)
-    plain = read_plain_csv(body.removeprefix(codecs.BOM_UTF8), first.group() if first else "")
+    plain = read_plain_table(body.removeprefix(codecs.BOM_UTF8), first.group() if first else "")
     if plain is not None:
         return plain
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, skip_blank_lines=True)
     except pd.errors.ParserError as exc:
         raise DataError(f"{source}: cannot be parsed as CSV: {exc}") from None
+
+
+def read_csv_bytes(data: bytes, source: str) -> pd.DataFrame:
+    """Every value as text; "NA" and empty fields are missing."""
+    read = read_csv_text(data, source)
+    return text_frame(read) if isinstance(read, pa.Table) else read
 
 
 def read_parquet_bytes(data: bytes, source: str) -> pd.DataFrame:
@@ -160,6 +178,13 @@ def read_bytes(data: bytes, name: str, source: str) -> pd.DataFrame:
     if name.endswith(".parquet"):
         return read_parquet_bytes(data, source)
     return read_csv_bytes(data, source)
+
+
+def read_text(data: bytes, name: str, source: str) -> pa.Table | pd.DataFrame:
+    """`read_bytes`, except that a plain CSV file comes back as Arrow text (`read_csv_text`)."""
+    if name.endswith(".parquet"):
+        return read_parquet_bytes(data, source)
+    return read_csv_text(data, source)
 
 
 def repeated_headers(frame: pd.DataFrame) -> pd.Series:

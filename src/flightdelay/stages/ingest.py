@@ -11,6 +11,7 @@ data/quarantine/ingest.parquet with the file, row number, column and value.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import re
@@ -36,12 +37,12 @@ from flightdelay.core.config import (
     Window,
     load_schema,
 )
-from flightdelay.core.engine import map_partitions, remove_partials, write_parquet_atomic
+from flightdelay.core.engine import map_partitions, remove_partials, write_parquet_atomic, write_table_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, write_json, write_parquet
 from flightdelay.data import quarantine
 from flightdelay.data.counts import total_rows
-from flightdelay.data.readers import read_bytes, repeated_headers
+from flightdelay.data.readers import read_text, repeated_headers, text_frame
 from flightdelay.data.retry import with_retry
 from flightdelay.data.schema_checks import column_drift
 
@@ -67,6 +68,8 @@ CHANGED_TYPE_SHARE = 0.5
 PLAIN_DECIMAL_CHARS = 15
 PLAIN_BYTES = np.zeros(256, dtype=bool)
 PLAIN_BYTES[list(b"0123456789.-")] = True
+INTEGER_BYTES = PLAIN_BYTES.copy()
+INTEGER_BYTES[ord(".")] = False
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -75,32 +78,69 @@ PLAIN_BYTES[list(b"0123456789.-")] = True
 def plain_numbers(values: pd.Series) -> np.ndarray | None:
     """`pd.to_numeric(values)` as float64 (NaN where missing), computed by Arrow, for text whose every value is a
     plain decimal (see PLAIN_DECIMAL_CHARS); None (use pandas) for any other column: not Arrow-backed text, or
-    holding another spelling of a number ("1e3", "+1", " 1", "nan", ...) or anything that is not one. The checks
-    run on the Arrow buffers (value lengths from the offsets, a byte table over the characters), not per value."""
+    holding another spelling of a number ("1e3", "+1", " 1", "nan", ...) or anything that is not one."""
     if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
         return None
-    text = pa.array(values.array)
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    if text.null_count == len(text):
+    return arrow_plain_numbers(pa.array(values.array))
+
+
+def arrow_plain_numbers(text: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """`plain_numbers` of Arrow text."""
+    text = plain_text(text)
+    if text is None:
         return None
     try:
         number = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
         return None
+    if negative_zero(text, number):
+        return None
+    return np.asarray(number, dtype="float64")
+
+
+def plain_text(text: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """`text` as one array when some value is present and every present value is written only with digits, `.`
+    and `-` in at most PLAIN_DECIMAL_CHARS characters; else None. The checks run on the Arrow buffers (value
+    lengths from the offsets, a count of each byte of the characters), not per value."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if text.null_count == len(text):
+        return None
+    offsets, chars = text_buffers(text)
+    if np.diff(offsets).max() > PLAIN_DECIMAL_CHARS or np.bincount(chars, minlength=256)[~PLAIN_BYTES].any():
+        return None
+    return text
+
+
+def integer_text(text: pa.ChunkedArray) -> bool:
+    """Whether every value is written only with digits and `-`, in at most PLAIN_DECIMAL_CHARS characters (checked
+    chunk by chunk on the buffers, without joining the chunks)."""
+    for chunk in text.chunks:
+        offsets, chars = text_buffers(chunk)
+        if len(chunk) and (
+            np.diff(offsets).max() > PLAIN_DECIMAL_CHARS or np.bincount(chars, minlength=256)[~INTEGER_BYTES].any()
+        ):
+            return False
+    return True
+
+
+def text_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets of an Arrow text array and the bytes of its values (views, not copies)."""
     _, offset_buffer, data_buffer = text.buffers()
     width = np.int64 if pa.types.is_large_string(text.type) else np.int32
     offsets = np.frombuffer(offset_buffer, dtype=width)[text.offset : text.offset + len(text) + 1]
     chars = (
         np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]] if data_buffer else np.empty(0, np.uint8)
     )
+    return offsets, chars
+
+
+def negative_zero(text: pa.Array, number: np.ndarray) -> bool:
+    """Whether a value of `text` is a zero written with a minus sign (`number` is its parse)."""
+    offsets, chars = text_buffers(text)
     lengths = np.diff(offsets)
-    if lengths.max() > PLAIN_DECIMAL_CHARS or not PLAIN_BYTES[chars].all():
-        return None
     starts = offsets[:-1][lengths > 0] - offsets[0]
-    if ((chars[starts] == ord("-")) & (number[lengths > 0] == 0)).any():
-        return None
-    return np.asarray(number, dtype="float64")
+    return bool(((chars[starts] == ord("-")) & (number[lengths > 0] == 0)).any())
 
 
 def plain_typed(number: np.ndarray, spec: ColumnSpec, values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -180,6 +220,85 @@ def with_lineage(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return out
 
 
+# What `coerce_frame` gives each schema type (and the lineage columns): the frame `write_parquet_atomic` encodes.
+TYPED_DTYPES = {"int": "Int64", "float": "float64", "str": "string", "datetime": "datetime64[ns, UTC]"}
+
+
+def typed_schema(spec: TableSpec) -> pa.Schema:
+    """The Arrow schema, pandas metadata included, that pyarrow gives a frame `coerce_frame` typed for `spec`
+    (the metadata depends on the columns' names and dtypes, not on their values)."""
+    return _typed_schema(tuple((name, col.dtype) for name, col in spec.columns.items()))
+
+
+@functools.cache
+def _typed_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
+    empty = pd.DataFrame({name: pd.Series(dtype=TYPED_DTYPES[dtype]) for name, dtype in columns})
+    empty["_source"] = pd.Series(dtype="string")
+    empty["_row"] = pd.Series(dtype="int64")
+    return pa.Schema.from_pandas(empty, preserve_index=False)
+
+
+def repeated_text(value: str, n: int) -> pa.Array:
+    """`value` n times as Arrow large text, built from its buffers (no Python object per row)."""
+    data = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype="int64") * len(data)
+    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)])
+
+
+def arrow_typed(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | pa.ChunkedArray | None:
+    """One column of Arrow text typed as `coerce_column` types it and as pyarrow then converts it for Parquet,
+    or None when a value does not type (the chunk goes the pandas way, which quarantines it)."""
+    if spec.dtype == "str":
+        # in the parser's chunks, as the frame's text column keeps them: where a large column's dictionary fills
+        # up, and so the encoding of its pages, depends on them
+        return text.cast(pa.large_string())
+    if spec.dtype == "int" and text.null_count < len(text) and integer_text(text):
+        # digits and minus signs, at most 15: where Arrow reads an integer, pandas reads the same exact double
+        with contextlib.suppress(pa.ArrowInvalid):
+            return pc.cast(text, pa.int64()).combine_chunks()  # one chunk, as numpy's column converts
+    plain = plain_text(text) if spec.dtype in ("int", "float") else None
+    if plain is not None and spec.dtype == "int":
+        number = arrow_plain_numbers(plain)
+        if number is not None:  # written with a point: pandas' check that each is whole
+            missing = np.isnan(number)
+            if (np.mod(number[~missing], 1) != 0).any():
+                return None
+            return pa.array(np.where(missing, 0, number).astype("int64"), mask=missing)  # as Int64's own conversion
+    elif plain is not None:
+        number = arrow_plain_numbers(plain)
+        if number is not None:
+            return pa.array(number, from_pandas=True)  # NaN is missing, as pyarrow converts a float64 column
+    elif spec.dtype == "datetime":
+        # pandas parses each distinct text (ISO 8601, one value at a time), Arrow spreads the result over the rows
+        codes = text.combine_chunks().dictionary_encode()
+        stamps, bad = coerce_column(text_frame(pa.table({"v": codes.dictionary}))["v"], spec)
+        if bad.any():
+            return None
+        return pa.array(stamps, from_pandas=True).take(codes.indices)
+    typed, bad = coerce_column(text_frame(pa.table({"v": text}))["v"], spec)
+    return None if bad.any() else pa.array(typed, from_pandas=True)
+
+
+def typed_table(text: pa.Table, spec: TableSpec, source: str, ip: IngestParams) -> pa.Table | None:
+    """`ingest_chunk` of the fast reader's Arrow text without a frame: the table pyarrow would make of the typed
+    frame, for a chunk whose every row types. None (use `ingest_chunk`) for a chunk with a row that may repeat the
+    header or a value that does not type, and an empty chunk: that path finds, quarantines and explains them."""
+    extra = column_drift(text.column_names, spec, source, ip.extra_columns)
+    if not text.num_rows or pc.any(pc.match_substring(text.column(0), text.column_names[0])).as_py():
+        return None  # a value that holds the first column's name may be a repeated header: let repeated_headers see
+    columns = []
+    for name, col in spec.columns.items():
+        typed = arrow_typed(text.column(name), col)
+        if typed is None:
+            return None
+        columns.append(typed)
+    columns.append(repeated_text(source, text.num_rows))
+    columns.append(pa.array(np.arange(1, text.num_rows + 1, dtype="int64")))
+    if extra:
+        log.warning("ingest: %s has column(s) not in the schema, dropped: %s", source, extra)
+    return pa.Table.from_arrays(columns, schema=typed_schema(spec))
+
+
 def select_partitions(names: list[str], window: Window) -> dict[str, str]:
     """Map period -> file name for the partition files inside the window (one file per period)."""
     months = set(window.months())
@@ -200,12 +319,20 @@ def select_partitions(names: list[str], window: Window) -> dict[str, str]:
 
 def read_file(fs: fsspec.AbstractFileSystem, path: str, source: str, retry: RetryParams) -> pd.DataFrame:
     """Read one raw file, retrying transient errors; CSV values as text, Parquet as stored."""
+    read = read_file_text(fs, path, source, retry)
+    return text_frame(read) if isinstance(read, pa.Table) else read
+
+
+def read_file_text(
+    fs: fsspec.AbstractFileSystem, path: str, source: str, retry: RetryParams
+) -> pa.Table | pd.DataFrame:
+    """`read_file`, except that a plain CSV file comes back as Arrow text (`readers.read_text`)."""
 
     def fetch() -> bytes:
         with fs.open(path, "rb") as fh:
             return fh.read()
 
-    return read_bytes(with_retry(f"reading {source}", fetch, retry), path, source)
+    return read_text(with_retry(f"reading {source}", fetch, retry), path, source)
 
 
 @dataclass(frozen=True)
@@ -352,10 +479,26 @@ def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.Da
 
 
 def ingest_part(part: Part, schema: Schema, ip: IngestParams, out_dir: str) -> PartResult:
-    """The engine's task: read, type and quarantine one part, write its typed rows into `out_dir`."""
+    """The engine's task: read, type and quarantine one part, write its typed rows into `out_dir`. A plain CSV
+    file whose every row types stays in Arrow from parse to write (`typed_table`), the same bytes as the frame
+    `ingest_chunk` would give."""
     start = time.perf_counter()
-    chunk = read_part(part, ip.retry)
-    typed, bad = ingest_chunk(chunk, schema.tables[part.table], ip)
+    spec = schema.tables[part.table]
+    if part.url is not None:
+        fs, path = fsspec.core.url_to_fs(part.url)
+        read = read_file_text(fs, path, part.source, ip.retry)
+        if isinstance(read, pa.Table):
+            table = typed_table(read, spec, part.source, ip)
+            if table is not None:
+                write_table_atomic(table, part.output(out_dir))
+                return PartResult(
+                    part.table, part.source, len(read), len(read), quarantine.empty(), time.perf_counter() - start
+                )
+            read = text_frame(read)
+        chunk = Chunk(part.source, read, part.period)
+    else:
+        chunk = read_part(part, ip.retry)
+    typed, bad = ingest_chunk(chunk, spec, ip)
     write_parquet_atomic(typed, part.output(out_dir))
     return PartResult(part.table, part.source, len(chunk.frame), len(typed), bad, time.perf_counter() - start)
 
