@@ -66,7 +66,7 @@ repro: $(RUNTIME_STAMP)  ## run the pipeline (only stale stages) and print the m
 test: $(DEV_STAMP)  ## run the whole test suite, end-to-end tests included (the 25 slowest listed at the end)
 	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
-test-fast: $(DEV_STAMP)  ## every test not marked slow (no end-to-end runs; about 80 s on two nearly idle cores)
+test-fast: $(DEV_STAMP)  ## every test not marked slow (no end-to-end runs; about 65 s on two idle cores)
 	$(BIN)/python -m pytest -m "not slow" -n auto
 
 lint: $(DEV_STAMP)  ## ruff over src, tests and tools; mypy over the package (CI runs it before the tests)
