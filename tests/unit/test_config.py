@@ -102,7 +102,9 @@ def test_new_sections_parse_with_defaults():
     assert params.gate.override is None
     assert params.gate.max_drop_vs_promoted == {}
     assert params.package.example_rows == 5
-    assert params.compute == ComputeParams(engine="local", scheduler=None, workers=2, threads_per_worker=1)
+    assert params.compute == ComputeParams(
+        engine="local", scheduler=None, workers=2, threads_per_worker=1, local_threads=2
+    )
     assert params.train.max_rows is None
     assert params.report.dpi == 80
     assert params.serve.max_batch == 1000 and params.serve.log_inputs is False

@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,31 @@ def test_local_engine_maps_in_order_in_this_process():
     results = map_partitions(summarise, items, LOCAL, name="t")
     assert [r["seed"] for r in results] == [0, 1, 2, 3, 4]
     assert {r["pid"] for r in results} == {os.getpid()}
+
+
+def slow_then_fast(item: tuple[int, float]) -> tuple[int, str]:
+    """Sleeps, so that with threads a later item finishes before an earlier one; reports its thread."""
+    value, seconds = item
+    time.sleep(seconds)
+    return value, threading.current_thread().name
+
+
+def test_local_threads_run_items_at_once_and_keep_their_order():
+    threaded = ComputeParams(engine="local", local_threads=2)
+    items = [(0, 0.3), (1, 0.0), (2, 0.0), (3, 0.0)]
+    results = map_partitions(slow_then_fast, items, threaded, name="t")
+    assert [value for value, _ in results] == [0, 1, 2, 3]
+    threads = {thread for _, thread in results}
+    assert len(threads) == 2 and all(t.startswith("t_") for t in threads)  # item 0 held one thread meanwhile
+    one = map_partitions(slow_then_fast, items, ComputeParams(engine="local", local_threads=1), name="t")
+    assert {thread for _, thread in one} == {threading.current_thread().name}
+
+
+def test_local_threads_raise_the_first_failing_item_in_order():
+    threaded = ComputeParams(engine="local", local_threads=2)
+    with pytest.raises(ValueError, match="item -1 is negative"):
+        map_partitions(refuse_negative, [3, -1, -2], threaded, name="t")
+    assert map_partitions(refuse_negative, [3, 1, 2], threaded, name="t") == [3, 1, 2]
 
 
 def test_shared_inputs_reach_every_task():
