@@ -6,8 +6,9 @@ a worker on another machine can reach S3 as well as a shared disk) and returns o
 quarantine records, profile partials. `map_partitions` returns those in partition order whichever engine runs
 them, so the stage assembles identical outputs.
 
-`compute.engine: local` calls the function on each partition in order, in this process. `compute.engine: dask`
-submits one task per partition to the scheduler named by `compute.scheduler` or the DASK_SCHEDULER_ADDRESS
+`compute.engine: local` calls the function on each partition in this process: `map_partitions` (ingest,
+validate) on `compute.local_threads` threads at once, an `engine` session's passes (features) one after another.
+`compute.engine: dask` submits one task per partition to the scheduler named by `compute.scheduler` or the DASK_SCHEDULER_ADDRESS
 environment variable, or to a LocalCluster of `compute.workers` processes on 127.0.0.1 when neither is set.
 Dask retries a task whose worker dies (`distributed.scheduler.allowed-failures`), which is safe because a
 task's writes are atomic and it returns its result rather than appending anywhere. Dask is imported only here,
@@ -75,7 +76,7 @@ def _threaded(fn: Callable[..., R], items: Sequence[T], shared: Mapping[str, Any
     """`[fn(item, **shared) for item in items]` on `threads` threads, results in the order of `items`; the first
     failing item (in order) raises its own exception, as one after another would. The functions write their own
     outputs atomically and return only their results, as on a cluster, so running them at once writes the same
-    bytes. Measured at 30x on 2 cores (docs/benchmarks.md): ingest + validate 27-33 s on one thread, 20 s on two."""
+    bytes (what it buys, and where it does not: docs/benchmarks.md, "Two partitions at once")."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(min(threads, len(items)), thread_name_prefix=name) as pool:
