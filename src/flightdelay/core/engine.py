@@ -8,8 +8,9 @@ them, so the stage assembles identical outputs.
 
 `compute.engine: local` calls the function on each partition in this process: `map_partitions` (ingest,
 validate) on `compute.local_threads` threads at once, an `engine` session's passes (features) one after another.
-`compute.engine: dask` submits one task per partition to the scheduler named by `compute.scheduler` or the DASK_SCHEDULER_ADDRESS
-environment variable, or to a LocalCluster of `compute.workers` processes on 127.0.0.1 when neither is set.
+`compute.engine: dask` submits one task per partition to the scheduler named by `compute.scheduler` or the
+DASK_SCHEDULER_ADDRESS environment variable, or to a LocalCluster of `compute.workers` processes on 127.0.0.1
+when neither is set.
 Dask retries a task whose worker dies (`distributed.scheduler.allowed-failures`), which is safe because a
 task's writes are atomic and it returns its result rather than appending anywhere. Dask is imported only here,
 and only for the dask engine.
