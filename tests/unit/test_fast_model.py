@@ -1,4 +1,4 @@
-"""The fast scorer (flightdelay.serving.fast_model) gives predict_proba's probabilities of the same fitted pipeline.
+"""The fast scorer (flightdelay.modeling.fast_model) gives predict_proba's probabilities of the same fitted pipeline.
 
 A hist-gradient-boosting pipeline is built as the train stage builds it (modeling.model.build_pipeline) on a
 small synthetic frame whose categories drive the label, then scored on rows with missing values, categories the
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import flightdelay.serving.fast_model as fast_model
+import flightdelay.modeling.fast_model as fast_model
+from flightdelay.modeling.fast_model import FastModel
 from flightdelay.modeling.model import build_pipeline, prepare
-from flightdelay.serving.fast_model import FastModel
 
 NUMERIC = ["x", "y"]
 CATEGORICAL = ["carrier", "origin"]

@@ -25,7 +25,7 @@ def restore_logging():
 
 def test_our_debug_records_are_kept_and_numba_s_are_not(tmp_path, restore_logging):
     log_file = logs.configure("serve", log_dir=tmp_path)
-    logging.getLogger("flightdelay.serving.fast_model").debug("ours")
+    logging.getLogger("flightdelay.modeling.fast_model").debug("ours")
     logging.getLogger("numba.core.ssa").debug("numba's")
     logging.getLogger("numba.core.ssa").warning("numba's warning")
     for handler in logging.getLogger().handlers:

@@ -1,4 +1,5 @@
-"""flightdelay.stages.predict: importance in the encoded space equals importance through the whole pipeline."""
+"""flightdelay.stages.predict: importance in the encoded space (or through the fast scorer's kernel) equals importance
+through the whole pipeline, and the cached scorers give the estimator's numbers bit for bit."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.inspection import permutation_importance
 
 from flightdelay.core.contracts import TrainSummary
+from flightdelay.modeling.fast_model import FastModel
 from flightdelay.modeling.model import build_pipeline, prepare
-from flightdelay.stages.predict import encoded_step, importance, tree_cached
+from flightdelay.stages.predict import KernelCached, encoded_step, importance, predictions, tree_cached
 
 
 def frame(n: int = 600) -> pd.DataFrame:
@@ -43,14 +45,17 @@ SUMMARY = TrainSummary(
 
 
 @pytest.mark.parametrize("model", ["hist_gradient_boosting", "logistic_regression", "constant"])
-def test_importance_equals_permutation_importance_of_the_whole_pipeline(model):
+@pytest.mark.parametrize("with_fast", [True, False], ids=["fast-scorer", "scikit-learn"])
+def test_importance_equals_permutation_importance_of_the_whole_pipeline(model, with_fast):
     data = frame()
     X = prepare(data, SUMMARY.numeric, SUMMARY.categorical)
     params = {"max_iter": 20} if model != "constant" else {}
     pipeline = build_pipeline("classification", model, ["x", "z"], ["carrier"], params, seed=0).fit(X, data["late"])
     assert (encoded_step(pipeline, X) is not None) == (model == "hist_gradient_boosting")
+    fast = FastModel.build(pipeline) if with_fast else None
+    assert (fast is not None) == (with_fast and model == "hist_gradient_boosting")
     rows = data.sample(n=400, random_state=7).sort_index()
-    table = importance(pipeline, rows, SUMMARY, repeats=3, seed=7)
+    table = importance(pipeline, rows, SUMMARY, repeats=3, seed=7, fast=fast)
     Xs = prepare(rows, SUMMARY.numeric, SUMMARY.categorical)
     whole = permutation_importance(
         pipeline, Xs, rows["late"].to_numpy(), scoring="roc_auc", n_repeats=3, random_state=7
@@ -111,3 +116,62 @@ def test_tree_cached_leaves_other_estimators_alone():
     pipeline = build_pipeline("classification", "logistic_regression", ["x", "z"], ["carrier"], {}, seed=0)
     pipeline.fit(X, data["late"])
     assert tree_cached(pipeline[-1], np.zeros((3, 2))) is pipeline[-1]
+
+
+def test_the_fast_scorer_gives_the_same_predictions_and_importance_bit_for_bit(monkeypatch):
+    """Scores and importance through FastModel (the kernel, with its leaf cache) are the numbers of the
+    scikit-learn paths exactly (==): the stage's outputs do not depend on which one ran."""
+    data = frame(900)
+    X = prepare(data, SUMMARY.numeric, SUMMARY.categorical)
+    params = {"max_iter": 60, "max_leaf_nodes": 15}
+    pipeline = build_pipeline("classification", "hist_gradient_boosting", ["x", "z"], ["carrier"], params, seed=0)
+    pipeline.fit(X, data["late"])
+    fast = FastModel.build(pipeline)
+    assert fast is not None and fast.compiled
+    slow_rows = predictions(pipeline, data, SUMMARY, ["carrier"])
+    fast_rows = predictions(pipeline, data, SUMMARY, ["carrier"], fast)
+    assert fast_rows.equals(slow_rows)
+    rows = data.iloc[::2]
+    with_fast = importance(pipeline, rows, SUMMARY, repeats=4, seed=11, fast=fast)
+    without = importance(pipeline, rows, SUMMARY, repeats=4, seed=11, fast=None)
+    assert with_fast == without  # floats compared with ==
+    assert len({r["importance"] for r in with_fast}) == 3  # three columns that matter, with different scores
+
+
+def test_kernel_cached_walks_only_the_trees_that_split_on_a_shuffled_column(monkeypatch):
+    rng = np.random.default_rng(4)
+    n = 700
+    data = pd.DataFrame(
+        {"carrier": rng.choice(["AA", "B6", "UA"], n), "x": rng.normal(size=n), "z": rng.normal(size=n)}
+    )
+    data.loc[rng.random(n) < 0.1, "z"] = np.nan
+    y = (data["x"] + (data["carrier"] == "AA") + rng.normal(size=n) > 0.5).astype(int)
+    params = {"max_iter": 50, "max_depth": 2}
+    pipeline = build_pipeline("classification", "hist_gradient_boosting", ["x", "z"], ["carrier"], params, seed=0)
+    pipeline.fit(data, y)
+    fast = FastModel.build(pipeline)
+    assert fast is not None and fast.compiled
+    M = fast.matrix(data)
+    cached = KernelCached(fast, M)
+    walked = {"trees": 0}
+    leaves = FastModel.leaves
+
+    def counted(self, X, trees):
+        walked["trees"] += len(trees)
+        return leaves(self, X, trees)
+
+    monkeypatch.setattr(FastModel, "leaves", counted)
+    assert np.array_equal(cached.decision_function(M), fast.raw(M))
+    reads = fast.split_columns()
+    assert reads.shape == (50, 3) and reads.any(axis=0).all()
+    total = 0
+    for column in range(M.shape[1]):
+        shuffled = M.copy()
+        shuffled[:, column] = rng.permutation(shuffled[:, column])
+        walked["trees"] = 0
+        assert np.array_equal(cached.decision_function(shuffled), fast.raw(shuffled)), column
+        assert walked["trees"] == reads[:, column].sum(), column  # only the trees that split on it
+        total += walked["trees"]
+    assert total < 0.75 * M.shape[1] * len(reads)
+    other = M[:10]  # another matrix: scored whole
+    assert np.array_equal(cached.decision_function(other), fast.raw(other))

@@ -33,9 +33,9 @@ import pandas as pd
 from flightdelay.core.config import FeatureParams
 from flightdelay.core.errors import DataError, PipelineError
 from flightdelay.modeling.drift_bins import psi_against
+from flightdelay.modeling.fast_model import FastModel
 from flightdelay.modeling.model import prepare
 from flightdelay.release.package_format import STATE_FILE, PackageError, find_package, load_package
-from flightdelay.serving.fast_model import FastModel
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +440,7 @@ class Predictor:
         return self.row_features.context
 
     def _fast_model(self) -> FastModel | None:
-        """The fast scorer (flightdelay.serving.fast_model) when the model has its shape and it reproduces
+        """The fast scorer (flightdelay.modeling.fast_model) when the model has its shape and it reproduces
         predict_proba on the manifest's example rows; else None (predict_proba is used)."""
         fast = FastModel.build(self.model)
         if fast is None:

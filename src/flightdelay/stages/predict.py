@@ -19,15 +19,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.inspection import permutation_importance
 
 from flightdelay.core.config import DriftParams, EvaluateParams, Params, TrainParams
 from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.files import read_parquet, split_files, write_json, write_parquet
 from flightdelay.core.sampling import frame_sample_draw, read_sample
+from flightdelay.modeling.fast_model import FastModel
 from flightdelay.modeling.model import load_model, prepare
 
 log = logging.getLogger(__name__)
+# KernelCached keeps every tree's leaf value per importance row: up to this many (trees x rows) values (256 MiB)
+CACHED_LEAVES = 32 * 1024 * 1024
 
 # Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
 INPUTS = {
@@ -39,10 +43,15 @@ OUTPUTS = {"out": "folder for test.parquet, train.parquet (the drift reference s
 UNTRACKED: dict[str, str] = {}
 
 
-def predictions(model: Any, frame: pd.DataFrame, summary: TrainSummary, id_columns: list[str]) -> pd.DataFrame:
-    """ID columns, the target and the model's prediction (probability of class 1, or the predicted value) per row."""
+def predictions(
+    model: Any, frame: pd.DataFrame, summary: TrainSummary, id_columns: list[str], fast: FastModel | None = None
+) -> pd.DataFrame:
+    """ID columns, the target and the model's prediction (probability of class 1, or the predicted value) per row;
+    by `fast` (`FastModel.build(model)`: predict_proba's numbers bit for bit) where there is one."""
     X = prepare(frame, summary.numeric, summary.categorical)
-    if summary.task == "classification":
+    if fast is not None:
+        pred = fast.predict_proba(X)
+    elif summary.task == "classification":
         pred = model.predict_proba(X)[:, 1]
     else:
         pred = model.predict(X)
@@ -124,17 +133,54 @@ def tree_cached(estimator: Any, X: np.ndarray) -> Any:
     return cached
 
 
-def importance(model: Any, rows: pd.DataFrame, summary: TrainSummary, repeats: int, seed: int) -> list[dict[str, Any]]:
-    """Permutation importance of the raw features on `rows` (the stage's fixed-seed sample), largest first."""
+class KernelCached(ClassifierMixin, BaseEstimator):
+    """The model behind `fast` as a classifier for permutation importance on the matrix `reference`: its
+    decision_function is the model's raw score (`FastModel.raw`) bit for bit. Each tree's leaf values on the
+    reference rows are kept, and for a matrix that differs from the reference in some columns only the trees that
+    split on one of those columns are walked again, the values then added in the model's order onto its baseline:
+    the same sums, for about a third of the tree walks on the default model (tests/unit/test_predict.py)."""
+
+    def __init__(self, fast: FastModel, reference: np.ndarray) -> None:
+        self.fast = fast
+        self.reference = reference
+        self.classes_ = fast.classes
+        self.reads_ = fast.split_columns()
+        self.kept_ = fast.leaves(reference, np.arange(len(self.reads_)))
+
+    def fit(self, X: Any, y: Any) -> KernelCached:  # pragma: no cover - never refitted: an estimator's interface
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype="float64")
+        if X.shape != self.reference.shape:
+            return self.fast.raw(X)
+        changed = [j for j in range(X.shape[1]) if not np.array_equal(X[:, j], self.reference[:, j], equal_nan=True)]
+        again = np.flatnonzero(self.reads_[:, changed].any(axis=1))
+        fresh = dict(zip(again.tolist(), self.fast.leaves(X, again), strict=True))
+        raw = np.full(len(X), self.fast.baseline, dtype="float64")
+        for t, kept in enumerate(self.kept_):
+            raw += fresh.get(t, kept)
+        return raw
+
+
+def importance(
+    model: Any, rows: pd.DataFrame, summary: TrainSummary, repeats: int, seed: int, *, fast: FastModel | None
+) -> list[dict[str, Any]]:
+    """Permutation importance of the raw features on `rows` (the stage's fixed-seed sample), largest first; through
+    `fast` (`FastModel.build(model)`, None where it gives none) when it can hold every tree's leaves on the rows."""
     X = prepare(rows, summary.numeric, summary.categorical)
     y = rows[summary.target].to_numpy()
     scoring = "roc_auc" if summary.task == "classification" else "neg_mean_absolute_error"
     if summary.task == "classification" and len(np.unique(y)) < 2:
         scoring = "neg_log_loss"
-    encoded = encoded_step(model, X)
-    estimator, X_in, names = encoded if encoded is not None else (model, X, list(X.columns))
-    if encoded is not None:
-        estimator = tree_cached(estimator, X_in)  # the baseline score, the first call, fills the cache
+    if fast is not None and scoring == "roc_auc" and len(fast.split_columns()) * len(X) <= CACHED_LEAVES:
+        # the codes the trees read, per column: shuffling one shuffles its raw column (see encoded_step)
+        estimator, X_in, names = KernelCached(fast, fast.matrix(X)), fast.matrix(X), fast.categorical + fast.numeric
+    else:
+        encoded = encoded_step(model, X)
+        estimator, X_in, names = encoded if encoded is not None else (model, X, list(X.columns))
+        if encoded is not None:
+            estimator = tree_cached(estimator, X_in)  # the baseline score, the first call, fills the cache
     # the seed gives every column the same shuffle of rows whatever the column order: both ways, the same numbers
     result = permutation_importance(estimator, X_in, y, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1)
     table = [
@@ -169,17 +215,18 @@ def run(
     spec = FeatureSpec.load(Path(in_dir) / "feature_spec.json")
     summary = TrainSummary.load(summary_file)
     model = load_model(model_file)
+    fast = FastModel.build(model)  # None for a model of another shape: scikit-learn's own predict then
     # One test month at a time (each row is scored alone, so the same numbers as the whole split at once), and
     # importance on a fixed sample read the same way: memory holds a month, not the split (flat at 30x the data).
     parts = []
     for path in split_files(Path(in_dir) / "test"):
-        parts.append(predictions(model, read_parquet(path), summary, spec.id_columns))
+        parts.append(predictions(model, read_parquet(path), summary, spec.id_columns, fast))
         log.info("predict: scored %s (%d rows)", path.name, len(parts[-1]))
     scored = pd.concat(parts, ignore_index=True)
     log.info("predict: scored %d test rows", len(scored))
     ep = evaluate
     sample, _ = read_sample(Path(in_dir) / "test", ep.importance_sample, train.seed, frame_sample_draw)
-    table = importance(model, sample, summary, ep.importance_repeats, train.seed)
+    table = importance(model, sample, summary, ep.importance_repeats, train.seed, fast=fast)
     log.info(
         "predict: permutation importance on %d rows x %d repeats; top: %s",
         len(sample),
@@ -188,7 +235,7 @@ def run(
     )
     # read one partition at a time: memory holds the sample, not the training split (flat at 30x the data)
     sample, train_rows = read_sample(Path(in_dir) / "train", drift.reference_sample, train.seed, frame_sample_draw)
-    reference = predictions(model, sample, summary, [])
+    reference = predictions(model, sample, summary, [], fast)
     reference = reference[["prediction"]].reset_index(drop=True)
     log.info(
         "predict: scored %d of %d training rows (the reference sample for prediction drift)",

@@ -84,6 +84,7 @@ MISSING_BIN = 255  # the bin of NaN and of a negative category code: every node 
 MAX_THRESHOLDS = MISSING_BIN - 1
 THRESHOLD_SLOTS = 256
 WORDS = 8  # uint32 words of a node's 256-bit "goes left" set, one bit per bin
+NO_LEAVES = np.empty((0, 0), dtype="float64")  # the kernel's `leaves` when only the sums are wanted
 _KERNEL: list[Callable[..., None] | None] = []
 
 
@@ -102,9 +103,12 @@ def _raw_kernel(
     lockstep: np.ndarray,
     baseline: float,
     out: np.ndarray,
+    leaves: np.ndarray,
 ) -> None:
     """out[start:stop] = baseline + each tree's leaf value for rows X[start:stop], added tree by tree in order
     (scikit-learn's `_raw_predict`). Compiled by numba (`numba_kernel`); the layout is `FastModel._binned_layout`.
+    A `leaves` with rows (trees x rows of X) also gets each tree's leaf value, leaves[t, i]; the trees are those
+    `roots` names, which may be any of the layout's (`FastModel.leaves`).
 
     Each block of rows is first binned, one uint8 per value: NaN -> MISSING_BIN; a categorical code: negative ->
     MISSING_BIN, else the compiled predictor's uint8 cast (`int(min(x, 255))`); a numeric value: how many of its
@@ -120,6 +124,7 @@ def _raw_kernel(
     one's depth, then adds their leaf values in tree order. Dropping the rows that reached a leaf from each
     lockstep step cost as much as it saved (tried)."""
     width = X.shape[1]
+    keep = leaves.shape[0] > 0
     bins = np.empty(KERNEL_BLOCK * width, dtype=np.uint8)
     node = np.empty(max(KERNEL_BLOCK, TREE_GROUP), dtype=np.uint32)
     base = np.empty(KERNEL_BLOCK, dtype=np.uint32)
@@ -165,6 +170,8 @@ def _raw_kernel(
                             node[g] = (r >> np.uint32(8)) + np.uint32(1) - left
                     for g in range(trees):  # the leaf values in tree order: the same sum
                         out[first + k] += value[node[g]]
+                        if keep:
+                            leaves[group + g, first + k] = value[node[g]]
             continue
         for t in range(roots.shape[0]):
             root = np.uint32(roots[t])
@@ -188,6 +195,8 @@ def _raw_kernel(
                         break
                     n = after
                 out[first + k] += value[n]
+                if keep:
+                    leaves[t, first + k] = value[n]
 
 
 def numba_kernel() -> Callable[..., None] | None:
@@ -604,18 +613,56 @@ class FastModel:
         return raw
 
     def _raw_by_kernel(self, X: np.ndarray) -> np.ndarray:
-        """`raw` by the compiled kernel; a batch of at least THREAD_ROWS rows split into BATCH_THREADS row ranges,
-        one per thread (each writes only its own rows; every row's sum is the same whatever the split)."""
-        kernel, layout = self._kernel, self._kernel_args
-        assert kernel is not None and layout is not None
+        """`raw` by the compiled kernel."""
+        assert self._kernel_args is not None
+        return self._run_kernel(X, self._kernel_args, NO_LEAVES)
+
+    def _run_kernel(self, X: np.ndarray, layout: tuple[Any, ...], leaves: np.ndarray) -> np.ndarray:
+        """The kernel over X's rows with `layout`; a batch of at least THREAD_ROWS rows split into BATCH_THREADS
+        row ranges, one per thread (each writes only its own rows; every row's sum is the same whatever the split)."""
+        kernel = self._kernel
+        assert kernel is not None
         out = np.empty(len(X), dtype="float64")
         workers = BATCH_THREADS if len(X) >= THREAD_ROWS else 1
         if workers == 1:
-            kernel(X, 0, len(X), *layout, out)
+            kernel(X, 0, len(X), *layout, out, leaves)
             return out
         bounds = np.linspace(0, len(X), workers + 1).astype(int)
         ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-        list(_pool().map(lambda r: kernel(X, r[0], r[1], *layout, out), ranges))
+        list(_pool().map(lambda r: kernel(X, r[0], r[1], *layout, out, leaves), ranges))
+        return out
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The classifier's two class labels (the second is the positive class)."""
+        return np.asarray(self._estimator.classes_)
+
+    @property
+    def baseline(self) -> float:
+        """The raw score every row starts from (the estimator's baseline prediction)."""
+        return self._baseline
+
+    def split_columns(self) -> np.ndarray:
+        """(trees x columns) booleans: whether each tree, in the model's order, splits on each column of a `matrix`."""
+        reads = np.zeros((len(self._trees), len(self.categorical) + len(self.numeric)), dtype=bool)
+        for t, tree in enumerate(self._trees):
+            nodes = tree.nodes
+            reads[t, np.unique(nodes["feature_idx"][nodes["is_leaf"] == 0])] = True
+        return reads
+
+    def leaves(self, X: np.ndarray, trees: np.ndarray) -> np.ndarray:
+        """The leaf value of each of `trees` (positions in the model's order) for each row of a `matrix`, as
+        (trees x rows): `raw` of a row is the baseline plus its column's values added in the model's order. Only
+        those trees are walked by the kernel; without it, every tree's compiled predictor gives them."""
+        X = np.ascontiguousarray(X, dtype="float64")
+        trees = np.asarray(trees, dtype=np.intp)
+        if not self.compiled:
+            return self._leaves(X)[trees]
+        assert self._kernel_args is not None
+        out = np.empty((len(trees), len(X)), dtype="float64")
+        if len(trees) and len(X):
+            *head, roots, depth, lockstep, baseline = self._kernel_args
+            self._run_kernel(X, (*head, roots[trees], depth[trees], lockstep[trees], baseline), out)
         return out
 
     def _leaves(self, X: np.ndarray) -> np.ndarray:
