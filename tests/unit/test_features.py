@@ -566,3 +566,19 @@ def test_history_with_no_training_rows_left_is_the_prior():
     frame, _ = build(flights_partition(), FF.weather_table(weather_rows(), 3), PARAMS)
     out = FF.History.collect([("2013-01", frame)], "late").apply(frame, 5.0, exclude_period="2013-01")
     assert (out[list(FF.HISTORY_KEYS)] == 0.0).all().all()  # no rows at all: the prior of nothing is 0
+
+
+def test_key_index_finds_the_first_row_of_a_key_and_minus_one_for_a_missing_part_or_an_unknown_key():
+    table = pd.DataFrame(
+        {"origin": ["EWR", "JFK", "EWR", None], "hour": [5.0, 5.0, 5.0, 6.0]},
+    )
+    index = FF.KeyIndex(table, ["origin", "hour"])
+    assert len(index) == 2  # (EWR, 5) twice: the first row kept; a key with a missing part left out
+    frame = pd.DataFrame(
+        {
+            "origin": pd.array(["EWR", "JFK", "LGA", None, "EWR", "JFK"], dtype="string"),
+            "hour": pd.array([5, 5, 5, 6, None, 5], dtype="Int64"),  # integers find the float keys
+        }
+    )
+    got = index.lookup(frame)
+    assert got.dtype == np.int64 and got.tolist() == [0, 1, -1, -1, -1, 1]

@@ -13,6 +13,7 @@ import pytest
 
 from flightdelay.serving.app import data_window, frame_of, parse_json, request_id
 from flightdelay.serving.metrics import ServiceMetrics
+from flightdelay.serving.predictor import _columns
 from flightdelay.serving.runtime import (
     DeployError,
     good_stack,
@@ -202,3 +203,11 @@ def test_the_drift_windows_take_the_last_values_of_lists_and_arrays():
     metrics.observe_features({"distance": [6.0], "carrier": np.array(["B6", "DL", "UA", "WN"], dtype=object)})
     assert list(metrics._features["distance"]) == [4.0, 5.0, 6.0]
     assert list(metrics._features["carrier"]) == ["DL", "UA", "WN"]
+
+
+def test_columns_of_records_are_in_record_order_with_none_for_a_name_left_out():
+    records = [{"a": 1, "b": "x"}, {"a": 2, "b": None}]
+    assert _columns(records, ["b", "a"]) == [["x", None], [1, 2]]
+    assert _columns(records, ["a"]) == [[1, 2]]
+    assert _columns([{"a": 1}, {"a": 2, "b": "y"}], ["a", "b"]) == [[1, 2], [None, "y"]]  # one record lacks b
+    assert _columns([], ["a", "b"]) == [[], []]

@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -283,9 +284,9 @@ class KeyIndex:
         return len(self._positions)
 
     def lookup(self, frame: pd.DataFrame) -> np.ndarray:
-        get = self._positions.get
-        found = [get(key, -1) for key in zip(*_key_values(frame, self.keys), strict=True)]
-        return np.asarray(found, dtype=np.int64)
+        # Python values (tolist) hash and compare as the numpy scalars do, and map() probes without a Python loop
+        keys = zip(*(values.tolist() for values in _key_values(frame, self.keys)), strict=True)
+        return np.fromiter(map(self._positions.get, keys, repeat(-1)), dtype=np.int64)
 
 
 def _missing(value: Any) -> bool:

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol, get_args, get_type_hints
 
@@ -259,14 +260,26 @@ def records_frame(records: Sequence[dict[str, Any]], fields: Sequence[InputField
     return pd.DataFrame(columns, index=pd.RangeIndex(len(records)), copy=False)
 
 
+def _columns(records: Sequence[dict[str, Any]], names: list[str]) -> list[list[Any]]:
+    """The records' values of each name, one list per name (None where a record leaves a name out): one pass over
+    the records in C (itemgetter, zip) when every record has every name, one lookup per value otherwise."""
+    if len(names) > 1:
+        try:
+            return [list(column) for column in zip(*map(itemgetter(*names), records), strict=True)] or [
+                [] for _ in names
+            ]
+        except KeyError:
+            pass
+    return [[record.get(name) for record in records] for name in names]
+
+
 def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[InputField]) -> pd.DataFrame | None:
     """`typed_rows` of checked records (the service's request model checked every type and range: an integer
     field holds ints, a number ints or floats, a text field text, each or None), one array per column, each built
     by pandas or numpy from the list; None when a date-time does not parse (the caller then checks the input
     and names the row)."""
     out: dict[str, Any] = {}
-    for spec in input_schema:
-        values = [record.get(spec.name) for record in records]
+    for spec, values in zip(input_schema, _columns(records, [spec.name for spec in input_schema]), strict=True):
         if spec.format == "date-time":
             stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
             if stamps.isna().any():
