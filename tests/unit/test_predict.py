@@ -10,10 +10,19 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.inspection import permutation_importance
 
+from flightdelay.core.config import EvaluateParams
 from flightdelay.core.contracts import TrainSummary
 from flightdelay.modeling.fast_model import FastModel
 from flightdelay.modeling.model import build_pipeline, prepare
-from flightdelay.stages.predict import KernelCached, encoded_step, importance, predictions, tree_cached
+from flightdelay.stages.predict import (
+    KERNEL_MIN_EVALUATIONS,
+    KernelCached,
+    encoded_step,
+    importance,
+    predictions,
+    tree_cached,
+    tree_evaluations,
+)
 
 
 def frame(n: int = 600) -> pd.DataFrame:
@@ -175,3 +184,12 @@ def test_kernel_cached_walks_only_the_trees_that_split_on_a_shuffled_column(monk
     assert total < 0.75 * M.shape[1] * len(reads)
     other = M[:10]  # another matrix: scored whole
     assert np.array_equal(cached.decision_function(other), fast.raw(other))
+
+
+def test_the_kernel_is_compiled_only_for_enough_work_to_repay_it():
+    """The default data (800 trees; 54,000 test and 50,000 reference rows; importance on 5,000 rows x 45 columns
+    x 3 repeats) uses the kernel; a smoke run's 50 trees on a few thousand rows keep scikit-learn."""
+    default = tree_evaluations(800, 104_000, 5_000, 45, EvaluateParams(importance_repeats=3))
+    assert default == 800 * (104_000 + 5_000 * 136) and default >= KERNEL_MIN_EVALUATIONS
+    smoke = tree_evaluations(50, 5_400, 500, 45, EvaluateParams(importance_repeats=1))
+    assert smoke == 50 * (5_400 + 500 * 46) and smoke < KERNEL_MIN_EVALUATIONS

@@ -30,6 +30,11 @@ from flightdelay.modeling.fast_model import FastModel
 from flightdelay.modeling.model import load_model, prepare
 
 log = logging.getLogger(__name__)
+# Below this many tree evaluations (`tree_evaluations`) scikit-learn's predict is the faster: building the
+# kernel's layout and compiling it cost about 2.5 CPU s per process (numba's import 0.3, FastModel.build 0.5,
+# the compile 1.7), which scikit-learn's trees repay at roughly 50 ns an evaluation. The default data makes about
+# 630 million; the end-to-end tests and `benchmarks/run.py --quick`, a few million. Either way, the same numbers.
+KERNEL_MIN_EVALUATIONS = 50_000_000
 # KernelCached keeps every tree's leaf value per importance row: up to this many (trees x rows) values (256 MiB)
 CACHED_LEAVES = 32 * 1024 * 1024
 
@@ -133,6 +138,12 @@ def tree_cached(estimator: Any, X: np.ndarray) -> Any:
     return cached
 
 
+def tree_evaluations(trees: int, scored_rows: int, importance_rows: int, columns: int, evaluate: EvaluateParams) -> int:
+    """About how many (row, tree) evaluations the stage makes: every scored row once, and the importance sample
+    once for the baseline score and once per column and repeat."""
+    return trees * (scored_rows + importance_rows * (1 + columns * evaluate.importance_repeats))
+
+
 class KernelCached(ClassifierMixin, BaseEstimator):
     """The model behind `fast` as a classifier for permutation importance on the matrix `reference`: its
     decision_function is the model's raw score (`FastModel.raw`) bit for bit. Each tree's leaf values on the
@@ -215,26 +226,34 @@ def run(
     spec = FeatureSpec.load(Path(in_dir) / "feature_spec.json")
     summary = TrainSummary.load(summary_file)
     model = load_model(model_file)
-    fast = FastModel.build(model)  # None for a model of another shape: scikit-learn's own predict then
-    # One test month at a time (each row is scored alone, so the same numbers as the whole split at once), and
-    # importance on a fixed sample read the same way: memory holds a month, not the split (flat at 30x the data).
+    ep = evaluate
+    # The samples are read one partition at a time: memory holds a sample, not a split (flat at 30x the data).
+    to_rank, test_rows = read_sample(Path(in_dir) / "test", ep.importance_sample, train.seed, frame_sample_draw)
+    sample, train_rows = read_sample(Path(in_dir) / "train", drift.reference_sample, train.seed, frame_sample_draw)
+    evaluations = tree_evaluations(
+        summary.iterations, test_rows + len(sample), len(to_rank), len(summary.numeric) + len(summary.categorical), ep
+    )
+    # None for a model of another shape, or too little work to pay for compiling: scikit-learn's own predict then
+    fast = FastModel.build(model) if evaluations >= KERNEL_MIN_EVALUATIONS else None
+    log.info(
+        "predict: about %s tree evaluations: scoring with %s",
+        f"{evaluations:,}",
+        "scikit-learn" if fast is None else "the compiled kernel" if fast.compiled else "FastModel's numpy paths",
+    )
+    # One test month at a time: each row is scored alone, so the same numbers as the whole split at once.
     parts = []
     for path in split_files(Path(in_dir) / "test"):
         parts.append(predictions(model, read_parquet(path), summary, spec.id_columns, fast))
         log.info("predict: scored %s (%d rows)", path.name, len(parts[-1]))
     scored = pd.concat(parts, ignore_index=True)
     log.info("predict: scored %d test rows", len(scored))
-    ep = evaluate
-    sample, _ = read_sample(Path(in_dir) / "test", ep.importance_sample, train.seed, frame_sample_draw)
-    table = importance(model, sample, summary, ep.importance_repeats, train.seed, fast=fast)
+    table = importance(model, to_rank, summary, ep.importance_repeats, train.seed, fast=fast)
     log.info(
         "predict: permutation importance on %d rows x %d repeats; top: %s",
-        len(sample),
+        len(to_rank),
         ep.importance_repeats,
         [r["feature"] for r in table[:5]],
     )
-    # read one partition at a time: memory holds the sample, not the training split (flat at 30x the data)
-    sample, train_rows = read_sample(Path(in_dir) / "train", drift.reference_sample, train.seed, frame_sample_draw)
     reference = predictions(model, sample, summary, [], fast)
     reference = reference[["prediction"]].reset_index(drop=True)
     log.info(
