@@ -366,3 +366,22 @@ def test_trees_with_an_index_out_of_range_get_no_fast_scorer(model, column, valu
     nodes[column][split] = {"self": split, "root": 0}.get(value, value) if isinstance(value, str) else value
     assert FastModel.build(model) is not None  # the control: the untouched model has one
     assert FastModel.build(crafted) is None
+
+
+def test_leaves_of_any_trees_add_up_to_raw_in_the_models_order_with_or_without_the_kernel(model):
+    """`leaves` gives each named tree's value per row (the kernel walks only those trees); the baseline plus every
+    tree's value, added in the model's order, is `raw` bit for bit, and the paths without numba give the same."""
+    fast = FastModel.build(model)
+    assert fast is not None and fast.compiled
+    X = fast.matrix(frame(300, 9))
+    n_trees = len(fast.split_columns())
+    every = fast.leaves(X, np.arange(n_trees))
+    assert every.shape == (n_trees, len(X))
+    total = np.full(len(X), fast.baseline)
+    for values in every:
+        total += values
+    assert np.array_equal(total, fast.raw(X))
+    some = np.array([n_trees - 1, 0, 3])
+    assert np.array_equal(fast.leaves(X, some), every[some])
+    assert fast.leaves(X, np.array([], dtype=int)).shape == (0, len(X))
+    assert np.array_equal(without_kernel(copy.copy(fast)).leaves(X, some), every[some])

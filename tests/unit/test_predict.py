@@ -184,6 +184,11 @@ def test_kernel_cached_walks_only_the_trees_that_split_on_a_shuffled_column(monk
     assert total < 0.75 * M.shape[1] * len(reads)
     other = M[:10]  # another matrix: scored whole
     assert np.array_equal(cached.decision_function(other), fast.raw(other))
+    whole = KernelCached(fast, M, cached_leaves=len(reads) * len(M) - 1)  # one value too many to keep
+    assert whole.kept_ is None
+    walked["trees"] = 0
+    assert np.array_equal(whole.decision_function(shuffled), fast.raw(shuffled))
+    assert walked["trees"] == 0  # scored by raw, every tree, no leaves kept or walked again
 
 
 def test_the_kernel_is_compiled_only_for_enough_work_to_repay_it():

@@ -149,21 +149,25 @@ class KernelCached(ClassifierMixin, BaseEstimator):
     decision_function is the model's raw score (`FastModel.raw`) bit for bit. Each tree's leaf values on the
     reference rows are kept, and for a matrix that differs from the reference in some columns only the trees that
     split on one of those columns are walked again, the values then added in the model's order onto its baseline:
-    the same sums, for about a third of the tree walks on the default model (tests/unit/test_predict.py)."""
+    the same sums, for about a third of the tree walks on the default model (tests/unit/test_predict.py). Where
+    the leaf values would be more than `cached_leaves` numbers (a large importance sample), nothing is kept and
+    every matrix is scored whole."""
 
-    def __init__(self, fast: FastModel, reference: np.ndarray) -> None:
+    def __init__(self, fast: FastModel, reference: np.ndarray, cached_leaves: int = CACHED_LEAVES) -> None:
         self.fast = fast
         self.reference = reference
+        self.cached_leaves = cached_leaves
         self.classes_ = fast.classes
         self.reads_ = fast.split_columns()
-        self.kept_ = fast.leaves(reference, np.arange(len(self.reads_)))
+        keep = len(self.reads_) * len(reference) <= cached_leaves
+        self.kept_ = fast.leaves(reference, np.arange(len(self.reads_))) if keep else None
 
     def fit(self, X: Any, y: Any) -> KernelCached:  # pragma: no cover - never refitted: an estimator's interface
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype="float64")
-        if X.shape != self.reference.shape:
+        if self.kept_ is None or X.shape != self.reference.shape:
             return self.fast.raw(X)
         changed = [j for j in range(X.shape[1]) if not np.array_equal(X[:, j], self.reference[:, j], equal_nan=True)]
         again = np.flatnonzero(self.reads_[:, changed].any(axis=1))
@@ -178,13 +182,13 @@ def importance(
     model: Any, rows: pd.DataFrame, summary: TrainSummary, repeats: int, seed: int, *, fast: FastModel | None
 ) -> list[dict[str, Any]]:
     """Permutation importance of the raw features on `rows` (the stage's fixed-seed sample), largest first; through
-    `fast` (`FastModel.build(model)`, None where it gives none) when it can hold every tree's leaves on the rows."""
+    `fast` (`FastModel.build(model)`, None where it gives none) for a score of ranks (ROC AUC)."""
     X = prepare(rows, summary.numeric, summary.categorical)
     y = rows[summary.target].to_numpy()
     scoring = "roc_auc" if summary.task == "classification" else "neg_mean_absolute_error"
     if summary.task == "classification" and len(np.unique(y)) < 2:
         scoring = "neg_log_loss"
-    if fast is not None and scoring == "roc_auc" and len(fast.split_columns()) * len(X) <= CACHED_LEAVES:
+    if fast is not None and scoring == "roc_auc":
         # the codes the trees read, per column: shuffling one shuffles its raw column (see encoded_step)
         estimator, X_in, names = KernelCached(fast, fast.matrix(X)), fast.matrix(X), fast.categorical + fast.numeric
     else:
