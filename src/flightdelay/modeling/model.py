@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -28,13 +27,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-from skops.io.exceptions import UntrustedTypesFoundException
 
 from flightdelay.core import limits
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import atomic_path
 from flightdelay.core.limits import read_capped
 from flightdelay.modeling.model_audit import SKOPS_TRUSTED, audit_model_bytes
+from flightdelay.modeling.skops_io import skops_io
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Object ids skops writes: array entry names ("<id>.npy") and memo ids ("__id__": <id>).
@@ -133,7 +132,7 @@ def without_thread_counts(obj: Any) -> Any:
 
 def dumps_canonical(obj: Any) -> bytes:
     """skops bytes that depend only on the object's fitted state (not on ids, the clock or the machine's cores)."""
-    raw = zipfile.ZipFile(io.BytesIO(sio.dumps(without_thread_counts(obj))))
+    raw = zipfile.ZipFile(io.BytesIO(skops_io().dumps(without_thread_counts(obj))))
     schema = raw.read("schema.json").decode()
     names: dict[str, str] = {}
     for match in _IDS.finditer(schema):
@@ -176,6 +175,9 @@ def loads_model(data: bytes, where: str) -> Any:
     if not data:
         raise PipelineError(f"{where}: not a readable skops model file (it is empty); rerun the train stage")
     audit_model_bytes(data, where)
+    sio = skops_io()
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     try:
         return sio.loads(data, trusted=sorted(SKOPS_TRUSTED))
     except UntrustedTypesFoundException as exc:

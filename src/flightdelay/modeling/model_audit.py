@@ -75,13 +75,16 @@ MODEL_TYPES = frozenset(
     }
 )
 
-# The types skops reports as untrusted in those files (its defaults cover the rest); passed to `skops.io.loads`.
+# The types skops is told to trust (`skops.io.loads(trusted=...)`), beside its own defaults for plain data: every
+# class of an ObjectNode above (modeling/skops_io.py imports skops without its default list of scikit-learn
+# estimators) and the four it reports as untrusted even with that list.
 SKOPS_TRUSTED = frozenset(
     {
         "functools.partial",
         "numpy.dtype",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.utils.validation.check_array",
+        *(name.removeprefix("ObjectNode ") for name in MODEL_TYPES if name.startswith("ObjectNode ")),
     }
 )
 
@@ -119,6 +122,9 @@ AUDITED_PARTIAL = _node(
 
 def _skops_defaults() -> dict[str, frozenset[str]]:
     """skops's own trusted defaults for nodes of plain data, whose exact type depends on the data."""
+    from flightdelay.modeling.skops_io import skops_io
+
+    skops_io()  # skops imported without its scan of scikit-learn, if not yet imported
     from skops.io._trusted_types import CONTAINER_TYPE_NAMES, NUMPY_DTYPE_TYPE_NAMES, PRIMITIVE_TYPE_NAMES
 
     return {
