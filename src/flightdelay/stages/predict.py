@@ -6,7 +6,9 @@ The training months are scored too: their predictions are the reference the `dri
 predictions with. Drift needs only their distribution, so a fixed-seed sample of `drift.reference_sample` training
 rows is scored (all of them when there are fewer). Kept apart from `evaluate` and `drift` because it is the expensive
 part: its outputs are DVC-cached, so the run-cache can restore them, while the cheap stages after it turn them into
-small git-tracked reports.
+small git-tracked reports. Where the work repays compiling it (`KERNEL_MIN_EVALUATIONS`), the scoring and the
+importance go through the service's compiled tree kernel (flightdelay.modeling.fast_model), whose numbers are
+scikit-learn's bit for bit, so the outputs do not depend on which path ran.
 """
 
 from __future__ import annotations
