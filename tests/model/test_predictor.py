@@ -139,6 +139,17 @@ def test_unchecked_records_and_a_bad_time_are_checked_by_predict_records(predict
     with pytest.raises(InputError) as caught:
         predictor.predict_records([{**record, "origin": "XXX"}])
     assert (caught.value.field, caught.value.rule) == ("origin", "allowed")
+    # a batch over RECORD_ROWS is typed per column, each distinct time parsed once; a bad or missing one anywhere
+    # makes typed_records give up, and predict_records' checks name it
+    batch = [dict(record) for _ in range(RECORD_ROWS + 5)]
+    assert typed_records(batch, predictor.input_schema) is not None
+    for bad in ("not a time", None):
+        batch[RECORD_ROWS + 2]["time_hour"] = bad
+        assert typed_records(batch, predictor.input_schema) is None
+    batch[RECORD_ROWS + 2]["time_hour"] = "not a time"
+    with pytest.raises(InputError, match="time_hour") as caught:
+        predictor.predict_records(batch, checked=True)
+    assert (caught.value.field, caught.value.rule) == ("time_hour", "format")
 
 
 def test_a_flight_without_context_uses_the_fallback_counted_and_never_fails(predictor, trained):

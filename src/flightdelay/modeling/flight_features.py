@@ -263,9 +263,7 @@ def _key_values(frame: pd.DataFrame, keys: list[str]) -> list[np.ndarray]:
         if pd.api.types.is_numeric_dtype(column.dtype):
             out.append(column.to_numpy(dtype="float64", na_value=np.nan))
         else:
-            values = column.astype(object).to_numpy(dtype=object, copy=True)
-            values[pd.isna(values)] = None
-            out.append(values)
+            out.append(column.to_numpy(dtype=object, na_value=None))
     return out
 
 

@@ -280,11 +280,12 @@ def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[Inpu
     and names the row)."""
     out: dict[str, Any] = {}
     for spec, values in zip(input_schema, _columns(records, [spec.name for spec in input_schema]), strict=True):
-        if spec.format == "date-time":
-            stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
-            if stamps.isna().any():
+        if spec.format == "date-time":  # each distinct text parsed once (a batch's flights share their hours)
+            codes, distinct = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+            stamps = pd.to_datetime(pd.Series(distinct, dtype=object), utc=True, format="ISO8601", errors="coerce")
+            if (codes < 0).any() or stamps.isna().any():
                 return None
-            out[spec.name] = stamps
+            out[spec.name] = stamps.array.take(codes)
         elif spec.kind == "integer":  # the request model's StrictInt: ints or None, converted by pandas in C
             out[spec.name] = pd.array(values, dtype="Int64")
         elif spec.kind == "number":  # StrictFloat: floats, ints or None (NaN)
