@@ -280,7 +280,7 @@ def typed_records(records: Sequence[dict[str, Any]], input_schema: Sequence[Inpu
     and names the row)."""
     out: dict[str, Any] = {}
     for spec, values in zip(input_schema, _columns(records, [spec.name for spec in input_schema]), strict=True):
-        if spec.format == "date-time":  # each distinct text parsed once (a batch's flights share their hours)
+        if spec.format == "date-time":  # each distinct text parsed once (a batch's rows often share their times)
             codes, distinct = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
             stamps = pd.to_datetime(pd.Series(distinct, dtype=object), utc=True, format="ISO8601", errors="coerce")
             if (codes < 0).any() or stamps.isna().any():
