@@ -127,7 +127,7 @@ def test_tree_cached_leaves_other_estimators_alone():
     assert tree_cached(pipeline[-1], np.zeros((3, 2))) is pipeline[-1]
 
 
-def test_the_fast_scorer_gives_the_same_predictions_and_importance_bit_for_bit(monkeypatch):
+def test_the_fast_scorer_gives_the_same_predictions_and_importance_bit_for_bit():
     """Scores and importance through FastModel (the kernel, with its leaf cache) are the numbers of the
     scikit-learn paths exactly (==): the stage's outputs do not depend on which one ran."""
     data = frame(900)

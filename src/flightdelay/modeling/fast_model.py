@@ -239,6 +239,17 @@ def _bits(words: np.ndarray) -> np.ndarray:
     return ((np.asarray(words, dtype=np.uint32)[:, every_bin >> 5] >> (every_bin & 31).astype(np.uint32)) & 1) == 1
 
 
+def columns_split_on(iterations: Sequence[Sequence[Any]], n_columns: int) -> np.ndarray:
+    """(iterations x columns) booleans: whether a tree of each boosting iteration (scikit-learn's TreePredictors,
+    one per iteration for a binary model) splits on each column of the estimator's input."""
+    reads = np.zeros((len(iterations), n_columns), dtype=bool)
+    for i, trees in enumerate(iterations):
+        for tree in trees:
+            nodes = tree.nodes
+            reads[i, np.unique(nodes["feature_idx"][nodes["is_leaf"] == 0])] = True
+    return reads
+
+
 def _text_codes(outer: np.ndarray, inner: np.ndarray | None) -> dict[str, float]:
     """Text -> the code the trees see: the outer encoder's position, mapped through the estimator's encoder."""
     inner_position: dict[float, float] = {}
@@ -644,11 +655,7 @@ class FastModel:
 
     def split_columns(self) -> np.ndarray:
         """(trees x columns) booleans: whether each tree, in the model's order, splits on each column of a `matrix`."""
-        reads = np.zeros((len(self._trees), len(self.categorical) + len(self.numeric)), dtype=bool)
-        for t, tree in enumerate(self._trees):
-            nodes = tree.nodes
-            reads[t, np.unique(nodes["feature_idx"][nodes["is_leaf"] == 0])] = True
-        return reads
+        return columns_split_on([[tree] for tree in self._trees], len(self.categorical) + len(self.numeric))
 
     def leaves(self, X: np.ndarray, trees: np.ndarray) -> np.ndarray:
         """The leaf value of each of `trees` (positions in the model's order) for each row of a `matrix`, as

@@ -28,7 +28,7 @@ from flightdelay.core.config import DriftParams, EvaluateParams, Params, TrainPa
 from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.files import read_parquet, split_files, write_json, write_parquet
 from flightdelay.core.sampling import frame_sample_draw, read_sample
-from flightdelay.modeling.fast_model import FastModel
+from flightdelay.modeling.fast_model import FastModel, columns_split_on
 from flightdelay.modeling.model import load_model, prepare
 
 log = logging.getLogger(__name__)
@@ -101,11 +101,7 @@ def tree_cached(estimator: Any, X: np.ndarray) -> Any:
     if predictors is None or not hasattr(estimator, "_predict_iterations") or not hasattr(estimator, "_preprocess_X"):
         return estimator
     reference = estimator._preprocess_X(X, reset=False)
-    reads = np.zeros((len(predictors), reference.shape[1]), dtype=bool)  # tree (iteration) -> columns it splits on
-    for i, trees in enumerate(predictors):
-        for tree in trees:
-            nodes = tree.nodes
-            reads[i, np.unique(nodes["feature_idx"][nodes["is_leaf"] == 0])] = True
+    reads = columns_split_on(predictors, reference.shape[1])  # tree (iteration) -> columns it splits on
     original = estimator._predict_iterations
     cache: list[list[np.ndarray]] = []
 
