@@ -78,6 +78,86 @@ def test_schedule_features():
     assert out["day_of_month"].tolist() == [3, 6, 8]
 
 
+def pandas_schedule(flights: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """flight_dates and schedule_features as pandas alone computes them (their path for unusual columns)."""
+    date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
+    day_of_week = date.dt.day_of_week.astype("int16")
+    dep_hour = (flights["sched_dep_time"] // 100).astype("int16")
+    columns = {
+        "month": flights["month"].astype("int16"),
+        "day_of_week": day_of_week,
+        "dep_hour": dep_hour,
+        "dep_minute_of_day": (dep_hour * 60 + flights["sched_dep_time"] % 100).astype("int16"),
+        "arr_hour": (flights["sched_arr_time"] // 100).astype("int16"),
+        "overnight": (flights["sched_arr_time"] < flights["sched_dep_time"]).astype("int8"),
+        "day_of_month": flights["day"].astype("int16"),
+        "is_weekend": (day_of_week >= 5).astype("int8"),
+    }
+    return date, pd.DataFrame(columns, index=flights.index)
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "int64", "int16"])
+def test_numpy_dates_and_schedule_are_pandas_own(dtype):
+    rng = np.random.default_rng(7)
+    n = 3_000
+    year = rng.integers(1900, 2200, n)
+    month = rng.integers(1, 13, n)
+    day = np.minimum(rng.integers(1, 32, n), pd.Series(pd.to_datetime({"year": year, "month": month, "day": 1}))
+                     .dt.days_in_month.to_numpy())  # fmt: skip
+    flights = pd.DataFrame(
+        {
+            "year": np.r_[year, [2012, 2013, 1970, 1969, 2000]],
+            "month": np.r_[month, [2, 12, 1, 12, 2]],
+            "day": np.r_[day, [29, 31, 1, 31, 29]],  # leap days, the epoch and the day before it
+            "sched_dep_time": np.r_[rng.integers(0, 2400, n), [0, 2359, 1, 5, 1200]],
+            "sched_arr_time": np.r_[rng.integers(0, 2400, n), [2359, 0, 1, 4, 1200]],
+        }
+    ).astype(dtype)
+    flights.index = flights.index + 10  # kept, as pandas keeps it
+    date, schedule = pandas_schedule(flights)
+    pd.testing.assert_series_equal(FF.flight_dates(flights), date, check_exact=True)
+    pd.testing.assert_frame_equal(FF.schedule_features(flights), schedule, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "day"),
+    [(2013, 2, 29), (2013, 4, 31), (2013, 13, 1), (2013, 0, 5), (2013, 5, 0)],
+    ids=["no-leap-day", "april-31", "month-13", "month-0", "day-0"],
+)
+def test_a_date_the_calendar_does_not_have_is_pandas_own_error(year, month, day):
+    flights = pd.DataFrame({"year": I([2013, year]), "month": I([1, month]), "day": I([1, day])})
+    with pytest.raises(ValueError) as expected:
+        pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
+    with pytest.raises(ValueError) as got:
+        FF.flight_dates(flights)
+    assert str(got.value) == str(expected.value)
+
+
+def outcome(call) -> tuple[str, str]:
+    """What a call gives: its value, or its error's type and message."""
+    try:
+        return "value", repr(call())
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@pytest.mark.parametrize("missing", ["year", "day", "sched_dep_time", "sched_arr_time"], ids=lambda c: f"missing-{c}")
+def test_a_missing_part_takes_pandas_path_and_its_outcome(missing):
+    flights = pd.DataFrame(
+        {
+            "year": I([2013, 2013]),
+            "month": I([1, 1]),
+            "day": I([1, 2]),
+            "sched_dep_time": I([600, 700]),
+            "sched_arr_time": I([800, 900]),
+        }
+    )
+    flights[missing] = I([flights[missing].iloc[0], None])
+    reference = outcome(lambda: pandas_schedule(flights))
+    assert reference[0] != "value"  # pandas refuses it: a missing part is never scored quietly
+    assert outcome(lambda: (FF.flight_dates(flights), FF.schedule_features(flights))) == reference
+
+
 # ------------------------------------------------------------------------------------------------ holidays
 
 
