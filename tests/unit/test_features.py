@@ -79,21 +79,9 @@ def test_schedule_features():
 
 
 def pandas_schedule(flights: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """flight_dates and schedule_features as pandas alone computes them (their path for unusual columns)."""
-    date = pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
-    day_of_week = date.dt.day_of_week.astype("int16")
-    dep_hour = (flights["sched_dep_time"] // 100).astype("int16")
-    columns = {
-        "month": flights["month"].astype("int16"),
-        "day_of_week": day_of_week,
-        "dep_hour": dep_hour,
-        "dep_minute_of_day": (dep_hour * 60 + flights["sched_dep_time"] % 100).astype("int16"),
-        "arr_hour": (flights["sched_arr_time"] // 100).astype("int16"),
-        "overnight": (flights["sched_arr_time"] < flights["sched_dep_time"]).astype("int8"),
-        "day_of_month": flights["day"].astype("int16"),
-        "is_weekend": (day_of_week >= 5).astype("int8"),
-    }
-    return date, pd.DataFrame(columns, index=flights.index)
+    """flight_dates and schedule_features by pandas alone (their path for unusual columns, the code before numpy)."""
+    date = FF._dates_by_pandas(flights)
+    return date, FF._schedule_by_pandas(flights, date)
 
 
 @pytest.mark.parametrize("dtype", ["Int64", "int64", "int16"])

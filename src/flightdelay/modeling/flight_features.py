@@ -165,6 +165,10 @@ def flight_dates(flights: pd.DataFrame) -> pd.Series:
         )
         if plain.all():
             return pd.Series(date.astype("datetime64[us]"), index=flights.index)
+    return _dates_by_pandas(flights)
+
+
+def _dates_by_pandas(flights: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
 
 
@@ -172,23 +176,32 @@ def schedule_features(flights: pd.DataFrame, dates: pd.Series | None = None) -> 
     """Schedule and calendar columns, built in one step (`dates`: flight_dates(flights), when already computed).
     Integer columns without missing values are computed in numpy, anything else in pandas (the same numbers)."""
     date = flight_dates(flights) if dates is None else dates
+    by_numpy = _schedule_by_numpy(flights, date)
+    return by_numpy if by_numpy is not None else _schedule_by_pandas(flights, date)
+
+
+def _schedule_by_numpy(flights: pd.DataFrame, date: pd.Series) -> pd.DataFrame | None:
     parts = _plain_ints(flights, ["sched_dep_time", "sched_arr_time", "month", "day"])
-    if parts is not None and date.dtype == "datetime64[us]" and not date.hasnans:
-        dep, arr, month, day = parts
-        days = date.to_numpy().astype("datetime64[D]").astype("int64")
-        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0, as pandas counts
-        hour = dep // 100
-        columns: dict[str, Any] = {
-            "month": month.astype("int16"),
-            "day_of_week": weekday.astype("int16"),
-            "dep_hour": hour.astype("int16"),
-            "dep_minute_of_day": (hour * 60 + dep % 100).astype("int16"),
-            "arr_hour": (arr // 100).astype("int16"),
-            "overnight": (arr < dep).astype("int8"),
-            "day_of_month": day.astype("int16"),
-            "is_weekend": (weekday >= 5).astype("int8"),
-        }
-        return pd.DataFrame(columns, index=flights.index)
+    if parts is None or date.dtype != "datetime64[us]" or date.hasnans:
+        return None
+    dep, arr, month, day = parts
+    days = date.to_numpy().astype("datetime64[D]").astype("int64")
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0, as pandas counts
+    hour = dep // 100
+    columns = {
+        "month": month.astype("int16"),
+        "day_of_week": weekday.astype("int16"),
+        "dep_hour": hour.astype("int16"),
+        "dep_minute_of_day": (hour * 60 + dep % 100).astype("int16"),
+        "arr_hour": (arr // 100).astype("int16"),
+        "overnight": (arr < dep).astype("int8"),
+        "day_of_month": day.astype("int16"),
+        "is_weekend": (weekday >= 5).astype("int8"),
+    }
+    return pd.DataFrame(columns, index=flights.index)
+
+
+def _schedule_by_pandas(flights: pd.DataFrame, date: pd.Series) -> pd.DataFrame:
     day_of_week = date.dt.day_of_week.astype("int16")
     dep_hour = (flights["sched_dep_time"] // 100).astype("int16")
     columns = {
