@@ -87,6 +87,7 @@ class FakePredictor:
     table: str = "flights"  # the main table: the request body's key
     reference: FakeReference = field(default_factory=FakeReference)
     fail_canary: bool = False
+    canary_s: float = 0.0  # how long the canary takes
     delay_s: float = 0.0
     offset: float = 0.0
     refuse_dest: str | None = None  # a value the predictor's own checks refuse (InputError)
@@ -132,6 +133,8 @@ class FakePredictor:
         return pd.DataFrame({"dep_hour": flights["sched_dep_time"] // 100, "distance": flights["distance"]})
 
     def canary(self) -> None:
+        if self.canary_s:
+            time.sleep(self.canary_s)
         if self.fail_canary:
             raise CanaryError("example row 0: probability 0.41 differs from the recorded 0.40 by 0.01")
 

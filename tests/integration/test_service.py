@@ -362,6 +362,15 @@ def test_a_failing_canary_at_start_leaves_the_service_unready_and_refusing_predi
     assert read_history(harness.settings.history)[-1]["outcome"] == "refused"
 
 
+def test_a_service_stopped_while_its_canary_runs_waits_for_it_before_closing(tmp_path):
+    harness = Harness(tmp_path, ServeParams(), TOKEN, FakePredictor(canary_s=0.5))
+    with TestClient(harness.app, raise_server_exceptions=False):
+        pass  # stopped at once: the canary has just started
+    # the canary finished (its history entry is written) before the service closed, and no canary thread is left
+    assert [entry["outcome"] for entry in read_history(harness.settings.history)] == ["started"]
+    assert not [thread for thread in threading.enumerate() if thread.name == "canary"]
+
+
 # ---------------------------------------------------------------------------------------------- openapi, docs
 
 

@@ -67,6 +67,7 @@ from flightdelay.serving.schema import ApiError
 
 log = logging.getLogger(__name__)
 
+CANARY_JOIN_S = 60.0  # at shutdown, how long to wait for a canary still running
 DESCRIPTION = "Scores raw rows of the served package's main table (its input schema: POST /predict below)."
 PATHS = ("/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json", "/admin/reload")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -449,10 +450,14 @@ def create_app(settings: Settings, slot: Slot, loader: Loader) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=service.initial_canary, name="canary", daemon=True).start()
+        canary = threading.Thread(target=service.initial_canary, name="canary", daemon=True)
+        canary.start()
         try:
             yield
         finally:
+            # A canary still running (its first scoring compiles the kernel) finishes before the service closes,
+            # so it never writes its history entry or log line after the files and streams are gone.
+            await anyio.to_thread.run_sync(canary.join, CANARY_JOIN_S)
             service.close()
 
     app = FastAPI(
