@@ -94,11 +94,12 @@ def test_numpy_dates_and_schedule_are_pandas_own(dtype):
                      .dt.days_in_month.to_numpy())  # fmt: skip
     flights = pd.DataFrame(
         {
-            "year": np.r_[year, [2012, 2013, 1970, 1969, 2000]],
-            "month": np.r_[month, [2, 12, 1, 12, 2]],
-            "day": np.r_[day, [29, 31, 1, 31, 29]],  # leap days, the epoch and the day before it
-            "sched_dep_time": np.r_[rng.integers(0, 2400, n), [0, 2359, 1, 5, 1200]],
-            "sched_arr_time": np.r_[rng.integers(0, 2400, n), [2359, 0, 1, 4, 1200]],
+            # leap days, the epoch and the day before it, and years far outside the data's
+            "year": np.r_[year, [2012, 2013, 1970, 1969, 2000, 1, 1600, 2300, 9999, 10000]],
+            "month": np.r_[month, [2, 12, 1, 12, 2, 1, 2, 3, 12, 6]],
+            "day": np.r_[day, [29, 31, 1, 31, 29, 1, 29, 31, 31, 15]],
+            "sched_dep_time": np.r_[rng.integers(0, 2400, n), [0, 2359, 1, 5, 1200, 800, 900, 1000, 1100, 1300]],
+            "sched_arr_time": np.r_[rng.integers(0, 2400, n), [2359, 0, 1, 4, 1200, 700, 950, 1000, 1000, 1400]],
         }
     ).astype(dtype)
     flights.index = flights.index + 10  # kept, as pandas keeps it
@@ -115,7 +116,7 @@ def test_numpy_dates_and_schedule_are_pandas_own(dtype):
 def test_a_date_the_calendar_does_not_have_is_pandas_own_error(year, month, day):
     flights = pd.DataFrame({"year": I([2013, year]), "month": I([1, month]), "day": I([1, day])})
     with pytest.raises(ValueError) as expected:
-        pd.to_datetime(pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]}))
+        FF._dates_by_pandas(flights)
     with pytest.raises(ValueError) as got:
         FF.flight_dates(flights)
     assert str(got.value) == str(expected.value)

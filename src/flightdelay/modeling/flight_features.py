@@ -141,24 +141,18 @@ def _plain_ints(flights: pd.DataFrame, names: list[str]) -> list[np.ndarray] | N
     return [c.to_numpy(dtype="int64") for c in columns]
 
 
-# Years numpy's calendar and pandas' agree on without question (pandas' own range at nanoseconds); a year outside it
-# takes pandas' path, which decides as before.
-PLAIN_YEARS = (1678, 2261)
-
-
 def flight_dates(flights: pd.DataFrame) -> pd.Series:
     """Each flight's date (year, month, day), as pd.to_datetime assembles it. Ordinary dates are computed with numpy's
-    calendar (pandas' assembly costs a millisecond or two per call, which a service request pays); a missing part,
-    a month or day the calendar does not have, or an unusual year goes to pd.to_datetime, which raises as before."""
+    calendar, the proleptic Gregorian one pandas uses (pandas' assembly costs a millisecond or two per call, which a
+    service request pays); a missing part or a month or day the calendar does not have goes to pd.to_datetime, which
+    raises as before."""
     parts = _plain_ints(flights, ["year", "month", "day"])
     if parts is not None:
         year, month, day = parts
         months = ((year - 1970) * 12 + (month - 1)).astype("datetime64[M]")
         date = months.astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
         plain = (
-            (year >= PLAIN_YEARS[0])
-            & (year <= PLAIN_YEARS[1])
-            & (month >= 1)
+            (month >= 1)
             & (month <= 12)
             & (day >= 1)
             & (date.astype("datetime64[M]") == months)  # a day past the month's last rolls into the next month
