@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.special
 import skops.io as sio
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
@@ -213,6 +214,7 @@ TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredict
 
 WITHOUT_THE_SCAN = """
 import sys
+import scipy.special
 import sklearn.utils
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -221,7 +223,8 @@ from flightdelay.modeling.model import dumps_canonical, loads_model
 from flightdelay.modeling.model_audit import SKOPS_TRUSTED
 from tests.tiny_models import fit, predict, synthetic
 
-# the first skops import comes through skops_io (the first dumps_canonical): no default estimators, scan restored
+# the first skops import comes through skops_io (the first dumps_canonical): no default estimators and no default
+# scipy ufuncs, both scans' targets restored
 assert "skops.io" not in sys.modules, "skops was imported before the first model was saved"
 frame = synthetic(40, seed=5)
 for task, models in MODELS_BY_TASK.items():
@@ -233,8 +236,9 @@ import skops.io as sio
 from skops.io import _trusted_types
 from skops.io.exceptions import UntrustedTypesFoundException
 
-assert _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES == []
+assert _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES == [] and _trusted_types.SCIPY_UFUNC_TYPE_NAMES == []
 assert sklearn.utils.all_estimators.__module__ == "sklearn.utils.discovery"
+assert scipy.special is sys.modules["scipy.special"] and "expit" in dir(scipy.special)
 assert "sklearn.gaussian_process" not in sys.modules  # what only the scan imports
 # skops alone (no audit) now refuses a scikit-learn estimator that build_pipeline never makes
 other = sio.dumps(make_pipeline(MinMaxScaler()).fit(frame[["distance"]]))
@@ -244,21 +248,26 @@ except UntrustedTypesFoundException as exc:
     assert "MinMaxScaler" in str(exc), exc
 else:
     raise AssertionError("skops loaded a MinMaxScaler it was not told to trust")
+# and a scipy ufunc, which skops trusts by default when it lists them (scipy's ufuncs name no module of their own)
+ufunc = sio.dumps({"f": scipy.special.expit})
+assert [name.rsplit(".", 1)[1] for name in sio.get_untrusted_types(data=ufunc)] == ["expit"]
 print("ok")
 """
 
 
-def test_skops_imported_without_its_estimator_scan_loads_every_model_and_trusts_only_ours():
-    """modeling/skops_io imports skops with scikit-learn's estimator scan turned off (about 1 CPU s per process):
-    every model kind and task still loads, nothing the scan alone imports is imported, and skops on its own, with
-    SKOPS_TRUSTED, refuses an estimator build_pipeline never makes (with the full default list it would load it).
-    In a fresh interpreter: this test module imports skops the ordinary way."""
+def test_skops_imported_without_its_scans_loads_every_model_and_trusts_only_ours():
+    """modeling/skops_io imports skops with its scans of scikit-learn's estimators and scipy's ufuncs turned off
+    (about 1.7 CPU s per process): every model kind and task still loads, nothing the estimator scan alone imports
+    is imported, and skops on its own, with SKOPS_TRUSTED, refuses an estimator build_pipeline never makes and a
+    scipy ufunc (with the full default lists it would load both). In a fresh interpreter: this test module imports
+    skops the ordinary way."""
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_THE_SCAN], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
     scanned = sio.dumps(make_pipeline(MinMaxScaler()).fit(synthetic()[["distance"]]))
     assert sio.loads(scanned, trusted=sorted(SKOPS_TRUSTED)) is not None  # here skops has its full default list
+    assert sio.get_untrusted_types(data=sio.dumps({"f": scipy.special.expit})) == []
 
 
 def test_every_model_kind_and_task_round_trips_through_save_and_load(tmp_path):

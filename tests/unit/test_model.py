@@ -190,3 +190,15 @@ def test_model_file_does_not_depend_on_the_thread_count(task):
     assert one[-1]._bin_mapper.n_threads != two[-1]._bin_mapper.n_threads  # the fit records it...
     assert dumps_canonical(one) == dumps_canonical(two)  # ...the model file does not
     assert one[-1]._bin_mapper.n_threads == 1  # and writing it leaves the caller's model as it was
+
+
+def test_the_stand_in_skops_imports_through_lists_no_name_but_gives_every_attribute():
+    import scipy.special
+
+    from flightdelay.modeling.skops_io import _unlisted
+
+    stand_in = _unlisted(scipy.special)
+    assert dir(stand_in) == [] and "expit" in dir(scipy.special)
+    assert stand_in.expit is scipy.special.expit and stand_in.__name__ == "scipy.special"
+    with pytest.raises(AttributeError):
+        stand_in.no_such_function  # noqa: B018
