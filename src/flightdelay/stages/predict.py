@@ -167,7 +167,9 @@ class KernelCached(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype="float64")
         if self.kept_ is None or X.shape != self.reference.shape:
             return self.fast.raw(X)
-        changed = [j for j in range(X.shape[1]) if not np.array_equal(X[:, j], self.reference[:, j], equal_nan=True)]
+        # the columns where some value differs (NaN equals NaN): one pass over the matrix, not one call per column
+        differs = (self.reference != X) & ~(np.isnan(self.reference) & np.isnan(X))
+        changed = differs.any(axis=0)
         again = np.flatnonzero(self.reads_[:, changed].any(axis=1))
         fresh = dict(zip(again.tolist(), self.fast.leaves(X, again), strict=True))
         raw = np.full(len(X), self.fast.baseline, dtype="float64")
