@@ -651,3 +651,25 @@ def test_key_index_finds_the_first_row_of_a_key_and_minus_one_for_a_missing_part
     )
     got = index.lookup(frame)
     assert got.dtype == np.int64 and got.tolist() == [0, 1, -1, -1, -1, 1]
+
+
+def test_key_index_holds_the_first_row_of_every_complete_key_as_pandas_finds_them():
+    rng = np.random.default_rng(11)
+    n = 3_000
+    table = pd.DataFrame(
+        {
+            "carrier": pd.array(rng.choice(["AA", "UA", "DL", None], n), dtype="string"),
+            "flight": pd.array(rng.integers(1, 40, n), dtype="Int64"),
+            "hour": rng.choice([5.0, 6.5, np.nan, -0.0, 0.0], n),
+            "origin": pd.Series(rng.choice(["EWR", "JFK", np.nan], n), dtype=object),
+        }
+    )
+    table.loc[rng.random(n) < 0.05, "flight"] = pd.NA
+    keys = ["carrier", "flight", "hour", "origin"]
+    first = table.dropna(subset=keys).drop_duplicates(subset=keys, keep="first")
+    expected = {(r.carrier, float(r.flight), r.hour, r.origin): r.Index for r in first.itertuples()}
+    index = FF.KeyIndex(table, keys)
+    assert len(expected) == len(first) > 100 and index._positions == expected
+    rows = table[keys].itertuples(index=False, name=None)
+    found = [-1 if any(pd.isna(v) for v in r) else expected[(r[0], float(r[1]), r[2], r[3])] for r in rows]
+    assert index.lookup(table).tolist() == found

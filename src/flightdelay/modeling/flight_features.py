@@ -330,10 +330,15 @@ class KeyIndex:
 
     def __init__(self, table: pd.DataFrame, keys: list[str]) -> None:
         self.keys = keys
-        self._positions: dict[tuple[Any, ...], int] = {}
-        for position, key in enumerate(zip(*_key_values(table, keys), strict=True)):
-            if not any(_missing(part) for part in key):
-                self._positions.setdefault(key, position)
+        values = _key_values(table, keys)
+        complete = np.ones(len(table), dtype=bool)
+        for column in values:
+            complete &= ~pd.isna(column)  # None in text, NaN in numbers
+        positions = np.flatnonzero(complete)
+        tuples = zip(*(column[positions].tolist() for column in values), strict=True)
+        # the first row of each key: later items overwrite earlier ones, so the pairs go in backwards
+        pairs = list(zip(tuples, positions.tolist(), strict=True))
+        self._positions: dict[tuple[Any, ...], int] = dict(reversed(pairs))
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -342,10 +347,6 @@ class KeyIndex:
         # Python values (tolist) hash and compare as the numpy scalars do, and map() probes without a Python loop
         keys = zip(*(values.tolist() for values in _key_values(frame, self.keys)), strict=True)
         return np.fromiter(map(self._positions.get, keys, repeat(-1)), dtype=np.int64)
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
