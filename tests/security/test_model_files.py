@@ -239,6 +239,14 @@ from skops.io.exceptions import UntrustedTypesFoundException
 assert _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES == [] and _trusted_types.SCIPY_UFUNC_TYPE_NAMES == []
 assert sklearn.utils.all_estimators.__module__ == "sklearn.utils.discovery"
 assert scipy.special is sys.modules["scipy.special"] and "expit" in dir(scipy.special)
+# nothing imported meanwhile kept the stand-in skops was handed as scipy.special
+kept = [
+    name
+    for name, module in list(sys.modules.items())
+    for value in list(getattr(module, "__dict__", {}).values())
+    if type(value) is type(sys) and value.__name__ == "scipy.special" and value is not scipy.special
+]
+assert not kept, kept
 assert "sklearn.gaussian_process" not in sys.modules  # what only the scan imports
 # skops alone (no audit) now refuses a scikit-learn estimator that build_pipeline never makes
 other = sio.dumps(make_pipeline(MinMaxScaler()).fit(frame[["distance"]]))
