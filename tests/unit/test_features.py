@@ -673,3 +673,43 @@ def test_key_index_holds_the_first_row_of_every_complete_key_as_pandas_finds_the
     rows = table[keys].itertuples(index=False, name=None)
     found = [-1 if any(pd.isna(v) for v in r) else expected[(r[0], float(r[1]), r[2], r[3])] for r in rows]
     assert index.lookup(table).tolist() == found
+
+
+def test_key_index_lookup_by_codes_answers_as_the_dict_of_key_tuples():
+    """`lookup` (each part numbered, one integer per key) against `lookup_by_dict` (a tuple per row): queries of
+    other dtypes than the table's (integers for floats, Arrow text for object text, a categorical), values the
+    table lacks, a missing value of every kind in every part, and -0.0 for 0.0."""
+    rng = np.random.default_rng(5)
+    n = 4_000
+    table = pd.DataFrame(
+        {
+            "carrier": pd.Series(rng.choice(["AA", "UA", "DL", None], n), dtype=object),
+            "flight": rng.choice([1.0, 2.0, 3.0, 0.0, -0.0, np.nan, 7.5], n),
+            "origin": pd.array(rng.choice(["EWR", "JFK", "LGA", None], n), dtype="string"),
+        }
+    )
+    keys = ["carrier", "flight", "origin"]
+    index = FF.KeyIndex(table, keys)
+    query = pd.DataFrame(
+        {
+            "carrier": pd.array(rng.choice(["AA", "UA", "XX", None], n), dtype="string[pyarrow]"),
+            "flight": pd.array(rng.choice([1, 2, 3, 0, 9, None], n), dtype="Int64"),
+            "origin": pd.Categorical(rng.choice(["EWR", "JFK", "SFO", None], n)),
+        }
+    )
+    query.loc[rng.random(n) < 0.02, "flight"] = pd.NA
+    by_codes, by_dict = index.lookup(query), index.lookup_by_dict(query)
+    assert (by_codes >= 0).sum() > n // 10 and (by_codes == -1).sum() > n // 10  # both kinds of answer occur
+    assert by_codes.tolist() == by_dict.tolist()
+    floats = query.assign(flight=query["flight"].astype("float64"))
+    floats.loc[floats["flight"] == 0, "flight"] = -0.0
+    assert index.lookup(floats).tolist() == by_dict.tolist() == index.lookup_by_dict(floats).tolist()
+    assert index.lookup(query.iloc[:0]).tolist() == [] and FF.KeyIndex(table.iloc[:0], keys).lookup(query).max() == -1
+
+
+def test_key_index_with_more_keys_than_an_int64_numbers_looks_them_up_by_dict():
+    table = pd.DataFrame({f"k{i}": np.arange(2_000, dtype="float64") % (1_000 + i) for i in range(7)})
+    index = FF.KeyIndex(table, list(table.columns))
+    assert index._radix is None  # 1,000 ** 7 distinct combinations do not fit in an int64
+    query = table.iloc[::-1].reset_index(drop=True)
+    assert index.lookup(query).tolist() == list(range(1_999, -1, -1))

@@ -326,7 +326,13 @@ def _key_values(frame: pd.DataFrame, keys: list[str]) -> list[np.ndarray]:
 
 class KeyIndex:
     """Row positions of key tuples in a table, looked up in bulk (-1 for a key not in the table or with a
-    missing part). Built once; a lookup is a dict probe per row, no groupby or merge."""
+    missing part). Built once; no groupby or merge.
+
+    A lookup numbers each key part of the rows by the part's distinct values in the table (one hash of each
+    column in C, and a dict probe per distinct value, not per row), makes the parts one integer per row (mixed
+    radix), and finds it among the table's keys by binary search. Where the numbers would not fit in an int64
+    it probes `_positions`, the {key tuple: first row} dict, with a tuple per row (`lookup_by_dict`): the same
+    answers, which tests/unit/test_features.py compares."""
 
     def __init__(self, table: pd.DataFrame, keys: list[str]) -> None:
         self.keys = keys
@@ -335,18 +341,59 @@ class KeyIndex:
         for column in values:
             complete &= ~pd.isna(column)  # None in text, NaN in numbers
         positions = np.flatnonzero(complete)
-        tuples = zip(*(column[positions].tolist() for column in values), strict=True)
+        parts = [column[positions] for column in values]
+        tuples = zip(*(part.tolist() for part in parts), strict=True)
         # the first row of each key: later items overwrite earlier ones, so the pairs go in backwards
         pairs = list(zip(tuples, positions.tolist(), strict=True))
         self._positions: dict[tuple[Any, ...], int] = dict(reversed(pairs))
+        # each part's distinct values numbered, and the table's keys as sorted integers with their first rows
+        self._part_codes: list[dict[Any, int]] = []
+        combined = np.zeros(len(positions), dtype=np.int64)
+        self._radix: list[int] | None = []
+        size = 1
+        for part in reversed(parts):
+            codes, uniques = pd.factorize(part)
+            self._part_codes.insert(0, dict(zip(uniques.tolist(), range(len(uniques)), strict=True)))
+            self._radix.insert(0, size)
+            combined += codes.astype(np.int64) * size
+            size *= max(len(uniques), 1)
+            if size >= 1 << 62:
+                self._radix = None
+                break
+        self._codes, first = np.unique(combined, return_index=True)
+        self._rows = positions[first]
 
     def __len__(self) -> int:
         return len(self._positions)
 
     def lookup(self, frame: pd.DataFrame) -> np.ndarray:
+        if self._radix is None or not len(self._codes):
+            return self.lookup_by_dict(frame)
+        combined = np.zeros(len(frame), dtype=np.int64)
+        known = np.ones(len(frame), dtype=bool)
+        for key, codes_of, radix in zip(self.keys, self._part_codes, self._radix, strict=True):
+            codes, uniques = _factorized(frame[key])  # a missing value: -1
+            mapped = np.fromiter(map(codes_of.get, uniques, repeat(-1)), dtype=np.int64, count=len(uniques))
+            part = np.append(mapped, -1)[codes]  # code -1 takes the appended -1
+            known &= part >= 0
+            combined += part * radix
+        at = np.minimum(np.searchsorted(self._codes, combined), len(self._codes) - 1)
+        return np.where(known & (self._codes[at] == combined), self._rows[at], -1)
+
+    def lookup_by_dict(self, frame: pd.DataFrame) -> np.ndarray:
         # Python values (tolist) hash and compare as the numpy scalars do, and map() probes without a Python loop
         keys = zip(*(values.tolist() for values in _key_values(frame, self.keys)), strict=True)
         return np.fromiter(map(self._positions.get, keys, repeat(-1)), dtype=np.int64)
+
+
+def _factorized(column: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """The column's code per row (-1 where missing) and its distinct values, as `_key_values` gives them: numbers
+    as floats; text hashed by pandas itself (pyarrow's for Arrow-backed text), not as Python objects."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        codes, uniques = pd.factorize(column.to_numpy(dtype="float64", na_value=np.nan))
+    else:
+        codes, uniques = pd.factorize(column)
+    return codes, uniques.tolist()
 
 
 def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
