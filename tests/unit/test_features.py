@@ -698,13 +698,16 @@ def test_key_index_lookup_by_codes_answers_as_the_dict_of_key_tuples():
         }
     )
     query.loc[rng.random(n) < 0.02, "flight"] = pd.NA
-    by_codes, by_dict = index.lookup(query), index.lookup_by_dict(query)
+    by_codes, by_dict = index.lookup_by_codes(query), index.lookup_by_dict(query)
+    assert index.lookup(query).tolist() == by_codes.tolist()  # as many rows as this: by codes
     assert (by_codes >= 0).sum() > n // 10 and (by_codes == -1).sum() > n // 10  # both kinds of answer occur
     assert by_codes.tolist() == by_dict.tolist()
     floats = query.assign(flight=query["flight"].astype("float64"))
     floats.loc[floats["flight"] == 0, "flight"] = -0.0
-    assert index.lookup(floats).tolist() == by_dict.tolist() == index.lookup_by_dict(floats).tolist()
-    assert index.lookup(query.iloc[:0]).tolist() == [] and FF.KeyIndex(table.iloc[:0], keys).lookup(query).max() == -1
+    assert index.lookup_by_codes(floats).tolist() == by_dict.tolist() == index.lookup_by_dict(floats).tolist()
+    assert index.lookup_by_codes(query.iloc[:0]).tolist() == [] == index.lookup(query.iloc[:0]).tolist()
+    empty = FF.KeyIndex(table.iloc[:0], keys)
+    assert empty.lookup(query).max() == -1 and empty.lookup_by_codes(query).max() == -1
 
 
 def test_key_index_with_more_keys_than_an_int64_numbers_looks_them_up_by_dict():
@@ -712,4 +715,6 @@ def test_key_index_with_more_keys_than_an_int64_numbers_looks_them_up_by_dict():
     index = FF.KeyIndex(table, list(table.columns))
     assert index._radix is None  # 1,000 ** 7 distinct combinations do not fit in an int64
     query = table.iloc[::-1].reset_index(drop=True)
-    assert index.lookup(query).tolist() == list(range(1_999, -1, -1))
+    assert len(query) >= FF.LOOKUP_BY_CODES_ROWS and index.lookup(query).tolist() == list(range(1_999, -1, -1))
+    with pytest.raises(ValueError, match="lookup_by_dict"):
+        index.lookup_by_codes(query)
