@@ -713,7 +713,7 @@ def test_key_index_lookup_by_codes_answers_as_the_dict_of_key_tuples():
 def test_key_index_with_more_keys_than_an_int64_numbers_looks_them_up_by_dict():
     table = pd.DataFrame({f"k{i}": np.arange(2_000, dtype="float64") % (1_000 + i) for i in range(7)})
     index = FF.KeyIndex(table, list(table.columns))
-    assert index._radix is None  # 1,000 ** 7 distinct combinations do not fit in an int64
+    assert index._numbered is None  # 1,000 ** 7 distinct combinations do not fit in an int64
     query = table.iloc[::-1].reset_index(drop=True)
     assert len(query) >= FF.LOOKUP_BY_CODES_ROWS and index.lookup(query).tolist() == list(range(1_999, -1, -1))
     with pytest.raises(ValueError, match="lookup_by_dict"):

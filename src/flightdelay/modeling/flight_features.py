@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -331,6 +331,16 @@ def _key_values(frame: pd.DataFrame, keys: list[str]) -> list[np.ndarray]:
 LOOKUP_BY_CODES_ROWS = 2_000
 
 
+class _Numbered(NamedTuple):
+    """A KeyIndex's keys as integers: each part's {distinct value: number}, the mixed radix of each part, the
+    table's keys as sorted integers and the first row of each."""
+
+    part_codes: list[dict[Any, int]]
+    radix: list[int]
+    codes: np.ndarray
+    rows: np.ndarray
+
+
 class KeyIndex:
     """Row positions of key tuples in a table, looked up in bulk (-1 for a key not in the table or with a
     missing part). Built once; no groupby or merge.
@@ -347,52 +357,55 @@ class KeyIndex:
         complete = np.ones(len(table), dtype=bool)
         for column in values:
             complete &= ~pd.isna(column)  # None in text, NaN in numbers
-        positions = np.flatnonzero(complete)
-        parts = [column[positions] for column in values]
-        tuples = zip(*(part.tolist() for part in parts), strict=True)
+        self._rows_complete = np.flatnonzero(complete)
+        self._parts = [column[self._rows_complete] for column in values]
+        tuples = zip(*(part.tolist() for part in self._parts), strict=True)
         # the first row of each key: later items overwrite earlier ones, so the pairs go in backwards
-        pairs = list(zip(tuples, positions.tolist(), strict=True))
+        pairs = list(zip(tuples, self._rows_complete.tolist(), strict=True))
         self._positions: dict[tuple[Any, ...], int] = dict(reversed(pairs))
-        # each part's distinct values numbered, and the table's keys as sorted integers with their first rows
-        self._part_codes: list[dict[Any, int]] = []
-        combined = np.zeros(len(positions), dtype=np.int64)
-        self._radix: list[int] | None = []
-        size = 1
-        for part in reversed(parts):
-            codes, uniques = pd.factorize(part)
-            self._part_codes.insert(0, dict(zip(uniques.tolist(), range(len(uniques)), strict=True)))
-            self._radix.insert(0, size)
-            combined += codes.astype(np.int64) * size
-            size *= max(len(uniques), 1)
-            if size >= 1 << 62:
-                self._radix = None
-                break
-        self._codes, first = np.unique(combined, return_index=True)
-        self._rows = positions[first]
 
     def __len__(self) -> int:
         return len(self._positions)
 
+    @cached_property
+    def _numbered(self) -> _Numbered | None:
+        """The keys as integers (made on the first lookup by codes); None where they would not fit in an int64."""
+        part_codes: list[dict[Any, int]] = []
+        radix: list[int] = []
+        combined = np.zeros(len(self._rows_complete), dtype=np.int64)
+        size = 1
+        for part in reversed(self._parts):
+            codes, uniques = pd.factorize(part)
+            part_codes.insert(0, dict(zip(uniques.tolist(), range(len(uniques)), strict=True)))
+            radix.insert(0, size)
+            combined += codes.astype(np.int64) * size
+            size *= max(len(uniques), 1)
+            if size >= 1 << 62:
+                return None
+        sorted_codes, first = np.unique(combined, return_index=True)
+        return _Numbered(part_codes, radix, sorted_codes, self._rows_complete[first])
+
     def lookup(self, frame: pd.DataFrame) -> np.ndarray:
-        if len(frame) < LOOKUP_BY_CODES_ROWS or self._radix is None or not len(self._codes):
+        if len(frame) < LOOKUP_BY_CODES_ROWS or not len(self) or self._numbered is None:
             return self.lookup_by_dict(frame)
         return self.lookup_by_codes(frame)
 
     def lookup_by_codes(self, frame: pd.DataFrame) -> np.ndarray:
-        if self._radix is None:
+        numbered = self._numbered
+        if numbered is None:
             raise ValueError(f"KeyIndex{self.keys}: too many keys to number in an int64; use lookup_by_dict")
-        if not len(self._codes):
+        if not len(numbered.codes):
             return np.full(len(frame), -1, dtype=np.int64)
         combined = np.zeros(len(frame), dtype=np.int64)
         known = np.ones(len(frame), dtype=bool)
-        for key, codes_of, radix in zip(self.keys, self._part_codes, self._radix, strict=True):
+        for key, codes_of, radix in zip(self.keys, numbered.part_codes, numbered.radix, strict=True):
             codes, uniques = _factorized(frame[key])  # a missing value: -1
             mapped = np.fromiter(map(codes_of.get, uniques, repeat(-1)), dtype=np.int64, count=len(uniques))
             part = np.append(mapped, -1)[codes]  # code -1 takes the appended -1
             known &= part >= 0
             combined += part * radix
-        at = np.minimum(np.searchsorted(self._codes, combined), len(self._codes) - 1)
-        return np.where(known & (self._codes[at] == combined), self._rows[at], -1)
+        at = np.minimum(np.searchsorted(numbered.codes, combined), len(numbered.codes) - 1)
+        return np.where(known & (numbered.codes[at] == combined), numbered.rows[at], -1)
 
     def lookup_by_dict(self, frame: pd.DataFrame) -> np.ndarray:
         # Python values (tolist) hash and compare as the numpy scalars do, and map() probes without a Python loop
