@@ -386,7 +386,7 @@ class KeyIndex:
         return _Numbered(part_codes, radix, sorted_codes, self._rows_complete[first])
 
     def lookup(self, frame: pd.DataFrame) -> np.ndarray:
-        if len(frame) < LOOKUP_BY_CODES_ROWS or not len(self) or self._numbered is None:
+        if len(frame) < LOOKUP_BY_CODES_ROWS or self._numbered is None:
             return self.lookup_by_dict(frame)
         return self.lookup_by_codes(frame)
 

@@ -52,7 +52,6 @@ def skops_io() -> ModuleType:
     """The `skops.io` module, imported (once per process) with both of its default-type scans turned off."""
     with _LOCK:
         if "skops.io" not in sys.modules:
-            import scipy
             import scipy.special
             import sklearn.utils
 
