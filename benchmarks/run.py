@@ -19,6 +19,9 @@ Measured, each as the median of --repeats runs with min and max, all in one run:
   floor), in a process of its own like a stage;
 - fresh clone (`--fresh-clone`, long): `git clone` of HEAD and `make repro` (virtualenv included) to first metrics.
 
+The metadata holds the machine's yardstick at the start (benchmarks/machine.py: fixed work, timed), so that runs of
+different days can be compared.
+
 Writes <out>/*.json, <out>/summary.md and <out>/stage_seconds.png, <out>/stage_peak_rss.png.
 `--quick` is a smoke run (two months, tiny scales, small model, one repeat, the experiment only up to its metrics)
 written to reports/benchmarks/quick/. It runs every benchmark on generated data (the first quick scale, about 1,300
@@ -53,6 +56,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.generate import generate  # noqa: E402
+from benchmarks.machine import describe, reference  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the venv's bin, not resolved: `python` in stage commands must be this one
 FULL_SCALES = [1.0, 10.0, 30.0]
@@ -437,6 +441,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "load_average_at_start": list(os.getloadavg()),
+            "yardstick": reference(),
             "threads": {
                 name: (str(args.threads) if args.threads else os.environ.get(name)) for name in THREAD_VARIABLES
             },
@@ -467,6 +472,8 @@ def markdown(results: Mapping[str, Any]) -> str:
         ),
         "",
     ]
+    if "yardstick" in m["machine"]:
+        lines += [describe(m["machine"]["yardstick"]), ""]
     if m.get("error"):
         lines += [f"**Incomplete: a benchmark failed**: {m['error']}", ""]
     if m["quick"]:

@@ -14,7 +14,8 @@ In one run, for the same package and the same raw flights (a month's raw extract
   returns the predictor's probabilities.
 
 Writes <out>/serve.json and <out>/serve.md (default reports/benchmarks/; --quick: reports/benchmarks/quick/,
-git-ignored). Timings depend on the machine and its load: the JSON records the CPU count and load average. Run from
+git-ignored). Timings depend on the machine and its load: the JSON records the CPU count, the load average and the
+machine's yardstick (benchmarks/machine.py), which makes runs of different days comparable. Run from
 the repository root after `dvc repro`:
 
     python benchmarks/serve.py            # about a minute
@@ -45,6 +46,9 @@ from typing import Any
 
 import pandas as pd
 import skops.io
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import describe, reference
 
 try:
     import uvloop
@@ -368,6 +372,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{meta.get('load_average_end', float('nan')):.2f} at the end"
         f"{' (quick)' if meta['quick'] else ''}; package {meta['package']}.",
         "",
+        *([describe(meta["yardstick"]), ""] if "yardstick" in meta else []),
         "| in process | median ms | min ms | max ms | runs | median CPU ms (all threads) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -450,6 +455,7 @@ def main() -> None:
         "quick": args.quick,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
+        "yardstick": reference(),
         "python": platform.python_version(),
         "package": args.package.name,
         "month": args.month,

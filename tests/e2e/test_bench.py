@@ -38,6 +38,8 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path):
     results = {name: json.loads((out / f"{name}.json").read_text()) for name in names}
     for name, payload in results.items():
         assert payload["meta"]["quick"] is True and payload["meta"]["repeats"] == 1, name
+        yardstick = payload["meta"]["machine"]["yardstick"]
+        assert yardstick["python_ms"] > 0 and yardstick["numpy_ms"] > 0, name
 
     overhead = results["overhead"]["overhead"]
     assert summary_ok(overhead["dvc_repro_forced"]) and summary_ok(overhead["in_process"])
@@ -67,6 +69,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path):
     for heading in ("## Overhead", "## No-op run", "## Experiment turnaround", "## Per stage, by data size"):
         assert heading in summary
     assert "Quick smoke run" in summary
+    assert "Machine yardstick (benchmarks/machine.py" in summary
     for name in ("stage_seconds.png", "stage_peak_rss.png"):
         data = (out / name).read_bytes()
         assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR"

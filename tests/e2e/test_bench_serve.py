@@ -26,6 +26,7 @@ def test_quick_serving_benchmark_writes_json_and_markdown(short_run: Path, tmp_p
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads((out / "serve.json").read_text())
     assert result["meta"]["quick"] is True and result["meta"]["package"] == package.name
+    assert result["meta"]["yardstick"]["python_ms"] > 0 and result["meta"]["yardstick"]["numpy_ms"] > 0
     floor = result["in_process"]
     for name in ("one_row_ms", "batch_ms", "one_row_ms_records", "batch_ms_records"):
         s = floor[name]
@@ -39,5 +40,6 @@ def test_quick_serving_benchmark_writes_json_and_markdown(short_run: Path, tmp_p
         assert level["p50_ms"] <= level["p99_ms"], level
     assert levels[0]["errors"] == 0, levels[0]  # one client at a time: every request answered 200
     table = (out / "serve.md").read_text()
+    assert "Machine yardstick (benchmarks/machine.py" in table
     assert "| concurrency 32 |" in table
     assert "Predictor.predict_records (checked dicts: the service's path), 1,000 flights" in table
