@@ -15,11 +15,20 @@ that pytest-xdist runs the two longest tests of the suite on two workers at once
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from flightdelay.core.contracts import TrainSummary
+from flightdelay.core.files import partition_files, read_parquet
+from flightdelay.modeling.model import load_model
+from flightdelay.stages import features
+from flightdelay.stages.predict import predictions
 from tests.conftest import clone, dvc, run, stages_ran
 from tests.e2e.test_pipeline import ALL_STAGES
+from tests.model.test_behaviour import BUSIER, MURKIER, WETTER, added
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +62,24 @@ def test_fresh_clone_reproduces_committed_lock(tmp_path):
     # the package named in the committed pointer was rebuilt byte for byte (its name is its content hash)
     package = json.loads((repo / "reports" / "package.json").read_text())
     assert (repo / package["path"] / "manifest.json").is_file()
+    assert_directions(repo)
+
+
+def assert_directions(repo: Path) -> None:
+    """The trained artifact, on the test months: more rain, lower visibility and more departures each raise the
+    mean P(late) (tests/model/test_behaviour.py asserts the same of a quick model on two months)."""
+    model = load_model(repo / "models" / "model.skops")
+    summary = TrainSummary.load(repo / "models" / "train_summary.json")
+    test = pd.concat([read_parquet(f) for f in partition_files(repo / "data" / "processed" / "test")])
+    test = test.reset_index(drop=True)
+
+    def p_late(frame: pd.DataFrame) -> np.ndarray:
+        return predictions(model, frame, summary, features.ID_COLUMNS)["prediction"].to_numpy()
+
+    own = p_late(test)
+    for name, changed in (
+        ("more precipitation", added(test, WETTER)),
+        ("lower visibility", added(test, MURKIER, floor=0.0)),
+        ("more congestion", added(test, BUSIER)),
+    ):
+        assert float((p_late(changed) - own).mean()) > 0, f"{name} lowered the default model's mean P(late)"

@@ -7,6 +7,7 @@ refuse the file before anything in it runs, so the marker never appears.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
@@ -162,6 +163,38 @@ def test_a_numpy_ufunc_that_skops_trusts_by_default_is_still_refused(tmp_path):
     assert sio.get_untrusted_types(data=data) == []  # skops alone would load it
     with pytest.raises(PipelineError, match=r"holds the function numpy\.log1p; a model may hold no function"):
         loads_model(data, "ufunc.skops")
+
+
+def test_a_random_generator_that_names_another_bit_generator_is_refused(tmp_path, monkeypatch):
+    """HGB keeps a numpy Generator (its feature-subsampling rng); skops rebuilds it by calling the bit generator
+    class that the file names as a plain string, `numpy.random.<name>()`. Any name but the bit generators numpy
+    ships is refused before anything is called, even a class that is a real bit generator."""
+    marker = tmp_path / "called"
+
+    class Spy(np.random.PCG64):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            marker.write_text("called at load")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(np.random, "FlightdelaySpy", Spy, raising=False)
+
+    def edit(schema: dict[str, Any]) -> None:
+        generators = find_nodes(schema, "RandomGeneratorNode")
+        assert len(generators) == 1, "the fitted model no longer holds the Generator this test crafts"
+        state = generators[0]["content"]["bit_generator"]["content"]
+        assert json.loads(state["bit_generator"]["content"]) == "PCG64"
+        state["bit_generator"]["content"] = json.dumps("FlightdelaySpy")
+
+    data = edit_schema(fitted_hgb_bytes(), edit)
+    assert "numpy.random.FlightdelaySpy" in sio.get_untrusted_types(data=data)
+    path = tmp_path / "model.skops"
+    path.write_bytes(data)
+    with pytest.raises(PipelineError, match=r"refus.*numpy\.random\.FlightdelaySpy"):
+        load_model(path)
+    assert not marker.exists()
+    with contextlib.suppress(Exception):  # the control: a loader trusting what skops lists calls it
+        load_unsafely(data)
+    assert marker.exists(), "the crafted file does not do what the security test assumes"
 
 
 def test_a_partial_of_check_array_with_other_arguments_is_refused():

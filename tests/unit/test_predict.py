@@ -192,9 +192,9 @@ def test_kernel_cached_walks_only_the_trees_that_split_on_a_shuffled_column(monk
 
 
 def test_the_kernel_is_compiled_only_for_enough_work_to_repay_it():
-    """The default data (800 trees; 54,000 test and 50,000 reference rows; importance on 5,000 rows x 45 columns
+    """The default data (200 trees; 54,000 test and 50,000 reference rows; importance on 5,000 rows x 45 columns
     x 3 repeats) uses the kernel; a smoke run's 50 trees on a few thousand rows keep scikit-learn."""
-    default = tree_evaluations(800, 104_000, 5_000, 45, EvaluateParams(importance_repeats=3))
-    assert default == 800 * (104_000 + 5_000 * 136) and default >= KERNEL_MIN_EVALUATIONS
+    default = tree_evaluations(200, 104_000, 5_000, 45, EvaluateParams(importance_repeats=3))
+    assert default == 200 * (104_000 + 5_000 * 136) and default >= KERNEL_MIN_EVALUATIONS
     smoke = tree_evaluations(50, 5_400, 500, 45, EvaluateParams(importance_repeats=1))
     assert smoke == 50 * (5_400 + 500 * 46) and smoke < KERNEL_MIN_EVALUATIONS

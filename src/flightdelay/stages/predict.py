@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # Below this many tree evaluations (`tree_evaluations`) scikit-learn's predict is the faster: building the
 # kernel's layout and compiling it cost about 2.5 CPU s per process (numba's import 0.3, FastModel.build 0.5,
 # the compile 1.7), which scikit-learn's trees repay at roughly 50 ns an evaluation. The default data makes about
-# 630 million; the end-to-end tests and `benchmarks/run.py --quick`, a few million. Either way, the same numbers.
+# 160 million; the end-to-end tests and `benchmarks/run.py --quick`, a few million. Either way, the same numbers.
 KERNEL_MIN_EVALUATIONS = 50_000_000
 # KernelCached keeps every tree's leaf value per importance row: up to this many (trees x rows) values (256 MiB)
 CACHED_LEAVES = 32 * 1024 * 1024
