@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,28 @@ def pytest_configure(config: pytest.Config) -> None:
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
+def release_log_handlers() -> None:
+    """Remove and close the root logger's handlers that `flightdelay.core.logs.configure` made.
+
+    `configure` (run by every CLI entry point a test calls in process) binds a console handler to the `sys.stderr`
+    of that moment, in a test often pytest's captured stream, which pytest closes when the test ends. A record
+    logged later through that handler (a service's canary thread finishing between two tests) fails to write
+    and prints "--- Logging error ---". Its handlers are plain `StreamHandler` and `FileHandler`; pytest's own
+    are subclasses of them and stay.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) in (logging.StreamHandler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers_end_with_their_test() -> Iterator[None]:
+    yield
+    release_log_handlers()
 
 
 # The longest test modules, longest first: run before all others, so that under `make test` (pytest-xdist,
