@@ -38,8 +38,9 @@ SPLIT = {"train": {"start": "2013-01", "end": "2013-02"}, "test": {"start": "201
 MONTHS = {"features.split": SPLIT}
 # A quick model of the default's family: fewer rounds than the default 200, and every feature considered at each
 # split. The default's feature subsampling (max_features 0.5) on only two months of training rows makes this small
-# model's directions noisy (more congestion or more rain moved P(late) by -0.004 to +0.01 depending on the rounds);
-# the model the pipeline trains on the full year is checked for the same directions in tests/e2e/test_reproducible.py.
+# model's directions noisy: more congestion lowered its mean P(late) at 60 and at 100 rounds (by 0.004 at 60), and
+# more rain at 200. The model the pipeline trains on the full year is checked for these directions in
+# tests/e2e/test_reproducible.py.
 QUICK_MODEL = {"train.hist_gradient_boosting.max_iter": 60, "train.hist_gradient_boosting.max_features": 1.0}
 
 
