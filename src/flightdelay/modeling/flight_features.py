@@ -23,7 +23,8 @@ Only facts known when the flight is scheduled are features: never dep_delay, dep
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import repeat
@@ -270,12 +271,23 @@ def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
 CONGESTION = list(FEATURE_GROUPS["congestion"])
 
 
-def weather_table(weather: pd.DataFrame, trend_hours: int) -> pd.DataFrame:
-    """Hourly origin weather on a complete hourly grid, with trailing-window trend features."""
+Span = tuple[pd.Timestamp, pd.Timestamp]  # an origin's hourly grid: its first and last hour
+
+
+def weather_table(weather: pd.DataFrame, trend_hours: int, spans: Mapping[Any, Span] | None = None) -> pd.DataFrame:
+    """Hourly origin weather on a complete hourly grid, with trailing-window trend features.
+
+    The grid runs from each origin's first to its last hour, or over `spans` where given: the part of the grid of a
+    longer record that some of its months hold (`weather_spans`, `clip_spans`). Every feature looks back only (the
+    trend window, the local day so far), so an hour whose look-back lies inside the months given has the values
+    the whole record gives it."""
     frames = []
-    for origin, group in weather.sort_values(["origin", "time_hour"], kind="stable").groupby("origin", sort=True):
-        group = group.drop_duplicates("time_hour").set_index("time_hour")
-        grid = pd.date_range(group.index.min(), group.index.max(), freq="h", name="time_hour")
+    ordered = weather.sort_values(["origin", "time_hour"], kind="stable")
+    groups = dict(iter(ordered.groupby("origin", sort=True, observed=True)))
+    for origin in sorted(spans) if spans is not None else groups:
+        group = groups.get(origin, ordered.iloc[:0]).drop_duplicates("time_hour").set_index("time_hour")
+        first, last = spans[origin] if spans is not None else (group.index.min(), group.index.max())
+        grid = pd.date_range(first, last, freq="h", name="time_hour")
         hourly = group[WEATHER].reindex(grid)
         window = hourly.rolling(trend_hours + 1, min_periods=1)
         # A sum over each window's own values: a rolling sum keeps a running total, whose rounding depends on
@@ -292,6 +304,36 @@ def weather_table(weather: pd.DataFrame, trend_hours: int) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["time_hour", *WEATHER, *WEATHER_TREND, "origin"])
     return pd.concat(frames, ignore_index=True)
+
+
+def weather_spans(weather: pd.DataFrame) -> dict[Any, Span]:
+    """Each origin's first and last hour: the span of its grid in `weather_table`."""
+    hours = weather.groupby("origin", sort=True, observed=True)["time_hour"].agg(["min", "max"])
+    return {origin: (first, last) for origin, first, last in zip(hours.index, hours["min"], hours["max"], strict=True)}
+
+
+def merge_spans(parts: Iterable[Mapping[Any, Span]]) -> dict[Any, Span]:
+    """The spans of a record from the spans of its parts (months)."""
+    out: dict[Any, Span] = {}
+    for part in parts:
+        for origin, (first, last) in part.items():
+            if pd.isna(first):
+                continue
+            old = out.get(origin)
+            out[origin] = (first, last) if old is None else (min(old[0], first), max(old[1], last))
+    return out
+
+
+def clip_spans(spans: Mapping[Any, Span], start: pd.Timestamp, end: pd.Timestamp) -> dict[Any, Span]:
+    """The hours of each origin's grid from `start` to `end`: the grid points (first + whole hours) in that range;
+    an origin whose grid has none there is left out."""
+    hour = pd.Timedelta(hours=1)
+    out = {}
+    for origin, (first, last) in spans.items():
+        begin = first if first >= start else first + math.ceil((start - first) / hour) * hour
+        if begin <= min(last, end):
+            out[origin] = (begin, min(last, end))
+    return out
 
 
 def aircraft_table(planes: pd.DataFrame) -> pd.DataFrame:
@@ -709,16 +751,77 @@ class History:
         overall = self.overall[self.overall["period"] != exclude_period]
         tables = {}
         for feature, keys in HISTORY_KEYS.items():
-            table = self.per_period[feature]
-            table = table[table["period"] != exclude_period]
-            stats = table.groupby(keys, observed=True)[["sum", "count"]].sum().reset_index()
+            totals = self._totals[feature]
+            if totals is None:  # sums that subtraction would round: every other month's rows summed anew
+                table = self.per_period[feature]
+                table = table[table["period"] != exclude_period]
+                stats = table.groupby(keys, observed=True)[["sum", "count"]].sum().reset_index()
+            else:
+                stats = totals.without(exclude_period)
             tables[feature] = HistoryTable(keys, stats)
         return overall["sum"].sum(), overall["count"].sum(), tables
+
+    @cached_property
+    def _totals(self) -> dict[str, _KeyTotals | None]:
+        """Per feature, the sums over every training month, from which a month's own are subtracted (None where
+        that would not give the summed figures exactly)."""
+        return {feature: _KeyTotals.of(self.per_period[feature], keys) for feature, keys in HISTORY_KEYS.items()}
 
     def apply(self, frame: pd.DataFrame, smoothing: float, exclude_period: str | None) -> pd.DataFrame:
         """Smoothed mean outcome per key over training months, leaving out `exclude_period` (a training row's
         own month, 'YYYY-MM') so no row's feature contains its own label."""
         return apply_history(frame, self, smoothing, exclude_period)
+
+
+@dataclass(frozen=True)
+class _KeyTotals:
+    """Sums and counts per key over every month, and each month's own rows, so that a month's leave-own-month-out
+    table costs the number of keys, not a group-by of every month's rows: over 360 training months the group-by
+    per month made the features stage quadratic in months.
+
+    Exact, not approximately equal: taken only where every sum is a whole number below 2**53 (a 0/1 label, or a
+    delay in whole minutes), where adding and subtracting in any order gives the very float64 a group-by gives. The
+    keys kept are those with a row in some other month (`months` counts a key's months), in the group-by's order."""
+
+    stats: pd.DataFrame  # key columns..., sum, count: the group-by of every month's rows
+    months: np.ndarray  # per key: how many months have a row for it
+    group: np.ndarray  # per row of the per-month table: its key's position in `stats`
+    row_sum: np.ndarray  # per row of the per-month table: its sum and count
+    row_count: np.ndarray
+    rows_of: dict[str, np.ndarray]  # period -> its rows of the per-month table
+
+    @staticmethod
+    def of(table: pd.DataFrame, keys: list[str]) -> _KeyTotals | None:
+        row_sum = table["sum"].to_numpy(dtype="float64")
+        whole = np.isfinite(row_sum).all() and (row_sum == np.round(row_sum)).all()
+        if not (whole and np.abs(row_sum).sum() < 2.0**53):
+            return None
+        grouped = table.groupby(keys, observed=True)
+        group = grouped.ngroup().to_numpy()
+        if (group < 0).any():  # a row whose key has a missing part: the group-by leaves it out
+            return None
+        stats = grouped[["sum", "count"]].sum().reset_index()
+        row_count = table["count"].to_numpy()
+        rows_of = {str(period): rows for period, rows in table.groupby("period", sort=False).indices.items()}
+        return _KeyTotals(stats, grouped.size().to_numpy(), group, row_sum, row_count, rows_of)
+
+    def without(self, period: str | None) -> pd.DataFrame:
+        """The group-by of every month's rows but `period`'s."""
+        rows = self.rows_of.get(period) if period is not None else None
+        if rows is None:
+            return self.stats.copy()
+        own = self.group[rows]
+        sums = self.stats["sum"].to_numpy(copy=True)
+        counts = self.stats["count"].to_numpy(copy=True)
+        months = self.months.copy()
+        np.subtract.at(sums, own, self.row_sum[rows])  # `.at`: a period given twice has a key twice
+        np.subtract.at(counts, own, self.row_count[rows])
+        np.subtract.at(months, own, 1)
+        kept = months > 0
+        stats = self.stats.loc[kept].reset_index(drop=True)
+        stats["sum"] = sums[kept]
+        stats["count"] = counts[kept]
+        return stats
 
 
 def apply_history(frame: pd.DataFrame, history: History, smoothing: float, exclude_period: str | None) -> pd.DataFrame:

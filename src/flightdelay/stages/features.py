@@ -4,10 +4,12 @@ Stage `features`: learn the feature state from the training months and write the
 
 Computes every flight's features with flightdelay.modeling.flight_features.compute_features, the code batch scoring
 and the service use too: each month's flights are their own schedule context (congestion is counted over the whole
-schedule, before flights without an arrival are dropped), the origin weather of the whole window the weather
-context. Labels the target and splits by month into data/processed/{train,test}/<YYYY-MM>.parquet. Partitions are
-keyed by their full 'YYYY-MM' name and the split (`features.split`) is a pair of month ranges, so a window of any
-length keeps every month (2013-05 and 2014-05 are two partitions, never one).
+schedule, before flights without an arrival are dropped), and the origin weather its weather context: each month's
+task reads its own month's weather and the months either side (`MonthlyWeather`), so memory follows a month, not
+the window, and the values are those of one weather table over the whole window. Labels the target and splits by
+month into data/processed/{train,test}/<YYYY-MM>.parquet. Partitions are keyed by their full 'YYYY-MM' name and
+the split (`features.split`) is a pair of month ranges, so a window of any length keeps every month (2013-05 and
+2014-05 are two partitions, never one).
 
 Statistics learned from outcomes (the `history` group) come from training months only; a training row's history
 excludes its own month ('YYYY-MM'), so no row ever sees its own label. What the test months (and any later month)
@@ -27,6 +29,7 @@ import functools
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -44,16 +47,22 @@ from flightdelay.modeling.flight_features import (
     ID_COLUMNS,
     LEAKY,
     TARGETS,
+    WEATHER,
     FeatureContext,
     FeatureState,
     History,
     HistoryPartial,
     HistoryTable,
+    Span,
     WeatherLookup,
     aircraft_table,
+    clip_spans,
     compute_features,
     holiday_calendar,
     label,
+    merge_spans,
+    weather_spans,
+    weather_table,
 )
 
 __all__ = ["FEATURE_GROUPS", "LEAKY", "TARGETS", "build_frame", "feature_spec", "run"]
@@ -145,21 +154,59 @@ class TrainingMonth:
     history: HistoryPartial
 
 
+@dataclasses.dataclass(frozen=True)
+class MonthlyWeather:
+    """The origin weather of each month's task: the weather partitions of its month and of the months either side,
+    on the hours that the whole window's hourly grid has there (`clip_spans` of `spans`, each origin's first and
+    last hour over the window). Every weather feature looks back at most a day, so a month's hours get the values
+    one table over the whole window gives them, and a task holds three months of weather, not the window's
+    (tests/unit/test_features.py compares the two)."""
+
+    files: dict[str, str]  # period 'YYYY-MM' -> its weather partition
+    spans: dict[Any, Span]
+    trend_hours: int
+
+    def lookup(self, period: str) -> WeatherLookup:
+        before, after = _add_months(period, -1), _add_months(period, 1)
+        parts = [self.files[p] for p in (before, period, after) if p in self.files]
+        weather = pd.concat(
+            [read_parquet_url(f) for f in parts or [next(iter(self.files.values()))]], ignore_index=True
+        )
+        if not parts:  # no weather in these three months: the columns only, on the window's grid
+            weather = weather.iloc[:0]
+        tz = next(iter(self.spans.values()))[0].tz if self.spans else None
+        start = pd.Timestamp(f"{before}-01", tz=tz)
+        end = pd.Timestamp(f"{_add_months(period, 2)}-01", tz=tz) - pd.Timedelta(hours=1)
+        return WeatherLookup(weather_table(weather, self.trend_hours, clip_spans(self.spans, start, end)))
+
+
+def _add_months(period: str, months: int) -> str:
+    """'YYYY-MM' plus `months` months."""
+    year, month = divmod(int(period[:4]) * 12 + int(period[5:7]) - 1 + months, 12)
+    return f"{year:04d}-{month + 1:02d}"
+
+
+@functools.cache
+def no_weather() -> WeatherLookup:
+    """A weather lookup with no hours: every flight's weather missing."""
+    return WeatherLookup(weather_table(pd.DataFrame(columns=["origin", "time_hour", *WEATHER]), 0))
+
+
 def learn_month(
     item: tuple[str, str],
     *,
-    weather: WeatherLookup,
     state: FeatureState,
     missing_target: str,
     target: str,
 ) -> TrainingMonth:
     """The engine's task for pass 1: build one training month's features without history and return the
-    month's outcome sums and counts per key (its rows stay on the worker)."""
+    month's outcome sums and counts per key (its rows stay on the worker). The sums need only the keys and the
+    label, so the month's weather is not read (`no_weather`)."""
     period, path = item
     start = time.perf_counter()
     flights = read_parquet_url(path)
     no_history: tuple[float, float, dict[str, HistoryTable]] = (0.0, 0.0, {})
-    frame, dropped = build_frame(flights, FeatureContext(flights, weather), state, missing_target, no_history)
+    frame, dropped = build_frame(flights, FeatureContext(flights, no_weather()), state, missing_target, no_history)
     partial = HistoryPartial.of(period, frame, target)
     return TrainingMonth(Path(path).name, len(flights), dropped, len(frame), time.perf_counter() - start, partial)
 
@@ -167,7 +214,7 @@ def learn_month(
 def write_month(
     item: tuple[str, str, str | None],
     *,
-    weather: WeatherLookup,
+    weather: MonthlyWeather,
     state: FeatureState,
     history: History,
     missing_target: str,
@@ -181,13 +228,15 @@ def write_month(
         return Month(name, None, len(read_parquet_url(path, columns=["month"])), 0, 0)
     flights = read_parquet_url(path)
     own_month_out = history.tables(period) if split == "train" else None
-    frame, dropped = build_frame(flights, FeatureContext(flights, weather), state, missing_target, own_month_out)
+    context = FeatureContext(flights, weather.lookup(period))
+    frame, dropped = build_frame(flights, context, state, missing_target, own_month_out)
     write_parquet_atomic(frame, f"{out_dir}/{split}/{name}")
     counted = split == "test"
     return Month(name, split, len(flights) if counted else 0, dropped if counted else 0, len(frame))
 
 
-def _load_weather(in_dir: Path, trend_hours: int) -> WeatherLookup:
+def _monthly_weather(in_dir: Path, trend_hours: int) -> MonthlyWeather:
+    """Each month's weather partition, and each origin's first and last hour over them all (two columns read)."""
     files = partition_files(in_dir / "weather")
     if not files:
         raise DataError(
@@ -195,8 +244,8 @@ def _load_weather(in_dir: Path, trend_hours: int) -> WeatherLookup:
             "weather of every month: if validate has run, its input had no weather table (add it to ingest.sources); "
             "if not, run `dvc repro validate`"
         )
-    weather = pd.concat([read_parquet(f) for f in files], ignore_index=True)
-    return WeatherLookup.from_records(weather, trend_hours)
+    spans = merge_spans(weather_spans(read_parquet(f, columns=["origin", "time_hour"])) for f in files)
+    return MonthlyWeather({f.stem: str(f) for f in files}, spans, trend_hours)
 
 
 # The other feature builders (features.builder), each in its own module; `flights` is this module's run().
@@ -230,7 +279,7 @@ def run(
             f"features: months {', '.join(missing)} of features.split are not in {source / 'flights'} "
             f"(it has {has}); widen ingest.window or change the split"
         )
-    weather = _load_weather(source, fp.weather_trend_hours)
+    weather = _monthly_weather(source, fp.weather_trend_hours)
     aircraft = aircraft_table(read_parquet(source / "planes.parquet"))
     target = TARGETS[train.task]
     if target == "arr_delay" and fp.missing_target == "late":
@@ -251,7 +300,7 @@ def run(
             functools.partial(learn_month, target=target),
             [(period, str(by_period[period])) for period in train_periods],
             name="features-history",
-            shared={"weather": weather, "state": state, "missing_target": fp.missing_target},
+            shared={"state": state, "missing_target": fp.missing_target},
         )
         for done in learned:
             counts["rows_in"] += done.rows_in
