@@ -14,7 +14,8 @@ file naming, one month at a time (memory follows one source month, not the outpu
 
 Scale 1 with one year writes the source bytes unchanged. Same arguments, same bytes (every random draw is seeded by
 the seed, table, year, month and copy). The features stage keys partitions by year and month, so `--years` makes a
-multi-year window (tests/integration/test_backfill.py); the scale benchmark uses `--scale` on the 12 months of 2013.
+multi-year window (tests/integration/test_backfill.py). The scale benchmark (benchmarks/run.py) grows the data by
+`--years` (more monthly partitions, its default) or by `--scale` (more flights a month, `--grow rows`).
 
     python benchmarks/generate.py data/raw/nycflights13 /tmp/raw-10x --scale 10
     python benchmarks/generate.py data/raw/nycflights13 /tmp/raw-3y --years 3 --months 2013-01,2013-02

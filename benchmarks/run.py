@@ -12,9 +12,11 @@ Measured, each as the median of --repeats runs with min and max, all in one run:
   (the in-process floor), and the ratio of the medians;
 - no-op: `dvc repro` with nothing to do against a bare `dvc status`;
 - experiment: `dvc exp run -S train.hist_gradient_boosting.learning_rate=<x>` (a new x each run) to its metrics;
-- stages: per stage wall time, CPU time and peak RSS at each data size (benchmarks/generate.py, `--scale` times the
-  flights of each month), each stage's command in its own process; untimed, `dvc commit -f` records the stages
-  in dvc.lock as `dvc repro` would (before `package`, which reads the lock, and at the end of each pass);
+- stages: per stage wall time, CPU time and peak RSS at each data size, each stage's command in its own process;
+  untimed, `dvc commit -f` records the stages in dvc.lock as `dvc repro` would (before `package`, which reads the
+  lock, and at the end of each pass). The data grows by `--grow` (benchmarks/generate.py): `years` (the default)
+  writes N years of monthly partitions (size 30: 360 months, ~10 million flights), and the window and the split
+  move with them (the test months are the last year's); `rows` multiplies the flights of each of the 12 months;
 - ingest throughput: ingest + validate against pyarrow's own CSV read and Parquet write of the same files (the
   floor), in a process of its own like a stage;
 - fresh clone (`--fresh-clone`, long): `git clone` of HEAD and `make repro` (virtualenv included) to first metrics.
@@ -24,11 +26,12 @@ different days can be compared.
 
 Writes <out>/*.json, <out>/summary.md and <out>/stage_seconds.png, <out>/stage_peak_rss.png.
 `--quick` is a smoke run (two months, tiny scales, small model, one repeat, the experiment only up to its metrics)
-written to reports/benchmarks/quick/. It runs every benchmark on generated data (the first quick scale, about 1,300
-flights): `raw` runs once, for the source the data is generated from, and the forced run and the in-process floor
-start at the stage after it; so no pass over the real months, and each stage costs about its process start-up.
+written to reports/benchmarks/quick/. It runs every benchmark on generated data, 2.5% of the flights of each
+month (about 1,300 flights); the sizes are 1 and 2 years of those (2.5% and 5% with `--grow rows`). `raw` runs
+once, for the source the data is generated from, and the forced run and the in-process floor start at the stage
+after it; so no pass over the real months, and each stage costs about its process start-up.
 
-    python benchmarks/run.py                 # the full run (hours at 30x on two cores)
+    python benchmarks/run.py                 # the full run (about half an hour on two cores)
     python benchmarks/run.py --quick         # a smoke run
 """
 
@@ -60,7 +63,12 @@ from benchmarks.machine import describe, reference  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the venv's bin, not resolved: `python` in stage commands must be this one
 FULL_SCALES = [1.0, 10.0, 30.0]
-QUICK_SCALES = [0.025, 0.05]
+# How the data grows from one size to the next (benchmarks/generate.py): `years`, more monthly partitions of the
+# same size (the streaming stages should keep their peak memory flat); `rows`, more flights in each month.
+GROW = ("years", "rows")
+# Quick: each size's months hold this share of the real flights (the years axis), or the sizes are these shares.
+QUICK_FRACTION = 0.025
+QUICK_SCALES = {"years": [1.0, 2.0], "rows": [QUICK_FRACTION, 0.05]}
 QUICK_MONTHS = ["2013-01", "2013-02"]
 # The quick experiment stops at the stage that writes the metrics: a smoke run needs the turnaround measured, not
 # the stages after it (the full run goes to the end, as a user's experiment does).
@@ -274,6 +282,47 @@ def bench_experiment(run: Runner, repeats: int, until: str | None = None) -> dic
     return {"dvc_exp_run": stats([r["seconds"] for r in runs]), "runs": runs}
 
 
+def shift_year(month: str, years: int) -> str:
+    """'YYYY-MM' moved by `years` years."""
+    return f"{int(month[:4]) + years:04d}{month[4:]}"
+
+
+def years_params(params: Mapping[str, Any], years: int) -> dict[tuple[str, ...], Any]:
+    """The window and split for `years` years of the source months: the window ends `years - 1` years later, the
+    test months are the last year's, and the training months run from their start up to the test months (a rolling
+    training window keeps its length)."""
+    window, split = params["ingest"]["window"], params["features"]["split"]
+    late = years - 1
+    train = dict(split["train"])
+    if "end" in train:
+        train["end"] = shift_year(train["end"], late)
+    test = {key: shift_year(split["test"][key], late) for key in ("start", "end")}
+    return {
+        ("ingest", "window"): {"start": window["start"], "end": shift_year(window["end"], late)},
+        ("features", "split"): {"train": train, "test": test},
+    }
+
+
+def grow_data(
+    run: Runner,
+    params: Mapping[str, Any],
+    source: Path,
+    size: float,
+    months: Sequence[str] | None,
+    grow: str,
+    fraction: float,
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Write the raw data of one size over the copy's raw folder: the rows written per table, and the window.
+    `years`: `size` years of the source months, each at `fraction` of its flights, with the window and split moved
+    to match (the copy's params.yaml is rewritten; the caller restores it); `rows`: `size` times the flights of
+    each month, the window and split as they are."""
+    raw_dir = run.copy / params["data"]["raw_dir"]
+    if grow == "years":
+        written = generate(source, raw_dir, scale=fraction, years=int(size), months=months, seed=0)
+        return written, set_params(run.copy, years_params(params, int(size)))["ingest"]["window"]
+    return generate(source, raw_dir, scale=size, months=months, seed=0), dict(params["ingest"]["window"])
+
+
 def window_files(raw_dir: Path, window: Mapping[str, str]) -> list[Path]:
     """The files ingest reads: partitions inside the window, and the reference tables."""
     files = []
@@ -291,15 +340,20 @@ def bench_scale(
     months: Sequence[str] | None,
     repeats: int,
     scratch: Path,
+    grow: str = "years",
+    fraction: float = 1.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each stage after `raw` at each size of the data (`grow_data`)."""
     raw_dir = run.copy / params["data"]["raw_dir"]
     after_raw = [(stage, cmds) for stage, cmds in commands if stage != "raw"]
     sizes, throughput = [], []
     for scale in scales:
         print(f"scale {scale:g}x: generating", flush=True)
         start = time.perf_counter()
-        written = generate(source, raw_dir, scale=scale, months=months, seed=0)
+        written, window = grow_data(run, params, source, scale, months, grow, fraction)
         gen_seconds = time.perf_counter() - start
+        files = window_files(raw_dir, window)
+        partitions = sum(1 for path in files if path.parent.name == "flights")
         per_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage, _ in after_raw}
         for i in range(repeats):
             print(f"scale {scale:g}x: stages, run {i + 1} of {repeats}", flush=True)
@@ -324,6 +378,8 @@ def bench_scale(
         sizes.append(
             {
                 "scale": scale,
+                "grow": grow,
+                "months": partitions,
                 "rows": written,
                 "generate_seconds": gen_seconds,
                 "stages": stages,
@@ -331,7 +387,6 @@ def bench_scale(
             }
         )
 
-        files = window_files(raw_dir, params["ingest"]["window"])
         floor_dir = scratch / "floor"
         floors = []
         for _ in range(repeats):
@@ -345,6 +400,7 @@ def bench_scale(
         throughput.append(
             {
                 "scale": scale,
+                "months": partitions,
                 "files": len(files),
                 "csv_mib": csv_bytes / 2**20,
                 "rows_read": written["flights"] + written["weather"],
@@ -364,11 +420,13 @@ RSS_LINE = re.compile(r"compute: peak RSS MiB: this process (?P<stage>\d+), work
 def bench_dask(
     run: Runner,
     commands: list[tuple[str, list[str]]],
+    params: Mapping[str, Any],
     source: Path,
-    raw_dir: Path,
     scales: Sequence[float],
     months: Sequence[str] | None,
     repeats: int,
+    grow: str = "years",
+    fraction: float = 1.0,
 ) -> list[dict[str, Any]]:
     """ingest, validate and features with compute.engine local against a LocalCluster of 2 worker processes
     (1 thread each), at each scale: wall and CPU seconds, and peak RSS per process (the stage process; each
@@ -378,7 +436,7 @@ def bench_dask(
     rows = []
     for scale in scales:
         print(f"dask: scale {scale:g}x: generating", flush=True)
-        written = generate(source, raw_dir, scale=scale, months=months, seed=0)
+        written, _ = grow_data(run, params, source, scale, months, grow, fraction)
         engines: dict[str, dict[str, Any]] = {}
         for engine in ("local", "dask"):
             set_params(run.copy, {("compute", "engine"): engine, ("compute", "workers"): 2})
@@ -404,7 +462,7 @@ def bench_dask(
                 for stage, runs in per_stage.items()
             }
         set_params(run.copy, {("compute", "engine"): "local"})
-        rows.append({"scale": scale, "rows": written, "workers": 2, "engines": engines})
+        rows.append({"scale": scale, "grow": grow, "rows": written, "workers": 2, "engines": engines})
     return rows
 
 
@@ -435,6 +493,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
         "quick": args.quick,
         "repeats": args.repeats,
         "scales": args.scales,
+        "grow": args.grow,
         "train_max_rows": args.train_max_rows or None,
         "machine": {
             "cpus": os.cpu_count(),
@@ -453,6 +512,20 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
 
 def spread(s: Mapping[str, Any], fmt: str = "{:.1f}") -> str:
     return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+
+
+def size_label(size: Mapping[str, Any]) -> str:
+    """'30x (360 months, 10,103,280 flights)'; results written before the months were recorded have no months."""
+    flights = f"{size['rows']['flights']:,} flights" if "rows" in size else ""
+    months = f"{size['months']} months, " if "months" in size else ""
+    return f"{size['scale']:g}x ({months}{flights})" if flights else f"{size['scale']:g}x"
+
+
+GROW_TEXT = {
+    "years": "more years of monthly partitions (`benchmarks/generate.py --years`; the window and split move with "
+    "them, the test months are the last year's)",
+    "rows": "more flights in each of the months (`benchmarks/generate.py --scale`)",
+}
 
 
 def markdown(results: Mapping[str, Any]) -> str:
@@ -520,7 +593,9 @@ def markdown(results: Mapping[str, Any]) -> str:
     sizes = results.get("stages")
     if sizes:
         lines += ["## Per stage, by data size", ""]
-        header = " | ".join(f"{s['scale']:g}x ({s['rows']['flights']:,} flights)" for s in sizes)
+        if sizes[0].get("grow") in GROW_TEXT:
+            lines += [f"The data grows by {GROW_TEXT[sizes[0]['grow']]}.", ""]
+        header = " | ".join(size_label(s) for s in sizes)
         for key, title, fmt in (
             ("seconds", "wall seconds", "{:.1f}"),
             ("cpu_seconds", "CPU seconds (user + system)", "{:.1f}"),
@@ -542,7 +617,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         ]
         for row in t:
             lines.append(
-                f"| {row['scale']:g}x | {row['csv_mib']:.0f} | {spread(row['ingest_validate'])} | "
+                f"| {size_label(row)} | {row['csv_mib']:.0f} | {spread(row['ingest_validate'])} | "
                 f"{spread(row['pyarrow_floor'])} | {row['ratio']:.2f} | {row['flights_per_second']:,.0f} |"
             )
         lines.append("")
@@ -583,6 +658,9 @@ def plots(sizes: list[dict[str, Any]], out: Path) -> None:
     from matplotlib.ticker import NullFormatter
 
     rows = [s["rows"]["flights"] for s in sizes]
+    months = [s["months"] for s in sizes if "months" in s]
+    grown = {"years": "more monthly partitions", "rows": "more flights a month"}.get(sizes[0].get("grow", ""))
+    xlabel = "flights in the window" + (f" ({grown}: {months[0]} to {months[-1]} months)" if grown and months else "")
     for key, label, name in (
         ("seconds", "wall seconds (median, min-max)", "stage_seconds.png"),
         ("peak_rss_mib", "peak RSS, MiB (median, min-max)", "stage_peak_rss.png"),
@@ -597,7 +675,7 @@ def plots(sizes: list[dict[str, Any]], out: Path) -> None:
         ax.set_yscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(rows, [f"{r:,}" for r in rows], fontsize=8)  # a label at each measured size
-        ax.set_xlabel("flights in the window")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, ncol=2)
@@ -617,12 +695,34 @@ def write(out: Path, results: Mapping[str, Any]) -> None:
         plots(results["stages"], out)
 
 
+def axis(
+    args: argparse.Namespace, params: Mapping[str, Any], own: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], list[str] | None, float]:
+    """For the per-size benchmarks: the params whose window and split a size starts from, the source months (None:
+    all), and the share of each month's flights the years axis writes. Years: the copy's own window and split, every
+    month (quick: at QUICK_FRACTION); rows: the run's params (quick: its two months)."""
+    if args.grow == "years":
+        return own, None, QUICK_FRACTION if args.quick else 1.0
+    return params, QUICK_MONTHS if args.quick else None, 1.0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small smoke run (two months, tiny scales)")
     parser.add_argument("--repeats", type=int, help="runs per measurement (default 3; quick: 1)")
     parser.add_argument(
-        "--scales", type=float, nargs="+", help=f"data sizes (default {FULL_SCALES}; quick: {QUICK_SCALES})"
+        "--scales",
+        type=float,
+        nargs="+",
+        help=f"data sizes (default {FULL_SCALES}; quick: {QUICK_SCALES['years']}, with --grow rows "
+        f"{QUICK_SCALES['rows']}); whole numbers with --grow years",
+    )
+    parser.add_argument(
+        "--grow",
+        choices=GROW,
+        default="years",
+        help="how the data grows with the size: `years` (default), that many years of monthly partitions; `rows`, "
+        "that many times the flights of each month",
     )
     parser.add_argument("--out", type=Path, help="output folder (default reports/benchmarks, quick: .../quick)")
     parser.add_argument(
@@ -646,7 +746,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="print each command")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
-    args.scales = args.scales or (QUICK_SCALES if args.quick else FULL_SCALES)
+    args.scales = args.scales or (QUICK_SCALES[args.grow] if args.quick else FULL_SCALES)
+    if args.grow == "years" and any(s < 1 or s != int(s) for s in args.scales):
+        parser.error(f"--grow years needs whole numbers of years of 1 or more, not {args.scales}")
     out = args.out or REPO / "reports" / "benchmarks" / ("quick" if args.quick else "")
     only = set(args.only or ["overhead", "noop", "experiment", "stages"])
     results: dict[str, Any] = {"meta": meta(args)}
@@ -659,7 +761,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = Runner(copy, scratch / "logs", args.verbose, args.threads)
         make_copy(copy, run.env)
         cap = {("train", "max_rows"): args.train_max_rows} if args.train_max_rows else {}
+        # the copy's own window and split: the years axis moves them (quick too: its two months have gaps between
+        # years, and a split's months must all be there)
+        own = yaml.safe_load((copy / "params.yaml").read_text())
         params = set_params(copy, {**GATE_OFF, **cap, **(QUICK_PARAMS if args.quick else {})})
+        sized_params, months, fraction = axis(args, params, own)
         params_text = (copy / "params.yaml").read_text()
         subprocess.run(["git", "commit", "-qam", "benchmark params"], cwd=copy, env=run.env, check=True)
         commands = stage_commands(run)
@@ -670,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # run proves that each benchmark runs and writes its results; on the real months it cost four passes.
             run(["dvc", "repro", "raw"])
             shutil.copytree(raw_dir, source)
-            generate(source, raw_dir, scale=args.scales[0], months=QUICK_MONTHS, seed=0)
+            generate(source, raw_dir, scale=QUICK_FRACTION, months=QUICK_MONTHS, seed=0)
             run(["dvc", "commit", "-f", "raw"])
         if "overhead" in only:
             print("overhead: dvc repro -f against one process", flush=True)
@@ -689,17 +795,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             (copy / "params.yaml").write_text(params_text)  # undo the experiments' learning rate
             if not source.exists():
                 shutil.copytree(raw_dir, source)
-            months = QUICK_MONTHS if args.quick else None
-            sizes, throughput = bench_scale(run, commands, params, source, args.scales, months, args.repeats, scratch)
+            sizes, throughput = bench_scale(
+                run, commands, sized_params, source, args.scales, months, args.repeats, scratch, args.grow, fraction
+            )
             results["stages"], results["ingest_throughput"] = sizes, throughput
+            (copy / "params.yaml").write_text(params_text)  # the window and split of the years axis undone
         if "experiment" in only and args.quick:  # on the generated data in the workspace, to its metrics
             print("experiment: dvc exp run -S train.hist_gradient_boosting.learning_rate=...", flush=True)
             results["experiment"] = bench_experiment(run, args.repeats, QUICK_EXPERIMENT_UNTIL)
         if "dask" in only:
             if not source.exists():  # else raw_dir may hold generated data by now: scale the real data
                 shutil.copytree(raw_dir, source)
-            months = QUICK_MONTHS if args.quick else None
-            results["dask"] = bench_dask(run, commands, source, raw_dir, args.scales, months, args.repeats)
+            results["dask"] = bench_dask(
+                run, commands, sized_params, source, args.scales, months, args.repeats, args.grow, fraction
+            )
+            (copy / "params.yaml").write_text(params_text)
         if args.fresh_clone:
             print("fresh clone: git clone + make repro", flush=True)
             results["fresh_clone"] = bench_fresh_clone(scratch, args.verbose)

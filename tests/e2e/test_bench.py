@@ -55,19 +55,24 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path):
     assert len(runs) == 1 and runs[0]["stages"][0] == "train" and runs[0]["stages"][-1] == "evaluate"
 
     sizes = results["stages"]["stages"]
-    assert [s["scale"] for s in sizes] == [0.025, 0.05]
-    assert sizes[0]["rows"]["flights"] < sizes[1]["rows"]["flights"]
+    # the default axis: 1 and 2 years of monthly partitions (quick: 2.5% of each month's flights)
+    assert [(s["scale"], s["grow"], s["months"]) for s in sizes] == [(1, "years", 12), (2, "years", 24)]
+    assert sizes[1]["rows"]["flights"] == 2 * sizes[0]["rows"]["flights"] > 0
     for size in sizes:
         assert set(STAGES_AFTER_RAW) <= set(size["stages"])
         for stage in size["stages"].values():
             assert all(summary_ok(stage[key]) for key in ("seconds", "cpu_seconds", "peak_rss_mib"))
             assert stage["peak_rss_mib"]["median"] > 10  # an interpreter with pandas, not a unit mistake
-    for row in results["ingest_throughput"]["ingest_throughput"]:
-        assert summary_ok(row["ingest_validate"]) and summary_ok(row["pyarrow_floor"]) and row["files"] == 7
+    for row, months in zip(results["ingest_throughput"]["ingest_throughput"], (12, 24), strict=True):
+        # each month's flights and weather, and the three reference tables
+        assert (
+            summary_ok(row["ingest_validate"]) and summary_ok(row["pyarrow_floor"]) and row["files"] == 2 * months + 3
+        )
 
     summary = (out / "summary.md").read_text()
     for heading in ("## Overhead", "## No-op run", "## Experiment turnaround", "## Per stage, by data size"):
         assert heading in summary
+    assert "| 2x (24 months, " in summary and "The data grows by more years of monthly partitions" in summary
     assert "Quick smoke run" in summary
     assert "Machine yardstick (benchmarks/machine.py" in summary
     for name in ("stage_seconds.png", "stage_peak_rss.png"):
