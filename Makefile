@@ -98,7 +98,7 @@ clean-venv:  ## remove .venv
 
 # Benchmarks (docs/benchmarks.md): measured on the machine that runs them, in a scratch copy of the repository.
 .PHONY: bench bench-quick
-bench: $(RUNTIME_STAMP)  ## measure pipeline cost and scaling up to 30x the data (hours); writes reports/benchmarks/
+bench: $(RUNTIME_STAMP)  ## measure pipeline cost and scaling up to 30 years of monthly data (about half an hour); writes reports/benchmarks/
 	$(BIN)/python benchmarks/run.py
 
 bench-quick: $(RUNTIME_STAMP)  ## a small smoke run of the benchmarks; writes reports/benchmarks/quick/ (git-ignored)
