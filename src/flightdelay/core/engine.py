@@ -73,6 +73,28 @@ def map_partitions(
         return session.map(fn, items, name=name, shared=shared)
 
 
+def map_batches(
+    fn: Callable[..., R],
+    items: Sequence[T],
+    compute: ComputeParams,
+    *,
+    name: str,
+    size: int,
+    shared: Mapping[str, Any] | None = None,
+) -> Iterator[list[R]]:
+    """`map_partitions` `size` items at a time on one engine (one cluster for them all), yielding each batch's
+    results in order: a caller that folds each batch into a running result holds one batch of results, not every
+    item's. The first failing item (in order) raises its own exception, as with `map_partitions`."""
+    if compute.engine == "local" or not items:
+        session = Engine(None, threads=compute.local_threads)
+        for start in range(0, len(items), size):
+            yield session.map(fn, items[start : start + size], name=name, shared=shared)
+        return
+    with engine(compute) as session:
+        for start in range(0, len(items), size):
+            yield session.map(fn, items[start : start + size], name=name, shared=shared)
+
+
 def _threaded(fn: Callable[..., R], items: Sequence[T], shared: Mapping[str, Any], threads: int, name: str) -> list[R]:
     """`[fn(item, **shared) for item in items]` on `threads` threads, results in the order of `items`; the first
     failing item (in order) raises its own exception, as one after another would. The functions write their own

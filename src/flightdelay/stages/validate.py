@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from flightdelay.core.config import ColumnSpec, ComputeParams, Params, Schema, TableSpec, ValidateParams, load_schema
 from flightdelay.core.engine import (
     PARQUET_COMPRESSION,
-    map_partitions,
+    map_batches,
     remove_partials,
     write_bytes_atomic,
     write_parquet_atomic,
@@ -370,6 +370,9 @@ ARROW_TYPES = {
     "str": (pyarrow.large_string(), "string"),
     "datetime": (pyarrow.timestamp("ns", tz="UTC"), "datetime64[ns]"),
 }
+# Partitions validated per batch: their profile partials (each column's distinct values and counts) are folded into
+# one per table after each batch, so memory holds a batch of partials, not one per partition of the window.
+PROFILE_BATCH = 24
 EXACT_FLOAT_INT = 2**53  # integers whose doubles are all distinct (ColumnPartial counts int columns as doubles)
 COUNT_RANGE = 1 << 20  # integers spanning at most this many values are counted with bincount, not hashed
 KEY_BITMAP = 1 << 26  # keys of at most this many possible numbers are checked with a bitmap, not hashed
@@ -585,6 +588,7 @@ def run(
         name: {"partitions": 0, "rows_in": 0, "rows_passed": 0, "rows_quarantined": 0} for name in schema.tables
     }
     partials: dict[str, list[dict[str, ColumnPartial]]] = {name: [] for name in schema.tables}
+    quarantined: list[pd.DataFrame] = []
     with atomic_dir(out_dir) as tmp:
         task = functools.partial(
             validate_part,
@@ -593,31 +597,36 @@ def run(
             in_dir=str(source_dir.resolve()),
             out_dir=str(tmp.resolve()),
         )
-        results = map_partitions(task, items, compute, name="validate")
+        for batch in map_batches(task, items, compute, name="validate", size=PROFILE_BATCH):
+            for result in batch:
+                totals = counts[result.table]
+                n_bad = result.rows_in - result.rows_passed
+                totals["partitions"] += 1
+                totals["rows_in"] += result.rows_in
+                totals["rows_passed"] += result.rows_passed
+                totals["rows_quarantined"] += n_bad
+                partials[result.table].append(result.profile)
+                quarantined.append(result.quarantine)
+                log.info(
+                    "validate: %-24s %7d rows in, %7d passed, %4d quarantined (%.2fs)",
+                    result.source,
+                    result.rows_in,
+                    result.rows_passed,
+                    n_bad,
+                    result.seconds,
+                )
+            # the batch's profiles folded into one per table (the merge is exact in any grouping, in order)
+            for name, parts in partials.items():
+                if len(parts) > 1:
+                    partials[name] = [merge_partials(parts, schema.tables[name])]
         remove_partials(tmp)
-        for result in results:
-            totals = counts[result.table]
-            n_bad = result.rows_in - result.rows_passed
-            totals["partitions"] += 1
-            totals["rows_in"] += result.rows_in
-            totals["rows_passed"] += result.rows_passed
-            totals["rows_quarantined"] += n_bad
-            partials[result.table].append(result.profile)
-            log.info(
-                "validate: %-24s %7d rows in, %7d passed, %4d quarantined (%.2fs)",
-                result.source,
-                result.rows_in,
-                result.rows_passed,
-                n_bad,
-                result.seconds,
-            )
         write_json(tmp / "counts.json", counts)
     quantiles = validate.profile_quantiles
     profile = {
         name: {column: profile_partial(p, quantiles) for column, p in merge_partials(partials[name], spec).items()}
         for name, spec in schema.tables.items()
     }
-    bad_rows = quarantine.concat([r.quarantine for r in results])
+    bad_rows = quarantine.concat(quarantined)
     write_parquet(bad_rows, quarantine_file)
     write_json(profile_file, {"tables": profile, "counts": counts})
     write_text(summary_file, summary_markdown(counts, bad_rows, quarantine_file))
