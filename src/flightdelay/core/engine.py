@@ -85,12 +85,8 @@ def map_batches(
     """`map_partitions` `size` items at a time on one engine (one cluster for them all), yielding each batch's
     results in order: a caller that folds each batch into a running result holds one batch of results, not every
     item's. The first failing item (in order) raises its own exception, as with `map_partitions`."""
-    if compute.engine == "local" or not items:
-        session = Engine(None, threads=compute.local_threads)
-        for start in range(0, len(items), size):
-            yield session.map(fn, items[start : start + size], name=name, shared=shared)
-        return
-    with engine(compute) as session:
+    local = compute.engine == "local" or not items
+    with contextlib.nullcontext(Engine(None, threads=compute.local_threads)) if local else engine(compute) as session:
         for start in range(0, len(items), size):
             yield session.map(fn, items[start : start + size], name=name, shared=shared)
 

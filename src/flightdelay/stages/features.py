@@ -160,7 +160,7 @@ class MonthlyWeather:
     on the hours that the whole window's hourly grid has there (`clip_spans` of `spans`, each origin's first and
     last hour over the window). Every weather feature looks back at most a day, so a month's hours get the values
     one table over the whole window gives them, and a task holds three months of weather, not the window's
-    (tests/unit/test_features.py compares the two)."""
+    (tests/unit/test_monthly_weather.py compares the two)."""
 
     files: dict[str, str]  # period 'YYYY-MM' -> its weather partition
     spans: dict[Any, Span]
