@@ -60,6 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.generate import generate  # noqa: E402
 from benchmarks.machine import describe, reference  # noqa: E402
+from flightdelay.core.config import shift_period  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the venv's bin, not resolved: `python` in stage commands must be this one
 FULL_SCALES = [1.0, 10.0, 30.0]
@@ -282,23 +283,18 @@ def bench_experiment(run: Runner, repeats: int, until: str | None = None) -> dic
     return {"dvc_exp_run": stats([r["seconds"] for r in runs]), "runs": runs}
 
 
-def shift_year(month: str, years: int) -> str:
-    """'YYYY-MM' moved by `years` years."""
-    return f"{int(month[:4]) + years:04d}{month[4:]}"
-
-
 def years_params(params: Mapping[str, Any], years: int) -> dict[tuple[str, ...], Any]:
     """The window and split for `years` years of the source months: the window ends `years - 1` years later, the
     test months are the last year's, and the training months run from their start up to the test months (a rolling
     training window keeps its length)."""
     window, split = params["ingest"]["window"], params["features"]["split"]
-    late = years - 1
+    late = 12 * (years - 1)  # months
     train = dict(split["train"])
     if "end" in train:
-        train["end"] = shift_year(train["end"], late)
-    test = {key: shift_year(split["test"][key], late) for key in ("start", "end")}
+        train["end"] = shift_period(train["end"], late)
+    test = {key: shift_period(split["test"][key], late) for key in ("start", "end")}
     return {
-        ("ingest", "window"): {"start": window["start"], "end": shift_year(window["end"], late)},
+        ("ingest", "window"): {"start": window["start"], "end": shift_period(window["end"], late)},
         ("features", "split"): {"train": train, "test": test},
     }
 
@@ -515,10 +511,11 @@ def spread(s: Mapping[str, Any], fmt: str = "{:.1f}") -> str:
 
 
 def size_label(size: Mapping[str, Any]) -> str:
-    """'30x (360 months, 10,103,280 flights)'; results written before the months were recorded have no months."""
-    flights = f"{size['rows']['flights']:,} flights" if "rows" in size else ""
-    months = f"{size['months']} months, " if "months" in size else ""
-    return f"{size['scale']:g}x ({months}{flights})" if flights else f"{size['scale']:g}x"
+    """'30x (360 months, 10,103,280 flights)', with what the result records (results written before the months
+    were recorded have none; the throughput rows have no flight counts)."""
+    parts = [f"{size['months']} months"] if "months" in size else []
+    parts += [f"{size['rows']['flights']:,} flights"] if "rows" in size else []
+    return f"{size['scale']:g}x ({', '.join(parts)})" if parts else f"{size['scale']:g}x"
 
 
 GROW_TEXT = {

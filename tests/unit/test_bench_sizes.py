@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-from benchmarks.run import shift_year, size_label, years_params
+from benchmarks.run import size_label, years_params
 
 PARAMS = {
     "ingest": {"window": {"start": "2013-01", "end": "2013-12"}},
@@ -43,15 +42,11 @@ def test_the_params_given_are_not_changed():
     assert repr(PARAMS) == before
 
 
-@pytest.mark.parametrize(("month", "years", "moved"), [("2013-01", 0, "2013-01"), ("2013-12", 29, "2042-12")])
-def test_shift_year(month, years, moved):
-    assert shift_year(month, years) == moved
-
-
 def test_size_label_names_months_and_flights_when_recorded():
     assert (
         size_label({"scale": 30.0, "months": 360, "rows": {"flights": 10_103_280}})
         == "30x (360 months, 10,103,280 flights)"
     )
     assert size_label({"scale": 1.0, "rows": {"flights": 336_776}}) == "1x (336,776 flights)"
-    assert size_label({"scale": 10.0, "months": 120}) == "10x"
+    assert size_label({"scale": 10.0, "months": 120}) == "10x (120 months)"
+    assert size_label({"scale": 2.0}) == "2x"

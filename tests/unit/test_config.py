@@ -25,6 +25,7 @@ from flightdelay.core.config import (
     load_schema,
     parse_params,
     parse_schema,
+    shift_period,
 )
 from tests.default_params import DEFAULTS_FILE, RAIN_DATASET, default_params
 
@@ -672,3 +673,11 @@ def test_holiday_countries_are_the_holidays_librarys_own_list():
 
     assert holiday_countries() == set(holidays.list_supported_countries())
     assert {"US", "GB", "UK", "USA"} <= holiday_countries()
+
+
+@pytest.mark.parametrize(
+    ("period", "months", "moved"),
+    [("2013-12", 1, "2014-01"), ("2013-01", -1, "2012-12"), ("2013-11", 2, "2014-01"), ("2013-12", 348, "2042-12")],
+)
+def test_shift_period_crosses_years(period, months, moved):
+    assert shift_period(period, months) == moved

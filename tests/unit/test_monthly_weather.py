@@ -99,12 +99,6 @@ def test_hours_in_a_gap_longer_than_a_month_are_on_the_grid_as_in_the_whole_tabl
     assert values.loc[jfk, "temp"].isna().all() and (values.loc[jfk, "precip_day_so_far"] == 0).all()
 
 
-def test_add_months_crosses_years():
-    assert F._add_months("2013-12", 1) == "2014-01"
-    assert F._add_months("2013-01", -1) == "2012-12"
-    assert F._add_months("2013-11", 2) == "2014-01"
-
-
 def test_clip_spans_keeps_the_grid_points_and_drops_origins_outside():
     t = pd.Timestamp
     spans = {"A": (t("2013-01-01 00:30", tz="UTC"), t("2013-03-01", tz="UTC")), "B": (t("2013-05-01", tz="UTC"),) * 2}

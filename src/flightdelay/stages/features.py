@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from flightdelay.core.config import ComputeParams, DatasetParams, FeatureParams, Params, TrainParams
+from flightdelay.core.config import ComputeParams, DatasetParams, FeatureParams, Params, TrainParams, shift_period
 from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.engine import engine, read_parquet_url, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
@@ -167,7 +167,7 @@ class MonthlyWeather:
     trend_hours: int
 
     def lookup(self, period: str) -> WeatherLookup:
-        before, after = _add_months(period, -1), _add_months(period, 1)
+        before, after = shift_period(period, -1), shift_period(period, 1)
         parts = [self.files[p] for p in (before, period, after) if p in self.files]
         weather = pd.concat(
             [read_parquet_url(f) for f in parts or [next(iter(self.files.values()))]], ignore_index=True
@@ -176,14 +176,8 @@ class MonthlyWeather:
             weather = weather.iloc[:0]
         tz = next(iter(self.spans.values()))[0].tz if self.spans else None
         start = pd.Timestamp(f"{before}-01", tz=tz)
-        end = pd.Timestamp(f"{_add_months(period, 2)}-01", tz=tz) - pd.Timedelta(hours=1)
+        end = pd.Timestamp(f"{shift_period(period, 2)}-01", tz=tz) - pd.Timedelta(hours=1)
         return WeatherLookup(weather_table(weather, self.trend_hours, clip_spans(self.spans, start, end)))
-
-
-def _add_months(period: str, months: int) -> str:
-    """'YYYY-MM' plus `months` months."""
-    year, month = divmod(int(period[:4]) * 12 + int(period[5:7]) - 1 + months, 12)
-    return f"{year:04d}-{month + 1:02d}"
 
 
 @functools.cache
