@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from flightdelay.stages.ingest import (
     repeated_text,
     select_partitions,
     typed_table,
+    utc_seconds,
     with_lineage,
 )
 
@@ -410,3 +412,70 @@ def test_typed_table_keeps_the_parsers_chunks_of_a_large_text_column(tmp_path):
     assert isinstance(read, pa.Table) and read.column("tailnum").num_chunks > 1
     fast, slow = both_ways(csv(*rows), TYPED, tmp_path)
     assert fast is not None and fast == slow
+
+
+# ------------------------------------------------------------------------------------------------ distinct values
+
+NUMBERS = TableSpec(
+    name="flights",
+    columns={"flight": ColumnSpec("int", nullable=True), "wind": ColumnSpec("float", nullable=True)},
+)
+SPELLINGS = [v for v in HOSTILE if v is None or "," not in v]
+
+
+def test_numbers_parsed_once_per_distinct_text_match_the_frame_path(tmp_path):
+    """Columns of spellings drawn with repeats (and missing values) at random: parsing each distinct text once
+    (`distinct_numbers`) writes the bytes of parsing every row, or steps aside where the frame path quarantines."""
+    stayed = 0
+    for seed in range(80):
+        rng = random.Random(seed)
+        ints = [*rng.sample(SPELLINGS, rng.randint(1, 3)), "12", "-7", "1234567890123456"]
+        floats = [*rng.sample(SPELLINGS, rng.randint(1, 3)), "3.4523399999999995", "1013.2", "1e3"]
+        rows = [f"{rng.choice(ints) or ''},{rng.choice(floats) or ''}" for _ in range(rng.randint(1, 40))]
+        fast, slow = both_ways(csv(*rows, header="flight,wind"), NUMBERS, tmp_path)
+        assert fast is None or fast == slow, rows
+        stayed += fast is not None
+    assert stayed >= 10  # the draws reach the Arrow path, not only the frame path
+
+
+def test_long_decimals_stay_in_arrow(tmp_path):
+    """Wind speeds as the source writes them (18 characters, past what Arrow and pandas surely parse alike):
+    pandas parses each distinct text once and the file stays on the Arrow path, with the frame path's bytes."""
+    rows = [f"{i % 7},{['4.60312', '3.4523399999999995', 'NA', '10.357019999999999'][i % 4]}" for i in range(50)]
+    fast, slow = both_ways(csv(*rows, header="flight,wind"), NUMBERS, tmp_path)
+    assert fast is not None and fast == slow
+
+
+TIMES = TableSpec(name="flights", columns={"flight": ColumnSpec("int"), "time_hour": ColumnSpec("datetime")})
+AWKWARD_TIMES = [
+    "2013-02-30T05:00:00Z", "2013-01-01T24:00:00Z", "2013-01-01T23:59:60Z", "2013-13-01T00:00:00Z",
+    "0000-01-01T00:00:00Z", "2263-01-01T00:00:00Z", "1677-09-21T00:12:43Z", "1600-01-01T00:00:00Z",
+    "2013-01-01T10:00:00z", "2013-01-01t10:00:00Z", "2013-01-01 10:00:00Z", "2013-1-01T10:00:00Z",
+    "2013-01-01T10:00:00+00:00", "2013-01-01T10:00Z", "2013-01-01", "+013-01-01T10:00:00Z", "2013-01-0\uff11T10:00:00Z",
+    "2013-01-01T10:00:00.5Z", "2013/01/01T10:00:00Z", "2013-02-29T00:00:00Z", "2016-02-29T00:00:00Z", "",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", AWKWARD_TIMES)
+def test_utc_times_on_awkward_values(value, tmp_path):
+    """An awkward time among plain UTC ones: the same bytes both ways, or the Arrow path steps aside."""
+    rows = ["1,2013-01-01T10:00:00Z", f"2,{value}", "3,2013-12-31T23:00:00Z"]
+    fast, slow = both_ways(csv(*rows, header="flight,time_hour"), TIMES, tmp_path)
+    assert fast is None or fast == slow
+
+
+def test_utc_seconds_reads_only_the_one_layout():
+    plain = pa.array(["2013-01-01T10:00:00Z", "2016-02-29T23:59:59Z"])
+    assert utc_seconds(plain).to_pylist() == pd.to_datetime(plain.to_pylist(), utc=True).tolist()
+    assert utc_seconds(plain).type == pa.timestamp("ns", tz="UTC")
+    for value in [v for v in AWKWARD_TIMES if v not in ("2016-02-29T00:00:00Z", "1677-09-21T00:12:43Z")]:
+        assert utc_seconds(pa.array(["2013-01-01T10:00:00Z", value])) is None, value
+    assert utc_seconds(pa.array(["2013-01-01T10:00:00Z", None])) is None
+    assert utc_seconds(pa.array([], pa.string())) is None
+
+
+def test_coerce_datetime_outside_nanoseconds_is_a_bad_value_not_a_crash():
+    values = raw(["2013-01-01T10:00:00Z", "0000-01-01T00:00:00Z", "2263-01-01T00:00:00Z", "1677-09-21T00:12:43Z"])
+    typed, bad = coerce_column(values, ColumnSpec("datetime"))
+    assert bad.tolist() == [False, True, True, True]
+    assert typed.dtype == "datetime64[ns, UTC]" and typed.isna().tolist() == [False, True, True, True]

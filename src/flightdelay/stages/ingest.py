@@ -70,6 +70,7 @@ PLAIN_BYTES = np.zeros(256, dtype=bool)
 PLAIN_BYTES[list(b"0123456789.-")] = True
 INTEGER_BYTES = PLAIN_BYTES.copy()
 INTEGER_BYTES[ord(".")] = False
+NANOSECOND_TIMES = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -175,6 +176,9 @@ def coerce_column(values: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Se
         return number.where(~bad).astype("float64"), bad
     if spec.dtype == "datetime":
         stamp = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        # pandas reads times outside nanoseconds' range (years before 1677 or after 2262) at a coarser unit: they
+        # do not fit the column's type, so they are bad values, not a crash in the cast below
+        stamp = stamp.where(stamp.isna() | stamp.between(*NANOSECOND_TIMES))
         return stamp.astype("datetime64[ns, UTC]"), present & stamp.isna()
     text = values.astype("string")
     return text, pd.Series(False, index=values.index)
@@ -269,14 +273,65 @@ def arrow_typed(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | pa.Chunke
         if number is not None:
             return pa.array(number, from_pandas=True)  # NaN is missing, as pyarrow converts a float64 column
     elif spec.dtype == "datetime":
-        # pandas parses each distinct text (ISO 8601, one value at a time), Arrow spreads the result over the rows
+        # each distinct text is parsed once (by Arrow where it is written the one way both parsers read alike, else
+        # by pandas, ISO 8601, one value at a time), and Arrow spreads the result over the rows
         codes = text.combine_chunks().dictionary_encode()
+        utc = utc_seconds(codes.dictionary)
+        if utc is not None:
+            return utc.take(codes.indices)
         stamps, bad = coerce_column(text_frame(pa.table({"v": codes.dictionary}))["v"], spec)
         if bad.any():
             return None
         return pa.array(stamps, from_pandas=True).take(codes.indices)
+    if spec.dtype in ("int", "float"):
+        return distinct_numbers(text, spec)
     typed, bad = coerce_column(text_frame(pa.table({"v": text}))["v"], spec)
     return None if bad.any() else pa.array(typed, from_pandas=True)
+
+
+def distinct_numbers(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | None:
+    """`arrow_typed` of a number column that is not all plain decimals (say "3.4523399999999995", 18 characters):
+    pandas parses each distinct text once, and a missing value once if there is one, so its type inference sees
+    the same kinds of value as on the whole column; Arrow spreads the result over the rows. None when a value
+    does not type."""
+    codes = text.combine_chunks().dictionary_encode()
+    values = codes.dictionary
+    if text.null_count:
+        values = pa.concat_arrays([values, pa.nulls(1, values.type)])
+    typed, bad = coerce_column(text_frame(pa.table({"v": values}))["v"], spec)
+    if bad.any():
+        return None
+    return pa.array(typed, from_pandas=True).take(codes.indices)
+
+
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # 2013-01-01T05:00:00Z, as the raw files write times
+UTC_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+UTC_MARKS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: "Z"}
+
+
+def utc_seconds(text: pa.Array) -> pa.Array | None:
+    """Text whose every value is a UTC time written `YYYY-MM-DDTHH:MM:SSZ` (checked on the bytes), parsed by Arrow
+    as the timestamp[ns, UTC] pandas' ISO 8601 parser gives; None for any other text, a null, and a value Arrow
+    would read otherwise than pandas: a date that does not exist (Arrow rolls 2013-02-30 over, so each parse must
+    print back as its text) or a time outside pandas' nanosecond range."""
+    if not len(text) or text.null_count:
+        return None
+    offsets, chars = text_buffers(text)
+    if (np.diff(offsets) != len("2013-01-01T05:00:00Z")).any():
+        return None
+    grid = chars.reshape(len(text), -1)
+    digits = grid[:, UTC_DIGITS]
+    if ((digits < ord("0")) | (digits > ord("9"))).any():
+        return None
+    if any((grid[:, i] != ord(mark)).any() for i, mark in UTC_MARKS.items()):
+        return None
+    try:
+        parsed = pc.strptime(text, format=UTC_FORMAT, unit="s")
+        if not pc.all(pc.equal(pc.strftime(parsed, format=UTC_FORMAT), text.cast(pa.string()))).as_py():
+            return None
+        return parsed.cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("ns", tz="UTC"))
+    except pa.ArrowInvalid:  # out of range: pandas' path names the value
+        return None
 
 
 def typed_table(text: pa.Table, spec: TableSpec, source: str, ip: IngestParams) -> pa.Table | None:
