@@ -104,7 +104,7 @@ def test_new_sections_parse_with_defaults():
     assert params.gate.max_drop_vs_promoted == {}
     assert params.package.example_rows == 5
     assert params.compute == ComputeParams(
-        engine="local", scheduler=None, workers=2, threads_per_worker=1, local_threads=2
+        engine="local", scheduler=None, workers=2, threads_per_worker=1, local_workers=2, local_pool="process"
     )
     assert params.train.max_rows is None
     assert params.report.dpi == 80

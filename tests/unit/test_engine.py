@@ -17,11 +17,11 @@ import pytest
 
 from flightdelay.core import engine
 from flightdelay.core.config import ComputeParams
-from flightdelay.core.engine import map_partitions, remove_partials, write_parquet_atomic
-from flightdelay.core.errors import PipelineError
+from flightdelay.core.engine import map_batches, map_partitions, remove_partials, write_parquet_atomic
+from flightdelay.core.errors import DataError, PipelineError
 from flightdelay.core.files import write_parquet
 
-LOCAL = ComputeParams(engine="local")
+LOCAL = ComputeParams(engine="local", local_workers=1)  # one after another, in this process
 CLUSTER = ComputeParams(engine="dask", workers=2, threads_per_worker=1)
 
 
@@ -72,21 +72,110 @@ def slow_then_fast(item: tuple[int, float]) -> tuple[int, str]:
 
 
 def test_local_threads_run_items_at_once_and_keep_their_order():
-    threaded = ComputeParams(engine="local", local_threads=2)
+    threaded = ComputeParams(engine="local", local_workers=2, local_pool="thread")
     items = [(0, 0.3), (1, 0.0), (2, 0.0), (3, 0.0)]
     results = map_partitions(slow_then_fast, items, threaded, name="t")
     assert [value for value, _ in results] == [0, 1, 2, 3]
     threads = {thread for _, thread in results}
     assert len(threads) == 2 and all(t.startswith("t_") for t in threads)  # item 0 held one thread meanwhile
-    one = map_partitions(slow_then_fast, items, ComputeParams(engine="local", local_threads=1), name="t")
+    one = map_partitions(slow_then_fast, items, ComputeParams(engine="local", local_workers=1), name="t")
     assert {thread for _, thread in one} == {threading.current_thread().name}
 
 
 def test_local_threads_raise_the_first_failing_item_in_order():
-    threaded = ComputeParams(engine="local", local_threads=2)
+    threaded = ComputeParams(engine="local", local_workers=2, local_pool="thread")
     with pytest.raises(ValueError, match="item -1 is negative"):
         map_partitions(refuse_negative, [3, -1, -2], threaded, name="t")
     assert map_partitions(refuse_negative, [3, 1, 2], threaded, name="t") == [3, 1, 2]
+
+
+PROCESSES = ComputeParams(engine="local", local_workers=2, local_pool="process")
+
+
+def test_local_processes_run_items_in_forked_workers_and_keep_their_order(caplog):
+    items = [(seed, 10 + seed) for seed in range(6)]
+    with caplog.at_level(logging.INFO, logger="flightdelay.core.engine"):
+        results = map_partitions(summarise, items, PROCESSES, name="t")
+    assert results == [{**summarise(item), "pid": r["pid"]} for item, r in zip(items, results, strict=True)]
+    pids = {r["pid"] for r in results}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    logged = [r.message for r in caplog.records if r.message.startswith("compute: peak RSS MiB: this process")]
+    assert len(logged) == 1 and len(logged[0].split("workers ")[1].split()) == len(pids)
+
+
+def test_local_processes_raise_the_first_failing_item_in_order_with_its_own_type():
+    with pytest.raises(ValueError, match="item -1 is negative"):
+        map_partitions(refuse_negative, [3, -1, -2], PROCESSES, name="t")
+    with pytest.raises(DataError, match=r"row 7 of flights/2013-01\.csv"):
+        map_partitions(refuse_row, [1, 7, 9], PROCESSES, name="t")
+    assert map_partitions(refuse_negative, [3, 1, 2], PROCESSES, name="t") == [3, 1, 2]
+
+
+def refuse_row(value: int) -> int:
+    if value == 7:
+        raise DataError(f"row {value} of flights/2013-01.csv: not a number")
+    return value
+
+
+def test_local_processes_fall_back_to_threads_where_fork_is_not_safe(monkeypatch, caplog):
+    monkeypatch.setattr(engine.sys, "platform", "darwin")
+    with caplog.at_level(logging.INFO, logger="flightdelay.core.engine"):
+        results = map_partitions(summarise, [(1, 5), (2, 5), (3, 5)], PROCESSES, name="t")
+    assert {r["pid"] for r in results} == {os.getpid()}
+    assert any("on Linux only; using threads here" in r.message for r in caplog.records)
+
+
+def note_start_file(item: tuple[str, int, float]) -> int:
+    folder, value, seconds = item
+    Path(folder, f"{value:03d}").touch()
+    time.sleep(seconds)
+    return value
+
+
+def test_local_processes_keep_few_items_started_ahead(tmp_path):
+    items = [(str(tmp_path), 0, 0.5), *((str(tmp_path), i, 0.0) for i in range(1, 20))]
+    batches = map_batches(note_start_file, items, PROCESSES, name="t", size=1)
+    assert next(batches) == [0]
+    assert 4 <= len(list(tmp_path.iterdir())) <= 5
+    assert [value for batch in batches for value in batch] == list(range(1, 20))
+
+
+STARTED: list[int] = []
+
+
+def note_start(item: tuple[int, float]) -> int:
+    value, seconds = item
+    STARTED.append(value)
+    time.sleep(seconds)
+    return value
+
+
+def test_local_batches_keep_few_items_started_ahead_and_go_on_while_the_caller_folds():
+    """With 2 threads at most 4 items are started ahead of the result handed over next (one more is submitted as
+    it is handed over), and the threads go on with the next items while the caller holds a batch."""
+    STARTED.clear()
+    items = [(0, 0.3), *((i, 0.0) for i in range(1, 20))]
+    batches = map_batches(
+        note_start, items, ComputeParams(engine="local", local_workers=2, local_pool="thread"), name="t", size=1
+    )
+    assert next(batches) == [0]
+    assert sorted(STARTED) == list(range(len(STARTED))) and 4 <= len(STARTED) <= 5
+    time.sleep(0.2)  # the caller folding its batch: the next items run meanwhile
+    assert len(STARTED) == 5
+    assert [value for batch in batches for value in batch] == list(range(1, 20))
+
+
+def test_local_batches_raise_the_first_failing_item_and_start_no_more():
+    STARTED.clear()
+    items = [(0, 0.0), (-1, 0.0), *((i, 0.05) for i in range(1, 30))]
+
+    def failing(item: tuple[int, float]) -> int:
+        return refuse_negative(note_start(item))
+
+    threaded = ComputeParams(engine="local", local_workers=2, local_pool="thread")
+    with pytest.raises(ValueError, match="item -1 is negative"):
+        list(map_batches(failing, items, threaded, name="t", size=3))
+    assert len(STARTED) <= 6  # the items started before the failure was handed over, none after
 
 
 def test_shared_inputs_reach_every_task():

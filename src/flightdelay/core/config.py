@@ -560,9 +560,10 @@ class ServeParams:
 
 @dataclass(frozen=True, config=_CONFIG)
 class ComputeParams:
-    """Where the per-partition work of ingest, validate and features runs: in the stage's own process (`local`:
-    ingest's and validate's partitions `local_threads` at a time, features' one after another), or as one task
-    per partition on a Dask cluster (`dask`). The outputs are the same bytes either way."""
+    """Where the per-partition work of ingest, validate and features runs: on the stage's machine (`local`:
+    ingest's and validate's partitions `local_workers` at a time in worker processes forked from the stage's,
+    features' one after another in the stage's process), or as one task per partition on a Dask cluster (`dask`).
+    The outputs are the same bytes either way."""
 
     engine: Literal["local", "dask"] = "local"
     # A running scheduler such as 'tcp://10.0.0.5:8786'; None: DASK_SCHEDULER_ADDRESS if set, else a LocalCluster.
@@ -570,9 +571,11 @@ class ComputeParams:
     # The LocalCluster started when no scheduler is named: worker processes and threads in each.
     workers: Positive = 2
     threads_per_worker: Positive = 1
-    # The local engine: partitions of ingest and validate checked at once, one per thread (Arrow's reads, writes and
-    # casts release the GIL; each thread holds one partition in memory). The outputs are the same bytes.
-    local_threads: Positive = 2
+    # The local engine: partitions of ingest and validate checked at once (each worker holds one partition in
+    # memory), in worker processes forked from the stage's (`process`; Linux, else threads) or in threads of it.
+    # The outputs are the same bytes.
+    local_workers: Positive = 2
+    local_pool: Literal["process", "thread"] = "process"
 
 
 @dataclass(frozen=True, config=_CONFIG)

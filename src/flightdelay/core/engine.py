@@ -6,8 +6,9 @@ a worker on another machine can reach S3 as well as a shared disk) and returns o
 quarantine records, profile partials. `map_partitions` returns those in partition order whichever engine runs
 them, so the stage assembles identical outputs.
 
-`compute.engine: local` calls the function on each partition in this process: `map_partitions` (ingest,
-validate) on `compute.local_threads` threads at once, an `engine` session's passes (features) one after another.
+`compute.engine: local` calls the function on each partition on this machine: `map_partitions` and `map_batches`
+(ingest, validate) in `compute.local_workers` worker processes forked from this one (or threads, `compute.local_pool`),
+an `engine` session's passes (features) one after another in this process.
 `compute.engine: dask` submits one task per partition to the scheduler named by `compute.scheduler` or the
 DASK_SCHEDULER_ADDRESS environment variable, or to a LocalCluster of `compute.workers` processes on 127.0.0.1
 when neither is set.
@@ -18,12 +19,17 @@ and only for the dask engine.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import io
+import itertools
 import logging
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -68,7 +74,9 @@ def map_partitions(
     failing item (in order) raises its own exception, as the local engine would.
     """
     if compute.engine == "local" or not items:
-        return Engine(None, threads=compute.local_threads).map(fn, items, name=name, shared=shared)
+        return Engine(None, workers=compute.local_workers, pool=compute.local_pool).map(
+            fn, items, name=name, shared=shared
+        )
     with engine(compute) as session:
         return session.map(fn, items, name=name, shared=shared)
 
@@ -84,37 +92,83 @@ def map_batches(
 ) -> Iterator[list[R]]:
     """`map_partitions` `size` items at a time on one engine (one cluster for them all), yielding each batch's
     results in order: a caller that folds each batch into a running result holds one batch of results, not every
-    item's. The first failing item (in order) raises its own exception, as with `map_partitions`."""
-    local = compute.engine == "local" or not items
-    with contextlib.nullcontext(Engine(None, threads=compute.local_threads)) if local else engine(compute) as session:
+    item's. The first failing item (in order) raises its own exception, as with `map_partitions`. The local
+    engine's threads go on with the next items while the caller folds a batch."""
+    if compute.engine == "local" or not items:
+        results = _ordered(fn, items, dict(shared or {}), compute.local_workers, compute.local_pool, name)
+        while batch := list(itertools.islice(results, size)):
+            yield batch
+        return
+    with engine(compute) as session:
         for start in range(0, len(items), size):
             yield session.map(fn, items[start : start + size], name=name, shared=shared)
 
 
-def _threaded(fn: Callable[..., R], items: Sequence[T], shared: Mapping[str, Any], threads: int, name: str) -> list[R]:
-    """`[fn(item, **shared) for item in items]` on `threads` threads, results in the order of `items`; the first
-    failing item (in order) raises its own exception, as one after another would. The functions write their own
-    outputs atomically and return only their results, as on a cluster, so running them at once writes the same
-    bytes (what it buys, and where it does not: docs/benchmarks.md, "Two partitions at once")."""
-    from concurrent.futures import ThreadPoolExecutor
+def _ordered(
+    fn: Callable[..., R], items: Sequence[T], shared: Mapping[str, Any], workers: int, pool: str, name: str
+) -> Iterator[R]:
+    """`fn(item, **shared)` of each item, yielded in the order of `items`: one after another in this thread, or on
+    `workers` worker processes (`pool: process`) or threads, with at most `2 * workers` items started ahead of the
+    one yielded next (so results wait for a slow consumer in few numbers). The first failing item (in order)
+    raises its own exception, as one after another would, and the items not started yet are dropped. The
+    functions write their own outputs atomically and return only their results, as on a cluster, so running them
+    at once writes the same bytes (what it buys: docs/benchmarks.md, "Two partitions at once")."""
+    if workers < 2 or len(items) < 2:
+        yield from (fn(item, **shared) for item in items)
+        return
+    executor, processes = _executor(min(workers, len(items)), pool, name)
+    peaks: dict[int, float] = {}  # worker process -> its peak RSS, as its latest task reported it
 
-    with ThreadPoolExecutor(min(threads, len(items)), thread_name_prefix=name) as pool:
-        futures = [pool.submit(fn, item, **shared) for item in items]
+    def submit(item: T) -> Future[tuple[R, int, float]]:
+        return executor.submit(_measured, fn, item, shared)
+
+    waiting = iter(items)
+    with executor:
+        started = collections.deque(submit(item) for item in itertools.islice(waiting, 2 * workers))
         try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:  # a failure stops the items not started yet, as the loop would
+            while started:
+                result, pid, peak = started.popleft().result()
+                peaks[pid] = max(peak, peaks.get(pid, 0.0))
+                started.extend(submit(item) for item in itertools.islice(waiting, 1))
+                yield result
+        finally:  # a failure, or a consumer that stopped: what has not started yet never will
+            for future in started:
                 future.cancel()
-            raise
+    if processes:
+        log.info(
+            "compute: peak RSS MiB: this process %.0f, workers %s",
+            peak_rss_mib(),
+            " ".join(f"{peaks[pid]:.0f}" for pid in sorted(peaks)),
+        )
+
+
+def _measured(fn: Callable[..., R], item: T, shared: Mapping[str, Any]) -> tuple[R, int, float]:
+    """A local task: its result, the process that ran it and that process's peak RSS so far."""
+    return fn(item, **shared), os.getpid(), peak_rss_mib()
+
+
+def _executor(workers: int, pool: str, name: str) -> tuple[Executor, bool]:
+    """A pool of `workers` processes forked from this one (`pool: process`, where the platform forks safely:
+    Linux), else of threads; and whether it is processes. A forked worker starts with this process's imports and
+    parsed params, so it costs milliseconds, not the second a new interpreter takes to import pandas."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    if pool == "process":
+        if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
+            return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")), True
+        log.info("compute: local_pool: process forks worker processes on Linux only; using threads here")
+    return ThreadPoolExecutor(workers, thread_name_prefix=name), False
 
 
 class Engine:
     """One engine for the several passes of a stage (`features` maps its months twice): with Dask, every pass
     runs on the same client, so a LocalCluster is started (and its workers import pandas) once per stage."""
 
-    def __init__(self, client: Any | None, threads: int = 1) -> None:
+    def __init__(self, client: Any | None, workers: int = 1, pool: str = "process") -> None:
         self.client = client
-        self.threads = threads  # the local engine: items run at once, each on a thread of its own
+        # the local engine: items run at once, each in a worker process (or thread) of its own
+        self.workers, self.pool = workers, pool
 
     def map(
         self,
@@ -127,9 +181,7 @@ class Engine:
         """`map_partitions` on this engine."""
         shared = dict(shared or {})
         if self.client is None or not items:
-            if self.threads < 2 or len(items) < 2:
-                return [fn(item, **shared) for item in items]
-            return _threaded(fn, items, shared, self.threads, name)
+            return list(_ordered(fn, items, shared, self.workers, self.pool, name))
         from distributed import wait
 
         client = self.client
@@ -252,20 +304,28 @@ def write_atomic(url: str, write: Callable[[Any], None]) -> None:
 
 
 def write_parquet_atomic(frame: pd.DataFrame, url: str) -> None:
-    """Write `frame` to `url` as Parquet, atomically (`write_atomic`). Identical frames give identical bytes."""
-    write_atomic(url, lambda fh: frame.to_parquet(fh, index=False, engine="pyarrow", compression=PARQUET_COMPRESSION))
+    """Write `frame` to `url` as Parquet, atomically (`write_atomic`). Identical frames give identical bytes.
+    Encoded in memory and written in one call, as `write_table_atomic` explains."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow", compression=PARQUET_COMPRESSION)
+    write_bytes_atomic(buffer.getbuffer(), url)
 
 
 def write_table_atomic(table: pa.Table, url: str) -> None:
     """Write an Arrow table to `url` as Parquet, atomically, as `write_parquet_atomic` writes the frame pyarrow
-    converts to `table` (pandas passes the compression, and nothing else, to `pyarrow.parquet.write_table`)."""
+    converts to `table` (pandas passes the compression, and nothing else, to `pyarrow.parquet.write_table`).
+    The file is encoded in memory and written in one call: the encoder's many small writes to a Python file
+    object each take the GIL, which a partition on another thread is waiting for."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    write_atomic(url, lambda fh: pq.write_table(table, fh, compression=PARQUET_COMPRESSION))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
+    write_bytes_atomic(sink.getvalue(), url)
 
 
-def write_bytes_atomic(data: bytes, url: str) -> None:
-    """Write `data` to `url` atomically (`write_atomic`): a file copied as it is."""
+def write_bytes_atomic(data: bytes | memoryview | pa.Buffer, url: str) -> None:
+    """Write `data` (bytes, or a buffer of them) to `url` atomically (`write_atomic`): a file copied as it is."""
     write_atomic(url, lambda fh: fh.write(data))
 
 
