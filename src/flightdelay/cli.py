@@ -34,7 +34,7 @@ from types import ModuleType
 from flightdelay.core import logs
 from flightdelay.core.config import ConfigError, load_params
 from flightdelay.core.errors import PipelineError
-from flightdelay.core.hashing import sha256_path
+from flightdelay.core.files import files_and_bytes
 from flightdelay.core.layout import PARAMS_FILE
 
 log = logging.getLogger("flightdelay")
@@ -229,8 +229,8 @@ def run_stage(stage: str, argv: Sequence[str]) -> int:
         "ended": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         "seconds": round(seconds, 3),
         **rows,
-        "inputs": {p: sha256_path(p) for p in inputs},
-        "outputs": {p: sha256_path(p) for p in outputs},
+        "inputs": {p: files_and_bytes(p) for p in inputs},
+        "outputs": {p: files_and_bytes(p) for p in outputs},
     }
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rows.items())
     log.info(

@@ -216,7 +216,7 @@ def test_training_retries_once_with_the_fallback_seed(tmp_path, monkeypatch):
     assert summary["fallback_used"] is True and summary["seed"] == 20130101
 
 
-def test_stage_log_is_json_lines_with_times_rows_and_hashes(tmp_path, monkeypatch):
+def test_stage_log_is_json_lines_with_times_rows_and_sizes(tmp_path, monkeypatch):
     root = workspace(tmp_path, "wrong_type.csv", {})
     monkeypatch.chdir(root)
     assert main(stage_argv("ingest")) == 0
@@ -228,5 +228,9 @@ def test_stage_log_is_json_lines_with_times_rows_and_hashes(tmp_path, monkeypatc
     assert end["rows_quarantined"] == 1
     assert end["rows_in"] == end["rows_out"] + end["rows_quarantined"]
     assert set(end["inputs"]) == {"raw", "config/schema.yaml"}
-    assert len(end["outputs"]["data/ingested"]) == 64  # sha256 of the output directory
-    assert end["outputs"]["data/quarantine/ingest.parquet"]
+    raw_files = [p for p in (root / "raw").rglob("*") if p.is_file()]
+    assert end["inputs"]["raw"] == {"files": len(raw_files), "bytes": sum(p.stat().st_size for p in raw_files)}
+    written = [p for p in (root / "data" / "ingested").rglob("*") if p.is_file()]
+    assert end["outputs"]["data/ingested"] == {"files": len(written), "bytes": sum(p.stat().st_size for p in written)}
+    quarantined = root / "data" / "quarantine" / "ingest.parquet"
+    assert end["outputs"]["data/quarantine/ingest.parquet"] == {"files": 1, "bytes": quarantined.stat().st_size}

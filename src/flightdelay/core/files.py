@@ -151,3 +151,16 @@ def read_split(directory: str | Path, columns: list[str] | None = None) -> pd.Da
     import pandas as pd
 
     return pd.concat([read_parquet(f, columns=columns) for f in split_files(directory)], ignore_index=True)
+
+
+def files_and_bytes(path: str | Path) -> dict[str, int] | None:
+    """How many files a path holds (1 for a file, every file under a directory) and their bytes; None when it is
+    not on this machine's disk. What a stage log says of its inputs and outputs: DVC hashes their content (dvc.lock),
+    so the log does not read them all again."""
+    path = Path(path)
+    if path.is_file():
+        return {"files": 1, "bytes": path.stat().st_size}
+    if path.is_dir():
+        sizes = [p.stat().st_size for p in path.rglob("*") if p.is_file()]
+        return {"files": len(sizes), "bytes": sum(sizes)}
+    return None
