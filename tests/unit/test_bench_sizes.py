@@ -1,8 +1,9 @@
-"""benchmarks/run.py's data sizes: the years axis moves the window and the split with the years it writes."""
+"""benchmarks/run.py's data sizes (the years axis moves the window and the split with the years it writes) and how
+it counts a stage's memory."""
 
 from __future__ import annotations
 
-from benchmarks.run import size_label, years_params
+from benchmarks.run import size_label, stage_peak_rss, years_params
 
 PARAMS = {
     "ingest": {"window": {"start": "2013-01", "end": "2013-12"}},
@@ -50,3 +51,10 @@ def test_size_label_names_months_and_flights_when_recorded():
     assert size_label({"scale": 1.0, "rows": {"flights": 336_776}}) == "1x (336,776 flights)"
     assert size_label({"scale": 10.0, "months": 120}) == "10x (120 months)"
     assert size_label({"scale": 2.0}) == "2x"
+
+
+def test_a_stage_with_worker_processes_counts_their_memory_with_its_own():
+    logged = "INFO compute: peak RSS MiB: this process 130, workers 236 228\nINFO ingest finished\n"
+    assert stage_peak_rss({"peak_rss_mib": 240.0, "output": logged}) == 130 + 236 + 228
+    assert stage_peak_rss({"peak_rss_mib": 900.0, "output": logged}) == 900.0  # the stage grew after its workers
+    assert stage_peak_rss({"peak_rss_mib": 300.0, "output": "INFO train finished\n"}) == 300.0
