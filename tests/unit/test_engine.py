@@ -165,6 +165,16 @@ def test_local_batches_keep_few_items_started_ahead_and_go_on_while_the_caller_f
     assert [value for batch in batches for value in batch] == list(range(1, 20))
 
 
+def test_local_batches_keep_a_batch_submitted_ahead_while_the_caller_folds_one():
+    STARTED.clear()
+    items = [(0, 0.3), *((i, 0.0) for i in range(1, 40))]
+    batches = map_batches(note_start, items, ComputeParams(engine="local", local_pool="thread"), name="t", size=10)
+    assert next(batches) == list(range(10))
+    time.sleep(0.2)  # the caller folds the first batch: the second runs meanwhile, and nothing beyond it
+    assert sorted(STARTED) == list(range(20))
+    assert [value for batch in batches for value in batch] == list(range(10, 40))
+
+
 def test_local_batches_raise_the_first_failing_item_and_start_no_more():
     STARTED.clear()
     items = [(0, 0.0), (-1, 0.0), *((i, 0.05) for i in range(1, 30))]

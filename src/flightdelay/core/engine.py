@@ -91,11 +91,11 @@ def map_batches(
     shared: Mapping[str, Any] | None = None,
 ) -> Iterator[list[R]]:
     """`map_partitions` `size` items at a time on one engine (one cluster for them all), yielding each batch's
-    results in order: a caller that folds each batch into a running result holds one batch of results, not every
-    item's. The first failing item (in order) raises its own exception, as with `map_partitions`. The local
-    engine's threads go on with the next items while the caller folds a batch."""
+    results in order: a caller that folds each batch into a running result holds a batch or two of results, not
+    every item's. The first failing item (in order) raises its own exception, as with `map_partitions`. The local
+    engine's workers go on with the next batch while the caller folds one."""
     if compute.engine == "local" or not items:
-        results = _ordered(fn, items, dict(shared or {}), compute.local_workers, compute.local_pool, name)
+        results = _ordered(fn, items, dict(shared or {}), compute.local_workers, compute.local_pool, name, size)
         while batch := list(itertools.islice(results, size)):
             yield batch
         return
@@ -105,11 +105,18 @@ def map_batches(
 
 
 def _ordered(
-    fn: Callable[..., R], items: Sequence[T], shared: Mapping[str, Any], workers: int, pool: str, name: str
+    fn: Callable[..., R],
+    items: Sequence[T],
+    shared: Mapping[str, Any],
+    workers: int,
+    pool: str,
+    name: str,
+    ahead: int | None = None,
 ) -> Iterator[R]:
     """`fn(item, **shared)` of each item, yielded in the order of `items`: one after another in this thread, or on
-    `workers` worker processes (`pool: process`) or threads, with at most `2 * workers` items started ahead of the
-    one yielded next (so results wait for a slow consumer in few numbers). The first failing item (in order)
+    `workers` worker processes (`pool: process`) or threads, with at most `ahead` items (at least `2 * workers`;
+    None: all of them) submitted beyond the one yielded next, so the workers go on while the consumer works on a
+    result, and finished results wait for a slow consumer in bounded numbers. The first failing item (in order)
     raises its own exception, as one after another would, and the items not started yet are dropped. The
     functions write their own outputs atomically and return only their results, as on a cluster, so running them
     at once writes the same bytes (what it buys: docs/benchmarks.md, "Two partitions at once")."""
@@ -124,7 +131,8 @@ def _ordered(
 
     waiting = iter(items)
     with executor:
-        started = collections.deque(submit(item) for item in itertools.islice(waiting, 2 * workers))
+        first = len(items) if ahead is None else max(ahead, 2 * workers)
+        started = collections.deque(submit(item) for item in itertools.islice(waiting, first))
         try:
             while started:
                 result, pid, peak = started.popleft().result()
