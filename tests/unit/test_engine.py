@@ -111,6 +111,17 @@ def test_local_processes_raise_the_first_failing_item_in_order_with_its_own_type
     assert map_partitions(refuse_negative, [3, 1, 2], PROCESSES, name="t") == [3, 1, 2]
 
 
+def die(value: int) -> int:
+    if value == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value
+
+
+def test_a_local_worker_killed_mid_task_fails_the_stage_with_what_to_do():
+    with pytest.raises(PipelineError, match=r"a worker process died before it returned.*compute\.local_workers lower"):
+        map_partitions(die, [1, 2, 3], PROCESSES, name="ingest")
+
+
 def refuse_row(value: int) -> int:
     if value == 7:
         raise DataError(f"row {value} of flights/2013-01.csv: not a number")

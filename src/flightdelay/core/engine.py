@@ -30,6 +30,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -135,7 +136,13 @@ def _ordered(
         started = collections.deque(submit(item) for item in itertools.islice(waiting, first))
         try:
             while started:
-                result, pid, peak = started.popleft().result()
+                try:
+                    result, pid, peak = started.popleft().result()
+                except BrokenProcessPool as exc:  # a worker killed (out of memory, a signal): no result to raise
+                    raise PipelineError(
+                        f"{name}: a worker process died before it returned ({exc}); if it ran out of memory, set "
+                        "compute.local_workers lower (1: every partition in the stage's own process)"
+                    ) from None
                 peaks[pid] = max(peak, peaks.get(pid, 0.0))
                 started.extend(submit(item) for item in itertools.islice(waiting, 1))
                 yield result
