@@ -96,13 +96,12 @@ def map_batches(
     every item's. The first failing item (in order) raises its own exception, as with `map_partitions`. The local
     engine's workers go on with the next batch while the caller folds one."""
     if compute.engine == "local" or not items:
-        results = _ordered(fn, items, dict(shared or {}), compute.local_workers, compute.local_pool, name, size)
-        while batch := list(itertools.islice(results, size)):
-            yield batch
+        yield from Engine(None, compute.local_workers, compute.local_pool).batches(
+            fn, items, name=name, size=size, shared=shared
+        )
         return
     with engine(compute) as session:
-        for start in range(0, len(items), size):
-            yield session.map(fn, items[start : start + size], name=name, shared=shared)
+        yield from session.batches(fn, items, name=name, size=size, shared=shared)
 
 
 def _ordered(
@@ -216,6 +215,25 @@ class Engine:
             " ".join(f"{workers[w]:.0f}" for w in sorted(workers)),
         )
         return results
+
+    def batches(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        name: str,
+        size: int,
+        shared: Mapping[str, Any] | None = None,
+    ) -> Iterator[list[R]]:
+        """`map_batches` on this engine: the results of `size` items at a time, in order; locally the next item
+        starts only when the caller asks for it (or, with workers, a batch ahead)."""
+        if self.client is None:
+            results = _ordered(fn, items, dict(shared or {}), self.workers, self.pool, name, size)
+            while batch := list(itertools.islice(results, size)):
+                yield batch
+            return
+        for start in range(0, len(items), size):
+            yield self.map(fn, items[start : start + size], name=name, shared=shared)
 
 
 @contextlib.contextmanager

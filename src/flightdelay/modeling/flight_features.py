@@ -713,13 +713,19 @@ class HistoryPartial:
         return HistoryPartial(period, per_feature, overall)
 
 
+# Training months whose per-key sums `History.merge` holds before it folds them into the totals.
+FOLD_MONTHS = 24
+
+
 @dataclass(frozen=True)
 class History:
-    """Outcome sums and counts per key and training month ('YYYY-MM'), from which history features are computed."""
+    """Outcome sums and counts per key over the training months ('YYYY-MM'), from which history features are
+    computed, each training row's own month left out: the totals less the month's own sums (`_KeyTotals`), which
+    the month's task computes again from its own rows. Memory follows the keys, not the months."""
 
     target: str
-    per_period: dict[str, pd.DataFrame]  # feature -> rows (key columns..., sum, count, period)
-    overall: pd.DataFrame  # period, sum, count
+    totals: dict[str, _KeyTotals]  # feature -> sums, counts and months per key over every training month
+    overall: pd.DataFrame  # period, sum, count: one row per training month
 
     @staticmethod
     def collect(frames: Iterable[tuple[str, pd.DataFrame]], target: str) -> History:
@@ -728,95 +734,109 @@ class History:
         return History.merge((HistoryPartial.of(period, frame, target) for period, frame in frames), target)
 
     @staticmethod
-    def merge(partials: Iterable[HistoryPartial], target: str) -> History:
-        """The history of the training months whose partials these are, in the order given (period order):
-        the same tables whether one process built every month or each month was built by its own task."""
-        parts: dict[str, list[pd.DataFrame]] = {feature: [] for feature in HISTORY_KEYS}
+    def merge(partials: Iterable[HistoryPartial], target: str, fold: int = FOLD_MONTHS) -> History:
+        """The history of the training months whose partials these are, each month once: the partials are taken
+        one at a time and folded into the totals `fold` months at a time, so a generator over the months' tasks
+        holds a few months' partials, never every month's. The totals do not depend on the order or the folds
+        where the sums are whole numbers below 2**53 (a 0/1 label, delays in whole minutes): then they are the
+        very floats a group-by of every month's rows gives."""
+        running: dict[str, pd.DataFrame | None] = dict.fromkeys(HISTORY_KEYS)
+        pending: dict[str, list[pd.DataFrame]] = {feature: [] for feature in HISTORY_KEYS}
         overall: list[pd.DataFrame] = []
+        periods: set[str] = set()
+
+        def fold_pending() -> None:
+            for feature, keys in HISTORY_KEYS.items():
+                tables = [t.drop(columns="period").assign(months=1) for t in pending[feature]]
+                if tables:
+                    running[feature] = _fold([running[feature], *tables], keys)
+                pending[feature] = []
+
         for partial in partials:
-            for feature in HISTORY_KEYS:
-                parts[feature].append(partial.per_feature[feature])
+            if partial.period in periods:
+                raise ValueError(f"history: training month {partial.period} given twice; each month comes once")
+            periods.add(partial.period)
             overall.append(partial.overall)
+            for feature in HISTORY_KEYS:
+                pending[feature].append(partial.per_feature[feature])
+            if len(overall) % fold == 0:
+                fold_pending()
         if not overall:
             raise DataError("features: no training rows to learn history features from")
-        return History(
-            target,
-            {feature: pd.concat(p, ignore_index=True) for feature, p in parts.items()},
-            pd.concat(overall, ignore_index=True),
-        )
+        fold_pending()
+        totals = {
+            feature: _KeyTotals.of(table, keys)
+            for (feature, keys), table in zip(HISTORY_KEYS.items(), running.values(), strict=True)
+        }
+        return History(target, totals, pd.concat(overall, ignore_index=True))
 
-    def tables(self, exclude_period: str | None) -> tuple[float, float, dict[str, HistoryTable]]:
-        """(prior sum, prior count, sums and counts per key) over the training months but `exclude_period`
-        (a training row's own month, so no row's feature contains its own label)."""
-        overall = self.overall[self.overall["period"] != exclude_period]
-        tables = {}
-        for feature, keys in HISTORY_KEYS.items():
-            totals = self._totals[feature]
-            if totals is None:  # sums that subtraction would round: every other month's rows summed anew
-                table = self.per_period[feature]
-                table = table[table["period"] != exclude_period]
-                stats = table.groupby(keys, observed=True)[["sum", "count"]].sum().reset_index()
-            else:
-                stats = totals.without(exclude_period)
-            tables[feature] = HistoryTable(keys, stats)
+    def tables(self, own: HistoryPartial | None) -> tuple[float, float, dict[str, HistoryTable]]:
+        """(prior sum, prior count, sums and counts per key) over the training months but the one whose partial
+        `own` is (a training row's own month, so no row's feature contains its own label); None, or a month that
+        is not a training month: every month."""
+        if own is not None and own.period not in set(self.overall["period"]):
+            own = None
+        overall = self.overall if own is None else self.overall[self.overall["period"] != own.period]
+        tables = {
+            feature: HistoryTable(keys, self.totals[feature].without(own.per_feature[feature] if own else None))
+            for feature, keys in HISTORY_KEYS.items()
+        }
         return overall["sum"].sum(), overall["count"].sum(), tables
-
-    @cached_property
-    def _totals(self) -> dict[str, _KeyTotals | None]:
-        """Per feature, the sums over every training month, from which a month's own are subtracted (None where
-        that would not give the summed figures exactly)."""
-        return {feature: _KeyTotals.of(self.per_period[feature], keys) for feature, keys in HISTORY_KEYS.items()}
 
     def apply(self, frame: pd.DataFrame, smoothing: float, exclude_period: str | None) -> pd.DataFrame:
         """Smoothed mean outcome per key over training months, leaving out `exclude_period` (a training row's
-        own month, 'YYYY-MM') so no row's feature contains its own label."""
+        own month, 'YYYY-MM'; `frame` then holds that month's training rows, all of them) so no row's feature
+        contains its own label."""
         return apply_history(frame, self, smoothing, exclude_period)
+
+
+def _fold(tables: list[pd.DataFrame | None], keys: list[str]) -> pd.DataFrame:
+    """Per-key rows (key columns..., sum, count, months) summed into one row per key, in key order."""
+    table = pd.concat([t for t in tables if t is not None], ignore_index=True)
+    return table.groupby(keys, observed=True)[["sum", "count", "months"]].sum().reset_index()
 
 
 @dataclass(frozen=True)
 class _KeyTotals:
-    """Sums and counts per key over every month, and each month's own rows, so that a month's leave-own-month-out
-    table costs the number of keys, not a group-by of every month's rows: over 360 training months the group-by
-    per month made the features stage quadratic in months.
+    """Sums and counts per key over every training month, and how many months have a row for each key, so that a
+    month's leave-own-month-out table is the totals less the month's own sums: it costs the number of keys, not a
+    group-by of every month's rows (over 360 training months the group-by per month made the features stage
+    quadratic in months), and no month's rows are kept.
 
-    Exact, not approximately equal: taken only where every sum is a whole number below 2**53 (a 0/1 label, or a
-    delay in whole minutes), where adding and subtracting in any order gives the very float64 a group-by gives. The
-    keys kept are those with a row in some other month (`months` counts a key's months), in the group-by's order."""
+    Where every sum is a whole number below 2**53 (a 0/1 label, a delay in whole minutes) adding and subtracting
+    in any order gives the very float64 a group-by of the other months gives; other sums (a fractional target)
+    differ from it in the last bits, the same ones on every run. The keys kept are those with a row in some other
+    month, in the group-by's order."""
 
-    stats: pd.DataFrame  # key columns..., sum, count: the group-by of every month's rows
+    stats: pd.DataFrame  # key columns..., sum, count
     months: np.ndarray  # per key: how many months have a row for it
-    group: np.ndarray  # per row of the per-month table: its key's position in `stats`
-    row_sum: np.ndarray  # per row of the per-month table: its sum and count
-    row_count: np.ndarray
-    rows_of: dict[str, np.ndarray]  # period -> its rows of the per-month table
+    keys: list[str]
 
     @staticmethod
-    def of(table: pd.DataFrame, keys: list[str]) -> _KeyTotals | None:
-        row_sum = table["sum"].to_numpy(dtype="float64")
-        whole = np.isfinite(row_sum).all() and (row_sum == np.round(row_sum)).all()
-        if not (whole and np.abs(row_sum).sum() < 2.0**53):
-            return None
-        grouped = table.groupby(keys, observed=True)
-        group = grouped.ngroup().to_numpy()
-        if (group < 0).any():  # a row whose key has a missing part: the group-by leaves it out
-            return None
-        stats = grouped[["sum", "count"]].sum().reset_index()
-        row_count = table["count"].to_numpy()
-        rows_of = {str(period): rows for period, rows in table.groupby("period", sort=False).indices.items()}
-        return _KeyTotals(stats, grouped.size().to_numpy(), group, row_sum, row_count, rows_of)
+    def of(table: pd.DataFrame | None, keys: list[str]) -> _KeyTotals:
+        """From `_fold`'s rows (None: no month had a row with every key part)."""
+        if table is None:
+            table = pd.DataFrame({**{k: [] for k in keys}, "sum": [], "count": [], "months": []})
+        return _KeyTotals(table.drop(columns="months"), table["months"].to_numpy(dtype="int64"), keys)
 
-    def without(self, period: str | None) -> pd.DataFrame:
-        """The group-by of every month's rows but `period`'s."""
-        rows = self.rows_of.get(period) if period is not None else None
-        if rows is None:
+    @cached_property
+    def index(self) -> KeyIndex:
+        return KeyIndex(self.stats, self.keys)
+
+    def without(self, own: pd.DataFrame | None) -> pd.DataFrame:
+        """The sums per key of every month but one, whose own sums per key (one row per key, as
+        `HistoryPartial.of` gives them) are `own`; None: every month."""
+        if own is None or not len(own):
             return self.stats.copy()
-        own = self.group[rows]
+        at = self.index.lookup(own)
+        if (at < 0).any():
+            raise ValueError(f"history {self.keys}: a month's own key is not in the totals of the training months")
         sums = self.stats["sum"].to_numpy(copy=True)
         counts = self.stats["count"].to_numpy(copy=True)
         months = self.months.copy()
-        np.subtract.at(sums, own, self.row_sum[rows])  # `.at`: a period given twice has a key twice
-        np.subtract.at(counts, own, self.row_count[rows])
-        np.subtract.at(months, own, 1)
+        np.subtract.at(sums, at, own["sum"].to_numpy(dtype=sums.dtype))  # `.at`: the same key twice counts twice
+        np.subtract.at(counts, at, own["count"].to_numpy(dtype=counts.dtype))
+        np.subtract.at(months, at, 1)
         kept = months > 0
         stats = self.stats.loc[kept].reset_index(drop=True)
         stats["sum"] = sums[kept]
@@ -825,8 +845,10 @@ class _KeyTotals:
 
 
 def apply_history(frame: pd.DataFrame, history: History, smoothing: float, exclude_period: str | None) -> pd.DataFrame:
-    """`frame` with the history features learned from every training month but `exclude_period` appended."""
-    prior_sum, prior_count, tables = history.tables(exclude_period)
+    """`frame` with the history features learned from every training month but `exclude_period` appended (`frame`
+    then holds that month's training rows, all of them: its own sums are computed from it)."""
+    own = HistoryPartial.of(exclude_period, frame, history.target) if exclude_period is not None else None
+    prior_sum, prior_count, tables = history.tables(own)
     return pd.concat([frame, history_features(frame, tables, smoothing, prior_sum, prior_count)], axis=1)
 
 

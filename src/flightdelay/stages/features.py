@@ -12,7 +12,10 @@ the split (`features.split`) is a pair of month ranges, so a window of any lengt
 2014-05 are two partitions, never one).
 
 Statistics learned from outcomes (the `history` group) come from training months only; a training row's history
-excludes its own month ('YYYY-MM'), so no row ever sees its own label. What the test months (and any later month)
+excludes its own month ('YYYY-MM'), so no row ever sees its own label. The first pass brings back each training
+month's sums per key and folds them into totals a batch of months at a time; the second pass takes a training
+month's own sums (computed again from its rows) from the totals. So the stage holds sums per key, not per month and
+key: its memory follows the keys, not the window's months. What the test months (and any later month)
 are scored with, the history over all training months, the aircraft table and the holiday calendar, is written as
 data/processed/feature_state.json, which the package stage puts in the model package.
 
@@ -28,6 +31,7 @@ import dataclasses
 import functools
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,8 @@ from flightdelay.modeling import generic_builder
 from flightdelay.modeling.flight_features import (
     CATEGORICAL,
     FEATURE_GROUPS,
+    FOLD_MONTHS,
+    HISTORY_KEYS,
     HOLIDAY_YEARS_AHEAD,
     ID_COLUMNS,
     LEAKY,
@@ -58,6 +64,7 @@ from flightdelay.modeling.flight_features import (
     aircraft_table,
     clip_spans,
     compute_features,
+    history_features,
     holiday_calendar,
     label,
     merge_spans,
@@ -68,6 +75,9 @@ from flightdelay.modeling.flight_features import (
 __all__ = ["FEATURE_GROUPS", "LEAKY", "TARGETS", "build_frame", "feature_spec", "run"]
 
 log = logging.getLogger(__name__)
+
+NO_HISTORY: tuple[float, float, dict[str, HistoryTable]] = (0.0, 0.0, {})  # features built without history columns
+HISTORY_COLUMNS = sorted({key for keys in HISTORY_KEYS.values() for key in keys})  # the history features' key columns
 
 # Paths come on the command line (dvc.yaml's cmd): option -> help. The CLI makes them required options.
 INPUTS = {"input": "the validate stage's folder"}
@@ -95,6 +105,31 @@ def build_frame(
     flight was later cancelled is an outcome, and must not change its neighbours' features.
     """
     frame, _ = compute_features(flights, context, state, history)
+    return with_targets(frame, flights, missing_target)
+
+
+def build_own_month_out(
+    flights: pd.DataFrame,
+    context: FeatureContext,
+    state: FeatureState,
+    missing_target: str,
+    history: History,
+    period: str,
+) -> tuple[pd.DataFrame, int]:
+    """`build_frame` of training month `period`, whose history features leave the month's own rows out: the
+    month's own sums per key come from the frame built without history (as pass 1 computed them), and are taken
+    from the training months' totals (`History.tables`)."""
+    base, _ = compute_features(flights, context, state, NO_HISTORY)
+    keys = base[HISTORY_COLUMNS].assign(arr_delay=flights["arr_delay"].to_numpy())  # what the sums need
+    own = HistoryPartial.of(period, label(keys, missing_target)[0], history.target)
+    prior_sum, prior_count, tables = history.tables(own)
+    hist = history_features(base, tables, state.smoothing, prior_sum, prior_count)
+    return with_targets(pd.concat([base, hist], axis=1), flights, missing_target)
+
+
+def with_targets(frame: pd.DataFrame, flights: pd.DataFrame, missing_target: str) -> tuple[pd.DataFrame, int]:
+    """The features with the targets in their columns, flights without an arrival dropped or labelled late
+    (`label`). Returns (frame, rows dropped)."""
     at = len(ID_COLUMNS) + 1  # after the ID columns and distance, where the targets have always been
     frame.insert(at, "arr_delay", flights["arr_delay"].to_numpy())
     frame, dropped = label(frame, missing_target)
@@ -199,8 +234,7 @@ def learn_month(
     period, path = item
     start = time.perf_counter()
     flights = read_parquet_url(path)
-    no_history: tuple[float, float, dict[str, HistoryTable]] = (0.0, 0.0, {})
-    frame, dropped = build_frame(flights, FeatureContext(flights, no_weather()), state, missing_target, no_history)
+    frame, dropped = build_frame(flights, FeatureContext(flights, no_weather()), state, missing_target, NO_HISTORY)
     partial = HistoryPartial.of(period, frame, target)
     return TrainingMonth(Path(path).name, len(flights), dropped, len(frame), time.perf_counter() - start, partial)
 
@@ -221,9 +255,11 @@ def write_month(
     if split is None:
         return Month(name, None, len(read_parquet_url(path, columns=["month"])), 0, 0)
     flights = read_parquet_url(path)
-    own_month_out = history.tables(period) if split == "train" else None
     context = FeatureContext(flights, weather.lookup(period))
-    frame, dropped = build_frame(flights, context, state, missing_target, own_month_out)
+    if split == "train":
+        frame, dropped = build_own_month_out(flights, context, state, missing_target, history, period)
+    else:
+        frame, dropped = build_frame(flights, context, state, missing_target)
     write_parquet_atomic(frame, f"{out_dir}/{split}/{name}")
     counted = split == "test"
     return Month(name, split, len(flights) if counted else 0, dropped if counted else 0, len(frame))
@@ -290,19 +326,29 @@ def run(
     }
     with atomic_dir(out_dir) as tmp, engine(compute) as session:
         # Pass 1: outcome sums per key from training months only, one month per task; only the sums come back.
-        learned = session.map(
-            functools.partial(learn_month, target=target),
-            [(period, str(by_period[period])) for period in train_periods],
-            name="features-history",
-            shared={"state": state, "missing_target": fp.missing_target},
-        )
-        for done in learned:
-            counts["rows_in"] += done.rows_in
-            counts["rows_dropped_no_arrival"] += done.dropped
-            log.info(
-                "features: %s %7d flights -> %7d rows (%.2fs)", done.name, done.rows_in, done.rows_out, done.seconds
-            )
-        history = History.merge((done.history for done in learned), target)
+        def learned() -> Iterator[HistoryPartial]:
+            """Each training month's sums as its task returns them, a batch of months at a time: the history folds
+            them into its totals as they come, so no process holds every month's."""
+            for batch in session.batches(
+                functools.partial(learn_month, target=target),
+                [(period, str(by_period[period])) for period in train_periods],
+                name="features-history",
+                size=FOLD_MONTHS,
+                shared={"state": state, "missing_target": fp.missing_target},
+            ):
+                for done in batch:
+                    counts["rows_in"] += done.rows_in
+                    counts["rows_dropped_no_arrival"] += done.dropped
+                    log.info(
+                        "features: %s %7d flights -> %7d rows (%.2fs)",
+                        done.name,
+                        done.rows_in,
+                        done.rows_out,
+                        done.seconds,
+                    )
+                    yield done.history
+
+        history = History.merge(learned(), target)
         prior_sum, prior_count, tables = history.tables(None)
         state = dataclasses.replace(state, prior_sum=prior_sum, prior_count=prior_count, history=tables)
         # Pass 2: build each month again (cheaper than holding them all), with history, write to its split.
