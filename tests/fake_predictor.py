@@ -6,6 +6,7 @@ canary, to be slow, or to refuse a value itself, which makes those error cases r
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,7 @@ class FakePredictor:
     refuse_dest: str | None = None  # a value the predictor's own checks refuse (InputError)
     inline_rows: int = 0  # inline_scores takes batches up to this size (the real predictor: its fast record path)
     calls: list[str] = field(default_factory=list)
+    canary_started: threading.Event = field(default_factory=threading.Event)
 
     def predict(self, flights: pd.DataFrame) -> pd.DataFrame:
         self.calls.append("predict")
@@ -133,6 +135,7 @@ class FakePredictor:
         return pd.DataFrame({"dep_hour": flights["sched_dep_time"] // 100, "distance": flights["distance"]})
 
     def canary(self) -> None:
+        self.canary_started.set()
         if self.canary_s:
             time.sleep(self.canary_s)
         if self.fail_canary:

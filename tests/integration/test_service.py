@@ -494,6 +494,22 @@ def test_deploy_swaps_only_after_the_canary_and_rollback_returns_to_the_previous
     error_of(reload(client, {"rollback": True}), 409, "nothing_to_roll_back")
 
 
+def test_a_deploy_during_the_start_up_canary_waits_its_turn_and_the_history_stays_in_order(make):
+    """The start-up canary holds the deploy lock and writes "started" before /ready says ready: a deploy at once
+    after ready comes after it in the history, so the rollback returns to the first package (under load the
+    "started" line was once written after the deploy's, and the rollback picked the deployed package itself)."""
+    first = FakePredictor(canary_s=0.5)
+    client, harness = make(first=first, ready=False)
+    second = harness.add(FakePredictor(offset=0.1, manifest={"version": "v0.0.2"}), b"second")
+    assert first.canary_started.wait(30)
+    error_of(reload(client, {"package": str(second)}), 409, "reload_in_progress")
+    wait_ready(client)
+    assert [e["outcome"] for e in read_history(harness.settings.history)] == ["started"]
+    assert reload(client, {"package": str(second)}).status_code == 200
+    back = reload(client, {"rollback": True})
+    assert back.status_code == 200 and back.json()["package"] == harness.first_path.name
+
+
 @pytest.mark.parametrize("fault", ["tampered", "failing canary", "missing"])
 def test_a_refused_deploy_keeps_the_old_model_and_writes_an_alert(make, fault):
     client, harness = make()

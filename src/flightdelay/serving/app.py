@@ -300,20 +300,23 @@ class Service:
         self.request_log.write(entry)
 
     def initial_canary(self) -> None:
-        """The canary of the package the service started with; /ready turns true when it passes."""
-        deployed = self.slot.current
-        if deployed is None or self.slot.ready:
-            return
-        try:
-            deployed.predictor.canary()
-        except PipelineError as exc:
-            self.slot.reason = f"the canary failed: {str(exc).splitlines()[0]}"
-            entry = history_entry("refused", deployed.path, deployed.predictor, reason=self.slot.reason)
-            append_history(self.settings.history, entry)
-            write_alert(self.settings.alerts_dir, entry, None)
-            return
-        self.slot.ready, self.slot.reason = True, ""
-        append_history(self.settings.history, history_entry("started", deployed.path, deployed.predictor))
+        """The canary of the package the service started with; /ready turns true when it passes. It holds the
+        deploy lock (a reload meanwhile is told a deploy is running), and its "started" entry is in the history
+        before /ready says so: a deploy's entry always comes after it, so a rollback finds the right package."""
+        with self.slot.lock:
+            deployed = self.slot.current
+            if deployed is None or self.slot.ready:
+                return
+            try:
+                deployed.predictor.canary()
+            except PipelineError as exc:
+                self.slot.reason = f"the canary failed: {str(exc).splitlines()[0]}"
+                entry = history_entry("refused", deployed.path, deployed.predictor, reason=self.slot.reason)
+                append_history(self.settings.history, entry)
+                write_alert(self.settings.alerts_dir, entry, None)
+                return
+            append_history(self.settings.history, history_entry("started", deployed.path, deployed.predictor))
+            self.slot.ready, self.slot.reason = True, ""
         log.info("serving %s: the canary passed, ready", deployed.predictor.name)
 
     def close(self) -> None:
