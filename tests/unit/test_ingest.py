@@ -425,7 +425,7 @@ SPELLINGS = [v for v in HOSTILE if v is None or "," not in v]
 
 def test_numbers_parsed_once_per_distinct_text_match_the_frame_path(tmp_path):
     """Columns of spellings drawn with repeats (and missing values) at random: parsing each distinct text once
-    (`distinct_numbers`) writes the bytes of parsing every row, or steps aside where the frame path quarantines."""
+    (`typed_distinct`) writes the bytes of parsing every row, or steps aside where the frame path quarantines."""
     stayed = 0
     for seed in range(80):
         rng = random.Random(seed)

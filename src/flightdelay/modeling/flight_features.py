@@ -695,7 +695,7 @@ def _plain(value: Any) -> Any:
 @dataclass(frozen=True)
 class HistoryPartial:
     """One training month's outcome sums and counts per key: what a month's task sends back (one row per key
-    seen that month, never the month's rows). Partials merge by concatenation in period order."""
+    seen that month, never the month's rows). `History.merge` folds them into totals per key."""
 
     period: str
     per_feature: dict[str, pd.DataFrame]  # feature -> rows (key columns..., sum, count, period)

@@ -272,30 +272,19 @@ def arrow_typed(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | pa.Chunke
         number = arrow_plain_numbers(plain)
         if number is not None:
             return pa.array(number, from_pandas=True)  # NaN is missing, as pyarrow converts a float64 column
-    elif spec.dtype == "datetime":
-        # each distinct text is parsed once (by Arrow where it is written the one way both parsers read alike, else
-        # by pandas, ISO 8601, one value at a time), and Arrow spreads the result over the rows
-        codes = text.combine_chunks().dictionary_encode()
-        utc = utc_seconds(codes.dictionary)
-        if utc is not None:
-            return utc.take(codes.indices)
-        stamps, bad = coerce_column(text_frame(pa.table({"v": codes.dictionary}))["v"], spec)
-        if bad.any():
-            return None
-        return pa.array(stamps, from_pandas=True).take(codes.indices)
-    if spec.dtype in ("int", "float"):
-        return distinct_numbers(text, spec)
-    typed, bad = coerce_column(text_frame(pa.table({"v": text}))["v"], spec)
-    return None if bad.any() else pa.array(typed, from_pandas=True)
+    return typed_distinct(text, spec)  # a number column of other spellings, or a time column
 
 
-def distinct_numbers(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | None:
-    """`arrow_typed` of a number column that is not all plain decimals (say "3.4523399999999995", 18 characters):
-    pandas parses each distinct text once, and a missing value once if there is one, so its type inference sees
-    the same kinds of value as on the whole column; Arrow spreads the result over the rows. None when a value
-    does not type."""
+def typed_distinct(text: pa.ChunkedArray, spec: ColumnSpec) -> pa.Array | None:
+    """`arrow_typed` of a number column that is not all plain decimals (say "3.4523399999999995", 18 characters) or
+    of a time column: each distinct text is parsed once, and Arrow spreads the result over the rows. Times written
+    the one way both parsers read alike are parsed by Arrow (`utc_seconds`); the rest by pandas, with a missing
+    value once if there is one, so its type inference sees the same kinds of value as on the whole column. None
+    when a value does not type."""
     codes = text.combine_chunks().dictionary_encode()
     values = codes.dictionary
+    if spec.dtype == "datetime" and (utc := utc_seconds(values)) is not None:
+        return utc.take(codes.indices)
     if text.null_count:
         values = pa.concat_arrays([values, pa.nulls(1, values.type)])
     typed, bad = coerce_column(text_frame(pa.table({"v": values}))["v"], spec)
