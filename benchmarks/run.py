@@ -105,19 +105,26 @@ GATE_OFF: dict[tuple[str, ...], Any] = {
     ("gate", "max_drop_vs_promoted"): {},
 }
 IN_PROCESS = """
-import json, runpy, shlex, subprocess, sys
-for cmd in json.loads(sys.argv[1]):
-    argv = shlex.split(cmd)
-    if argv[:2] == ["python", "-m"] and len(argv) > 2:
-        sys.argv = [argv[2], *argv[3:]]
-        try:
-            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
-        except SystemExit as exc:
-            if exc.code not in (0, None):
-                sys.exit(f"{cmd}: exit {exc.code}")
-    else:  # not a Python module: it needs a process of its own anyway
-        subprocess.run(cmd, shell=True, check=True)
+import json, runpy, shlex, subprocess, sys, time
+commands, marker = json.loads(sys.argv[1]), sys.argv[2]
+seconds = {}
+for stage, cmds in commands:
+    start = time.perf_counter()
+    for cmd in cmds:
+        argv = shlex.split(cmd)
+        if argv[:2] == ["python", "-m"] and len(argv) > 2:
+            sys.argv = [argv[2], *argv[3:]]
+            try:
+                runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+            except SystemExit as exc:
+                if exc.code not in (0, None):
+                    sys.exit(f"{cmd}: exit {exc.code}")
+        else:  # not a Python module: it needs a process of its own anyway
+            subprocess.run(cmd, shell=True, check=True)
+    seconds[stage] = time.perf_counter() - start
+print(marker + json.dumps(seconds), flush=True)
 """
+STAGE_SECONDS = "in-process stage seconds: "
 FLOOR = """
 import sys
 from pathlib import Path
@@ -243,19 +250,56 @@ def set_params(copy: Path, changes: Mapping[tuple[str, ...], Any]) -> dict[str, 
 def bench_overhead(
     run: Runner, commands: list[tuple[str, list[str]]], repeats: int, after_raw: bool = False
 ) -> dict[str, Any]:
-    """Forced `dvc repro -f` against the same commands in one process; `after_raw`: from the stage after `raw` on
-    (`--downstream`), keeping the raw data already in the workspace (the quick run's generated data)."""
+    """Forced `dvc repro -f` against the same commands run one after another, each in a process of its own (no
+    DVC), and all in one process: what DVC adds, and what the processes' start-up adds. The three alternate within
+    each repeat, so a change in the machine's load reaches all three alike. `after_raw`: from the stage after `raw`
+    on (`--downstream`), keeping the raw data already in the workspace (the quick run's generated data)."""
     if after_raw:
         commands = [(stage, cmds) for stage, cmds in commands if stage != "raw"]
     forced, stages = [], []
+    processes: dict[str, list[float]] = {stage: [] for stage, _ in commands}
+    in_process: dict[str, list[float]] = {stage: [] for stage, _ in commands}
     for _ in range(repeats):
         result = run(["dvc", "repro", "-f", *(["--downstream", commands[0][0]] if after_raw else [])])
         forced.append(result["seconds"])
         stages = stages_ran(result["output"])
-    flat = [cmd for _, cmds in commands for cmd in cmds]
-    in_process = [run([sys.executable, "-c", IN_PROCESS, json.dumps(flat)])["seconds"] for _ in range(repeats)]
-    f, p = stats(forced), stats(in_process)
-    return {"dvc_repro_forced": f, "in_process": p, "ratio": ratio(f, p), "stages": stages, "commands": flat}
+        for stage, cmds in commands:
+            processes[stage].append(sum(run(cmd)["seconds"] for cmd in cmds))
+        output = run([sys.executable, "-c", IN_PROCESS, json.dumps(commands), STAGE_SECONDS])["output"]
+        seconds = json.loads(output.rsplit(STAGE_SECONDS, 1)[1].splitlines()[0])
+        for stage, value in seconds.items():
+            in_process[stage].append(value)
+    return {
+        **overhead_parts(forced, processes, in_process),
+        "stages": stages,
+        "commands": [cmd for _, cmds in commands for cmd in cmds],
+    }
+
+
+def overhead_parts(
+    forced: Sequence[float], processes: Mapping[str, Sequence[float]], in_process: Mapping[str, Sequence[float]]
+) -> dict[str, Any]:
+    """The forced run's seconds split into the stages' work (one process), their processes' start-up (one
+    process each, without DVC, less one process) and DVC's bookkeeping (the forced run less the separate
+    processes), from the medians. `processes` and `in_process`: each stage's seconds per repeat."""
+    runs = range(len(forced))
+    total_processes = [sum(times[i] for times in processes.values()) for i in runs]
+    total_in_process = [sum(times[i] for times in in_process.values()) for i in runs]
+    f, p, i = stats(forced), stats(total_processes), stats(total_in_process)
+    dvc = f["median"] - p["median"]
+    return {
+        "dvc_repro_forced": f,
+        "processes": p,
+        "in_process": i,
+        "ratio": ratio(f, i),
+        "dvc_seconds": dvc,
+        "start_up_seconds": p["median"] - i["median"],
+        # the ratio if every stage process started for free: the stages' work plus DVC's bookkeeping
+        "ratio_without_start_up": (i["median"] + dvc) / i["median"] if i["median"] else float("nan"),
+        "per_stage": {
+            stage: {"processes": stats(processes[stage]), "in_process": stats(in_process[stage])} for stage in processes
+        },
+    }
 
 
 def bench_noop(run: Runner, repeats: int) -> dict[str, Any]:
@@ -533,6 +577,45 @@ GROW_TEXT = {
 }
 
 
+def overhead_lines(o: Mapping[str, Any]) -> list[str]:
+    """Where the forced run's extra seconds go (`overhead_parts`), and each stage's share of the start-up."""
+    lines = [
+        "Where the difference goes (medians):",
+        "",
+        "| what | seconds |",
+        "|---|---:|",
+        f"| the stage commands one after another, each in its own process, without DVC | {spread(o['processes'])} |",
+        f"| DVC's bookkeeping: the forced run less the separate processes | {o['dvc_seconds']:.1f} |",
+        f"| the processes' start-up and imports: separate processes less one process | {o['start_up_seconds']:.1f} |",
+        f"| the ratio if every process started for free (one process + DVC's bookkeeping) | "
+        f"{o['ratio_without_start_up']:.2f} |",
+        "",
+        "| stage | own process, s | in one process, s | difference |",
+        "|---|---:|---:|---:|",
+    ]
+    for stage in o.get("stages") or o["per_stage"]:  # the run's order: the JSON's keys are sorted
+        own, shared = o["per_stage"][stage]["processes"], o["per_stage"][stage]["in_process"]
+        lines.append(
+            f"| {stage} | {spread(own, '{:.2f}')} | {spread(shared, '{:.2f}')} | "
+            f"{own['median'] - shared['median']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def marginal_ratio(rows: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    """Ingest + validate against pyarrow's floor per extra MiB of CSV, from the smallest size to the largest: the
+    throughput once each side's fixed start-up is paid (None with fewer than two sizes)."""
+    if len(rows) < 2:
+        return None
+    small, large = min(rows, key=lambda r: r["csv_mib"]), max(rows, key=lambda r: r["csv_mib"])
+    mib = large["csv_mib"] - small["csv_mib"]
+    ours = large["ingest_validate"]["median"] - small["ingest_validate"]["median"]
+    floor = large["pyarrow_floor"]["median"] - small["pyarrow_floor"]["median"]
+    if mib <= 0 or floor <= 0:
+        return None
+    return {"mib": mib, "seconds": ours, "floor_seconds": floor, "ratio": ours / floor}
+
+
 def markdown(results: Mapping[str, Any]) -> str:
     m = results["meta"]
     lines = [
@@ -574,6 +657,8 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"| ratio of the medians | {o['ratio']:.2f} |",
             "",
         ]
+        if "per_stage" in o:  # written since 2026-11-30
+            lines += overhead_lines(o)
     n = results.get("noop")
     if n:
         lines += [
@@ -626,6 +711,13 @@ def markdown(results: Mapping[str, Any]) -> str:
                 f"{spread(row['pyarrow_floor'])} | {row['ratio']:.2f} | {row['flights_per_second']:,.0f} |"
             )
         lines.append("")
+        m = marginal_ratio(t)
+        if m:
+            lines += [
+                f"The extra {m['mib']:.0f} MiB from the smallest size to the largest (each side's start-up paid once): "
+                f"ingest + validate {m['seconds']:.1f} s, pyarrow {m['floor_seconds']:.1f} s, ratio {m['ratio']:.2f}.",
+                "",
+            ]
     d = results.get("dask")
     if d:
         lines += [

@@ -47,6 +47,13 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path):
     assert overhead["stages"] == [stage for stage in ALL_STAGES if stage != "raw"]
     assert len(overhead["commands"]) == len(overhead["stages"])
     assert not [cmd for cmd in overhead["commands"] if cmd.startswith("python -m flightdelay raw ")]
+    # each stage timed in its own process and inside the one process
+    assert set(overhead["per_stage"]) == set(overhead["stages"]) and summary_ok(overhead["processes"])
+    for parts in overhead["per_stage"].values():
+        assert summary_ok(parts["processes"]) and summary_ok(parts["in_process"])
+    assert overhead["in_process"]["median"] == pytest.approx(
+        sum(parts["in_process"]["median"] for parts in overhead["per_stage"].values())
+    )
     noop = results["noop"]["noop"]
     assert summary_ok(noop["dvc_repro_noop"]) and summary_ok(noop["dvc_status"])
     assert noop["stages_ran_in_noop"] == []
@@ -70,6 +77,9 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path):
         )
 
     summary = (out / "summary.md").read_text()
+    assert "Where the difference goes (medians):" in summary
+    rows = [line.split(" | ")[0] for line in summary.splitlines() if line.startswith("| ") and " | " in line]
+    assert [r[2:] for r in rows if r[2:] in overhead["stages"]][: len(overhead["stages"])] == overhead["stages"]
     for heading in ("## Overhead", "## No-op run", "## Experiment turnaround", "## Per stage, by data size"):
         assert heading in summary
     assert "| 2x (24 months, " in summary and "The data grows by more years of monthly partitions" in summary
