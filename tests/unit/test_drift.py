@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from flightdelay.core.config import DriftParams
+from flightdelay.core.errors import PipelineError
 from flightdelay.core.value_counts import NumberCounts
 from flightdelay.stages.drift import (
     SplitCounts,
@@ -22,6 +23,7 @@ from flightdelay.stages.drift import (
     psi,
     quantile_edges,
     render_markdown,
+    split_counts,
     top_categories,
 )
 
@@ -210,3 +212,25 @@ def test_drift_of_partitions_merged_is_the_drift_of_the_whole_frames():
     )
     assert merged == whole
     assert whole.rows.reference == 1200 and whole.features[0].statistic is not None
+
+
+def test_split_counts_merge_the_partitions_of_a_split(tmp_path):
+    split = tmp_path / "test"
+    split.mkdir()
+    pd.DataFrame({"x": [1.0, 2.0], "c": ["a", "b"]}).to_parquet(split / "2013-11.parquet")
+    pd.DataFrame({"x": [3.0], "c": ["a"]}).to_parquet(split / "2013-12.parquet")
+    counts = split_counts(split, ["x"], ["c"])
+    assert counts.rows == 3 and counts.texts["c"].counts == {"a": 2, "b": 1}
+
+
+def test_a_split_with_no_partitions_is_an_error_not_a_split_without_drift(tmp_path):
+    with pytest.raises(PipelineError, match="no partitions; run the features stage first"):
+        split_counts(tmp_path / "missing", ["x"], ["c"])
+
+
+def test_a_split_whose_partitions_hold_no_rows_is_an_error(tmp_path):
+    pd.DataFrame({"x": pd.Series([], dtype=float), "c": pd.Series([], dtype=object)}).to_parquet(
+        tmp_path / "2013-11.parquet"
+    )
+    with pytest.raises(PipelineError, match=r"no rows to compare; run the features stage first"):
+        split_counts(tmp_path, ["x"], ["c"])

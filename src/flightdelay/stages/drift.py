@@ -49,7 +49,8 @@ from flightdelay.core.contracts import (
     NumericReference,
     TrainSummary,
 )
-from flightdelay.core.files import partition_files, read_parquet, write_text
+from flightdelay.core.errors import PipelineError
+from flightdelay.core.files import read_parquet, split_files, write_text
 from flightdelay.core.tables import markdown_table
 from flightdelay.core.value_counts import NumberCounts, TextCounts, exact_quantile
 from flightdelay.modeling.drift_bins import PSI_FLOOR, categorical_counts, numeric_counts, psi, shares
@@ -255,6 +256,20 @@ class SplitCounts:
         )
 
 
+def split_counts(directory: Path, numeric: list[str], categorical: list[str]) -> SplitCounts:
+    """A split's value counts, one partition at a time: each becomes value counts, merged, so memory holds one
+    month's columns and the counts of distinct values, never a whole split. A split with no partitions or no rows
+    is an error: compared, it would show no drift, and the gate would pass on nothing."""
+    parts = [
+        SplitCounts.of(read_parquet(path, numeric + categorical), numeric, categorical)
+        for path in split_files(directory)
+    ]
+    counts = SplitCounts.merge(parts, numeric, categorical)
+    if not counts.rows:
+        raise PipelineError(f"{directory}: no rows to compare; run the features stage first")
+    return counts
+
+
 def text_counts(values: pd.Series) -> TextCounts:
     missing = values.isna()
     present = values[~missing].astype(str).value_counts()
@@ -399,16 +414,7 @@ def run(
     unknown = sorted(set(dp.expected) - set(numeric) - set(categorical))
     if unknown:
         log.warning("drift: drift.expected names %s, which the model does not use", unknown)
-    columns = numeric + categorical
-    # One partition at a time: each becomes value counts, merged per split, so memory holds one month's columns
-    # and the counts of distinct values, never a whole split.
-    splits = {}
-    for split in ("train", "test"):
-        parts = [
-            SplitCounts.of(read_parquet(path, columns), numeric, categorical)
-            for path in partition_files(Path(processed_dir) / split)
-        ]
-        splits[split] = SplitCounts.merge(parts, numeric, categorical)
+    splits = {split: split_counts(Path(processed_dir) / split, numeric, categorical) for split in ("train", "test")}
     ref_pred = read_parquet(Path(predictions_dir) / "train.parquet")["prediction"].to_numpy(dtype=float)
     cur_pred = read_parquet(Path(predictions_dir) / "test.parquet")["prediction"].to_numpy(dtype=float)
     result = compare_counts(splits["train"], splits["test"], numeric, categorical, ref_pred, cur_pred, dp)
