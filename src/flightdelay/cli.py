@@ -216,6 +216,18 @@ def run_stage(stage: str, argv: Sequence[str]) -> int:
             log.error("%s failed: %s", stage, line, extra={"event": {"event": "stage_failed", "stage": stage}})
         log.error("full log: %s", log_file)
         return 1
+    except FileNotFoundError as exc:  # an input not built yet, or a wrong path on the command line
+        log.debug("traceback", exc_info=True)
+        log.error(
+            "%s failed: %s: no such file or directory; `dvc repro %s` builds it with the stages before this one, "
+            "or check the paths on the command line (dvc.yaml gives them)",
+            stage,
+            exc.filename or exc,
+            stage,
+            extra={"event": {"event": "stage_failed", "stage": stage}},
+        )
+        log.error("full log: %s", log_file)
+        return 1
     except Exception as exc:  # an unforeseen error: one clear line on the console, the traceback in the log
         log.debug("traceback", exc_info=True)
         log.error("%s failed unexpectedly: %s: %s", stage, type(exc).__name__, exc)

@@ -245,6 +245,8 @@ def test_split_months_outside_the_partitions_are_an_error_naming_them(runs, tmp_
         )
     assert str(err.value) == (
         f"features: months 2012-11, 2012-12 of features.split are not in {validated / 'flights'} "
-        "(it has 24 months, 2013-01 to 2014-12); widen ingest.window or change the split"
+        "(it has 24 months, 2013-01 to 2014-12): ingest.window leaves them out, or the raw data has no file for "
+        "them (ingest logs each month of the window without one); add the files, widen ingest.window or change "
+        "features.split, then `dvc repro`"
     )
     assert not (tmp_path / "processed").exists()

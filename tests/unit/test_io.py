@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.files import atomic_dir, atomic_path, partition_files, read_json, to_json, write_json
+from flightdelay.core.errors import DataError
+from flightdelay.core.files import (
+    atomic_dir,
+    atomic_path,
+    partition_files,
+    read_json,
+    to_json,
+    window_partitions,
+    write_json,
+)
 
 
 class Boom(Exception):
@@ -152,3 +161,20 @@ def test_the_stages_that_write_only_json_and_text_start_without_numpy_or_pandas(
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_window_partitions_by_month(tmp_path):
+    for month in ("2013-01", "2013-02", "2013-03"):
+        (tmp_path / f"{month}.parquet").write_bytes(b"")
+    assert window_partitions(tmp_path, ["2013-01", "2013-03"]) == {
+        m: tmp_path / f"{m}.parquet" for m in ("2013-01", "2013-02", "2013-03")
+    }
+
+
+def test_a_month_without_a_partition_names_both_causes_and_the_fixes(tmp_path):
+    (tmp_path / "2013-01.parquet").write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        window_partitions(tmp_path, ["2013-01", "2013-05"])
+    message = str(err.value)
+    assert message.startswith(f"features: months 2013-05 of features.split are not in {tmp_path} (it has 1 months,")
+    assert "the raw data has no file for them" in message and "add the files, widen ingest.window" in message

@@ -14,11 +14,11 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flightdelay.core.errors import PipelineError
+from flightdelay.core.errors import DataError, PipelineError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,6 +136,21 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
 def partition_files(directory: str | Path) -> list[Path]:
     """The `YYYY-MM.parquet` files of a partitioned table directory, in month order."""
     return sorted(Path(directory).glob("????-??.parquet"))
+
+
+def window_partitions(directory: Path, months: Sequence[str]) -> dict[str, Path]:
+    """The partitions of a table (`YYYY-MM.parquet` in `directory`) by month; a month of features.split with none
+    is a DataError that says where a month goes missing and what to change."""
+    by_period = {f.stem: f for f in partition_files(directory)}
+    missing = [p for p in months if p not in by_period]
+    if missing:
+        has = f"{len(by_period)} months, {min(by_period)} to {max(by_period)}" if by_period else "no partitions"
+        raise DataError(
+            f"features: months {', '.join(missing)} of features.split are not in {directory} (it has {has}): "
+            "ingest.window leaves them out, or the raw data has no file for them (ingest logs each month of the "
+            "window without one); add the files, widen ingest.window or change features.split, then `dvc repro`"
+        )
+    return by_period
 
 
 def split_files(directory: str | Path) -> list[Path]:

@@ -19,7 +19,13 @@ import pandas as pd
 
 from flightdelay.core.config import ComputeParams, DatasetParams, FeatureParams, TrainParams
 from flightdelay.core.errors import DataError
-from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json, write_parquet
+from flightdelay.core.files import (
+    atomic_dir,
+    read_parquet,
+    window_partitions,
+    write_json,
+    write_parquet,
+)
 from flightdelay.core.processed import COUNTS_FILE, SPEC_FILE, STATE_FILE, FeatureCounts
 from flightdelay.modeling.generic_features import PERIOD, build
 
@@ -40,15 +46,8 @@ def run(
     if gp is None:
         raise DataError("features.builder: generic needs a features.generic section (docs/own-data.md)")
     source = Path(in_dir) / dataset.table
-    by_period = {f.stem: f for f in partition_files(source)}
     train_periods, test_periods = features.split.train_months(), features.split.test_months()
-    missing = [p for p in (*train_periods, *test_periods) if p not in by_period]
-    if missing:
-        has = f"{len(by_period)} months, {min(by_period)} to {max(by_period)}" if by_period else "no partitions"
-        raise DataError(
-            f"features: months {', '.join(missing)} of features.split are not in {source} "
-            f"(it has {has}); widen ingest.window or change the split"
-        )
+    by_period = window_partitions(source, [*train_periods, *test_periods])
     frame = pd.concat(
         [read_parquet(path).assign(**{PERIOD: period}) for period, path in sorted(by_period.items())],
         ignore_index=True,

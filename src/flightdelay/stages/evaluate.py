@@ -212,33 +212,31 @@ def run(
     scored = read_parquet(Path(predictions_dir) / "test.parquet")
     check_names(dataset, summary, scored, str(Path(predictions_dir) / "test.parquet"))
     importance = read_json(Path(predictions_dir) / "importance.json")
+    rows = row_counts(
+        read_json(Path(ingested_dir) / "counts.json"),
+        read_json(Path(validated_dir) / "counts.json"),
+        read_json(Path(processed_dir) / "counts.json"),
+        dataset.table,
+    )
     result = score(scored, summary, ep)
+    detail = {
+        "task": summary.task,
+        "model": summary.model,
+        "train_rows": summary.rows,
+        "train_target_mean": summary.target_mean,
+        **result,
+    }
+    by_slice = slices(scored, summary, ep)
+    plots = plot_data(scored, importance, summary, ep, train.seed, dataset.target.classification.labels)
+    # Every input is read and every figure computed before the first write: a stage that fails on its inputs
+    # leaves the outputs of its last run (or, under DVC, none), never a mix of the two.
     write_json(metrics_file, headline(result, summary.task))
-    write_json(
-        detail_file,
-        {
-            "task": summary.task,
-            "model": summary.model,
-            "train_rows": summary.rows,
-            "train_target_mean": summary.target_mean,
-            **result,
-        },
-    )
-    write_json(slices_file, slices(scored, summary, ep))
-    write_json(
-        rows_file,
-        row_counts(
-            read_json(Path(ingested_dir) / "counts.json"),
-            read_json(Path(validated_dir) / "counts.json"),
-            read_json(Path(processed_dir) / "counts.json"),
-            dataset.table,
-        ),
-    )
+    write_json(detail_file, detail)
+    write_json(slices_file, by_slice)
+    write_json(rows_file, rows)
     with atomic_dir(plots_dir) as tmp:
-        for name, rows in plot_data(
-            scored, importance, summary, ep, train.seed, dataset.target.classification.labels
-        ).items():
-            write_json(tmp / name, rows)
+        for name, data in plots.items():
+            write_json(tmp / name, data)
     key = "roc_auc" if summary.task == "classification" else "mae"
     log.info(
         "evaluate: %s %.4f (baseline %.4f) on %d test rows", key, result[key], result["baseline"][key], len(scored)

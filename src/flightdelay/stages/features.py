@@ -41,7 +41,7 @@ from flightdelay.core.config import ComputeParams, DatasetParams, FeatureParams,
 from flightdelay.core.contracts import FeatureSpec
 from flightdelay.core.engine import engine, read_parquet_url, remove_partials, write_parquet_atomic
 from flightdelay.core.errors import DataError
-from flightdelay.core.files import atomic_dir, partition_files, read_parquet, write_json
+from flightdelay.core.files import atomic_dir, partition_files, read_parquet, window_partitions, write_json
 from flightdelay.core.processed import FeatureBuilder
 from flightdelay.modeling import generic_builder
 from flightdelay.modeling.flight_features import (
@@ -299,16 +299,9 @@ def run(
         return BUILDERS[features.builder](features, train, dataset, compute, in_dir=in_dir, out_dir=out_dir)
     fp = features
     source = Path(in_dir)
-    by_period = {f.stem: f for f in partition_files(source / "flights")}
     train_periods = fp.split.train_months()
     test_periods = fp.split.test_months()
-    missing = [p for p in (*train_periods, *test_periods) if p not in by_period]
-    if missing:
-        has = f"{len(by_period)} months, {min(by_period)} to {max(by_period)}" if by_period else "no partitions"
-        raise DataError(
-            f"features: months {', '.join(missing)} of features.split are not in {source / 'flights'} "
-            f"(it has {has}); widen ingest.window or change the split"
-        )
+    by_period = window_partitions(source / "flights", [*train_periods, *test_periods])
     weather = _monthly_weather(source, fp.weather_trend_hours)
     aircraft = aircraft_table(read_parquet(source / "planes.parquet"))
     target = TARGETS[train.task]
