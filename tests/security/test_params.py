@@ -178,6 +178,17 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(workspace, capfd):
     assert re.fullmatch(r"params\.yaml: line 4, column 6: not valid YAML \(.+\); fix the syntax there", lines[0])
 
 
+def test_a_key_given_twice_is_refused_not_resolved_to_the_last(workspace, capfd):
+    """DVC refuses such a file ("found duplicate key"); a stage run by hand refused it too, instead of using 43."""
+    text = yaml.safe_dump(default_params(), sort_keys=False).replace("  seed: 42\n", "  seed: 42\n  seed: 43\n")
+    (workspace / "params.yaml").write_text(text)
+    line = text.splitlines().index("  seed: 43") + 1
+    assert refused("train", capfd, workspace) == [
+        f"params.yaml: line {line}, column 3: train.seed is given twice (first on line {line - 1}); keep one of "
+        "them (YAML forbids a key twice in one mapping, and DVC refuses the file)"
+    ]
+
+
 def test_a_yaml_syntax_error_in_the_schema_file_names_that_file(workspace, capfd):
     write_params(workspace / "params.yaml", default_params())
     (workspace / "config" / "schema.yaml").write_text("tables:\n  flights: {columns: {year: {dtype: int}\n")
