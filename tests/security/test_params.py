@@ -146,6 +146,33 @@ def test_every_stage_refuses_bad_params_before_any_work(stage, workspace, capfd)
     ]
 
 
+@pytest.mark.parametrize(
+    ("change", "start"),
+    [
+        (
+            {"train.hist_gradient_boosting.max_iterr": 200},
+            "params.yaml: train.hist_gradient_boosting.max_iterr: unknown key; expected one of class_weight, ",
+        ),
+        (
+            {"train.hist_gradient_boosting.learning_rate": -0.1},
+            "params.yaml: train.hist_gradient_boosting.learning_rate: -0.1 is not allowed (scikit-learn: The "
+            "'learning_rate' parameter of HistGradientBoostingClassifier must be a float in the range (0.0, inf))",
+        ),
+        (
+            {"train.task": "regression", "train.logistic_regression.C": "1"},
+            "params.yaml: train.logistic_regression.C: '1' is not allowed (scikit-learn: The 'C' parameter of "
+            "LogisticRegression must be a float in the range (0.0, inf])",
+        ),
+    ],
+    ids=["unknown name", "out of range", "unused model"],
+)
+def test_train_refuses_a_bad_model_keyword_argument_before_any_work(change, start, workspace, capfd):
+    """These passed the params check and failed in the fit: "train failed unexpectedly: TypeError ... a bug"."""
+    write_params(workspace / "params.yaml", default_params(change))
+    (line,) = refused("train", capfd, workspace)
+    assert line.startswith(start)
+
+
 def test_a_params_file_without_data_raw_dir_is_named_not_a_traceback(workspace, capfd):
     params = default_params()
     del params["data"]["raw_dir"]

@@ -413,7 +413,8 @@ class TrainParams:
     fallback_seed: Seed = 20130101
     # Fit on a sample of this many training rows drawn with `seed` (the same rows every run); None: every row.
     max_rows: Positive | None = None
-    # Estimator keyword arguments, passed as written; scikit-learn checks them when the model is built.
+    # Estimator keyword arguments, passed as written. Checked against scikit-learn by train before it reads any data
+    # (modeling.model.check_model_params), not here: every stage loads params, and most never import scikit-learn.
     hist_gradient_boosting: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
     logistic_regression: dict[StrictStr, Any] = dataclasses.field(default_factory=dict)
 
