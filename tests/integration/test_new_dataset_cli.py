@@ -66,3 +66,13 @@ def test_a_time_column_that_is_not_there_is_one_line(scratch, capsys):
     assert code == 1
     assert "new-dataset failed: daily.csv: no column(s) ['date']; it has ['day'," in capsys.readouterr().err
     assert not (scratch / "data").exists()  # nothing written
+
+
+def test_a_params_file_with_a_key_given_twice_is_one_line_and_left_as_it_is(scratch, capsys):
+    text = (scratch / "params.yaml").read_text().replace("  seed: 42\n", "  seed: 42\n  seed: 43\n")
+    (scratch / "params.yaml").write_text(text)
+    assert new_dataset("--no-dvc-add") == 1
+    err = capsys.readouterr().err
+    assert "new-dataset failed: params.yaml: line " in err and ": train.seed is given twice (first on line" in err
+    assert "Traceback" not in err
+    assert (scratch / "params.yaml").read_text() == text and not (scratch / "data").exists()

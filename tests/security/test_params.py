@@ -146,6 +146,33 @@ def test_every_stage_refuses_bad_params_before_any_work(stage, workspace, capfd)
     ]
 
 
+@pytest.mark.parametrize(
+    ("change", "start"),
+    [
+        (
+            {"train.hist_gradient_boosting.max_iterr": 200},
+            "params.yaml: train.hist_gradient_boosting.max_iterr: unknown key; expected one of class_weight, ",
+        ),
+        (
+            {"train.hist_gradient_boosting.learning_rate": -0.1},
+            "params.yaml: train.hist_gradient_boosting.learning_rate: -0.1 is not allowed (scikit-learn: The "
+            "'learning_rate' parameter of HistGradientBoostingClassifier must be a float in the range (0.0, inf))",
+        ),
+        (
+            {"train.task": "regression", "train.logistic_regression.C": "1"},
+            "params.yaml: train.logistic_regression.C: '1' is not allowed (scikit-learn: The 'C' parameter of "
+            "LogisticRegression must be a float in the range (0.0, inf])",
+        ),
+    ],
+    ids=["unknown name", "out of range", "unused model"],
+)
+def test_train_refuses_a_bad_model_keyword_argument_before_any_work(change, start, workspace, capfd):
+    """These passed the params check and failed in the fit: "train failed unexpectedly: TypeError ... a bug"."""
+    write_params(workspace / "params.yaml", default_params(change))
+    (line,) = refused("train", capfd, workspace)
+    assert line.startswith(start)
+
+
 def test_a_params_file_without_data_raw_dir_is_named_not_a_traceback(workspace, capfd):
     params = default_params()
     del params["data"]["raw_dir"]
@@ -176,6 +203,17 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(workspace, capfd):
     lines = refused("features", capfd, workspace)
     assert len(lines) == 1
     assert re.fullmatch(r"params\.yaml: line 4, column 6: not valid YAML \(.+\); fix the syntax there", lines[0])
+
+
+def test_a_key_given_twice_is_refused_not_resolved_to_the_last(workspace, capfd):
+    """DVC refuses such a file ("found duplicate key"); a stage run by hand refused it too, instead of using 43."""
+    text = yaml.safe_dump(default_params(), sort_keys=False).replace("  seed: 42\n", "  seed: 42\n  seed: 43\n")
+    (workspace / "params.yaml").write_text(text)
+    line = text.splitlines().index("  seed: 43") + 1
+    assert refused("train", capfd, workspace) == [
+        f"params.yaml: line {line}, column 3: train.seed is given twice (first on line {line - 1}); keep one of "
+        "them (YAML forbids a key twice in one mapping, and DVC refuses the file)"
+    ]
 
 
 def test_a_yaml_syntax_error_in_the_schema_file_names_that_file(workspace, capfd):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from flightdelay.core import config
 from flightdelay.core.config import (
     GATE_METRICS,
     ColumnSpec,
@@ -351,6 +352,68 @@ def test_sql_source_needs_url_and_query():
 def test_load_params_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+# ------------------------------------------------------------------------------------------------ yaml
+
+
+def test_a_key_given_twice_is_refused_naming_the_file_line_and_key(tmp_path):
+    """PyYAML keeps the last of two equal keys without a word (DVC refuses the file): the stage would train with
+    a seed `dvc params diff` never shows."""
+    text = yaml.safe_dump(default_params(), sort_keys=False).replace("  seed: 42\n", "  seed: 42\n  seed: 43\n")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    line = text.splitlines().index("  seed: 43") + 1
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: line {line}, column 3: train.seed is given twice (first on line {line - 1}); keep one of them "
+        "(YAML forbids a key twice in one mapping, and DVC refuses the file)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [
+        ("seed: 1\nseed: 1\n", "seed", 2),  # the same value twice is still two keys
+        ("a:\n  b: [{c: 1, c: 2}]\n", "a.b[0].c", 2),  # in a list, in flow style
+        ("a: {1: x, 01: y}\n", "a.01", 1),  # equal as the values they become: one dict key
+        ("a:\n  - b: 1\n  - b: 2\n  - {b: 3, b: 4}\n", "a[2].b", 4),  # equal keys of different items are fine
+    ],
+)
+def test_load_yaml_names_the_key_given_twice(text, key, line):
+    with pytest.raises(config._DuplicateKey) as caught:
+        config.load_yaml(text)
+    assert (caught.value.key, caught.value.line) == (key, line)
+
+
+def test_load_yaml_reads_what_safe_load_reads_and_lets_a_merge_be_overridden():
+    text = "base: &b {x: 1, y: 2}\nitem:\n  <<: *b\n  y: 3\nlist: [1, 2.5, '3', null, true, 2013-01-01]\n"
+    assert config.load_yaml(text) == yaml.safe_load(text)
+    assert config.load_yaml(text)["item"] == {"x": 1, "y": 3}
+    assert config.load_yaml("") is None
+    assert config.load_yaml((REPO / "tests" / "fixtures" / "params.yaml").read_text()) == yaml.safe_load(
+        (REPO / "tests" / "fixtures" / "params.yaml").read_text()
+    )
+
+
+def test_load_yaml_stays_a_safe_loader():
+    with pytest.raises(yaml.YAMLError, match="python/object"):
+        config.load_yaml("!!python/object/apply:os.system ['true']\n")
+
+
+def test_a_yaml_syntax_error_reads_as_the_pure_python_parser_says_it():
+    """libyaml parses; on an error the pure-Python parser reads the text again for its message."""
+    with pytest.raises(yaml.YAMLError) as caught:
+        config.load_yaml("a: [1, 2\nb: 3\n")
+    assert "but got ':'" in str(caught.value)
+
+
+def test_a_key_given_twice_in_the_schema_file_is_refused(tmp_path):
+    path = tmp_path / "schema.yaml"
+    path.write_text("tables:\n  t:\n    columns:\n      a: {dtype: int}\n      a: {dtype: str}\n")
+    with pytest.raises(ConfigError, match=r"schema\.yaml: line 5, column 7: tables\.t\.columns\.a is given twice"):
+        load_schema(path)
 
 
 # ------------------------------------------------------------------------------------------------ window / split

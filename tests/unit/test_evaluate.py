@@ -10,7 +10,7 @@ from flightdelay.core.config import EvaluateParams, parse_params
 from flightdelay.core.contracts import TrainSummary
 from flightdelay.core.errors import PipelineError
 from flightdelay.modeling import metrics
-from flightdelay.stages.evaluate import check_names, headline, row_counts, score
+from flightdelay.stages.evaluate import check_names, check_slices, headline, row_counts, score
 from tests.default_params import default_params
 
 SUMMARY = TrainSummary(
@@ -98,3 +98,51 @@ def test_check_names_refuses_a_target_the_features_stage_did_not_build():
         check_names(dataset, summary.model_copy(update={"target": "rain"}), scored, "test.parquet")
     with pytest.raises(PipelineError, match=r"^test.parquet: no column 'flight' of dataset.entity_keys"):
         check_names(dataset, summary, scored.drop(columns="flight"), "test.parquet")
+
+
+def test_check_slices_names_the_unknown_columns_and_the_usable_ones():
+    """A slice column the scored rows lack was left out of reports/slices.json without a word."""
+    scored = pd.DataFrame({"carrier": ["AA"], "origin": ["JFK"], "late": [1], "prediction": [0.4]})
+    check_slices(EvaluateParams(slices=("carrier", "origin")), scored, SUMMARY, "test.parquet")  # all there
+    with pytest.raises(PipelineError) as caught:
+        check_slices(EvaluateParams(slices=("carrier", "nosuchcol", "late")), scored, SUMMARY, "test.parquet")
+    assert str(caught.value) == (
+        "params.yaml: evaluate.slices: no column 'nosuchcol', 'late' among the scored rows (test.parquet); use any "
+        "of carrier, origin (the id columns the features stage keeps, id_columns in its feature_spec.json), or "
+        "remove it"
+    )
+
+
+def test_evaluate_refuses_an_unknown_slice_column_before_it_writes_anything(tmp_path):
+    from flightdelay.core.files import write_parquet
+    from flightdelay.stages.evaluate import run
+
+    params = parse_params(default_params({"evaluate.slices": ["carrier", "nosuchcol"]}))
+    (tmp_path / "predictions").mkdir()
+    write_parquet(
+        pd.DataFrame({"carrier": ["AA"], "flight": [1], "month": [11], "late": [1], "prediction": [0.4]}),
+        tmp_path / "predictions" / "test.parquet",
+    )
+    SUMMARY.save(tmp_path / "summary.json")
+    outputs = {
+        "metrics_file": tmp_path / "out" / "metrics.json",
+        "detail_file": tmp_path / "out" / "evaluation.json",
+        "slices_file": tmp_path / "out" / "slices.json",
+        "rows_file": tmp_path / "out" / "rows.json",
+        "plots_dir": tmp_path / "out" / "plots",
+    }
+    with pytest.raises(
+        PipelineError, match=r"evaluate.slices: no column 'nosuchcol' .* use any of carrier, flight, month "
+    ):
+        run(
+            params.dataset,
+            params.evaluate,
+            params.train,
+            predictions_dir=tmp_path / "predictions",
+            summary_file=tmp_path / "summary.json",
+            ingested_dir=tmp_path / "ingested",
+            validated_dir=tmp_path / "validated",
+            processed_dir=tmp_path / "processed",
+            **outputs,
+        )
+    assert not (tmp_path / "out").exists()

@@ -150,14 +150,18 @@ def test_partition_files_in_month_order(tmp_path):
 
 def test_the_stages_that_write_only_json_and_text_start_without_numpy_or_pandas():
     """core.files imports numpy and pandas only in its Parquet functions, so `gate` and `report` (and the CLI
-    itself) start without them: about half a CPU second per process (docs/benchmarks.md). A fresh interpreter,
-    since this one has both loaded."""
+    itself) start without them: about half a CPU second per process (docs/benchmarks.md). Loading the params does
+    not import scikit-learn either (train checks the models' keyword arguments against it, modeling.model). A fresh
+    interpreter, since this one has them all loaded."""
     import subprocess
     import sys
 
+    from tests.default_params import DEFAULTS_FILE
+
     code = (
         "import sys, flightdelay.cli, flightdelay.stages.gate, flightdelay.stages.report; "
-        "print(sorted({'numpy', 'pandas', 'pyarrow'} & set(sys.modules)))"
+        f"flightdelay.core.config.load_params({str(DEFAULTS_FILE)!r}); "
+        "print(sorted({'numpy', 'pandas', 'pyarrow', 'sklearn'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -13,9 +13,19 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from threadpoolctl import threadpool_limits
 
-from flightdelay.core.config import MODELS_BY_TASK
+from flightdelay.core.config import MODELS_BY_TASK, ConfigError, TrainParams, parse_params
 from flightdelay.core.errors import PipelineError
-from flightdelay.modeling.model import build_pipeline, dumps_canonical, load_model, prepare, save_model
+from flightdelay.modeling.model import (
+    ESTIMATORS,
+    build_pipeline,
+    check_model_params,
+    dumps_canonical,
+    load_model,
+    model_params_problems,
+    prepare,
+    save_model,
+)
+from tests.default_params import default_params
 from tests.tiny_models import CATEGORICAL, NUMERIC, TARGETS, fit, predict, synthetic
 
 
@@ -62,6 +72,101 @@ def test_logistic_regression_is_not_built_for_regression():
 def test_unknown_model_is_an_error():
     with pytest.raises(PipelineError, match="unknown model 'xgboost'"):
         build_pipeline("classification", "xgboost", NUMERIC, CATEGORICAL, {}, 0)
+
+
+# ------------------------------------------------------------------------------------ models' keyword arguments
+
+
+def train_params(changes: dict | None = None) -> TrainParams:
+    return parse_params(default_params(changes)).train
+
+
+def test_the_default_models_keyword_arguments_pass_for_both_tasks():
+    assert model_params_problems(train_params()) == []
+    assert model_params_problems(train_params({"train.task": "regression"})) == []
+
+
+def test_an_unknown_keyword_argument_names_its_key_and_the_estimators_arguments():
+    """It used to pass the params check and fail in the fit as a TypeError: "train failed unexpectedly ... a bug"."""
+    (problem,) = model_params_problems(train_params({"train.hist_gradient_boosting.max_iterr": 200}))
+    assert problem.startswith(
+        "train.hist_gradient_boosting.max_iterr: unknown key; expected one of class_weight, early_stopping, "
+    )
+    assert problem.endswith(" (the keyword arguments of HistGradientBoostingClassifier, for train.task classification)")
+    assert "max_iter," in problem and "random_state" not in problem and "categorical_features" not in problem
+
+
+def test_a_value_out_of_range_names_its_key_value_and_scikit_learns_rule():
+    (problem,) = model_params_problems(train_params({"train.hist_gradient_boosting.learning_rate": -0.1}))
+    assert problem == (
+        "train.hist_gradient_boosting.learning_rate: -0.1 is not allowed (scikit-learn: The 'learning_rate' "
+        "parameter of HistGradientBoostingClassifier must be a float in the range (0.0, inf))"
+    )
+
+
+def test_the_keyword_arguments_are_checked_against_the_tasks_estimator():
+    """class_weight is a classifier's; loss log_loss is not a regression loss."""
+    changes = {"train.hist_gradient_boosting.class_weight": "balanced", "train.hist_gradient_boosting.loss": "log_loss"}
+    assert model_params_problems(train_params(changes)) == []
+    problems = model_params_problems(train_params({**changes, "train.task": "regression"}))
+    assert [p.split(":")[0] for p in problems] == [
+        "train.hist_gradient_boosting.class_weight",
+        "train.hist_gradient_boosting.loss",
+    ]
+    assert "(the keyword arguments of HistGradientBoostingRegressor, for train.task regression)" in problems[0]
+    assert problems[1].startswith(
+        "train.hist_gradient_boosting.loss: 'log_loss' is not allowed (scikit-learn: The 'loss' parameter of "
+        "HistGradientBoostingRegressor must be a str among {"
+    )
+
+
+def test_every_model_section_is_checked_not_only_train_model():
+    changes = {
+        "train.model": "constant",
+        "train.logistic_regression.C": -1,
+        "train.logistic_regression.penalty": "l3",
+        "train.hist_gradient_boosting.max_iter": 1.5,
+    }
+    problems = model_params_problems(train_params(changes))
+    assert [p.split(" is not allowed")[0] for p in problems] == [
+        "train.hist_gradient_boosting.max_iter: 1.5",
+        "train.logistic_regression.C: -1",
+        "train.logistic_regression.penalty: 'l3'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ("hist_gradient_boosting", "random_state"),
+        ("hist_gradient_boosting", "categorical_features"),
+        ("logistic_regression", "random_state"),
+    ],
+)
+def test_a_keyword_argument_the_pipeline_sets_is_refused(model, name):
+    """build_pipeline passes these itself: given again they were a TypeError (multiple values) in the fit."""
+    (problem,) = model_params_problems(train_params({f"train.{model}.{name}": 1}))
+    assert problem.startswith(f"train.{model}.{name}: set by the pipeline from ")
+    assert problem.endswith(f"; remove it from train.{model}")
+
+
+def test_check_model_params_is_a_config_error_one_line_per_problem():
+    tp = train_params({"train.hist_gradient_boosting.max_iterr": 200, "train.logistic_regression.C": 0})
+    with pytest.raises(ConfigError) as caught:
+        check_model_params(tp, "params.yaml")
+    lines = str(caught.value).splitlines()
+    assert [line.split(":")[:2] for line in lines] == [
+        ["params.yaml", " train.hist_gradient_boosting.max_iterr"],
+        ["params.yaml", " train.logistic_regression.C"],
+    ]
+
+
+def test_every_estimator_build_pipeline_builds_is_one_model_params_problems_checks():
+    for task, models in MODELS_BY_TASK.items():
+        for model in models:
+            if model != "constant":
+                pipeline = build_pipeline(task, model, NUMERIC, CATEGORICAL, {}, 0)
+                assert type(pipeline[-1]) is ESTIMATORS[model][task]
 
 
 def test_seed_reaches_the_estimator():

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from flightdelay.core.config import read_yaml
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import write_text
 from flightdelay.core.layout import PARAMS_FILE
@@ -389,7 +390,7 @@ def run(args: argparse.Namespace) -> str:
     spec = infer_table(rows.drop(columns=["year", "month"]), args.time_column, list(args.entity_keys))
     params_file = Path(args.params)
     params_text = params_file.read_text(encoding="utf-8")
-    params = yaml.safe_load(params_text)
+    params = read_yaml(params_file, "params file", "run from the repository root or pass --params")
     schema_file = params["data"]["schema"]
     raw_dir = f"data/raw/{table}"
     parts = monthly_csv(rows, args.time_column)

@@ -27,8 +27,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 
 from flightdelay.core import limits
+from flightdelay.core.config import ConfigError, TrainParams
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import atomic_path
 from flightdelay.core.limits import read_capped
@@ -40,6 +42,66 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _IDS = re.compile(r'"(\d+)\.npy"|"__id__": (\d+)')
 
 log = logging.getLogger(__name__)
+
+
+# The estimator each configured model fits, per task (core.config.MODELS_BY_TASK says which pairs train), and the
+# keyword arguments build_pipeline sets itself, which its section in params.yaml may not give.
+ESTIMATORS: dict[str, dict[str, type[Any]]] = {
+    "hist_gradient_boosting": {
+        "classification": HistGradientBoostingClassifier,
+        "regression": HistGradientBoostingRegressor,
+    },
+    "logistic_regression": {"classification": LogisticRegression},
+}
+SET_BY_PIPELINE = {
+    "random_state": "train.seed (train.fallback_seed on the retry)",
+    "categorical_features": "the feature spec's categorical columns",
+}
+
+
+def model_params_problems(tp: TrainParams) -> list[str]:
+    """One line per bad keyword argument under train.<model> in params.yaml, for every model section (not only
+    train.model's), each checked against the estimator it builds for train.task: a name the estimator does not
+    take, one build_pipeline sets itself, or a value outside scikit-learn's constraints for it (its own message).
+
+    Only building and checking estimators, no fit: milliseconds, so `train` runs it before it reads any data. Checks
+    that scikit-learn makes only when it fits (between keyword arguments, such as a solver and a penalty it does not
+    support) stay with the fit."""
+    problems = []
+    for model, by_task in ESTIMATORS.items():
+        cls = by_task.get(tp.task) or next(iter(by_task.values()))  # logistic_regression: a classifier only
+        names = sorted(set(cls().get_params(deep=False)) - set(SET_BY_PIPELINE))
+        for name, value in getattr(tp, model).items():
+            key = f"train.{model}.{name}"
+            if name in SET_BY_PIPELINE:
+                problems.append(
+                    f"{key}: set by the pipeline from {SET_BY_PIPELINE[name]}; remove it from train.{model}"
+                )
+            elif name not in names:
+                problems.append(
+                    f"{key}: unknown key; expected one of {', '.join(names)} (the keyword arguments of "
+                    f"{cls.__name__}, for train.task {tp.task})"
+                )
+            else:
+                try:
+                    cls(**{name: value})._validate_params()  # what fit checks first, for this one argument
+                except InvalidParameterError as exc:
+                    rule = re.sub(r"\. Got .* instead\.$", "", str(exc), flags=re.DOTALL)
+                    problems.append(f"{key}: {_show(value)} is not allowed (scikit-learn: {rule})")
+    return problems
+
+
+def check_model_params(tp: TrainParams, source: str) -> None:
+    """Raise ConfigError, one line per problem starting with `source` (the params file), if model_params_problems
+    finds any."""
+    problems = model_params_problems(tp)
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {problem}" for problem in problems))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def build_pipeline(
@@ -71,7 +133,7 @@ def build_pipeline(
             ],
             verbose_feature_names_out=False,
         )
-        cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
+        cls = ESTIMATORS["hist_gradient_boosting"][task]
         flags = [True] * len(categorical) + [False] * len(numeric)
         estimator = cls(categorical_features=flags, random_state=seed, **params)
         return Pipeline([("encode", encode), ("estimator", estimator)])

@@ -82,7 +82,27 @@ def headline(result: dict[str, Any], task: str) -> dict[str, Any]:
     }
 
 
+def slice_columns(scored: pd.DataFrame, summary: TrainSummary) -> list[str]:
+    """The columns evaluate.slices may name: the id columns `predict` keeps beside each prediction (not the target
+    nor the prediction itself)."""
+    return [c for c in scored.columns if c not in (summary.target, "prediction")]
+
+
+def check_slices(ep: EvaluateParams, scored: pd.DataFrame, summary: TrainSummary, source: str) -> None:
+    """Every column evaluate.slices names is one the scored rows carry; a column that is not there is an error
+    before anything is written, not a slice left out of reports/slices.json without a word."""
+    usable = slice_columns(scored, summary)
+    unknown = [c for c in ep.slices if c not in usable]
+    if unknown:
+        raise PipelineError(
+            f"params.yaml: evaluate.slices: no column {', '.join(map(repr, unknown))} among the scored rows "
+            f"({source}); use any of {', '.join(usable) or '(none: the features stage keeps no id columns)'} "
+            "(the id columns the features stage keeps, id_columns in its feature_spec.json), or remove it"
+        )
+
+
 def slices(scored: pd.DataFrame, summary: TrainSummary, ep: EvaluateParams) -> dict[str, Any]:
+    """Metrics per value of each column evaluate.slices names (check_slices checked they are all there)."""
     return {
         column: metrics.slice_table(
             scored,
@@ -94,7 +114,6 @@ def slices(scored: pd.DataFrame, summary: TrainSummary, ep: EvaluateParams) -> d
             ep.min_slice_rows,
         )
         for column in ep.slices
-        if column in scored.columns
     }
 
 
@@ -211,6 +230,7 @@ def run(
     summary = TrainSummary.load(summary_file)
     scored = read_parquet(Path(predictions_dir) / "test.parquet")
     check_names(dataset, summary, scored, str(Path(predictions_dir) / "test.parquet"))
+    check_slices(ep, scored, summary, str(Path(predictions_dir) / "test.parquet"))
     importance = read_json(Path(predictions_dir) / "importance.json")
     rows = row_counts(
         read_json(Path(ingested_dir) / "counts.json"),

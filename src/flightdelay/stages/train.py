@@ -21,7 +21,7 @@ from flightdelay.core.contracts import FeatureSpec, TrainSummary
 from flightdelay.core.errors import PipelineError
 from flightdelay.core.files import write_json
 from flightdelay.core.sampling import read_sample
-from flightdelay.modeling.model import build_pipeline, prepare, save_model
+from flightdelay.modeling.model import build_pipeline, check_model_params, prepare, save_model
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,9 @@ def fit(frame: pd.DataFrame, spec: FeatureSpec, tp: TrainParams) -> tuple[Any, T
 
 
 def main(args: argparse.Namespace, params: Params) -> dict[str, int]:
+    # The keyword arguments under train.<model>, against scikit-learn's estimators: before any data is read, so a
+    # typo is a params error naming its key, not a TypeError from the fit ("a bug").
+    check_model_params(params.train, args.params)
     return run(
         params.train,
         in_dir=args.input,
