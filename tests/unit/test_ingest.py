@@ -86,6 +86,36 @@ def test_coerce_datetime_to_utc():
     assert values.iloc[2:].isna().all()
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["2013-02", "2013-02-01", "2013", "2013-02-01T13", "2013-02-01T13:0", "2013-02-01T13:00:0",
+     "2013-02-01T13:00:00.", "2013-02-01T13:00:00+0", "2013-02-01T13:00:00+01:0", "2013-02-01 13"],
+)  # fmt: skip
+@pytest.mark.parametrize("text", [raw, lambda values: pd.Series(values, dtype=ARROW_TEXT)], ids=["object", "arrow"])
+def test_coerce_datetime_cut_short_is_a_bad_value(value, text):
+    """A date alone or a time cut off (a file cut mid-value) is a bad value, not a time pandas completes."""
+    values, bad = coerce_column(text(["2013-02-01T10:00:00Z", value, None]), ColumnSpec("datetime"))
+    assert bad.tolist() == [False, True, False]
+    assert values.isna().tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2013-02-01T13:00:00Z", "2013-02-01 13:00", "2013-02-01T13:00:00-05:00", "2013-02-01T13:00:00.5Z",
+     "2013-02-01T13:00:00+0100", "2013-02-01 13:00:00"],
+)  # fmt: skip
+def test_coerce_datetime_keeps_whole_times_in_other_spellings(value):
+    values, bad = coerce_column(raw([value]), ColumnSpec("datetime"))
+    assert not bad.any()
+    assert values.iloc[0] == pd.to_datetime(value, utc=True, format="ISO8601")  # as pandas reads it alone
+
+
+def test_coerce_datetime_leaves_times_that_are_not_text_to_the_parser():
+    stored = pd.Series(pd.to_datetime(["2013-02-01 13:00"]), dtype="datetime64[ns]")
+    values, bad = coerce_column(stored, ColumnSpec("datetime"))
+    assert not bad.any() and values.iloc[0] == pd.Timestamp("2013-02-01 13:00", tz="UTC")
+
+
 def test_coerce_column_does_not_change_its_input():
     values = raw(["1", "x"])
     coerce_column(values, ColumnSpec("int"))
@@ -342,6 +372,8 @@ def test_typed_table_on_hostile_numbers(column, value, tmp_path):
         ("other date spellings", ["1,1,1,1,EWR,N1,2013-01-01 05:00", "2,2,2,2,EWR,N2,2013-01-01T06:00:00+01:00"], True),
         ("impossible date", ["1,1,1,1,EWR,N1,2013-02-30T05:00:00Z", *ROWS], False),
         ("missing date", ["1,1,1,1,EWR,N1,", *ROWS], True),
+        ("a time cut off", [*ROWS, "1,1,1,1,EWR,N1,2013-01-01T13:0"], False),
+        ("a date without a time", ["1,1,1,1,EWR,N1,2013-02", *ROWS], False),
         ("not a number", ["x1,517,1400,2,EWR,N1,2013-01-01T10:00:00Z", *ROWS], False),
         ("too big", ["99999999999999999999,1,1,1,EWR,N1,2013-01-01T10:00:00Z", *ROWS], False),
         ("repeated header", [ROWS[0], HEADER, ROWS[1]], False),

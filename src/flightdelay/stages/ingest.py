@@ -71,6 +71,10 @@ PLAIN_BYTES[list(b"0123456789.-")] = True
 INTEGER_BYTES = PLAIN_BYTES.copy()
 INTEGER_BYTES[ord(".")] = False
 NANOSECOND_TIMES = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+# A whole date and time, as the schema's datetime columns take it: the date, `T` or a space, hours and minutes,
+# optional seconds and fraction, an optional zone (Z or an offset; no zone is UTC). pandas reads it; anything
+# shorter, a date alone or a value cut off mid-time, is a bad value rather than a time pandas completes.
+COMPLETE_TIME = re.compile(r"\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?\s*")
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -160,6 +164,18 @@ def plain_typed(number: np.ndarray, spec: ColumnSpec, values: pd.Series) -> tupl
     return pd.Series(number, index=values.index, name=values.name), pd.Series(bad, index=values.index, name=values.name)
 
 
+def incomplete_times(values: pd.Series) -> pd.Series:
+    """Text values that are not a whole date and time (COMPLETE_TIME), such as a date alone or a value cut off
+    mid-time: pandas' ISO 8601 parser would fill in what is missing ("2013-02" as 2013-02-01 00:00, "T13:0" as
+    13:00). Values that are not text (times read from Parquet or SQL) are left to the parser."""
+    if pd.api.types.is_object_dtype(values.dtype):
+        values = values.where(values.map(lambda v: isinstance(v, str)).astype(bool))
+    elif not isinstance(values.dtype, pd.StringDtype):
+        return pd.Series(False, index=values.index)
+    whole = values.astype("string").str.fullmatch(COMPLETE_TIME.pattern).fillna(True)
+    return ~whole.astype(bool)
+
+
 def coerce_column(values: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     """Cast `values` to the column's type. Returns (typed values, mask of values that could not be cast)."""
     if spec.dtype in ("int", "float"):
@@ -175,7 +191,8 @@ def coerce_column(values: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Se
             return number.where(~bad).astype("Int64"), bad
         return number.where(~bad).astype("float64"), bad
     if spec.dtype == "datetime":
-        stamp = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        cut_short = present & incomplete_times(values)
+        stamp = pd.to_datetime(values.where(~cut_short), utc=True, errors="coerce", format="ISO8601")
         # pandas reads times outside nanoseconds' range (years before 1677 or after 2262) at a coarser unit: they
         # do not fit the column's type, so they are bad values, not a crash in the cast below
         stamp = stamp.where(stamp.isna() | stamp.between(*NANOSECOND_TIMES))
