@@ -19,6 +19,7 @@ from flightdelay.data.readers import (
     LINE_BREAK,
     NA_STRINGS,
     NON_SPACE,
+    check_header,
     check_shape,
     decode,
     decompress,
@@ -60,6 +61,7 @@ def pandas_only(data: bytes, source: str) -> pd.DataFrame:
     """The reader without its fast path."""
     text = decode(decompress(data, source), source)
     check_shape_by_lines(text, source)
+    check_header(text.splitlines()[0], source)
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, skip_blank_lines=True)
     except pd.errors.ParserError as exc:
@@ -214,3 +216,22 @@ def test_the_regexes_agree_with_str_methods_on_every_character():
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     assert [c for c in chars if bool(NON_SPACE.match(c)) == c.isspace()] == []
     assert [c for c in chars if bool(LINE_BREAK.fullmatch(c)) != (len(f"x{c}y".splitlines()) == 2)] == []
+
+
+# ------------------------------------------------------------------------------------------------ check_header
+
+
+@pytest.mark.parametrize("header", ["year,dep_time,dep_time", 'dep_time,year,"dep_time"', "a,b,c,b,a"])
+def test_a_header_naming_a_column_twice_is_refused(header):
+    with pytest.raises(DataError) as err:
+        read_csv_bytes(f"{header}\n{','.join('1' * len(header.split(',')))}\n".encode(), "flights/2013-02.csv")
+    message = str(err.value)
+    assert message.startswith("flights/2013-02.csv: the header names column")
+    assert "twice" in message and "fix the extract so each column is named once" in message
+    assert "'dep_time'" in message or "'b'" in message
+
+
+def test_check_header_names_the_column_and_both_positions():
+    with pytest.raises(DataError, match=r"column 'dep_time' twice \(columns 2 and 4\)"):
+        check_header("year,dep_time,month,dep_time", "s.csv")
+    check_header("year,,,month", "s.csv")  # empty names are the schema check's

@@ -1,8 +1,9 @@
 """Turning the bytes of one raw file into a DataFrame, or a DataError that says what is wrong with it.
 
 Read correctly: a UTF-8 byte-order mark, CRLF line ends, gzip-compressed CSV (by content, whatever the name).
-Rejected with a message: an empty file, a header with no rows, a file cut off mid-row, another delimiter,
-bytes that are not UTF-8, rows with too many fields, and files that are not CSV at all.
+Rejected with a message: an empty file, a header with no rows, a header that names a column twice, a file cut
+off mid-row, another delimiter, bytes that are not UTF-8, rows with too many fields, and files that are not CSV
+at all.
 
 Two parsers, one result. A plain file (no quotes, a simple header, every row as wide as the header) is parsed
 by pyarrow's CSV reader, several times faster than pandas' and without a Python string per value; anything else
@@ -105,6 +106,20 @@ def check_shape(text: str, source: str) -> None:
             )
 
 
+def check_header(header: str, source: str) -> None:
+    """Reject a header that names a column twice: pandas would read the second as `name.1` and the stage keep
+    the first, silently. (Empty names are left to the schema check, which reports them as unexpected columns.)"""
+    names = next(csv.reader([header]), [])
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, 1):
+        if name and name in seen:
+            raise DataError(
+                f"{source}: the header names column {name!r} twice (columns {seen[name]} and {position}); "
+                "which one holds the data is unclear: fix the extract so each column is named once"
+            )
+        seen.setdefault(name, position)
+
+
 def read_plain_table(body: bytes, header: str) -> pa.Table | None:
     """The fast parser, for a plain file: `body` is UTF-8 without a byte-order mark, `header` its first line.
     Every value as Arrow text (`text_frame` makes the frame pandas gives of it).
@@ -150,6 +165,7 @@ def read_csv_text(data: bytes, source: str) -> pa.Table | pd.DataFrame:
     text = decode(body, source)
     check_shape(text, source)
     first = FIRST_LINE.match(text)
+    check_header(first.group() if first else "", source)
     plain = read_plain_table(body.removeprefix(codecs.BOM_UTF8), first.group() if first else "")
     if plain is not None:
         return plain
