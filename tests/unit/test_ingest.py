@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from flightdelay.core.config import ColumnSpec, IngestParams, TableSpec, Window, load_schema
+from flightdelay.core.config import ColumnSpec, IngestParams, RetryParams, TableSpec, Window, load_schema
 from flightdelay.core.engine import write_parquet_atomic, write_table_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.data.readers import read_csv_text, text_frame
@@ -20,6 +20,7 @@ from flightdelay.stages.ingest import (
     coerce_frame,
     ingest_chunk,
     plain_numbers,
+    plan_files,
     repeated_text,
     select_partitions,
     typed_table,
@@ -245,6 +246,19 @@ def test_select_partitions_empty_when_nothing_matches():
 def test_select_partitions_two_files_for_one_month_is_an_error():
     with pytest.raises(DataError, match=r"two files for month 2013-02: 2013-02\.csv and 2013-02\.parquet"):
         select_partitions(["2013-01.csv", "2013-02.parquet", "2013-02.csv"], Window("2013-01", "2013-12"))
+
+
+@pytest.mark.parametrize(
+    ("table", "what"),
+    [("flights", "no such directory for partitioned table 'flights'"), ("planes", "no file for table 'planes'")],
+)
+def test_a_missing_raw_folder_says_where_it_comes_from(table, what, tmp_path):
+    spec = load_schema(Path(__file__).resolve().parents[2] / "config" / "schema.yaml").tables[table]
+    with pytest.raises(DataError) as err:
+        plan_files(str(tmp_path / "nope" / table), spec, Window("2013-01", "2013-01"), RetryParams(attempts=1))
+    message = str(err.value)
+    assert f"nope/{table}: {what}" in message
+    assert "data.raw_dir in params.yaml" in message and "dvc repro raw" in message
 
 
 def test_select_partitions_duplicate_outside_the_window_is_ignored():

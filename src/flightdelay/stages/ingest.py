@@ -439,6 +439,12 @@ class PartResult:
     seconds: float
 
 
+RAW_FIX = (
+    "The raw folder is data.raw_dir in params.yaml (or the table's path in ingest.sources): run `dvc repro raw` "
+    "to write the bundled data there, or point it at the folder that holds your extracts."
+)
+
+
 def plan_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -> list[Part]:
     """The files to read for one table: one per month of the window for a partitioned table, else one."""
     fs, base = fsspec.core.url_to_fs(root)
@@ -446,7 +452,7 @@ def plan_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -
     prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     if spec.partitioned:
         if not with_retry(f"listing {root}", lambda: fs.isdir(base), retry):
-            raise DataError(f"{root}: no such directory for partitioned table {spec.name!r}")
+            raise DataError(f"{root}: no such directory for partitioned table {spec.name!r}. {RAW_FIX}")
         names = [Path(p).name for p in with_retry(f"listing {root}", lambda: fs.ls(base, detail=False), retry)]
         chosen = select_partitions(names, window)
         absent = [m for m in window.months() if m not in chosen]
@@ -465,7 +471,7 @@ def plan_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -
         candidate = base if base.endswith(f".{ext}") else f"{base}.{ext}"
         if with_retry(f"looking for {candidate}", functools.partial(fs.exists, candidate), retry):
             return [Part(spec.name, Path(candidate).name, url=f"{prefix}{candidate}")]
-    raise DataError(f"{root}: no file for table {spec.name!r} (looked for .csv, .csv.gz, .parquet)")
+    raise DataError(f"{root}: no file for table {spec.name!r} (looked for .csv, .csv.gz, .parquet). {RAW_FIX}")
 
 
 def plan_sql(source: Source, spec: TableSpec, window: Window) -> list[Part]:
