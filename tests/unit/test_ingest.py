@@ -401,6 +401,21 @@ def test_typed_table_on_awkward_files(case, rows, stays_in_arrow, tmp_path):
     assert fast is None or fast == slow, case
 
 
+def test_a_row_with_too_many_fields_is_quarantined_and_the_rest_pass():
+    text = csv(ROWS[0], f"{ROWS[1]},x,y", ROWS[2], f"{HEADER},extra", f"{ROWS[0]},")
+    read = read_csv_text(text.encode(), "flights/2013-01.csv")
+    typed, bad = ingest_chunk(Chunk("flights/2013-01.csv", read), TYPED, IP)
+    assert typed["_row"].tolist() == [1, 3]
+    assert bad[["row", "column", "rule", "value"]].to_dict("records") == [
+        {"row": 2, "column": "*", "rule": "field_count:7", "value": "x,y"},
+        {"row": 4, "column": "*", "rule": "field_count:7", "value": "extra"},
+        {"row": 5, "column": "*", "rule": "field_count:7", "value": ""},
+    ]
+    assert json.loads(bad["record"].iloc[0]) == {
+        k: v or None for k, v in zip(HEADER.split(","), ROWS[1].split(","), strict=True)
+    }
+
+
 def test_typed_table_drops_extra_columns_with_one_warning(tmp_path, caplog):
     text = csv(*(f"{row},x" for row in ROWS), header=f"{HEADER},extra")
     with caplog.at_level("WARNING"):

@@ -4,8 +4,9 @@ Stage `ingest`: read raw partitions inside the date window, give every column it
 
 Sources: files under `data.raw_dir` (or a table's own `path`), local or any fsspec URL (s3://, gcs://, ...),
 or a SQL query through SQLAlchemy. Partitioned tables are read, typed and written one month at a time, so
-memory follows the largest month. A value that cannot be read as its column's type sends its row to
-data/quarantine/ingest.parquet with the file, row number, column and value.
+memory follows the largest month. A value that cannot be read as its column's type, a row with more fields than
+the header (rule `field_count:<header's width>`, its surplus fields as the value) and a repeated header line send
+their row to data/quarantine/ingest.parquet with the file, row number, column and value.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, write_json, write_parquet
 from flightdelay.data import quarantine
 from flightdelay.data.counts import total_rows
-from flightdelay.data.readers import read_text, repeated_headers, text_frame
+from flightdelay.data.readers import OVERFLOW, read_text, repeated_headers, text_frame
 from flightdelay.data.retry import with_retry
 from flightdelay.data.schema_checks import column_drift
 
@@ -520,12 +521,18 @@ def read_part(part: Part, retry: RetryParams) -> Chunk:
 
 def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check, type and quarantine one chunk. Returns (typed rows, quarantine records)."""
-    extra = column_drift(list(chunk.frame.columns), spec, chunk.source, ip.extra_columns)
+    raw = chunk.frame.drop(columns=OVERFLOW, errors="ignore")
+    extra = column_drift(list(raw.columns), spec, chunk.source, ip.extra_columns)
     if extra:
         log.warning("ingest: %s has column(s) not in the schema, dropped: %s", chunk.source, extra)
-    frame = with_lineage(chunk.frame, chunk.source)
-    headers = repeated_headers(chunk.frame)
+    frame = with_lineage(raw, chunk.source)
     held = []
+    if OVERFLOW in chunk.frame:
+        long = chunk.frame[OVERFLOW].notna().to_numpy()
+        rule = f"field_count:{len(raw.columns)}"
+        held.append(quarantine.records(spec.name, frame[long], "*", rule, chunk.frame.loc[long, OVERFLOW]))
+        frame = frame[~long]
+    headers = repeated_headers(frame[raw.columns])
     if headers.any():
         held.append(quarantine.records(spec.name, frame[headers], "*", "repeated_header"))
         frame = frame[~headers.to_numpy()]
