@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from flightdelay.core.config import ColumnSpec, IngestParams, TableSpec, Window, load_schema
+from flightdelay.core.config import ColumnSpec, IngestParams, RetryParams, TableSpec, Window, load_schema
 from flightdelay.core.engine import write_parquet_atomic, write_table_atomic
 from flightdelay.core.errors import DataError
 from flightdelay.data.readers import read_csv_text, text_frame
@@ -20,6 +20,7 @@ from flightdelay.stages.ingest import (
     coerce_frame,
     ingest_chunk,
     plain_numbers,
+    plan_files,
     repeated_text,
     select_partitions,
     typed_table,
@@ -84,6 +85,36 @@ def test_coerce_datetime_to_utc():
     assert values.iloc[0] == pd.Timestamp("2013-01-01 05:00", tz="UTC")
     assert values.iloc[1] == pd.Timestamp("2013-01-01 11:00", tz="UTC")
     assert values.iloc[2:].isna().all()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2013-02", "2013-02-01", "2013", "2013-02-01T13", "2013-02-01T13:0", "2013-02-01T13:00:0",
+     "2013-02-01T13:00:00.", "2013-02-01T13:00:00+0", "2013-02-01T13:00:00+01:0", "2013-02-01 13"],
+)  # fmt: skip
+@pytest.mark.parametrize("text", [raw, lambda values: pd.Series(values, dtype=ARROW_TEXT)], ids=["object", "arrow"])
+def test_coerce_datetime_cut_short_is_a_bad_value(value, text):
+    """A date alone or a time cut off (a file cut mid-value) is a bad value, not a time pandas completes."""
+    values, bad = coerce_column(text(["2013-02-01T10:00:00Z", value, None]), ColumnSpec("datetime"))
+    assert bad.tolist() == [False, True, False]
+    assert values.isna().tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2013-02-01T13:00:00Z", "2013-02-01 13:00", "2013-02-01T13:00:00-05:00", "2013-02-01T13:00:00.5Z",
+     "2013-02-01T13:00:00+0100", "2013-02-01 13:00:00"],
+)  # fmt: skip
+def test_coerce_datetime_keeps_whole_times_in_other_spellings(value):
+    values, bad = coerce_column(raw([value]), ColumnSpec("datetime"))
+    assert not bad.any()
+    assert values.iloc[0] == pd.to_datetime(value, utc=True, format="ISO8601")  # as pandas reads it alone
+
+
+def test_coerce_datetime_leaves_times_that_are_not_text_to_the_parser():
+    stored = pd.Series(pd.to_datetime(["2013-02-01 13:00"]), dtype="datetime64[ns]")
+    values, bad = coerce_column(stored, ColumnSpec("datetime"))
+    assert not bad.any() and values.iloc[0] == pd.Timestamp("2013-02-01 13:00", tz="UTC")
 
 
 def test_coerce_column_does_not_change_its_input():
@@ -217,6 +248,19 @@ def test_select_partitions_two_files_for_one_month_is_an_error():
         select_partitions(["2013-01.csv", "2013-02.parquet", "2013-02.csv"], Window("2013-01", "2013-12"))
 
 
+@pytest.mark.parametrize(
+    ("table", "what"),
+    [("flights", "no such directory for partitioned table 'flights'"), ("planes", "no file for table 'planes'")],
+)
+def test_a_missing_raw_folder_says_where_it_comes_from(table, what, tmp_path):
+    spec = load_schema(Path(__file__).resolve().parents[2] / "config" / "schema.yaml").tables[table]
+    with pytest.raises(DataError) as err:
+        plan_files(str(tmp_path / "nope" / table), spec, Window("2013-01", "2013-01"), RetryParams(attempts=1))
+    message = str(err.value)
+    assert f"nope/{table}: {what}" in message
+    assert "data.raw_dir in params.yaml" in message and "dvc repro raw" in message
+
+
 def test_select_partitions_duplicate_outside_the_window_is_ignored():
     chosen = select_partitions(["2012-05.csv", "2012-05.parquet", "2013-01.csv"], Window("2013-01", "2013-01"))
     assert chosen == {"2013-01": "2013-01.csv"}
@@ -342,6 +386,8 @@ def test_typed_table_on_hostile_numbers(column, value, tmp_path):
         ("other date spellings", ["1,1,1,1,EWR,N1,2013-01-01 05:00", "2,2,2,2,EWR,N2,2013-01-01T06:00:00+01:00"], True),
         ("impossible date", ["1,1,1,1,EWR,N1,2013-02-30T05:00:00Z", *ROWS], False),
         ("missing date", ["1,1,1,1,EWR,N1,", *ROWS], True),
+        ("a time cut off", [*ROWS, "1,1,1,1,EWR,N1,2013-01-01T13:0"], False),
+        ("a date without a time", ["1,1,1,1,EWR,N1,2013-02", *ROWS], False),
         ("not a number", ["x1,517,1400,2,EWR,N1,2013-01-01T10:00:00Z", *ROWS], False),
         ("too big", ["99999999999999999999,1,1,1,EWR,N1,2013-01-01T10:00:00Z", *ROWS], False),
         ("repeated header", [ROWS[0], HEADER, ROWS[1]], False),
@@ -353,6 +399,21 @@ def test_typed_table_on_awkward_files(case, rows, stays_in_arrow, tmp_path):
     fast, slow = both_ways(csv(*rows), TYPED, tmp_path)
     assert (fast is not None) == stays_in_arrow, case
     assert fast is None or fast == slow, case
+
+
+def test_a_row_with_too_many_fields_is_quarantined_and_the_rest_pass():
+    text = csv(ROWS[0], f"{ROWS[1]},x,y", ROWS[2], f"{HEADER},extra", f"{ROWS[0]},")
+    read = read_csv_text(text.encode(), "flights/2013-01.csv")
+    typed, bad = ingest_chunk(Chunk("flights/2013-01.csv", read), TYPED, IP)
+    assert typed["_row"].tolist() == [1, 3]
+    assert bad[["row", "column", "rule", "value"]].to_dict("records") == [
+        {"row": 2, "column": "*", "rule": "field_count:7", "value": "x,y"},
+        {"row": 4, "column": "*", "rule": "field_count:7", "value": "extra"},
+        {"row": 5, "column": "*", "rule": "field_count:7", "value": ""},
+    ]
+    assert json.loads(bad["record"].iloc[0]) == {
+        k: v or None for k, v in zip(HEADER.split(","), ROWS[1].split(","), strict=True)
+    }
 
 
 def test_typed_table_drops_extra_columns_with_one_warning(tmp_path, caplog):

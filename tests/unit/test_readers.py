@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -19,10 +18,13 @@ from flightdelay.data.readers import (
     LINE_BREAK,
     NA_STRINGS,
     NON_SPACE,
+    OVERFLOW,
+    check_header,
     check_shape,
     decode,
     decompress,
     read_csv_bytes,
+    read_csv_frame,
     read_plain_csv,
     repeated_headers,
 )
@@ -60,10 +62,8 @@ def pandas_only(data: bytes, source: str) -> pd.DataFrame:
     """The reader without its fast path."""
     text = decode(decompress(data, source), source)
     check_shape_by_lines(text, source)
-    try:
-        return pd.read_csv(io.StringIO(text), dtype=str, skip_blank_lines=True)
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{source}: cannot be parsed as CSV: {exc}") from None
+    check_header(text.splitlines()[0], source)
+    return read_csv_frame(text, source)
 
 
 def outcome(read, data: bytes) -> pd.DataFrame | str:
@@ -95,6 +95,7 @@ TEXTS = {
     "spaces kept": f"{HEADER}\n 2013 ,1 , UA,-5 \n",
     "short row": f"{HEADER}\n2013,1,UA\n2013,1,AA,3\n",
     "long row": f"{HEADER}\n2013,1,UA,-5,extra\n2013,1,AA,3\n",
+    "long rows": f'{HEADER}\n2013,1,UA,-5\n\n2013,1,"A,A",3,x,"y,z"\n2013,1,DL,-1,\n2013,1\n',
     "trailing comma": f"{HEADER},\n2013,1,UA,-5,\n",
     "quoted values": f'{HEADER}\n2013,1,"UA","-5"\n2013,1,"A""A",""\n2013,1,ab"c,3\n',
     "quoted newline": f'{HEADER}\n2013,1,"U\nA",-5\n',
@@ -214,3 +215,61 @@ def test_the_regexes_agree_with_str_methods_on_every_character():
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     assert [c for c in chars if bool(NON_SPACE.match(c)) == c.isspace()] == []
     assert [c for c in chars if bool(LINE_BREAK.fullmatch(c)) != (len(f"x{c}y".splitlines()) == 2)] == []
+
+
+# ------------------------------------------------------------------------------------------------ check_header
+
+
+@pytest.mark.parametrize("header", ["year,dep_time,dep_time", 'dep_time,year,"dep_time"', "a,b,c,b,a"])
+def test_a_header_naming_a_column_twice_is_refused(header):
+    with pytest.raises(DataError) as err:
+        read_csv_bytes(f"{header}\n{','.join('1' * len(header.split(',')))}\n".encode(), "flights/2013-02.csv")
+    message = str(err.value)
+    assert message.startswith("flights/2013-02.csv: the header names column")
+    assert "twice" in message and "fix the extract so each column is named once" in message
+    assert "'dep_time'" in message or "'b'" in message
+
+
+def test_check_header_names_the_column_and_both_positions():
+    with pytest.raises(DataError, match=r"column 'dep_time' twice \(columns 2 and 4\)"):
+        check_header("year,dep_time,month,dep_time", "s.csv")
+    check_header("year,,,month", "s.csv")  # empty names are the schema check's
+
+
+# ------------------------------------------------------------------------------------------------ long rows
+
+
+def test_a_long_row_is_kept_apart_with_its_surplus_fields():
+    """Rows with more fields than the header keep their place (so their row number) and their first fields; the
+    surplus goes to OVERFLOW for ingest to quarantine. Blank lines are not rows; an empty surplus field counts."""
+    frame = read_csv_bytes(TEXTS["long rows"].encode(), "flights/2013-02.csv")
+    assert list(frame.columns) == [*HEADER.split(","), OVERFLOW]
+    assert frame[OVERFLOW].tolist()[1:3] == ["x,y,z", ""]
+    assert frame[OVERFLOW].isna().tolist() == [True, False, False, True]
+    assert frame["carrier"].tolist()[:3] == ["UA", "A,A", "DL"]
+    assert frame["dep_delay"].tolist()[:3] == ["-5", "3", "-1"]
+    assert frame.index.tolist() == [0, 1, 2, 3]
+
+
+def test_a_long_first_row_does_not_become_the_index():
+    """pandas reads a first row one field longer than the header as 'index + values', shifting every column."""
+    frame = read_csv_bytes(TEXTS["long row"].encode(), "flights/2013-02.csv")
+    assert frame["year"].tolist() == ["2013", "2013"] and frame["dep_delay"].tolist() == ["-5", "3"]
+    assert frame[OVERFLOW].tolist()[0] == "extra" and frame.index.tolist() == [0, 1]
+
+
+def test_a_file_without_long_rows_has_no_overflow_column():
+    assert OVERFLOW not in read_csv_bytes(TEXTS["quoted values"].encode(), "s.csv")
+
+
+def test_a_long_row_the_parsers_do_not_agree_on_is_refused_with_its_row_and_counts():
+    with pytest.raises(DataError) as err:
+        read_csv_bytes(b'a,b\n1,2\n1,2,x\n""\n3,4\n', "flights/2013-02.csv")
+    message = str(err.value)
+    assert message.startswith("flights/2013-02.csv: data row 2 (1 = the first row after the header) has 3 fields")
+    assert "the header 2" in message and "Quote such values or remove the surplus fields" in message
+
+
+def test_another_parse_error_says_what_to_check():
+    with pytest.raises(DataError, match=r"cannot be parsed as CSV: .*EOF inside string.*check the extract's quoting"):
+        read_csv_bytes(f'{HEADER}\n2013,1,"UA,-5\n'.encode(), "s.csv")

@@ -1,8 +1,9 @@
 """Turning the bytes of one raw file into a DataFrame, or a DataError that says what is wrong with it.
 
 Read correctly: a UTF-8 byte-order mark, CRLF line ends, gzip-compressed CSV (by content, whatever the name).
-Rejected with a message: an empty file, a header with no rows, a file cut off mid-row, another delimiter,
-bytes that are not UTF-8, rows with too many fields, and files that are not CSV at all.
+Rejected with a message: an empty file, a header with no rows, a header that names a column twice, a file cut
+off mid-row, another delimiter, bytes that are not UTF-8, and files that are not CSV at all. A row with more
+fields than the header is kept apart, its surplus fields in OVERFLOW, for ingest to quarantine.
 
 Two parsers, one result. A plain file (no quotes, a simple header, every row as wide as the header) is parsed
 by pyarrow's CSV reader, several times faster than pandas' and without a Python string per value; anything else
@@ -18,6 +19,7 @@ import csv
 import gzip
 import io
 import re
+import warnings
 import zlib
 
 import numpy as np
@@ -47,6 +49,8 @@ TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 FIRST_LINE = re.compile(r"[^\r\n]*")  # the header as pandas and pyarrow split lines
 LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # where str.splitlines splits
 NON_SPACE = re.compile(r"\S")  # a character str.strip keeps
+# The column that holds a long row's surplus fields (`read_long_rows`); only in the frame of a file that has one.
+OVERFLOW = "_overflow"
 
 
 def decompress(data: bytes, source: str) -> bytes:
@@ -105,6 +109,20 @@ def check_shape(text: str, source: str) -> None:
             )
 
 
+def check_header(header: str, source: str) -> None:
+    """Reject a header that names a column twice: pandas would read the second as `name.1` and the stage keep
+    the first, silently. (Empty names are left to the schema check, which reports them as unexpected columns.)"""
+    names = next(csv.reader([header]), [])
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, 1):
+        if name and name in seen:
+            raise DataError(
+                f"{source}: the header names column {name!r} twice (columns {seen[name]} and {position}); "
+                "which one holds the data is unclear: fix the extract so each column is named once"
+            )
+        seen.setdefault(name, position)
+
+
 def read_plain_table(body: bytes, header: str) -> pa.Table | None:
     """The fast parser, for a plain file: `body` is UTF-8 without a byte-order mark, `header` its first line.
     Every value as Arrow text (`text_frame` makes the frame pandas gives of it).
@@ -150,13 +168,61 @@ def read_csv_text(data: bytes, source: str) -> pa.Table | pd.DataFrame:
     text = decode(body, source)
     check_shape(text, source)
     first = FIRST_LINE.match(text)
+    check_header(first.group() if first else "", source)
     plain = read_plain_table(body.removeprefix(codecs.BOM_UTF8), first.group() if first else "")
     if plain is not None:
         return plain
+    return read_csv_frame(text, source)
+
+
+def read_csv_frame(text: str, source: str) -> pd.DataFrame:
+    """pandas' parse of a file the fast parser steps aside for. A row with more fields than the header is kept:
+    see `read_long_rows`. (pandas alone stops the whole file at the first such row, or, when it is the first
+    row, silently reads the first column as the frame's index.)"""
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, skip_blank_lines=True)
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{source}: cannot be parsed as CSV: {exc}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(io.StringIO(text), dtype=str, skip_blank_lines=True, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        return read_long_rows(text, source, str(exc))
+
+
+def read_long_rows(text: str, source: str, problem: str) -> pd.DataFrame:
+    """The frame of a file with rows longer than its header: each row's first fields under the header's names,
+    and the surplus fields, joined by commas, in OVERFLOW (missing for rows of the right width), so that ingest
+    quarantines those rows with their row numbers and passes the rest.
+
+    pandas reads the values (with enough columns for the longest row); the csv module counts each row's fields,
+    which pandas cannot tell apart from empty ones. Where the two do not agree on the rows (odd quoting or blank
+    lines), or no row is long (another parse error), the file is refused with a message instead.
+    """
+    try:
+        records = [row for row in csv.reader(io.StringIO(text)) if row and (len(row) > 1 or row[0].strip())]
+    except csv.Error:
+        records = []
+    width = len(records[0]) if records else 0
+    counts = [len(row) for row in records[1:]]
+    long = [number for number, count in enumerate(counts, 1) if count > width]
+    if not long:
+        raise DataError(f"{source}: cannot be parsed as CSV: {problem}; check the extract's quoting and fetch it again")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            names = pd.read_csv(io.StringIO(text), nrows=0, index_col=False).columns
+            wide = pd.read_csv(io.StringIO(text), dtype=str, header=None, names=range(max(counts)), index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning):
+        wide = None
+    if wide is None or len(wide) != len(records) or len(names) != width:
+        number = long[0]
+        raise DataError(
+            f"{source}: data row {number} (1 = the first row after the header) has {counts[number - 1]} fields, "
+            f"the header {width}: a value holding an unquoted comma, or a shifted row. Quote such values or remove "
+            "the surplus fields in the extract, and fetch it again"
+        )
+    frame = wide.iloc[1:, :width].set_axis(names, axis=1).reset_index(drop=True)
+    surplus = [",".join(row[width:]) if len(row) > width else None for row in records[1:]]
+    frame[OVERFLOW] = pd.Series(surplus, dtype=TEXT)
+    return frame
 
 
 def read_csv_bytes(data: bytes, source: str) -> pd.DataFrame:

@@ -4,8 +4,9 @@ Stage `ingest`: read raw partitions inside the date window, give every column it
 
 Sources: files under `data.raw_dir` (or a table's own `path`), local or any fsspec URL (s3://, gcs://, ...),
 or a SQL query through SQLAlchemy. Partitioned tables are read, typed and written one month at a time, so
-memory follows the largest month. A value that cannot be read as its column's type sends its row to
-data/quarantine/ingest.parquet with the file, row number, column and value.
+memory follows the largest month. A value that cannot be read as its column's type, a row with more fields than
+the header (rule `field_count:<header's width>`, its surplus fields as the value) and a repeated header line send
+their row to data/quarantine/ingest.parquet with the file, row number, column and value.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from flightdelay.core.errors import DataError
 from flightdelay.core.files import atomic_dir, write_json, write_parquet
 from flightdelay.data import quarantine
 from flightdelay.data.counts import total_rows
-from flightdelay.data.readers import read_text, repeated_headers, text_frame
+from flightdelay.data.readers import OVERFLOW, read_text, repeated_headers, text_frame
 from flightdelay.data.retry import with_retry
 from flightdelay.data.schema_checks import column_drift
 
@@ -71,6 +72,10 @@ PLAIN_BYTES[list(b"0123456789.-")] = True
 INTEGER_BYTES = PLAIN_BYTES.copy()
 INTEGER_BYTES[ord(".")] = False
 NANOSECOND_TIMES = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+# A whole date and time, as the schema's datetime columns take it: the date, `T` or a space, hours and minutes,
+# optional seconds and fraction, an optional zone (Z or an offset; no zone is UTC). pandas reads it; anything
+# shorter, a date alone or a value cut off mid-time, is a bad value rather than a time pandas completes.
+COMPLETE_TIME = re.compile(r"\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?\s*")
 
 
 # ------------------------------------------------------------------------------------------------ pure logic
@@ -160,6 +165,18 @@ def plain_typed(number: np.ndarray, spec: ColumnSpec, values: pd.Series) -> tupl
     return pd.Series(number, index=values.index, name=values.name), pd.Series(bad, index=values.index, name=values.name)
 
 
+def incomplete_times(values: pd.Series) -> pd.Series:
+    """Text values that are not a whole date and time (COMPLETE_TIME), such as a date alone or a value cut off
+    mid-time: pandas' ISO 8601 parser would fill in what is missing ("2013-02" as 2013-02-01 00:00, "T13:0" as
+    13:00). Values that are not text (times read from Parquet or SQL) are left to the parser."""
+    if pd.api.types.is_object_dtype(values.dtype):
+        values = values.where(values.map(lambda v: isinstance(v, str)).astype(bool))
+    elif not isinstance(values.dtype, pd.StringDtype):
+        return pd.Series(False, index=values.index)
+    whole = values.astype("string").str.fullmatch(COMPLETE_TIME.pattern).fillna(True)
+    return ~whole.astype(bool)
+
+
 def coerce_column(values: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     """Cast `values` to the column's type. Returns (typed values, mask of values that could not be cast)."""
     if spec.dtype in ("int", "float"):
@@ -175,7 +192,8 @@ def coerce_column(values: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Se
             return number.where(~bad).astype("Int64"), bad
         return number.where(~bad).astype("float64"), bad
     if spec.dtype == "datetime":
-        stamp = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        cut_short = present & incomplete_times(values)
+        stamp = pd.to_datetime(values.where(~cut_short), utc=True, errors="coerce", format="ISO8601")
         # pandas reads times outside nanoseconds' range (years before 1677 or after 2262) at a coarser unit: they
         # do not fit the column's type, so they are bad values, not a crash in the cast below
         stamp = stamp.where(stamp.isna() | stamp.between(*NANOSECOND_TIMES))
@@ -422,6 +440,12 @@ class PartResult:
     seconds: float
 
 
+RAW_FIX = (
+    "The raw folder is data.raw_dir in params.yaml (or the table's path in ingest.sources): run `dvc repro raw` "
+    "to write the bundled data there, or point it at the folder that holds your extracts."
+)
+
+
 def plan_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -> list[Part]:
     """The files to read for one table: one per month of the window for a partitioned table, else one."""
     fs, base = fsspec.core.url_to_fs(root)
@@ -429,7 +453,7 @@ def plan_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -
     prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     if spec.partitioned:
         if not with_retry(f"listing {root}", lambda: fs.isdir(base), retry):
-            raise DataError(f"{root}: no such directory for partitioned table {spec.name!r}")
+            raise DataError(f"{root}: no such directory for partitioned table {spec.name!r}. {RAW_FIX}")
         names = [Path(p).name for p in with_retry(f"listing {root}", lambda: fs.ls(base, detail=False), retry)]
         chosen = select_partitions(names, window)
         absent = [m for m in window.months() if m not in chosen]
@@ -448,7 +472,7 @@ def plan_files(root: str, spec: TableSpec, window: Window, retry: RetryParams) -
         candidate = base if base.endswith(f".{ext}") else f"{base}.{ext}"
         if with_retry(f"looking for {candidate}", functools.partial(fs.exists, candidate), retry):
             return [Part(spec.name, Path(candidate).name, url=f"{prefix}{candidate}")]
-    raise DataError(f"{root}: no file for table {spec.name!r} (looked for .csv, .csv.gz, .parquet)")
+    raise DataError(f"{root}: no file for table {spec.name!r} (looked for .csv, .csv.gz, .parquet). {RAW_FIX}")
 
 
 def plan_sql(source: Source, spec: TableSpec, window: Window) -> list[Part]:
@@ -497,12 +521,18 @@ def read_part(part: Part, retry: RetryParams) -> Chunk:
 
 def ingest_chunk(chunk: Chunk, spec: TableSpec, ip: IngestParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check, type and quarantine one chunk. Returns (typed rows, quarantine records)."""
-    extra = column_drift(list(chunk.frame.columns), spec, chunk.source, ip.extra_columns)
+    raw = chunk.frame.drop(columns=OVERFLOW, errors="ignore")
+    extra = column_drift(list(raw.columns), spec, chunk.source, ip.extra_columns)
     if extra:
         log.warning("ingest: %s has column(s) not in the schema, dropped: %s", chunk.source, extra)
-    frame = with_lineage(chunk.frame, chunk.source)
-    headers = repeated_headers(chunk.frame)
+    frame = with_lineage(raw, chunk.source)
     held = []
+    if OVERFLOW in chunk.frame:
+        long = chunk.frame[OVERFLOW].notna().to_numpy()
+        rule = f"field_count:{len(raw.columns)}"
+        held.append(quarantine.records(spec.name, frame[long], "*", rule, chunk.frame.loc[long, OVERFLOW]))
+        frame = frame[~long]
+    headers = repeated_headers(frame[raw.columns])
     if headers.any():
         held.append(quarantine.records(spec.name, frame[headers], "*", "repeated_header"))
         frame = frame[~headers.to_numpy()]
