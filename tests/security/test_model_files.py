@@ -213,8 +213,69 @@ def test_an_id_shared_by_nodes_of_different_types_is_refused():
         later = find_nodes(schema, "ListNode")[0]
         later["__id__"] = first["__id__"]
 
-    with pytest.raises(PipelineError, match="two objects of different types in the model file share the id"):
+    with pytest.raises(PipelineError, match="two different objects in the model file share the id"):
         loads_model(edit_schema(fitted_hgb_bytes(), edit), "alias.skops")
+
+
+def _partial_func_id(schema: dict[str, Any]) -> int:
+    return find_nodes(schema, "PartialNode")[0]["content"]["func"]["__id__"]
+
+
+def _alias_partial_func_to_str(schema: dict[str, Any]) -> None:
+    # the partial, compared without its ids, still matches; skops then loads partial(str, ...)
+    first_str = next(n for n in find_nodes(schema, "TypeNode") if n["__class__"] == "str" and "__id__" in n)
+    find_nodes(schema, "PartialNode")[0]["content"]["func"]["__id__"] = first_str["__id__"]
+
+
+def _alias_partial_args_to_another_tuple(schema: dict[str, Any]) -> None:
+    other = next(n for n in find_nodes(schema, "TupleNode") if n.get("content") and "__id__" in n)
+    find_nodes(schema, "PartialNode")[0]["content"]["args"]["__id__"] = other["__id__"]
+
+
+def _alias_memory_to_check_array(schema: dict[str, Any]) -> None:
+    # the Pipeline's `memory` (a JsonNode null) takes the id of the partial's FunctionNode: skops hands back the
+    # bare function check_array there, outside the one partial where a function is allowed
+    schema["content"]["content"]["memory"]["__id__"] = _partial_func_id(schema)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [_alias_partial_func_to_str, _alias_partial_args_to_another_tuple, _alias_memory_to_check_array],
+    ids=["partial-func-is-str", "partial-args-is-another-tuple", "memory-is-check-array"],
+)
+def test_an_id_naming_a_node_inside_the_partial_and_another_node_is_refused(edit, tmp_path):
+    model = edit_schema(fitted_hgb_bytes(), edit)
+    with pytest.raises(PipelineError, match="two different objects in the model file share the id"):
+        loads_model(model, "alias.skops")
+    with pytest.raises(PipelineError, match="two different objects in the model file share the id"):
+        load_package(package_with_model(tmp_path, model))
+
+
+def test_the_shared_objects_skops_writes_itself_still_load():
+    # skops writes an object met twice in full each time, under one id; a dtype's empty array is a fresh
+    # temporary each time (another id, another file): such nodes are the same object and must keep loading
+    differing = 0
+    for (kind, task), model in every_model().items():
+        data = dumps_canonical(model)
+        nodes: dict[int, set[str]] = {}
+        for item in find_all_nodes(json.loads(zipfile.ZipFile(io.BytesIO(data)).read("schema.json"))):
+            if "__id__" in item:
+                nodes.setdefault(item["__id__"], set()).add(json.dumps(item, sort_keys=True))
+        differing += sum(len(texts) > 1 for texts in nodes.values())
+        assert loads_model(data, f"{kind}-{task}") is not None
+    assert differing, "no model holds a shared object written with fresh temporaries: the test shows nothing"
+
+
+def find_all_nodes(tree: Any) -> list[dict[str, Any]]:
+    found, stack = [], [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.extend([item] if "__loader__" in item else [])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 # ------------------------------------------------------------------------------------------------ the allowlist

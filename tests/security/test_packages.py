@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -292,3 +293,22 @@ def test_a_feature_state_that_is_data_of_another_shape_is_refused_by_the_predict
     with pytest.raises(PackageError, match=r"feature_state\.json: not a feature state \(KeyError"):
         Predictor.load(path)
     assert not (tmp_path / "ran").exists()
+
+
+# ------------------------------------------------------------------------------------------------ names
+
+
+def test_a_package_directory_named_with_a_trailing_newline_is_refused(package, tmp_path, monkeypatch, capfd):
+    # `$` in a pattern also matches before a final newline: model-<hex>\n verified and loaded
+    renamed = package.rename(package.with_name(package.name + "\n"))
+    assert_refused(renamed, "a package directory is named model-<16 hex digits>", tmp_path, monkeypatch, capfd)
+
+
+@pytest.mark.parametrize("name", ["..", "."])
+def test_a_checksum_line_naming_a_directory_is_refused(package, name, tmp_path, monkeypatch, capfd):
+    sums = {n: sha256_bytes((package / n).read_bytes()) for n in (MODEL_FILE, MANIFEST_FILE, STATE_FILE)}
+    (package / CHECKSUM_FILE).write_text(render_checksums({**sums, name: "0" * 64}))
+    renamed = rename_to_its_hash(package)
+    assert_refused(
+        renamed, rf"line 1 names the directory '{re.escape(name)}', not a file", tmp_path, monkeypatch, capfd
+    )

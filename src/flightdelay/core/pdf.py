@@ -18,7 +18,7 @@ from typing import Any
 # The standard PDF fonts (Helvetica, Courier) hold the Windows-1252 characters only; a few others the report
 # writes are spelled out, anything else becomes '?' rather than a missing glyph.
 _SPELLED = {"≥": ">=", "≤": "<=", "✅": "", "❌": "", "⚠️": "", "⏭️": "", "→": "->"}
-_IMAGE = re.compile(r"^!\[(?P<title>[^\]]*)\]\((?P<target>[^)]+)\)$")
+_IMAGE = re.compile(r"^!\[(?P<title>[^\]]*)\]\((?P<target>[^)]+)\)\Z")
 _INLINE = re.compile(r"`(?P<code>[^`]+)`|\*\*(?P<bold>[^*]+)\*\*|\*(?P<italic>[^*]+)\*|\[(?P<text>[^\]]+)\]\([^)]+\)")
 
 

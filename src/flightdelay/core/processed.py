@@ -34,7 +34,7 @@ SPLITS = ("train", "test")
 SPEC_FILE = "feature_spec.json"
 COUNTS_FILE = "counts.json"
 STATE_FILE = "feature_state.json"
-PARTITION = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.parquet$")
+PARTITION = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.parquet\Z")
 
 
 class FeatureCounts(Contract):

@@ -6,13 +6,14 @@ model file is read in two steps, and the first one runs no code from the file:
 
 1. `audit_model_bytes` checks the zip archive against the limits in flightdelay.core.limits (file size, the sum of
    the entries' uncompressed sizes and each entry's compression ratio, read from the zip directory before
-   anything is decompressed), parses schema.json, and walks every node in it. Each node's loader and exact type
-   must be one that `build_pipeline` produces (`MODEL_TYPES`, derived by fitting every model kind for every
-   task; tests/security recomputes it) or one of skops's own safe defaults for plain data (arrays, numpy
-   scalars and dtypes, primitives). No function may appear except inside the one audited `functools.partial`
-   scikit-learn itself writes, which must match `AUDITED_PARTIAL` exactly. Nodes that share an `__id__` (skops
-   loads the first and reuses it for the others) must have the same loader and type, so no node can stand in
-   for one of another type.
+   anything is decompressed), inflates each entry itself with a bound (`inflate_entry`: exactly its recorded
+   size, or a refusal), checks each array's header (`check_npy`), parses schema.json, and walks every node in
+   it. Each node's loader and exact type must be one that `build_pipeline` produces (`MODEL_TYPES`, derived by
+   fitting every model kind for every task; tests/security recomputes it) or one of skops's own safe defaults for
+   plain data (arrays, numpy scalars and dtypes, primitives). No function may appear except inside the one audited
+   `functools.partial` scikit-learn itself writes, which must match `AUDITED_PARTIAL` exactly. Every node's
+   `__id__` is recorded, inside the partial too, and nodes that share one (skops loads the first and reuses it for
+   the others) must describe the same object (`_canonical`), so no node can stand in for another.
 2. skops loads the file with only `SKOPS_TRUSTED` added to its defaults, as a second, independent check.
 
 scikit-learn 1.9 stores the losses of hist_gradient_boosting as objects (`LossNode`/`ObjectNode` of exact
@@ -22,11 +23,17 @@ classes), not as partials; its only partial is the estimator's `_preprocessor`,
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import math
 import re
+import struct
 import zipfile
+import zlib
 from typing import Any
+
+import numpy as np
 
 from flightdelay.core import limits
 from flightdelay.core.errors import PipelineError
@@ -134,7 +141,7 @@ def _skops_defaults() -> dict[str, frozenset[str]]:
     }
 
 
-_ENTRY = re.compile(r"^(schema\.json|\d{1,12}\.npy)$")
+_ENTRY = re.compile(r"schema\.json|\d{1,12}\.npy")  # whole names only: re.fullmatch
 
 
 def node_type(node: dict[str, Any]) -> str:
@@ -164,10 +171,46 @@ def _without_ids(value: Any) -> Any:
     return value
 
 
-def audit_schema(schema: Any, where: str) -> None:
-    """Refuse a schema with any node a `build_pipeline` model does not have (see the module docstring)."""
+def _canonical(node: Any, arrays: dict[str, str], order: dict[int, int]) -> Any:
+    """A node as compared with another that shares its id: nested ids renumbered by first appearance (skops gives
+    temporaries, such as the empty array a dtype is written as, a fresh id each time it writes the same object)
+    and each array file named by the SHA-256 of its bytes, so only the same content with the same sharing matches."""
+    if isinstance(node, list):
+        return [_canonical(v, arrays, order) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key in sorted(node):
+        value = node[key]
+        if key == "__id__" and type(value) is int:
+            out[key] = order.setdefault(value, len(order))
+        elif key == "file" and isinstance(value, str):
+            out[key] = arrays.get(value, value)
+        else:
+            out[key] = _canonical(value, arrays, order)
+    return out
+
+
+def _same_node(
+    ident: int, node: dict[str, Any], first: dict[int, dict[str, Any]], arrays: dict[str, str], where: str
+) -> None:
+    """skops builds the first node with an `__id__` and hands it back wherever the id appears again, so every
+    node sharing an id must describe the very same object (see _canonical); each of its nested nodes is checked
+    the same way against every other node with that nested node's id."""
+    seen = first.setdefault(ident, node)
+    if seen is not node and _canonical(seen, arrays, {}) != _canonical(node, arrays, {}):
+        raise PipelineError(
+            f"{where}: two different objects in the model file share the id {ident} ({node_type(seen)} and "
+            f"{node_type(node)}); skops would load one in place of the other, so it is refused"
+        )
+
+
+def audit_schema(schema: Any, where: str, arrays: dict[str, str] | None = None) -> None:
+    """Refuse a schema with any node a `build_pipeline` model does not have (see the module docstring).
+    `arrays`: the SHA-256 of each array entry, by name, to compare nodes sharing an id by their arrays' bytes."""
     defaults = _skops_defaults()
-    first: dict[int, str] = {}
+    first: dict[int, dict[str, Any]] = {}
+    audited_functions: set[int] = set()  # id() of the FunctionNode inside the audited partial
     stack: list[tuple[Any, int]] = [(schema, 0)]
     while stack:
         item, depth = stack.pop()
@@ -196,7 +239,8 @@ def audit_schema(schema: Any, where: str) -> None:
                         "(partial(sklearn.utils.validation.check_array, dtype=[float64], ensure_all_finite=False)); "
                         "refusing it before anything in it is loaded"
                     )
-            elif loader == "FunctionNode":
+                audited_functions.add(id(item["content"]["func"]))
+            elif loader == "FunctionNode" and id(item) not in audited_functions:
                 raise PipelineError(
                     f"{where}: the model file holds the function {name}; a model may hold no function, so it is "
                     "refused before anything in it is loaded"
@@ -207,14 +251,7 @@ def audit_schema(schema: Any, where: str) -> None:
                     "flightdelay.modeling.model.build_pipeline contains; refusing it before anything in it is loaded"
                 )
             if "__id__" in item:
-                seen = first.setdefault(ident, kind)
-                if seen != kind:
-                    raise PipelineError(
-                        f"{where}: two objects of different types in the model file share the id {ident} "
-                        f"({seen} and {kind}); refusing it"
-                    )
-            if loader == "PartialNode":
-                continue  # checked whole above
+                _same_node(ident, item, first, arrays or {}, where)
         stack.extend((value, depth + 1) for value in item.values())
 
 
@@ -233,8 +270,8 @@ def check_archive(data: bytes, where: str) -> zipfile.ZipFile:
             "(MODEL_MAX_ENTRIES in flightdelay/limits.py); refusing to read it"
         )
     names = [info.filename for info in entries]
-    if len(set(names)) != len(names) or not all(_ENTRY.match(name) for name in names):
-        odd = sorted({n for n in names if not _ENTRY.match(n) or names.count(n) > 1})[:5]
+    if len(set(names)) != len(names) or not all(_ENTRY.fullmatch(name) for name in names):
+        odd = sorted({n for n in names if not _ENTRY.fullmatch(n) or names.count(n) > 1})[:5]
         raise PipelineError(
             f"{where}: not a readable skops model file (unexpected or repeated zip entries {odd}); "
             "rerun the train stage"
@@ -243,6 +280,8 @@ def check_archive(data: bytes, where: str) -> zipfile.ZipFile:
     for info in entries:
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise PipelineError(f"{where}: {info.filename} uses compression {info.compress_type}, not deflate")
+        if info.flag_bits & 0x1:
+            raise PipelineError(f"{where}: {info.filename} is marked encrypted; a model file is never encrypted")
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > limits.RATIO_FLOOR_BYTES and ratio > limits.MODEL_MAX_RATIO:
             raise PipelineError(
@@ -267,16 +306,89 @@ def check_archive(data: bytes, where: str) -> zipfile.ZipFile:
     return archive
 
 
-def audit_model_bytes(data: bytes, where: str) -> None:
-    """Everything checked before skops sees the file: limits, the archive's entries, every node of its schema."""
-    archive = check_archive(data, where)
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name and extra field lengths at offsets 26 and 28
+
+
+def inflate_entry(data: bytes, info: zipfile.ZipInfo, where: str) -> bytes:
+    """An entry's bytes, inflated by us with a bound before zipfile or skops touch them: refused unless its stream
+    gives exactly the size the zip directory records, ends there, and matches its CRC.
+
+    zipfile (Python 3.11) inflates up to 1 GiB of a stream before it truncates to the recorded size, so a stream
+    that goes on past that size is a zip bomb the directory's sizes do not show. Memory here is bounded by the
+    recorded sizes, which check_archive caps."""
+    start = info.header_offset
+    if start < 0 or start + _LOCAL_HEADER.size > len(data):
+        raise PipelineError(f"{where}: {info.filename} has no local header in the file; refusing it")
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(data, start)
+    begin = start + 30 + name_length + extra_length
+    raw = data[begin : begin + info.compress_size]
+    if signature != b"PK\x03\x04" or len(raw) != info.compress_size:
+        raise PipelineError(f"{where}: {info.filename}: its local header or compressed bytes are damaged; refusing it")
+    if info.compress_type == zipfile.ZIP_STORED:
+        body, ended = raw, True
+    else:
+        stream = zlib.decompressobj(-15)
+        try:
+            body = stream.decompress(raw, info.file_size + 1)
+        except zlib.error as exc:
+            raise PipelineError(f"{where}: {info.filename}: not a valid deflate stream ({exc}); refusing it") from None
+        ended = stream.eof and not stream.unused_data and not stream.unconsumed_tail
+    if len(body) != info.file_size or not ended:
+        raise PipelineError(
+            f"{where}: {info.filename} inflates to more or other than the {info.file_size:,} bytes the zip directory "
+            "records (a zip bomb hidden behind a small recorded size, or a damaged file); refusing it"
+        )
+    if zlib.crc32(body) != info.CRC:
+        raise PipelineError(f"{where}: {info.filename} does not match its CRC; refusing it")
+    return body
+
+
+def check_npy(body: bytes, name: str, where: str) -> None:
+    """An array entry must be a plain .npy file (no pickled objects) whose declared shape and dtype need exactly
+    the bytes that follow its header, so numpy never allocates more than the file holds."""
+    stream = io.BytesIO(body)
     try:
-        schema = json.loads(archive.read("schema.json").decode("utf-8"))
-    except (zipfile.BadZipFile, ValueError, RecursionError, OSError, EOFError) as exc:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"npy format version {version}")
+    except (ValueError, TypeError, SyntaxError, OverflowError) as exc:
+        raise PipelineError(f"{where}: {name} is not a plain .npy array ({str(exc)[:120]}); refusing it") from None
+    if dtype.hasobject:
+        raise PipelineError(
+            f"{where}: {name} holds Python objects (dtype {dtype}), which load by unpickling; refusing it"
+        )
+    count = math.prod(shape)
+    declared, held = count * dtype.itemsize, len(body) - stream.tell()
+    if count > limits.MODEL_UNCOMPRESSED_MAX_BYTES or declared != held:
+        raise PipelineError(
+            f"{where}: {name} declares {count:,} items of {dtype} ({declared:,} bytes) but holds {held:,} bytes of "
+            f"data (at most {limits.MODEL_UNCOMPRESSED_MAX_BYTES:,} items, MODEL_UNCOMPRESSED_MAX_BYTES in "
+            "flightdelay/limits.py); refusing it before numpy allocates it"
+        )
+
+
+def audit_model_bytes(data: bytes, where: str) -> None:
+    """Everything checked before skops sees the file: limits, every entry's stream and arrays, every schema node."""
+    archive = check_archive(data, where)
+    schema_bytes, arrays = b"", {}
+    for info in archive.infolist():
+        body = inflate_entry(data, info, where)
+        if info.filename == "schema.json":
+            schema_bytes = body
+        else:
+            check_npy(body, info.filename, where)
+            arrays[info.filename] = hashlib.sha256(body).hexdigest()
+    try:
+        schema = json.loads(schema_bytes.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError a schema nested absurdly deep
         raise PipelineError(
             f"{where}: not a readable skops model file ({type(exc).__name__}: {str(exc)[:200]}); rerun the train stage"
         ) from None
     if not isinstance(schema, dict):
         raise PipelineError(f"{where}: not a readable skops model file (schema.json is not an object)")
-    audit_schema(schema, where)
+    audit_schema(schema, where, arrays)

@@ -335,7 +335,7 @@ def _cap(text: str, limit: int = MAX_CHARS) -> str:
 
 # --- the trusted entry point -----------------------------------------------------------------------------------
 
-RUN_URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9_.~%-]+)*$")
+RUN_URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9_.~%-]+)*\Z")
 
 
 def render_comment(report_dir: Path, out_dir: Path, head_sha: str, run_url: str | None = None) -> Path:

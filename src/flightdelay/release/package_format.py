@@ -50,8 +50,8 @@ PACKAGE_FILES = frozenset({MODEL_FILE, MANIFEST_FILE, STATE_FILE})
 MANIFEST_FORMAT = 3
 ACCEPTED_GATE = ("pass", "overridden")
 NAME_DIGITS = 16
-_LINE = re.compile(r"^([0-9a-f]{64})  ([A-Za-z0-9._-]+)$")
-_NAME = re.compile(r"^model-([0-9a-f]{16})$")
+_LINE = re.compile(r"([0-9a-f]{64})  ([A-Za-z0-9._-]+)")  # whole lines only: fullmatch
+_NAME = re.compile(r"model-([0-9a-f]{16})")  # whole names only: fullmatch
 
 
 class PackageError(PipelineError):
@@ -75,10 +75,12 @@ def render_checksums(files: dict[str, str]) -> str:
 def parse_checksums(text: str, where: str) -> dict[str, str]:
     files: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
-        match = _LINE.match(line)
+        match = _LINE.fullmatch(line)
         if not match:
             raise PackageError(f"{where}: line {number} is not '<sha256>  <file name>': {line[:80]!r}")
         sha, name = match.groups()
+        if name in (".", ".."):
+            raise PackageError(f"{where}: line {number} names the directory {name!r}, not a file; refusing it")
         if name in files or name == CHECKSUM_FILE:
             raise PackageError(f"{where}: line {number} lists {name} twice or lists the checksum file itself")
         files[name] = sha
@@ -155,9 +157,9 @@ def verify(path: str | Path) -> VerifiedPackage:
         raise PackageError(f"{path}: a symbolic link; a package must be a real directory, refusing it")
     if not path.is_dir():
         raise PackageError(f"{path}: not a package directory")
-    name_match = _NAME.match(path.name)
+    name_match = _NAME.fullmatch(path.name)
     if not name_match:
-        raise PackageError(f"{path}: a package directory is named model-<16 hex digits>")
+        raise PackageError(f"{str(path)!r}: a package directory is named model-<16 hex digits>")
     checksum_path = path / CHECKSUM_FILE
     if not os.path.lexists(checksum_path):
         raise PackageError(f"{path}: no {CHECKSUM_FILE}; refusing an unverifiable package")

@@ -51,7 +51,7 @@ from flightdelay.release.record import CHANNELS, RegistryError, make_record, rec
 
 log = logging.getLogger(__name__)
 
-_COUNTER = re.compile(r"#(\d+)$")
+_COUNTER = re.compile(r"#(\d+)\Z")
 LOCK_FILE = "flightdelay-registry.lock"
 _P = ParamSpec("_P")
 

@@ -57,8 +57,8 @@ INPUTS = {
 OUTPUTS = {"out": "folder for the typed Parquet partitions", "quarantine": "Parquet file of the rows refused"}
 UNTRACKED: dict[str, str] = {}
 
-PARTITION_FILE = re.compile(r"^(?P<period>\d{4}-\d{2})\.(?P<ext>csv|csv\.gz|parquet)$")
-TABLE_FILE = re.compile(r"^(?P<table>[^/]+)\.(?P<ext>csv|csv\.gz|parquet)$")
+PARTITION_FILE = re.compile(r"^(?P<period>\d{4}-\d{2})\.(?P<ext>csv|csv\.gz|parquet)\Z")
+TABLE_FILE = re.compile(r"^(?P<table>[^/]+)\.(?P<ext>csv|csv\.gz|parquet)\Z")
 LINEAGE = ["_source", "_row"]
 # A column whose values mostly fail to convert has changed type: stop rather than quarantine every row.
 CHANGED_TYPE_SHARE = 0.5
