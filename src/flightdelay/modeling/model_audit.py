@@ -271,7 +271,10 @@ def audit_model_bytes(data: bytes, where: str) -> None:
     """Everything checked before skops sees the file: limits, the archive's entries, every node of its schema."""
     archive = check_archive(data, where)
     try:
-        schema = json.loads(archive.read("schema.json").decode("utf-8"))
+        text = archive.read("schema.json")
+        what, name = f"{where} schema.json", "MODEL_SCHEMA_MAX_CONTAINERS"
+        limits.check_containers(text, limits.MODEL_SCHEMA_MAX_CONTAINERS, name, what, PipelineError)
+        schema = json.loads(text.decode("utf-8"))
     except (zipfile.BadZipFile, ValueError, RecursionError, OSError, EOFError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError a schema nested absurdly deep
         raise PipelineError(
