@@ -88,6 +88,8 @@ class FakePredictor:
     table: str = "flights"  # the main table: the request body's key
     reference: FakeReference = field(default_factory=FakeReference)
     fail_canary: bool = False
+    crash_canary: bool = False  # the canary raises a ValueError, as a model whose hashed data breaks scikit-learn does
+    load_error: Exception | None = None  # the loader raises it after verifying, as a reader of hostile data does
     canary_s: float = 0.0  # how long the canary takes
     delay_s: float = 0.0
     offset: float = 0.0
@@ -138,6 +140,8 @@ class FakePredictor:
         self.canary_started.set()
         if self.canary_s:
             time.sleep(self.canary_s)
+        if self.crash_canary:
+            raise ValueError("No valid specification of the columns")
         if self.fail_canary:
             raise CanaryError("example row 0: probability 0.41 differs from the recorded 0.40 by 0.01")
 
@@ -149,6 +153,8 @@ def fake_loader(predictors: dict[str, FakePredictor]) -> Any:
     def load(path: Path) -> FakePredictor:
         checked = verify(path)
         predictor = predictors[checked.path.name]
+        if predictor.load_error is not None:
+            raise predictor.load_error
         predictor.name, predictor.package_hash = checked.path.name, checked.hash
         return predictor
 

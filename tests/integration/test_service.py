@@ -350,8 +350,10 @@ def test_health_ready_and_metadata(make):
     assert read_history(harness.settings.history)[0]["outcome"] == "started"
 
 
-def test_a_failing_canary_at_start_leaves_the_service_unready_and_refusing_predictions(make):
-    client, harness = make(first=FakePredictor(fail_canary=True), ready=False)
+@pytest.mark.parametrize("crash", [False, True], ids=["canary fails", "canary raises ValueError"])
+def test_a_failing_canary_at_start_leaves_the_service_unready_and_refusing_predictions(make, crash):
+    first = FakePredictor(crash_canary=True) if crash else FakePredictor(fail_canary=True)
+    client, harness = make(first=first, ready=False)
     deadline = time.monotonic() + 30
     while not list(harness.settings.alerts_dir.glob("deploy-*.json")):
         assert time.monotonic() < deadline
@@ -510,10 +512,19 @@ def test_a_deploy_during_the_start_up_canary_waits_its_turn_and_the_history_stay
     assert back.status_code == 200 and back.json()["package"] == harness.first_path.name
 
 
-@pytest.mark.parametrize("fault", ["tampered", "failing canary", "missing"])
+FAULTS = ["tampered", "failing canary", "missing", "loader crashes", "canary crashes"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
 def test_a_refused_deploy_keeps_the_old_model_and_writes_an_alert(make, fault):
+    """Any exception while loading a package or running its canary refuses it: a package whose hashed data breaks a
+    reader (a manifest field of another type, an .npy that is an .npz) was a 500 with no history line or alert."""
     client, harness = make()
-    bad = harness.add(FakePredictor(fail_canary=fault == "failing canary"), b"bad")
+    crash = AttributeError("'list' object has no attribute 'get'") if fault == "loader crashes" else None
+    bad = harness.add(
+        FakePredictor(fail_canary=fault == "failing canary", crash_canary=fault == "canary crashes", load_error=crash),
+        b"bad",
+    )
     if fault == "tampered":
         tamper(bad)
     elif fault == "missing":
@@ -525,8 +536,14 @@ def test_a_refused_deploy_keeps_the_old_model_and_writes_an_alert(make, fault):
     [alert] = harness.settings.alerts_dir.glob("deploy-*.json")
     record = json.loads(alert.read_text())
     assert record["outcome"] == "refused" and record["serving"]["name"] == harness.first_path.name
-    expected = {"tampered": "SHA-256", "failing canary": "differs from the recorded", "missing": "not a package"}
-    assert expected[fault] in record["reason"]
+    expected = {
+        "tampered": "SHA-256",
+        "failing canary": "differs from the recorded",
+        "missing": "not a package",
+        "loader crashes": "AttributeError: 'list' object has no attribute 'get'",
+        "canary crashes": "ValueError: No valid specification of the columns",
+    }
+    assert expected[fault] in record["reason"] and expected[fault] in error["message"]
     assert read_history(harness.settings.history)[-1]["outcome"] == "refused"
     assert harness.predictors.get(bad.name) is None or harness.predictors[bad.name].calls == []
 

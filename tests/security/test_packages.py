@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from flightdelay.cli import main
+from flightdelay.core import limits
+from flightdelay.core.errors import PipelineError
 from flightdelay.core.hashing import sha256_bytes
+from flightdelay.release import package_format
 from flightdelay.release.package_format import (
     CHECKSUM_FILE,
     MANIFEST_FILE,
@@ -312,3 +315,131 @@ def test_a_checksum_line_naming_a_directory_is_refused(package, name, tmp_path, 
     assert_refused(
         renamed, rf"line 1 names the directory '{re.escape(name)}', not a file", tmp_path, monkeypatch, capfd
     )
+
+
+# ------------------------------------------------------------------------------------------- shapes and sizes
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        (lambda m: m.update(params=[]), r"params is a list, expected an object"),
+        (lambda m: m["params"].update(features=[]), r"params\.features is a list, expected an object"),
+        (lambda m: m["params"].update(dataset="x"), r"params\.dataset is a string, expected an object"),
+        (lambda m: m.update(input_schema=[]), r"input_schema is a list, expected an object"),
+        (lambda m: m.update(environment=[]), r"environment is a list, expected an object"),
+        (lambda m: m.update(reference="x"), r"reference is a string, expected an object"),
+        (lambda m: m.update(reference=7), r"reference is a number, expected an object"),
+        (lambda m: m["model"]["features"].update(numeric=5), r"model\.features\.numeric is a number, expected a list"),
+        (lambda m: m.update(examples=[1]), r"examples\[0\] is a number, expected an object"),
+        (
+            lambda m: m["params"].update(evaluate={"threshold": "0.5"}),
+            r"params\.evaluate\.threshold is a string, expected a number",
+        ),
+    ],
+)
+def test_a_manifest_field_of_another_json_type_is_refused_naming_it(
+    package, tmp_path, monkeypatch, capfd, change, pattern
+):
+    # Predictor.load called `.get` on whatever the field held: an AttributeError (a 500 in the service, "failed
+    # unexpectedly" in the CLI) instead of a refusal naming the field
+    rewrite_manifest(package, lambda m: (m["params"].setdefault("evaluate", {"threshold": 0.35}), change(m)))
+    path = rename_to_its_hash(package)
+    assert_refused(path, r"manifest\.json: " + pattern, tmp_path, monkeypatch, capfd)
+    with pytest.raises(PackageError, match=pattern):
+        Predictor.load(path)
+
+
+def test_the_package_fixture_with_its_threshold_loads(package):
+    """The control of the cases above: the same package, only the threshold added, loads and passes its canary."""
+    rewrite_manifest(package, lambda m: m["params"].setdefault("evaluate", {"threshold": 0.35}))
+    Predictor.load(rename_to_its_hash(package)).canary()
+
+
+def empty_lists(size: int) -> bytes:
+    return b'{"a": [' + b"[]," * (size // 3) + b"[]]}"
+
+
+def test_a_feature_state_of_many_empty_lists_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    # under FEATURE_STATE_MAX_BYTES, 64 MiB of "[]," parsed into 1.97 GB of lists before the model was audited
+    model_bytes = tiny_model_bytes()
+    limit = limits.FEATURE_STATE_MAX_CONTAINERS
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest_for(model_bytes), empty_lists(3 * limit))
+    parsed: list[int] = []
+    loads = json.loads
+    monkeypatch.setattr(package_format.json, "loads", lambda text, **kw: parsed.append(len(text)) or loads(text, **kw))
+    with pytest.raises(
+        PackageError,
+        match=rf"feature_state\.json holds {limit + 3:,} JSON lists and objects .*"
+        r"over the limit of 100,000 \(FEATURE_STATE_MAX_CONTAINERS in flightdelay/core/limits\.py\)",
+    ):
+        load_package(path)
+    assert parsed and max(parsed) < 3 * limit  # the manifest was parsed, the state was refused on its bytes
+
+
+def test_a_manifest_of_many_empty_lists_is_refused_before_it_is_parsed(package, tmp_path, monkeypatch, capfd):
+    manifest = json.loads((package / MANIFEST_FILE).read_text())
+    text = json.dumps(manifest)[:-1].encode() + b', "x": ' + empty_lists(3 * limits.MANIFEST_MAX_CONTAINERS) + b"}"
+    path = consistent_package(tmp_path, text)
+    assert_refused(path, r"manifest\.json holds .* \(MANIFEST_MAX_CONTAINERS in flightdelay/core/limits\.py\)",
+                   tmp_path, monkeypatch, capfd)  # fmt: skip
+
+
+def test_a_schema_json_of_many_empty_lists_is_refused_before_it_is_parsed(tmp_path):
+    import io
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(tiny_model_bytes()))
+    junk = empty_lists(3 * limits.MODEL_SCHEMA_MAX_CONTAINERS)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:  # stored: no zip-bomb ratio
+        for name in source.namelist():
+            body = source.read(name)
+            archive.writestr(name, body[:-1] + b', "junk": ' + junk + b"}" if name == "schema.json" else body)
+    model_bytes = out.getvalue()
+    path, _ = write_package(tmp_path / "packages", model_bytes, manifest_for(model_bytes), tiny_state_bytes())
+    with pytest.raises(PipelineError, match=r"schema\.json holds .* \(MODEL_SCHEMA_MAX_CONTAINERS in flightdelay/"):
+        load_package(path)
+
+
+def test_the_real_files_are_far_under_their_container_limits(package):
+    """The limits leave room: the test package's files hold a small share of what their limit allows."""
+    import zipfile
+
+    for data, limit in (
+        ((package / STATE_FILE).read_bytes(), limits.FEATURE_STATE_MAX_CONTAINERS),
+        ((package / MANIFEST_FILE).read_bytes(), limits.MANIFEST_MAX_CONTAINERS),
+        (zipfile.ZipFile(package / MODEL_FILE).read("schema.json"), limits.MODEL_SCHEMA_MAX_CONTAINERS),
+    ):
+        assert (data.count(b"[") + data.count(b"{")) * 100 < limit
+
+
+def test_an_npy_entry_holding_an_npz_is_refused_by_load_or_canary_never_an_unexpected_error(tmp_path):
+    """An array entry replaced by an .npz once passed the audit and skops (np.load gives an NpzFile), then failed in
+    the canary with AttributeError or ValueError. Each entry in turn is now a refusal (PipelineError), never an
+    unexpected error: the audit refuses an array entry that is not a plain .npy file before skops reads it."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    base = tiny_model_bytes()
+    source = zipfile.ZipFile(io.BytesIO(base))
+    npz = io.BytesIO()
+    np.savez(npz, x=np.arange(3))
+    outcomes = []
+    for target in [n for n in source.namelist() if n.endswith(".npy")]:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in source.namelist():
+                archive.writestr(name, npz.getvalue() if name == target else source.read(name))
+        model_bytes = out.getvalue()
+        manifest = manifest_for(model_bytes, {"evaluate": {"threshold": 0.35}})
+        path, _ = write_package(tmp_path / target, model_bytes, manifest, tiny_state_bytes())
+        try:
+            Predictor.load(path).canary()
+            outcomes.append("works")
+        except PipelineError as exc:  # anything else fails the test
+            assert "\n" not in str(exc)
+            outcomes.append(type(exc).__name__)
+    assert outcomes and "works" not in outcomes

@@ -30,6 +30,15 @@ MANIFEST_MAX_BYTES = 8 * MIB
 FEATURE_STATE_MAX_BYTES = 64 * MIB
 CHECKSUM_FILE_MAX_BYTES = 64 * 1024
 
+# JSON structure: the lists and objects a file may hold, counted as its "[" and "{" bytes before it is parsed (an upper
+# bound: a bracket inside a string counts too). Under its byte cap, a file of "[]," parses into ~21 bytes of Python
+# objects per byte of text (a 64 MiB feature state took 1.97 GB). Real files need few: the default feature state
+# holds 45 (its tables are columns, so the count does not grow with the data: the same at 30x), the manifest 278
+# (5,200 per MiB), an HGB schema.json ~3,500 per MiB (4,044 in 1.2 MB; the 3.4 MB 800-iteration model ~12,000).
+MODEL_SCHEMA_MAX_CONTAINERS = 500_000  # ~40x the largest real schema.json; ~150 MB of Python objects at most
+MANIFEST_MAX_CONTAINERS = 100_000  # ~360x the default manifest (a generic build with many features needs more)
+FEATURE_STATE_MAX_CONTAINERS = 100_000  # ~2,000x the default feature state
+
 
 def over(what: str, size: int, limit: int, name: str) -> str:
     """The refusal message for a size over a limit, naming the limit and where it is set."""
@@ -65,3 +74,15 @@ def read_capped(path: str | Path, limit: int, name: str, error: type[Exception])
     if len(data) > limit:  # it grew while being read
         raise error(over(str(path), len(data), limit, name))
     return data
+
+
+def check_containers(data: bytes, limit: int, name: str, what: str, error: type[Exception]) -> None:
+    """Refuse (as `error`) JSON text holding more than `limit` lists and objects, before it is parsed: `[` and `{`
+    are counted on the bytes (a C loop, ~10 ms per 64 MiB), so a file under its byte cap cannot parse into gigabytes
+    of empty containers."""
+    count = data.count(b"[") + data.count(b"{")
+    if count > limit:
+        raise error(
+            f"{what} holds {count:,} JSON lists and objects ('[' and '{{' bytes), over the limit of {limit:,} "
+            f"({name} in flightdelay/core/limits.py); refusing to parse it"
+        )

@@ -383,6 +383,8 @@ def audit_model_bytes(data: bytes, where: str) -> None:
             check_npy(body, info.filename, where)
             arrays[info.filename] = hashlib.sha256(body).hexdigest()
     try:
+        what, name = f"{where} schema.json", "MODEL_SCHEMA_MAX_CONTAINERS"
+        limits.check_containers(schema_bytes, limits.MODEL_SCHEMA_MAX_CONTAINERS, name, what, PipelineError)
         schema = json.loads(schema_bytes.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError a schema nested absurdly deep

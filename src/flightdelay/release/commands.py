@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> None:
         package = load_package(args.path)
         m = package.manifest
         sys.stdout.write(
-            f"{package.path}: OK ({m['model']['kind']} {m['model']['task']}, gate {m['gate']['decision']}, "
+            f"{package.path}: OK ({m['model'].get('kind')} {m['model'].get('task')}, gate {m['gate']['decision']}, "
             f"hash {package.hash})\n"
         )
     elif args.stage == "promote":

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,41 @@ ACCEPTED_GATE = ("pass", "overridden")
 NAME_DIGITS = 16
 _LINE = re.compile(r"([0-9a-f]{64})  ([A-Za-z0-9._-]+)")  # whole lines only: fullmatch
 _NAME = re.compile(r"model-([0-9a-f]{16})")  # whole names only: fullmatch
+# The manifest's fields that code reads (the predictor, its feature builders, the service's metadata, `verify`), and
+# the JSON type each must have when it is there. A hashed but hostile manifest with another type (a list where an
+# object is read) is refused here, naming the field, instead of failing inside its reader (an AttributeError).
+MANIFEST_SHAPES: tuple[tuple[str, str], ...] = (
+    ("model", "object"),
+    ("model.task", "string"),
+    ("model.kind", "string"),
+    ("model.features", "object"),
+    ("model.features.numeric", "list of strings"),
+    ("model.features.categorical", "list of strings"),
+    ("params", "object"),
+    ("params.dataset", "object"),
+    ("params.dataset.table", "string"),
+    ("params.dataset.entity_keys", "list of strings"),
+    ("params.dataset.target", "object"),
+    ("params.features", "object"),
+    ("params.features.builder", "string"),
+    ("params.features.generic", "object or null"),  # null for the flights builder
+    ("params.features.split", "object"),
+    ("params.ingest", "object"),
+    ("params.evaluate", "object"),
+    ("params.evaluate.threshold", "number"),
+    ("metrics", "object"),
+    ("gate", "object"),
+    ("lineage", "object"),
+    ("environment", "object"),
+    ("environment.flightdelay", "string"),
+    ("input_schema", "object"),
+    ("reference", "object"),
+    ("reference.features", "object"),
+    ("reference.prediction", "object"),
+    ("examples", "list of objects"),
+    ("example_predictions", "list of strings"),  # each the repr of a float (stages/package.py)
+    ("data_window", "object"),
+)
 
 
 class PackageError(PipelineError):
@@ -124,8 +160,48 @@ def _check_file(path: Path, data: bytes, expected: str) -> None:
         )
 
 
+_KINDS: dict[str, Callable[[Any], bool]] = {
+    "an object": lambda v: isinstance(v, dict),
+    "a list": lambda v: isinstance(v, list),
+    "a string": lambda v: isinstance(v, str),
+    "a number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "a boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words ("a list", "null"), for a refusal."""
+    return next((kind for kind, test in _KINDS.items() if test(value)), type(value).__name__)
+
+
+def check_manifest_shapes(manifest: dict[str, Any], where: str | Path) -> None:
+    """Refuse (PackageError) a manifest where a field of MANIFEST_SHAPES is there with another JSON type (or a list
+    with an item of another type), naming the field, what it is and what is expected. A missing field is left to
+    the code that needs it."""
+    for dotted, expected in MANIFEST_SHAPES:
+        value: Any = manifest
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                break  # absent (a parent of another type is refused on its own line, before this one)
+            value = value[part]
+        else:
+            if value is None and expected.endswith(" or null"):
+                continue
+            kind, _, item = expected.removesuffix(" or null").partition(" of ")  # "list of strings": each a string
+            wanted = {"object": "an object", "list": "a list", "string": "a string", "number": "a number"}
+            if not _KINDS[wanted[kind]](value):
+                raise PackageError(f"{where}: {dotted} is {_json_kind(value)}, expected {wanted[kind]}; refusing it")
+            if item:
+                want = wanted[item.removesuffix("s")]
+                for i, x in enumerate(value):
+                    if not _KINDS[want](x):
+                        raise PackageError(f"{where}: {dotted}[{i}] is {_json_kind(x)}, expected {want}; refusing it")
+
+
 def _manifest(path: Path, data: bytes, model_sha: str) -> dict[str, Any]:
     where = path / MANIFEST_FILE
+    limits.check_containers(data, limits.MANIFEST_MAX_CONTAINERS, "MANIFEST_MAX_CONTAINERS", str(where), PackageError)
     try:
         manifest = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -147,6 +223,7 @@ def _manifest(path: Path, data: bytes, model_sha: str) -> dict[str, Any]:
             f"{where}: gate.decision is {decision!r}; only a package whose gate decision is 'pass' or 'overridden' "
             "is accepted"
         )
+    check_manifest_shapes(manifest, where)
     return manifest
 
 
@@ -217,6 +294,13 @@ def load_package(path: str | Path) -> LoadedPackage:
 
     checked = verify(path)
     where = checked.path / STATE_FILE
+    limits.check_containers(
+        checked.state_bytes,
+        limits.FEATURE_STATE_MAX_CONTAINERS,
+        "FEATURE_STATE_MAX_CONTAINERS",
+        str(where),
+        PackageError,
+    )
     try:
         state = json.loads(checked.state_bytes.decode("utf-8"))
     except (ValueError, RecursionError) as exc:

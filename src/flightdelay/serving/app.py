@@ -60,6 +60,7 @@ from flightdelay.serving.runtime import (
     deploy_into,
     history_entry,
     now_iso,
+    refusal_reason,
     rollback_target,
     write_alert,
 )
@@ -309,8 +310,8 @@ class Service:
                 return
             try:
                 deployed.predictor.canary()
-            except PipelineError as exc:
-                self.slot.reason = f"the canary failed: {str(exc).splitlines()[0]}"
+            except Exception as exc:  # any failure of the canary refuses the package (runtime.refusal_reason)
+                self.slot.reason = f"the canary failed: {refusal_reason(exc)}"
                 entry = history_entry("refused", deployed.path, deployed.predictor, reason=self.slot.reason)
                 append_history(self.settings.history, entry)
                 write_alert(self.settings.alerts_dir, entry, None)

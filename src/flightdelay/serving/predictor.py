@@ -488,6 +488,18 @@ class Predictor:
         path = Path(package_dir)
         if not path.name.startswith("model-") and path.is_dir() and not path.is_symlink():
             path = find_package(path)
+        try:
+            return cls._load(path, context)
+        except PipelineError:
+            raise
+        except Exception as exc:  # a hashed package whose data breaks a reader in numpy, scikit-learn or ours
+            log.debug("loading %s failed", path, exc_info=True)
+            raise PackageError(
+                f"{path}: the package could not be loaded ({type(exc).__name__}: {str(exc)[:160]}); refusing it"
+            ) from None
+
+    @classmethod
+    def _load(cls, path: Path, context: Any) -> Predictor:
         package = load_package(path)
         manifest = package.manifest
         where = str(package.path / STATE_FILE)
@@ -650,8 +662,17 @@ class Predictor:
     def canary(self) -> None:
         """Re-score the manifest's example rows; raise CanaryError naming the first row whose output differs from
         the recorded one by more than 1e-9."""
-        rows, recorded = self._canary_rows
-        got = self._probability(rows)
+        try:
+            rows, recorded = self._canary_rows
+            got = self._probability(rows)
+        except CanaryError:
+            raise
+        except Exception as exc:  # a model whose (hashed, audited) data cannot score: refused like a wrong output
+            log.debug("%s: the canary could not score", self.name, exc_info=True)
+            raise CanaryError(
+                f"{self.name}: the model could not score the canary rows ({type(exc).__name__}: {str(exc)[:160]}); "
+                "refusing it"
+            ) from None
         for i, (a, b) in enumerate(zip(got, recorded, strict=True)):
             if not abs(a - b) <= CANARY_TOLERANCE:
                 raise CanaryError(

@@ -157,8 +157,19 @@ def resolve_package(package: str | None, channel: str | None, root: str | Path =
     return path
 
 
+def refusal_reason(exc: Exception) -> str:
+    """Why a package was refused, on one line. A PipelineError (PackageError, CanaryError) says it itself; anything
+    else (a package whose data breaks a reader the checks did not foresee) is named by its type, and its traceback
+    goes to the log: the package is refused all the same, never served and never a 500."""
+    if isinstance(exc, PipelineError):
+        return printable(str(exc).strip())
+    log.error("loading the package failed unexpectedly", exc_info=exc)
+    return printable(f"the package could not be loaded or its canary run ({type(exc).__name__}: {str(exc)[:200]})")
+
+
 def load_and_check(loader: Loader, path: Path, channel: str | None) -> Deployed:
-    """Load a package (verified by the loader) and run its canary; raises PipelineError (PackageError, CanaryError)."""
+    """Load a package (verified by the loader) and run its canary; raises PipelineError (PackageError, CanaryError),
+    or whatever a package the checks did not foresee makes its readers raise (deploy_into refuses either)."""
     predictor = loader(path)
     predictor.canary()
     return Deployed(predictor=predictor, path=path, channel=channel, loaded_at=now_iso())
@@ -274,7 +285,8 @@ def deploy_into(
     expected_hash: str | None = None,
 ) -> DeployResult:
     """Load `path` beside the serving model, run its canary, swap only if it passes. Blocking (run it in a thread);
-    the caller holds `slot.lock`. A refused package leaves the slot as it was, writes history and an alert.
+    the caller holds `slot.lock`. A refused package (any exception while loading it or running its canary) leaves the
+    slot as it was, writes history and an alert.
     `expected_hash` (a rollback: the hash the history recorded) must be the loaded package's full hash."""
     previous = slot.current
     try:
@@ -285,8 +297,8 @@ def deploy_into(
                 f"{path}: the package there hashes to {found}, the deploy history recorded {expected_hash}; "
                 "it is not the package that was served, refusing to roll back to it"
             )
-    except PipelineError as exc:  # the message may hold the caller's path: escaped, never cut at a newline in it
-        entry = history_entry("refused", path, None, reason=printable(str(exc).strip()), previous=previous)
+    except Exception as exc:  # the message may hold the caller's path: escaped, never cut at a newline in it
+        entry = history_entry("refused", path, None, reason=refusal_reason(exc), previous=previous)
         append_history(history, entry)
         return DeployResult(False, "refused", entry, write_alert(alerts_dir, entry, previous))
     slot.current = candidate  # one reference assignment: requests being answered keep the Deployed they read
