@@ -311,5 +311,6 @@ def test_a_re_signed_hostile_manifest_is_refused_at_load(package, tmp_path, edit
     hostile, _ = write_package(
         tmp_path / "hostile", (package / MODEL_FILE).read_bytes(), manifest, (package / STATE_FILE).read_bytes()
     )
-    with pytest.raises(PackageError, match="refusing the package"):
+    # refused by verify's check of the manifest's shapes (a threshold that is not a number) or at load
+    with pytest.raises(PackageError, match="refusing (the package|it)$"):
         Predictor.load(hostile)

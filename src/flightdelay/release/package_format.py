@@ -70,7 +70,7 @@ MANIFEST_SHAPES: tuple[tuple[str, str], ...] = (
     ("params.dataset.target", "object"),
     ("params.features", "object"),
     ("params.features.builder", "string"),
-    ("params.features.generic", "object or null"),  # null for the flights builder
+    ("params.features.generic", "object or null"),  # null unless features.builder is generic
     ("params.features.split", "object"),
     ("params.ingest", "object"),
     ("params.evaluate", "object"),
