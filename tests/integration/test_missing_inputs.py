@@ -3,7 +3,6 @@ path and how to build it: exit 1, not the "this is a bug" exit 2, and nothing wr
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,28 +10,16 @@ import pytest
 from flightdelay.cli import STAGES, main
 from tests.default_params import default_params, write_params
 from tests.stage_cmd import stage_argv
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.workspace import lay_out, written
 
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """dvc.yaml, the schema and the test params: every stage's inputs are missing."""
-    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    (tmp_path / "config").mkdir()
-    shutil.copy(REPO / "config" / "schema.yaml", tmp_path / "config" / "schema.yaml")
+    lay_out(tmp_path)
     write_params(tmp_path / "params.yaml", default_params())
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def written(root: Path) -> list[str]:
-    inputs = {"dvc.yaml", "params.yaml", "config/schema.yaml"}
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.relative_to(root).as_posix() not in inputs and p.parts[len(root.parts)] != "logs"
-    )
 
 
 @pytest.mark.parametrize("stage", [stage for stage in STAGES if stage != "raw"])

@@ -312,5 +312,5 @@ def test_a_re_signed_hostile_manifest_is_refused_at_load(package, tmp_path, edit
         tmp_path / "hostile", (package / MODEL_FILE).read_bytes(), manifest, (package / STATE_FILE).read_bytes()
     )
     # refused by verify's check of the manifest's shapes (a threshold that is not a number) or at load
-    with pytest.raises(PackageError, match="refusing (the package|it)$"):
+    with pytest.raises(PackageError, match=r"refusing (the package|it)$"):
         Predictor.load(hostile)

@@ -8,7 +8,6 @@ repository, runs a stage through the real CLI entry point and checks: exit code 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import yaml
 from flightdelay.cli import STAGES, main
 from tests.default_params import default_params, write_params
 from tests.stage_cmd import stage_argv
+from tests.workspace import lay_out, written
 
 REPO = Path(__file__).resolve().parents[2]
 SHA = "0123456789abcdef" * 4
@@ -27,21 +27,9 @@ OVERRIDE = {"approved_by": "Ada", "reason": "reviewed", "rules": ["min_metrics.r
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """dvc.yaml and the schema file of the repository; params.yaml is written by each test."""
-    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    (tmp_path / "config").mkdir()
-    shutil.copy(REPO / "config" / "schema.yaml", tmp_path / "config" / "schema.yaml")
+    lay_out(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def written(root: Path) -> list[str]:
-    """Files a stage left behind, apart from its inputs and its own log."""
-    inputs = {"dvc.yaml", "params.yaml", "config/schema.yaml"}
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.relative_to(root).as_posix() not in inputs and p.parts[len(root.parts)] != "logs"
-    )
 
 
 def refused(stage: str, capfd: pytest.CaptureFixture[str], root: Path) -> list[str]:
