@@ -389,8 +389,8 @@ def run(args: argparse.Namespace) -> str:
     rows = read_table(frame, args.time_column, list(args.entity_keys), str(args.csv))
     spec = infer_table(rows.drop(columns=["year", "month"]), args.time_column, list(args.entity_keys))
     params_file = Path(args.params)
-    params_text = params_file.read_text(encoding="utf-8")
     params = read_yaml(params_file, "params file", "run from the repository root or pass --params")
+    params_text = params_file.read_text(encoding="utf-8")  # its comments are kept in the file written back
     schema_file = params["data"]["schema"]
     raw_dir = f"data/raw/{table}"
     parts = monthly_csv(rows, args.time_column)
